@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Settings shared by every Swift target: explicit existentials, imports that must be named
+/// where they are used, and internal imports unless a public signature needs the module.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "ivy-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Ivy", targets: ["Ivy"]),
+        .library(name: "IvyCore", targets: ["IvyCore"]),
+        .library(name: "IvyExamples", targets: ["IvyExamples"]),
+        .executable(name: "ivy", targets: ["ivy"]),
+    ],
+    targets: [
+        // System libraries, linked through pkg-config (no Swift package dependencies).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+
+        .target(name: "IvyCore", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
+        .target(name: "Ivy", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
+        .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
+
+        .testTarget(name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyConformanceTests", dependencies: ["Ivy", "IvyCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "IvyCLITests", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,70 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+@_exported public import IvyCore
+internal import Foundation
+
+/// Where a queue or notifier lives: a URL, or an instance you made.
+public enum BackendLocation: Sendable, ExpressibleByStringLiteral {
+    /// `memory://`, and the brokers' URLs as their modules arrive.
+    case url(String)
+    /// The in-process backend or notifier.
+    case memory
+
+    public init(stringLiteral value: String) { self = .url(value) }
+}
+
+extension Ivy {
+    /// Makes a producer/worker from backend URLs.
+    ///
+    /// ```swift
+    /// let ivy = try await Ivy(registry: registry, queue: .url("memory://"), notifier: .url("memory://"))
+    /// ```
+    ///
+    /// - Throws: ``IvyError/Code/invalidURL`` or ``IvyError/Code/unsupportedBackend``; the message
+    ///   shows the URL with its credentials replaced by `***`.
+    public convenience init(
+        registry: TaskRegistry, queue: BackendLocation = .memory, notifier: BackendLocation = .memory,
+        options: IvyOptions = .init()
+    ) async throws {
+        try await self.init(
+            registry: registry, backend: try Self.backend(queue), notifier: try Self.notifier(notifier),
+            options: options)
+    }
+
+    /// The queue backend a location names.
+    public static func backend(_ location: BackendLocation) throws(IvyError) -> any QueueBackend {
+        switch try BackendURL(location) {
+        case .memory: MemoryQueueBackend()
+        }
+    }
+
+    /// The notifier a location names.
+    public static func notifier(_ location: BackendLocation) throws(IvyError) -> any Notifier {
+        switch try BackendURL(location) {
+        case .memory: MemoryNotifier()
+        }
+    }
+}
+
+/// A parsed backend URL.
+enum BackendURL {
+    case memory
+
+    init(_ location: BackendLocation) throws(IvyError) {
+        switch location {
+        case .memory: self = .memory
+        case .url(let text):
+            guard let schemeEnd = text.range(of: "://") else {
+                throw IvyError(.invalidURL, endpoint: Redaction.redact(url: text), detail: "expected scheme://…")
+            }
+            let scheme = text[..<schemeEnd.lowerBound].lowercased()
+            switch scheme {
+            case "memory": self = .memory
+            default:
+                throw IvyError(
+                    .unsupportedBackend, endpoint: Redaction.redact(url: text),
+                    detail: "supported schemes: memory://")
+            }
+        }
+    }
+}

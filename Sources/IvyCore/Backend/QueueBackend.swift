@@ -1,0 +1,89 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+/// A durable queue broker: the contract every backend keeps (PROTOCOL.md, "Backend contract").
+///
+/// Message bodies are opaque bytes here; the codec above turns them into task messages.
+/// Guarantees:
+/// - ``send(_:to:)`` returns only after the broker durably accepted the message.
+/// - ``reserve(from:count:visibility:wait:)`` hands out messages invisible to other consumers
+///   until acknowledged, released, dead-lettered or until the visibility timeout runs out;
+///   expired reservations come back by themselves and their delivery count grows.
+/// - Nothing is deleted without either ``ack(_:)`` after a successful run or a dead-letter copy.
+public protocol QueueBackend: Sendable {
+    /// The broker's handle on one reservation.
+    associatedtype Receipt: Sendable
+
+    /// The backend's URL with credentials redacted, for logs and errors.
+    var endpoint: String { get }
+
+    /// The largest message body the broker accepts, in bytes.
+    var maximumMessageSize: Int { get }
+
+    /// Enqueues one message and returns the broker's message id once it is durably accepted.
+    ///
+    /// - Throws: ``IvyError/Code/messageTooLarge`` before contacting the broker when the body
+    ///   exceeds ``maximumMessageSize``.
+    func send(_ body: [UInt8], to queue: String) async throws -> String
+
+    /// Enqueues messages in as few round trips as the broker allows; returns their ids in order.
+    func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String]
+
+    /// Reserves up to `count` messages, waiting up to `wait` for the first to arrive.
+    ///
+    /// Returns an empty array when nothing arrived in time or the calling task was cancelled;
+    /// never polls in a busy loop.
+    func reserve(from queue: String, count: Int, visibility: Duration, wait: Duration) async throws
+        -> [Reservation<Receipt>]
+
+    /// Deletes a reserved message after a successful run.
+    ///
+    /// - Throws: ``IvyError/Code/reservationLost`` when the reservation expired first.
+    func ack(_ reservation: Reservation<Receipt>) async throws
+
+    /// Keeps a reservation for another `visibility` from now (a heartbeat for long tasks).
+    func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws
+
+    /// Gives a reserved message back to the queue, visible again after `delay`.
+    func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws
+
+    /// Moves a reserved message to the queue's dead letter, with the reason attached.
+    func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws
+
+    /// Releases connections and threads; pending calls fail with ``IvyError/Code/closed``.
+    func close() async
+}
+
+extension QueueBackend {
+    /// One send per message: slower than a broker's batch, but right.
+    public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
+        var ids: [String] = []
+        ids.reserveCapacity(bodies.count)
+        for body in bodies { ids.append(try await send(body, to: queue)) }
+        return ids
+    }
+
+    /// Throws ``IvyError/Code/messageTooLarge`` when `body` is over the limit.
+    public func checkSize(_ body: [UInt8], queue: String) throws(IvyError) {
+        guard body.count <= maximumMessageSize else {
+            throw IvyError(
+                .messageTooLarge, endpoint: endpoint,
+                detail: "\(body.count) bytes for queue \(queue); the limit is \(maximumMessageSize)")
+        }
+    }
+}
+
+/// A backend that can show and manage what it holds: sizes, a peek, the dead letter.
+public protocol InspectableQueueBackend: QueueBackend {
+    /// Counts of a queue's messages by state.
+    func size(of queue: String) async throws -> QueueSize
+    /// The next `count` ready messages, without reserving them.
+    func peek(_ queue: String, count: Int) async throws -> [QueuedMessage]
+    /// The oldest `count` dead-lettered messages of a queue.
+    func deadLetters(of queue: String, count: Int) async throws -> [DeadLetter]
+    /// Moves up to `count` dead letters back to the queue, oldest first; returns how many moved.
+    func requeueDeadLetters(of queue: String, count: Int) async throws -> Int
+    /// Deletes every ready and delayed message of a queue; returns how many went.
+    func purge(_ queue: String) async throws -> Int
+    /// Deletes a queue's dead letters; returns how many went.
+    func purgeDeadLetters(of queue: String) async throws -> Int
+}

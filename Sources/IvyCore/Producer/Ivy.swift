@@ -1,0 +1,196 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+internal import Synchronization
+
+/// Calls registered tasks through a queue (producer) and runs them (worker).
+///
+/// ```swift
+/// let registry = TaskRegistry()
+/// let tasks = try TestPackage.register(in: registry)
+/// let ivy = try await Ivy(registry: registry, backend: MemoryQueueBackend(), notifier: MemoryNotifier())
+/// let worker = Task { try await ivy.listen(queues: ["testpackage"], concurrency: 16) }
+/// let value = try await ivy.call(tasks.factorial, 5)    // 120
+/// worker.cancel()
+/// await ivy.close()
+/// ```
+///
+/// Each instance subscribes once, to its own channel `<base>:<producer id>`, and routes every
+/// result that arrives there to its caller by task id.
+public final class Ivy: Sendable {
+    public let registry: TaskRegistry
+    public let options: IvyOptions
+    /// A random id naming this producer in its channel and its task ids.
+    public let producerID: String
+    /// The channel this producer's results come back on.
+    public let notificationChannel: String
+
+    let backend: any QueueBackend
+    let notifier: any Notifier
+    let codec: MessageCodec
+    private let router = ResultRouter()
+    private let broadcaster = EventBroadcaster()
+    private let listener: Task<Void, Never>
+    private let sequence = Atomic<UInt64>(0)
+    private let isClosed = Atomic<Bool>(false)
+
+    /// Makes a producer/worker over a backend and a notifier, and subscribes to its channel.
+    ///
+    /// ``close()`` closes the backend and the notifier too.
+    public init(
+        registry: TaskRegistry, backend: any QueueBackend, notifier: any Notifier, options: IvyOptions = .init()
+    ) async throws {
+        self.registry = registry
+        self.options = options
+        self.backend = backend
+        self.notifier = notifier
+        codec = MessageCodec()
+        producerID = Self.randomID()
+        notificationChannel = "\(options.notificationChannel):\(producerID)"
+        let notifications = try await notifier.subscribe(to: notificationChannel)
+        listener = Task { [router, codec, logger = options.logger] in
+            for await payload in notifications {
+                do {
+                    let notification = try codec.decodeNotification(payload)
+                    if !router.deliver(notification) {
+                        logger.debug("result for no waiting call", ["task.id": notification.id])
+                    }
+                } catch {
+                    logger.warning("undecodable notification", ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    // MARK: Producer
+
+    /// Sends a call without waiting for its outcome; returns its task id.
+    ///
+    /// No caller is waiting: if the task wants results, the worker publishes it on the base
+    /// channel, as node ivy does for messages without a notification channel.
+    @discardableResult
+    public func enqueue<each Argument, Result>(
+        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument
+    ) async throws -> String {
+        let id = nextTaskID()
+        let message = TaskMessage(
+            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments), id: id, createdAt: Date())
+        try await send(message, queue: task.options.queue)
+        return id
+    }
+
+    /// Sends a call and returns once the queue accepted it; await the result on what it returns.
+    ///
+    /// - Parameter timeout: How long the result is awaited, from now (``IvyOptions/resultTimeout``
+    ///   by default). Workers drop the message once it has passed.
+    public func delayedCall<each Argument, Result>(
+        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
+        timeout: Duration? = nil
+    ) async throws -> PendingResult<Result> {
+        guard task.options.resultWanted else {
+            throw IvyError(.resultNotWanted, taskName: task.name, detail: "registered with resultWanted: false; use enqueue")
+        }
+        let timeout = timeout ?? options.resultTimeout
+        let id = nextTaskID()
+        let now = Date()
+        let message = TaskMessage(
+            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments), id: id,
+            notify: notificationChannel, createdAt: now,
+            deadline: now.addingTimeInterval(Self.seconds(timeout)))
+        let slot = router.expect(id, taskName: task.name, timeout: timeout)
+        do {
+            try await send(message, queue: task.options.queue)
+        } catch {
+            router.finish(id, with: .failure(error))
+            throw error
+        }
+        return PendingResult(taskID: id, taskName: task.name, slot: slot, events: broadcaster)
+    }
+
+    /// Calls a task and waits for its result.
+    ///
+    /// - Throws: ``RemoteTaskError`` when it failed on the worker, ``IvyError`` when it could not be
+    ///   sent or no result came within `timeout`.
+    public func call<each Argument, Result>(
+        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
+        timeout: Duration? = nil
+    ) async throws -> Result {
+        try await delayedCall(task, repeat each arguments, timeout: timeout).value
+    }
+
+    private func send(_ message: TaskMessage, queue: String) async throws {
+        guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
+        _ = try await backend.send(codec.encode(message), to: queue)
+        broadcaster.emit(
+            .scheduled(
+                TaskEventContext(taskName: message.name, taskID: message.id ?? "", queue: queue, attempt: message.attempt)))
+    }
+
+    // MARK: Worker
+
+    /// Runs the registered tasks from `queues` until the calling task is cancelled, then drains
+    /// within the grace period and returns.
+    ///
+    /// - Parameter queues: The queues to consume; every queue of the registry by default.
+    public func listen(queues: [String]? = nil, options workerOptions: WorkerOptions = .init()) async throws {
+        let queues = queues ?? registry.queues
+        guard !queues.isEmpty else {
+            throw IvyError(.invalidConfiguration, detail: "no queue to listen on: register a task or name a queue")
+        }
+        try await serve(backend, queues: queues, options: workerOptions)
+    }
+
+    /// Runs the registered tasks with `concurrency` at once; see ``listen(queues:options:)``.
+    public func listen(queues: [String]? = nil, concurrency: Int) async throws {
+        try await listen(queues: queues, options: WorkerOptions(concurrency: concurrency))
+    }
+
+    private func serve<Backend: QueueBackend>(
+        _ backend: Backend, queues: [String], options workerOptions: WorkerOptions
+    ) async throws {
+        guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed) }
+        let worker = Worker(
+            backend: backend, notifier: notifier, registry: registry, codec: codec, queues: queues,
+            options: workerOptions, defaultChannel: options.notificationChannel, events: broadcaster,
+            logger: options.logger)
+        await worker.run()
+    }
+
+    // MARK: Lifetime
+
+    /// Every event from now on, producer's and worker's, while the stream is iterated.
+    ///
+    /// - Parameter limit: Events kept for a slow reader; older ones are dropped past this.
+    public func events(bufferingNewest limit: Int = 4096) -> AsyncStream<IvyEvent> {
+        broadcaster.subscribe(bufferingNewest: limit)
+    }
+
+    /// Ends waiting calls with ``IvyError/Code/closed``, unsubscribes and closes the backend and
+    /// the notifier. Stop workers (cancel their `listen`) first.
+    public func close() async {
+        guard !isClosed.exchange(true, ordering: .relaxed) else { return }
+        listener.cancel()
+        router.finishAll(with: IvyError(.closed))
+        await notifier.close()
+        await backend.close()
+        broadcaster.finish()
+    }
+
+    // MARK: Ids
+
+    private func nextTaskID() -> String {
+        let number = sequence.add(1, ordering: .relaxed).newValue
+        return "\(producerID)-\(number)"
+    }
+
+    private static func randomID() -> String {
+        let value = UInt64.random(in: .min ... .max)
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,30 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+
+/// Settings of an ``Ivy`` producer/worker.
+public struct IvyOptions: Sendable {
+    /// How long ``Ivy/call(_:_:timeout:)`` and ``PendingResult/value`` wait by default.
+    public var resultTimeout: Duration
+    /// The base notification channel: a producer subscribes to `<base>:<producer id>`, and a
+    /// worker publishes results of messages that name no channel (node ivy's) on the base.
+    public var notificationChannel: String
+    /// Where the library writes what it has to say.
+    public var logger: any IvyLogger
+
+    /// The base channel when none is given: `IVY_NOTIFICATION_CHANNEL_NAME`, else `ivy-notifier`.
+    public static var defaultNotificationChannel: String {
+        let name = ProcessInfo.processInfo.environment["IVY_NOTIFICATION_CHANNEL_NAME"] ?? ""
+        return name.isEmpty ? "ivy-notifier" : name
+    }
+
+    public init(
+        resultTimeout: Duration = .seconds(60), notificationChannel: String? = nil,
+        logger: any IvyLogger = StderrLogger()
+    ) {
+        precondition(resultTimeout > .zero, "resultTimeout must be positive")
+        self.resultTimeout = resultTimeout
+        self.notificationChannel = notificationChannel ?? Self.defaultNotificationChannel
+        self.logger = logger
+    }
+}

@@ -1,0 +1,50 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+/// A call the queue has accepted, whose outcome is still to come.
+///
+/// Await ``value`` as often as you like, from any task: every awaiter gets the same outcome.
+public struct PendingResult<Result: Codable & Sendable>: Sendable {
+    /// The call's task id, as in the message and the notification.
+    public let taskID: String
+    public let taskName: String
+    let slot: ResultSlot
+    let events: EventBroadcaster
+
+    /// The task's result.
+    ///
+    /// - Throws: ``RemoteTaskError`` when the task failed for good on a worker;
+    ///   ``IvyError/Code/resultTimedOut`` when no outcome came in time;
+    ///   ``IvyError/Code/resultUndecodable`` when the result does not decode as `Result`.
+    public var value: Result {
+        get async throws {
+            let notification: ResultNotification
+            do { notification = try await slot.wait() } catch let error as IvyError {
+                events.emit(.callerResumed(context(attempt: 0), succeeded: false))
+                throw error
+            }
+            let context = context(attempt: notification.attempt, queue: notification.queue)
+            switch notification.outcome {
+            case .success(let json):
+                do {
+                    let value = try ResultCoding.decode(Result.self, from: json)
+                    events.emit(.callerResumed(context, succeeded: true))
+                    return value
+                } catch {
+                    events.emit(.callerResumed(context, succeeded: false))
+                    throw IvyError(
+                        .resultUndecodable, taskName: taskName, taskID: taskID,
+                        detail: TaskRegistry.describe(error))
+                }
+            case .failure(let error):
+                events.emit(.callerResumed(context, succeeded: false))
+                throw RemoteTaskError(
+                    taskName: taskName, taskID: taskID, attempt: notification.attempt, name: error.name,
+                    message: error.message, retryable: error.retryable)
+            }
+        }
+    }
+
+    private func context(attempt: Int, queue: String = "") -> TaskEventContext {
+        TaskEventContext(taskName: taskName, taskID: taskID, queue: queue, attempt: attempt)
+    }
+}

@@ -1,0 +1,107 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Synchronization
+
+/// The tasks a producer may call and a worker may run.
+///
+/// Producer and worker must register the same tasks with the same types. The convention is a
+/// *registered-task plugin*: a module exposes one function that registers its tasks into a
+/// registry it is given, and both sides call it (see the `IvyExamples` module).
+///
+/// ```swift
+/// let registry = TaskRegistry()
+/// let add = try registry.register("testpackage.add", queue: "testpackage") { (a: Int, b: Int) in a + b }
+/// ```
+public final class TaskRegistry: Sendable {
+    private let tasks = Mutex<[String: RegisteredTask]>([:])
+
+    public init() {}
+
+    /// Registers a task and returns its typed handle.
+    ///
+    /// - Parameters:
+    ///   - name: A dotted, unique name such as `package.module.function`: two or more segments of
+    ///     letters, digits, `_` and `-`.
+    ///   - queue: The queue its messages travel on.
+    ///   - retry: Attempts and backoff after a retryable failure.
+    ///   - timeout: How long one attempt may run before it is cancelled.
+    ///   - resultWanted: Whether workers publish the outcome; when false, calls can only be
+    ///     enqueued.
+    ///   - body: The task. Its parameters and result travel as JSON through `Codable`.
+    /// - Throws: ``IvyError/Code/invalidTaskName`` or ``IvyError/Code/duplicateTask``.
+    @discardableResult
+    public func register<each Argument: Codable & Sendable, Result: Codable & Sendable>(
+        _ name: String, queue: String, retry: RetryPolicy = .none, timeout: Duration = .seconds(60),
+        resultWanted: Bool = true, _ body: @escaping @Sendable (repeat each Argument) async throws -> Result
+    ) throws(IvyError) -> TaskDefinition<repeat each Argument, Result> {
+        let options = TaskOptions(queue: queue, retry: retry, timeout: timeout, resultWanted: resultWanted)
+        let definition = try TaskDefinition<repeat each Argument, Result>(name: name, options: options)
+        let parameterCount = ArgumentDecoder.count(repeat (each Argument).self)
+        let task = RegisteredTask(name: name, options: options) { json in
+            // Every argument is decoded before the body starts, so a decoding failure is
+            // told apart from the body's own errors.
+            func decoded<Value: Decodable>(_ type: Value.Type, _ decoder: ArgumentDecoder) throws(IvyError) -> Value {
+                do { return try decoder.next(type) } catch {
+                    throw IvyError(.argumentsUndecodable, taskName: name, detail: Self.describe(error))
+                }
+            }
+            let decoder: ArgumentDecoder
+            do { decoder = try ArgumentDecoder(json, parameterCount: parameterCount) } catch {
+                throw IvyError(.argumentsUndecodable, taskName: name, detail: Self.describe(error))
+            }
+            let result = try await body(repeat try decoded((each Argument).self, decoder))
+            return try ResultCoding.encode(result)
+        }
+        try tasks.withLock { (tasks) throws(IvyError) in
+            guard tasks[name] == nil else {
+                throw IvyError(.duplicateTask, taskName: name, detail: "already registered")
+            }
+            tasks[name] = task
+        }
+        return definition
+    }
+
+    /// The names of every registered task, sorted.
+    public var names: [String] { tasks.withLock { $0.keys.sorted() } }
+
+    /// The queues the registered tasks travel on, sorted.
+    public var queues: [String] { tasks.withLock { Set($0.values.map(\.options.queue)).sorted() } }
+
+    package func task(named name: String) -> RegisteredTask? {
+        tasks.withLock { $0[name] }
+    }
+
+    /// Checks that a name is dotted (`package.function` or longer) and made of safe characters.
+    static func validate(name: String) throws(IvyError) {
+        let segments = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard !name.isEmpty else { throw IvyError(.invalidTaskName, detail: "a task name cannot be empty") }
+        guard segments.count >= 2,
+            segments.allSatisfy({ segment in
+                !segment.isEmpty
+                    && segment.unicodeScalars.allSatisfy {
+                        $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-")
+                    }
+            })
+        else {
+            throw IvyError(
+                .invalidTaskName, taskName: name,
+                detail: "expected dotted segments of letters, digits, '_' or '-', such as package.function")
+        }
+    }
+
+    /// A decoding error as one line, without the values that failed to decode.
+    static func describe(_ error: any Error) -> String {
+        if let failure = error as? JSONObjectReader.Failure { return "invalid JSON: \(failure)" }
+        guard let error = error as? DecodingError else { return "\(type(of: error))" }
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.isEmpty ? "" : " at " + context.codingPath.map(\.stringValue).joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(let type, let context): return "expected \(type)\(path(context))"
+        case .valueNotFound(let type, let context): return "missing \(type)\(path(context))"
+        case .keyNotFound(let key, let context): return "missing key \(key.stringValue)\(path(context))"
+        case .dataCorrupted(let context): return context.debugDescription + path(context)
+        @unknown default: return "undecodable"
+        }
+    }
+}

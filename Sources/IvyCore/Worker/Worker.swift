@@ -1,0 +1,300 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+internal import Synchronization
+
+/// Runs registered tasks from one or more queues until stopped (DESIGN.md §7).
+///
+/// One reserver per queue takes messages in batches no larger than the free concurrency; each
+/// message runs in a task group with a watchdog that extends the reservation (heartbeat) and
+/// cancels the attempt at the task's timeout. Stopping stops the reservers, lets in-flight
+/// tasks finish within the grace period, then cancels them and releases their messages.
+final class Worker<Backend: QueueBackend>: Sendable {
+    private struct Control {
+        var reservers: [Task<Void, Never>] = []
+        var isStopping = false
+    }
+
+    private let backend: Backend
+    private let notifier: any Notifier
+    private let registry: TaskRegistry
+    private let codec: MessageCodec
+    private let queues: [String]
+    private let options: WorkerOptions
+    private let defaultChannel: String
+    private let events: EventBroadcaster
+    private let logger: any IvyLogger
+    private let limiter: ConcurrencyLimiter
+    private let control = Mutex(Control())
+
+    init(
+        backend: Backend, notifier: any Notifier, registry: TaskRegistry, codec: MessageCodec, queues: [String],
+        options: WorkerOptions, defaultChannel: String, events: EventBroadcaster, logger: any IvyLogger
+    ) {
+        precondition(!queues.isEmpty, "a worker needs at least one queue")
+        self.backend = backend
+        self.notifier = notifier
+        self.registry = registry
+        self.codec = codec
+        self.queues = queues
+        self.options = options
+        self.defaultChannel = defaultChannel
+        self.events = events
+        self.logger = logger
+        limiter = ConcurrencyLimiter(capacity: options.concurrency)
+    }
+
+    /// Serves until the calling task is cancelled or ``stop()`` is called, then drains.
+    func run() async {
+        // The work runs in its own task so that cancelling the caller stops reserving without
+        // cancelling the tasks in flight: they get the grace period first.
+        let work = Task { await self.serve() }
+        await withTaskCancellationHandler {
+            await work.value
+        } onCancel: {
+            self.stop()
+        }
+    }
+
+    /// Stops reserving; ``run()`` returns once in-flight tasks are done or cancelled.
+    func stop() {
+        let reservers = control.withLock { control in
+            control.isStopping = true
+            return control.reservers
+        }
+        for reserver in reservers { reserver.cancel() }
+    }
+
+    private func serve() async {
+        let (deliveries, sink) = AsyncStream<Reservation<Backend.Receipt>>.makeStream()
+        // With several queues each reserver may hold only its share of the slots while it
+        // waits, so one idle queue cannot starve the others.
+        let share = max(1, options.concurrency / queues.count)
+        let reservers = queues.map { queue in
+            Task { await self.reserveLoop(queue: queue, maximum: share, sink: sink) }
+        }
+        let stopRequested = control.withLock { control in
+            control.reservers = reservers
+            return control.isStopping
+        }
+        if stopRequested { reservers.forEach { $0.cancel() } }
+        let closer = Task {
+            for reserver in reservers { await reserver.value }
+            sink.finish()
+        }
+        logger.info("worker started", ["queues": queues.joined(separator: ","), "backend": backend.endpoint])
+        await withDiscardingTaskGroup { group in
+            for await reservation in deliveries {
+                group.addTask { await self.execute(reservation) }
+            }
+            if await !drain(within: options.gracePeriod) {
+                logger.warning("grace period over; cancelling tasks in flight", ["in_flight": "\(limiter.inUse)"])
+                group.cancelAll()
+            }
+        }
+        await closer.value
+        logger.info("worker stopped", ["queues": queues.joined(separator: ",")])
+    }
+
+    /// Waits until no task is in flight; false if the grace period ran out first.
+    private func drain(within grace: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { race in
+            race.addTask {
+                await self.limiter.waitUntilIdle()
+                return true
+            }
+            race.addTask {
+                try? await Task.sleep(for: grace)
+                return false
+            }
+            let first = await race.next() ?? false
+            race.cancelAll()
+            return first
+        }
+    }
+
+    private func reserveLoop(
+        queue: String, maximum: Int, sink: AsyncStream<Reservation<Backend.Receipt>>.Continuation
+    ) async {
+        while !Task.isCancelled {
+            let slots = await limiter.acquire(upTo: maximum)
+            guard slots > 0 else { break }
+            do {
+                let batch = try await backend.reserve(
+                    from: queue, count: slots, visibility: options.visibilityTimeout, wait: options.pollWait)
+                limiter.release(slots - batch.count)
+                for reservation in batch { sink.yield(reservation) }
+            } catch {
+                limiter.release(slots)
+                if Task.isCancelled { break }
+                if let error = error as? IvyError, error.code == .closed { break }
+                logger.error("reserve failed", ["queue": queue, "error": "\(error)"])
+                try? await Task.sleep(for: options.errorBackoff)
+            }
+        }
+    }
+
+    // MARK: One message
+
+    private func execute(_ reservation: Reservation<Backend.Receipt>) async {
+        defer { limiter.release(1) }
+        let message: TaskMessage
+        do {
+            try backend.checkSize(reservation.body, queue: reservation.queue)
+            message = try codec.decodeTask(reservation.body)
+        } catch {
+            await deadLetter(reservation, reason: "\(error)")
+            return
+        }
+        let taskID = message.id ?? reservation.messageID
+        let context = TaskEventContext(
+            taskName: message.name, taskID: taskID, queue: reservation.queue,
+            attempt: message.attempt + reservation.deliveryCount - 1)
+        guard let task = registry.task(named: message.name) else {
+            let error = ResultNotification.RemoteError(
+                name: "UnknownTask", message: "\(message.name) is not registered on this worker", retryable: false)
+            await fail(reservation, message, context, error: error, channel: message.notify)
+            return
+        }
+        if let deadline = message.deadline, deadline < Date() {
+            // The caller has stopped waiting: running it now would only waste the worker.
+            await deadLetter(reservation, reason: "\(IvyError(.deadlineExpired, taskName: message.name, taskID: taskID))")
+            return
+        }
+        let channel = task.options.resultWanted ? (message.notify ?? defaultChannel) : nil
+        events.emit(.started(context))
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            let result = try await runAttempt(task, arguments: message.args, reservation: reservation, taskID: taskID)
+            let duration = clock.now - start
+            await settle {
+                do { try await self.backend.ack(reservation) } catch {
+                    self.logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
+                }
+                if let channel {
+                    let notification = self.notification(message, context, outcome: .success(result: result))
+                    await self.publish(notification, to: channel)
+                }
+            }
+            events.emit(.succeeded(context, duration: duration))
+        } catch {
+            if Task.isCancelled {
+                // Shutdown after the grace period: hand the message to another worker.
+                await settle { try? await self.backend.release(reservation, delay: .zero) }
+                return
+            }
+            let remote = Self.remoteError(error)
+            if remote.retryable, let delay = task.options.retry.delay(afterAttempt: context.attempt) {
+                do {
+                    try await backend.release(reservation, delay: delay)
+                    events.emit(.retried(context, delay: delay, error: "\(remote.name): \(remote.message)"))
+                } catch {
+                    logger.error("release failed", ["task.id": taskID, "error": "\(error)"])
+                }
+            } else {
+                await fail(reservation, message, context, error: remote, channel: channel)
+            }
+        }
+    }
+
+    /// Runs one attempt under the task's timeout, extending the reservation as it goes.
+    private func runAttempt(
+        _ task: RegisteredTask, arguments: [UInt8], reservation: Reservation<Backend.Receipt>, taskID: String
+    ) async throws -> [UInt8] {
+        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask { try await task.run(arguments[...]) }
+            group.addTask {
+                try await self.watch(reservation, timeout: task.options.timeout, taskName: task.name, taskID: taskID)
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let outcome = try await group.next() {
+                if let result = outcome { return result }
+            }
+            preconditionFailure("the task finished without a result")
+        }
+    }
+
+    /// Sleeps until the next heartbeat or the timeout; extends at each heartbeat, throws at the
+    /// timeout. Returns only by throwing (cancellation included).
+    private func watch(
+        _ reservation: Reservation<Backend.Receipt>, timeout: Duration, taskName: String, taskID: String
+    ) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        let interval = options.visibilityTimeout / 3
+        var nextBeat = clock.now.advanced(by: interval)
+        while true {
+            try await Task.sleep(until: min(deadline, nextBeat), clock: clock)
+            if clock.now >= deadline {
+                throw IvyError(.taskTimedOut, taskName: taskName, taskID: taskID, detail: "ran longer than \(timeout)")
+            }
+            do { try await backend.extend(reservation, visibility: options.visibilityTimeout) } catch {
+                logger.warning("heartbeat failed", ["task.id": taskID, "error": "\(error)"])
+            }
+            nextBeat = clock.now.advanced(by: interval)
+        }
+    }
+
+    private func fail(
+        _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
+        error: ResultNotification.RemoteError, channel: String?
+    ) async {
+        await settle {
+            await self.deadLetter(
+                reservation, reason: "\(error.name): \(error.message) (attempt \(context.attempt))", emit: false)
+            if let channel {
+                await self.publish(self.notification(message, context, outcome: .failure(error)), to: channel)
+            }
+        }
+        events.emit(.failed(context, error: "\(error.name): \(error.message)"))
+    }
+
+    private func deadLetter(_ reservation: Reservation<Backend.Receipt>, reason: String, emit: Bool = true) async {
+        do {
+            try await backend.deadLetter(reservation, reason: reason)
+            logger.warning("dead-lettered", ["queue": reservation.queue, "message.id": reservation.messageID, "reason": reason])
+            if emit {
+                events.emit(.deadLettered(queue: reservation.queue, messageID: reservation.messageID, reason: reason))
+            }
+        } catch {
+            logger.error("dead-letter failed; the message will come back", ["message.id": reservation.messageID, "error": "\(error)"])
+        }
+    }
+
+    private func notification(
+        _ message: TaskMessage, _ context: TaskEventContext, outcome: ResultNotification.Outcome
+    ) -> ResultNotification {
+        ResultNotification(
+            id: context.taskID, name: message.name, args: message.args, options: message.options, queue: context.queue,
+            attempt: context.attempt, outcome: outcome)
+    }
+
+    private func publish(_ notification: ResultNotification, to channel: String) async {
+        do { try await notifier.publish(codec.encode(notification), to: channel) } catch {
+            logger.error("publishing a result failed", ["task.id": notification.id, "error": "\(error)"])
+        }
+    }
+
+    /// Runs bookkeeping that must complete even when the worker is being cancelled.
+    private func settle(_ body: @escaping @Sendable () async -> Void) async {
+        if Task.isCancelled { await Task { await body() }.value } else { await body() }
+    }
+
+    /// How a thrown error is reported to the caller.
+    static func remoteError(_ error: any Error) -> ResultNotification.RemoteError {
+        switch error {
+        case let failure as TaskFailure:
+            return .init(name: failure.name, message: failure.message, retryable: failure.retryable)
+        case let error as IvyError where error.code == .argumentsUndecodable:
+            return .init(name: "ArgumentsUndecodable", message: error.detail ?? "\(error)", retryable: false)
+        case let error as IvyError where error.code == .taskTimedOut:
+            return .init(name: "TaskTimedOut", message: error.detail ?? "\(error)", retryable: true)
+        case let error as IvyError:
+            return .init(name: "IvyError", message: "\(error)", retryable: true)
+        default:
+            return .init(name: "\(type(of: error))", message: "\(error)", retryable: true)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+/// A subcommand's arguments, consumed option by option; whatever is left is an error.
+struct CommandLineArguments {
+    struct UsageError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private var remaining: [String]
+
+    init(_ arguments: some Sequence<String>) {
+        remaining = Array(arguments)
+    }
+
+    /// True when `--help` or `-h` was given.
+    mutating func wantsHelp() -> Bool {
+        flag("--help", "-h")
+    }
+
+    /// Removes a flag; true if it was present.
+    mutating func flag(_ names: String...) -> Bool {
+        let before = remaining.count
+        remaining.removeAll { names.contains($0) }
+        return remaining.count != before
+    }
+
+    /// Removes `--name VALUE` or `--name=VALUE` and returns VALUE.
+    mutating func option(_ names: String...) throws(UsageError) -> String? {
+        var value: String?
+        var index = 0
+        while index < remaining.count {
+            let argument = remaining[index]
+            if names.contains(argument) {
+                guard index + 1 < remaining.count else { throw UsageError(description: "\(argument) needs a value") }
+                value = remaining[index + 1]
+                remaining.removeSubrange(index...index + 1)
+                continue
+            }
+            if let name = names.first(where: { argument.hasPrefix($0 + "=") }) {
+                value = String(argument.dropFirst(name.count + 1))
+                remaining.remove(at: index)
+                continue
+            }
+            index += 1
+        }
+        return value
+    }
+
+    /// An integer option within `range`.
+    mutating func integer(_ names: String..., default fallback: Int, range: ClosedRange<Int>) throws(UsageError) -> Int {
+        var value: String?
+        for name in names {
+            if let found = try option(name) { value = found }
+        }
+        guard let value else { return fallback }
+        guard let number = Int(value), range.contains(number) else {
+            throw UsageError(description: "\(names[0]) takes a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return number
+    }
+
+    /// A number of seconds, possibly fractional.
+    mutating func seconds(_ name: String, default fallback: Duration) throws(UsageError) -> Duration {
+        guard let value = try option(name) else { return fallback }
+        guard let seconds = Double(value), seconds >= 0, seconds < 1e9 else {
+            throw UsageError(description: "\(name) takes a number of seconds")
+        }
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    /// Fails on anything not consumed.
+    func finish() throws(UsageError) {
+        if let first = remaining.first {
+            throw UsageError(description: "unknown argument '\(first)'")
+        }
+    }
+}

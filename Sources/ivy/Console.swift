@@ -1,0 +1,43 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writing to the terminal: results on stdout, diagnostics on stderr.
+enum Console {
+    static func out(_ text: String) {
+        write(1, text + "\n")
+    }
+
+    static func error(_ text: String) {
+        write(2, text + "\n")
+    }
+
+    /// Rewrites the current stderr line; only on a terminal.
+    static func progress(_ text: String) {
+        guard isTerminal(2) else { return }
+        write(2, "\r\u{1B}[2K" + text)
+    }
+
+    static func endProgress() {
+        guard isTerminal(2) else { return }
+        write(2, "\r\u{1B}[2K")
+    }
+
+    static func isTerminal(_ descriptor: Int32) -> Bool { isatty(descriptor) == 1 }
+
+    private static func write(_ descriptor: Int32, _ text: String) {
+        var text = text
+        text.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+
+let usage = """
+    usage: ivy <command> [options]
+
+    commands:
+      demo     call testpackage.factorial(5) through the queue and show the flow
+      worker   serve the example tasks until SIGTERM/SIGINT
+      bench    measure enqueue rate, round trips and latency
+
+    Run `ivy <command> --help` for a command's options. Backends are chosen by URL:
+    --queue memory:// (the default), --notify memory://; $IVY_QUEUE_URL and $IVY_NOTIFY_URL
+    set the defaults.
+    """
+
+/// Runs the command line and returns the process's exit status.
+func runCommandLine() async -> Int32 {
+    let commands: [String: (help: String, run: (inout CommandLineArguments) async throws -> Int32)] = [
+        "demo": (DemoCommand.help, DemoCommand.run),
+        "worker": (WorkerCommand.help, WorkerCommand.run),
+        "bench": (BenchCommand.help, BenchCommand.run),
+    ]
+    let command = CommandLine.arguments.dropFirst().first ?? "--help"
+    var arguments = CommandLineArguments(CommandLine.arguments.dropFirst(2))
+    if command == "--help" || command == "-h" || command == "help" {
+        Console.out(usage)
+        return 0
+    }
+    guard let entry = commands[command] else {
+        Console.error("ivy: unknown command '\(command)'\n\n\(usage)")
+        return 2
+    }
+    if arguments.wantsHelp() {
+        Console.out(entry.help)
+        return 0
+    }
+    do {
+        return try await entry.run(&arguments)
+    } catch let error as CommandLineArguments.UsageError {
+        Console.error("ivy \(command): \(error)\nrun `ivy \(command) --help` for usage")
+        return 2
+    } catch {
+        Console.error("ivy \(command): \(error)")
+        return 1
+    }
+}
+
+exit(await runCommandLine())
