@@ -1,0 +1,44 @@
+# Ivy for Swift. `make demo` and `make test` set up everything they need on Debian.
+SWIFT ?= swift
+IVY_REDIS_PORT ?= 6390
+export IVY_REDIS_PORT
+
+.PHONY: demo test build release bench deps test-deps services-up services-down clean
+
+## demo: install missing libraries, build, run the factorial demo on the memory backend
+demo: deps
+	$(SWIFT) build --product ivy
+	$(SWIFT) run --skip-build ivy demo
+
+## test: install what the tests need, start the servers on loopback, run every test, stop them
+test: test-deps
+	$(SWIFT) build --build-tests
+	scripts/services.sh up
+	IVY_REQUIRE_SERVICES=1 IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) $(SWIFT) test --skip-build; \
+	  status=$$?; scripts/services.sh down; exit $$status
+
+## bench: release build, then `ivy bench` on the memory backend
+bench: deps
+	$(SWIFT) build -c release --product ivy
+	.build/release/ivy bench $(BENCH_ARGS)
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+services-up: test-deps
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+clean:
+	rm -rf .build .services

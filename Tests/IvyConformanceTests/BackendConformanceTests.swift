@@ -1,0 +1,268 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import Synchronization
+import Testing
+
+/// The queue backend contract (PROTOCOL.md, "Backend contract"), checked on every backend.
+@Suite("Backend contract")
+struct BackendConformanceTests {
+    private static func body(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    private func withBackend(
+        _ kind: ConformanceBackend, _ check: (any InspectableQueueBackend, String) async throws -> Void
+    ) async throws {
+        let (backend, notifier) = try await kind.open()
+        do { try await check(backend, freshQueue()) } catch {
+            await backend.close()
+            await notifier.close()
+            throw error
+        }
+        await backend.close()
+        await notifier.close()
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func sendReserveAck(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await sendReserveAck(backend, queue) }
+    }
+
+    private func sendReserveAck(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        let id = try await backend.send(Self.body("hello"), to: queue)
+        #expect(try await backend.size(of: queue).ready == 1)
+        let batch = try await backend.reserve(from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
+        #expect(batch.count == 1)
+        let reservation = try #require(batch.first)
+        #expect(reservation.messageID == id)
+        #expect(reservation.body == Self.body("hello"))
+        #expect(reservation.deliveryCount == 1)
+        #expect(reservation.queue == queue)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 1, dead: 0))
+        try await backend.ack(reservation)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+        let again = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .zero)
+        #expect(again.isEmpty)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func reservedMessageIsInvisibleUntilTheVisibilityTimeoutThenComesBack(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await visibilityExpiry(backend, queue) }
+    }
+
+    private func visibilityExpiry<Backend: InspectableQueueBackend>(_ backend: Backend, _ queue: String) async throws {
+        _ = try await backend.send(batch: (0..<3).map { Self.body("m\($0)") }, to: queue)
+        // A consumer reserves everything and "crashes": it never acks.
+        let first = try await backend.reserve(from: queue, count: 3, visibility: .milliseconds(400), wait: .seconds(5))
+        #expect(first.count == 3)
+        let clock = ContinuousClock()
+        let reservedAt = clock.now
+        #expect(try await backend.reserve(from: queue, count: 3, visibility: .seconds(30), wait: .zero).isEmpty)
+        // Another consumer's blocking reserve wakes when the reservations expire.
+        var redelivered: [Reservation<Backend.Receipt>] = []
+        while redelivered.count < 3 {
+            let batch = try await backend.reserve(
+                from: queue, count: 3, visibility: .seconds(30), wait: .seconds(10))
+            try #require(!batch.isEmpty, "expired reservations did not come back")
+            redelivered += batch
+        }
+        #expect(clock.now - reservedAt >= .milliseconds(400))
+        #expect(Set(redelivered.map(\.messageID)) == Set(first.map(\.messageID)))
+        #expect(redelivered.allSatisfy { $0.deliveryCount == 2 })
+        for reservation in redelivered { try await backend.ack(reservation) }
+        #expect(try await backend.size(of: queue).reserved == 0)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func ackAfterTheReservationExpiredFailsAndTheMessageIsNotLost(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await lateAck(backend, queue) }
+    }
+
+    private func lateAck(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        _ = try await backend.send(Self.body("late"), to: queue)
+        let stale = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(100), wait: .seconds(5)).first)
+        let fresh = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(10)).first,
+            "the expired reservation did not come back")
+        #expect(fresh.messageID == stale.messageID)
+        await #expect(throws: IvyError.self) { try await backend.ack(stale) }
+        try await backend.ack(fresh)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func extendKeepsTheReservation(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await extend(backend, queue) }
+    }
+
+    private func extend(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        _ = try await backend.send(Self.body("long"), to: queue)
+        let reservation = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(300), wait: .seconds(5)).first)
+        try await backend.extend(reservation, visibility: .seconds(30))
+        // Past the original timeout, another consumer still sees nothing.
+        let stolen = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .milliseconds(900))
+        #expect(stolen.isEmpty)
+        try await backend.ack(reservation)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func releaseWithDelayHidesTheMessageForTheDelayAndCountsTheDelivery(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await releaseWithDelay(backend, queue) }
+    }
+
+    private func releaseWithDelay(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        _ = try await backend.send(Self.body("retry me"), to: queue)
+        let first = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+        let clock = ContinuousClock()
+        let releasedAt = clock.now
+        try await backend.release(first, delay: .milliseconds(300))
+        #expect(try await backend.size(of: queue).delayed == 1)
+        #expect(try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .zero).isEmpty)
+        let second = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(10)).first,
+            "the released message did not come back")
+        #expect(clock.now - releasedAt >= .milliseconds(300))
+        #expect(second.messageID == first.messageID)
+        #expect(second.body == first.body)
+        #expect(second.deliveryCount == 2)
+        // Released without delay: visible at once.
+        try await backend.release(second, delay: .zero)
+        let third = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+        #expect(third.deliveryCount == 3)
+        try await backend.ack(third)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func deadLetterKeepsTheBodyAndReasonAndCanBeRequeuedOrPurged(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await deadLetter(backend, queue) }
+    }
+
+    private func deadLetter(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        _ = try await backend.send(batch: [Self.body("bad 1"), Self.body("bad 2")], to: queue)
+        let batch = try await backend.reserve(from: queue, count: 2, visibility: .seconds(30), wait: .seconds(5))
+        #expect(batch.count == 2)
+        for reservation in batch { try await backend.deadLetter(reservation, reason: "reason for \(reservation.messageID)") }
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 2))
+        let letters = try await backend.deadLetters(of: queue, count: 10)
+        #expect(letters.map(\.body) == [Self.body("bad 1"), Self.body("bad 2")])
+        #expect(letters.map(\.reason) == batch.map { "reason for \($0.messageID)" })
+        #expect(letters.allSatisfy { $0.deliveryCount == 1 && $0.queue == queue })
+
+        #expect(try await backend.requeueDeadLetters(of: queue, count: 1) == 1)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 1, delayed: 0, reserved: 0, dead: 1))
+        let requeued = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+        #expect(requeued.body == Self.body("bad 1"))
+        try await backend.ack(requeued)
+        #expect(try await backend.purgeDeadLetters(of: queue) == 1)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func messagesComeOutInTheOrderTheyWentIn(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await fifo(backend, queue) }
+    }
+
+    private func fifo(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        let singles = (0..<20).map { "single-\($0)" }
+        for text in singles { _ = try await backend.send(Self.body(text), to: queue) }
+        let batched = (0..<30).map { "batch-\($0)" }
+        _ = try await backend.send(batch: batched.map(Self.body), to: queue)
+        #expect(try await backend.peek(queue, count: 3).map(\.body) == singles.prefix(3).map(Self.body))
+        var received: [String] = []
+        while received.count < 50 {
+            let batch = try await backend.reserve(from: queue, count: 7, visibility: .seconds(30), wait: .seconds(5))
+            try #require(!batch.isEmpty)
+            #expect(batch.count <= 7)
+            received += batch.map { String(decoding: $0.body, as: UTF8.self) }
+            for reservation in batch { try await backend.ack(reservation) }
+        }
+        #expect(received == singles + batched)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func batchesOfManySizes(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await batches(backend, queue) }
+    }
+
+    private func batches(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        var sent = 0
+        for size in [1, 2, 99, 100, 101, 250] {
+            let ids = try await backend.send(batch: (0..<size).map { Self.body("\(size)-\($0)") }, to: queue)
+            #expect(ids.count == size)
+            #expect(Set(ids).count == size)
+            sent += size
+        }
+        #expect(try await backend.send(batch: [], to: queue).isEmpty)
+        #expect(try await backend.size(of: queue).ready == sent)
+        var received = 0
+        while received < sent {
+            let batch = try await backend.reserve(from: queue, count: 100, visibility: .seconds(30), wait: .seconds(5))
+            try #require(!batch.isEmpty)
+            #expect(batch.count <= 100)
+            received += batch.count
+            for reservation in batch { try await backend.ack(reservation) }
+        }
+        #expect(received == sent)
+        #expect(try await backend.size(of: queue).ready == 0)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func oversizedMessagesAreRefusedBeforeTheyReachTheBroker(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await oversized(backend, queue) }
+    }
+
+    private func oversized(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: backend.maximumMessageSize + 1)
+        let error = await #expect(throws: IvyError.self) { _ = try await backend.send(body, to: queue) }
+        #expect(error?.code == .messageTooLarge)
+        #expect(try await backend.size(of: queue).ready == 0)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func concurrentConsumersReceiveEachMessageOnce(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await concurrentConsumers(backend, queue) }
+    }
+
+    private func concurrentConsumers(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        let total = 400
+        let sentIDs = try await backend.send(batch: (0..<total).map { Self.body("c\($0)") }, to: queue)
+        let seen = Locked<[String]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    while seen.withLock({ $0.count }) < total {
+                        let batch = try await backend.reserve(
+                            from: queue, count: 10, visibility: .seconds(30), wait: .milliseconds(200))
+                        for reservation in batch {
+                            seen.withLock { $0.append(reservation.messageID) }
+                            try await backend.ack(reservation)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let ids = seen.withLock { $0 }
+        #expect(ids.count == total)
+        #expect(Set(ids) == Set(sentIDs))
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aBlockedReserveReturnsWhenItsTaskIsCancelled(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await cancelledReserve(backend, queue) }
+    }
+
+    private func cancelledReserve(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        let reserving = Task {
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(60)).count
+        }
+        reserving.cancel()
+        let count = try await withDeadline(.seconds(10), "the cancelled reserve") { try await reserving.value }
+        #expect(count == 0)
+    }
+}

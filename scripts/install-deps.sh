@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Ivy needs, only those missing.
+#   scripts/install-deps.sh build   the C libraries the package links (default)
+#   scripts/install-deps.sh test    those, plus the servers `make test` starts
+# As root it runs apt-get (update once, then install -y); otherwise it prints the command.
+set -euo pipefail
+mode=${1:-build}
+
+need=()
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+declare -A libraries=([openssl]=libssl-dev [hiredis]=libhiredis-dev [libcurl]=libcurl4-openssl-dev [librabbitmq]=librabbitmq-dev)
+for module in "${!libraries[@]}"; do
+  if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$module"; then need+=("${libraries[$module]}"); fi
+done
+if [ "$mode" = test ]; then
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+# One package list, whatever order the names were found in.
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${need[*]}" >&2
+  echo "install them with: sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+echo "installing: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Our servers run on private ports (scripts/services.sh); a distro-started one does not collide.
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

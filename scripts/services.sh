@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Starts or stops the servers the integration tests talk to, on loopback and private ports,
+# with their data in .services/ (git-ignored).
+#   scripts/services.sh up | down | env
+# Ports: IVY_REDIS_PORT (default 6390).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD/.services
+redis_port=${IVY_REDIS_PORT:-6390}
+
+wait_for() {  # wait_for DESCRIPTION COMMAND...: readiness check, bounded to 30 s
+  local description=$1; shift
+  for _ in $(seq 1 300); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "services: $description did not become ready" >&2
+  return 1
+}
+
+redis_up() {
+  mkdir -p "$root/redis"
+  if redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then
+    echo "services: redis already answers on 127.0.0.1:$redis_port" >&2
+    return 0
+  fi
+  redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$root/redis" --appendonly yes \
+    --daemonize yes --pidfile "$root/redis/redis.pid" --logfile "$root/redis/redis.log" --save "" \
+    --protected-mode yes
+  wait_for "redis on 127.0.0.1:$redis_port" redis-cli -h 127.0.0.1 -p "$redis_port" ping
+  echo "services: redis on 127.0.0.1:$redis_port" >&2
+}
+
+redis_down() {
+  if [ -f "$root/redis/redis.pid" ]; then
+    redis-cli -h 127.0.0.1 -p "$redis_port" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$root/redis/redis.pid")" 2>/dev/null || true
+    rm -f "$root/redis/redis.pid"
+  fi
+}
+
+case "${1:-}" in
+  up) redis_up ;;
+  down) redis_down; rm -rf "$root" ;;
+  env) echo "IVY_REDIS_URL=redis://127.0.0.1:$redis_port" ;;
+  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+esac
