@@ -6,7 +6,7 @@ public import IvyCore
 ///
 /// Producer and worker both call ``register(in:)`` so their registries match, as ivy requires.
 public struct TestPackage: Sendable {
-    /// The queue every task of the package travels on.
+    /// The queue the package's tasks travel on unless another is given.
     public static let queue = "testpackage"
 
     /// `n!`; negative `n` and results past `Int.max` (n > 20) are task errors, not retried.
@@ -19,10 +19,12 @@ public struct TestPackage: Sendable {
     public let sleep: TaskDefinition<Int, Int>
     /// Always throws `TestFailure` with the given message: three attempts 50 ms apart, then the
     /// dead letter.
-    public let fail: TaskDefinition<String, Never>
+    public let fail: TaskDefinition<String, String>
 
     /// Registers the package's tasks.
-    public static func register(in registry: TaskRegistry) throws(IvyError) -> TestPackage {
+    ///
+    /// - Parameter queue: The queue they travel on; tests give each run its own.
+    public static func register(in registry: TaskRegistry, queue: String = TestPackage.queue) throws(IvyError) -> TestPackage {
         try TestPackage(
             factorial: registry.register("testpackage.factorial", queue: queue, retry: .exponential(maxAttempts: 10)) {
                 (n: Int) async throws -> Int in
@@ -41,7 +43,7 @@ public struct TestPackage: Sendable {
             },
             fail: registry.register(
                 "testpackage.fail", queue: queue, retry: .fixed(.milliseconds(50), maxAttempts: 3)
-            ) { (message: String) async throws -> Never in
+            ) { (message: String) async throws -> String in
                 throw TaskFailure("TestFailure", message)
             })
     }

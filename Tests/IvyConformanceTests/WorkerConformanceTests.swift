@@ -1,0 +1,309 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import IvyExamples
+import Testing
+
+/// Producer, worker and notifier together (DESIGN.md §3, §7), on every backend.
+@Suite("Producer and worker")
+struct WorkerConformanceTests {
+    @Test(arguments: ConformanceBackend.all)
+    func callsReturnTheirResults(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            #expect(try await h.ivy.call(h.tasks.factorial, 5) == 120)
+            #expect(try await h.ivy.call(h.tasks.add, 2, 3) == 5)
+            #expect(try await h.ivy.call(h.tasks.echo, "héllo ✓ \"quoted\" \n") == "héllo ✓ \"quoted\" \n")
+            let pending = try await h.ivy.delayedCall(h.tasks.factorial, 10)
+            #expect(try await pending.value == 3_628_800)
+            #expect(try await pending.value == 3_628_800, "a second await gives the same outcome")
+            #expect(try await h.size() == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aCallShowsItsWholeFlowAsEvents(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let events = h.ivy.events()
+            let pending = try await h.ivy.delayedCall(h.tasks.add, 40, 2)
+            #expect(try await pending.value == 42)
+            let flow = try await events.collect(4, "the call's four events") { $0.context?.taskID == pending.taskID }
+            #expect(flow.contains { if case .scheduled = $0 { true } else { false } })
+            #expect(flow.contains { $0.isStarted })
+            #expect(flow.contains { $0.isSucceeded })
+            #expect(flow.last == .callerResumed(flow.last!.context!, succeeded: true))
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aFailingTaskIsRetriedThenDeadLetteredAndTheCallerGetsATypedError(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let events = h.ivy.events()
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(h.tasks.fail, "boom") }
+            #expect(error?.name == "TestFailure")
+            #expect(error?.message == "boom")
+            #expect(error?.attempt == 3)
+            #expect(error?.taskName == "testpackage.fail")
+            let retries = try await events.collect(2, "two retries", where: \.isRetried)
+            #expect(retries.compactMap(\.context?.attempt) == [1, 2])
+            let letters = try await h.deadLetters()
+            #expect(letters.count == 1)
+            #expect(letters.first?.reason.contains("TestFailure: boom") == true)
+            #expect(try await h.size().ready == 0)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aPermanentFailureIsNotRetried(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(h.tasks.factorial, 21) }
+            #expect(error?.name == "OverflowError")
+            #expect(error?.attempt == 1)
+            #expect(error?.retryable == false)
+            let letters = try await h.deadLetters()
+            #expect(letters.count == 1)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func anUnknownTaskIsDeadLetteredAndTheCallerTold(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let missing = try TaskDefinition<Int, Int>(name: "testpackage.missing", options: TaskOptions(queue: h.queue))
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(missing, 1) }
+            #expect(error?.name == "UnknownTask")
+            let letters = try await h.deadLetters()
+            #expect(letters.count == 1)
+            #expect(letters.first?.reason.contains("testpackage.missing") == true)
+            #expect(try await h.ivy.call(h.tasks.add, 1, 1) == 2, "the worker keeps going")
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func undecodableArgumentsAreDeadLetteredWithoutRetry(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            // A producer whose registration disagrees with the worker's.
+            let mismatched = try TaskDefinition<String, Int>(
+                name: "testpackage.factorial", options: TaskOptions(queue: h.queue))
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(mismatched, "five") }
+            #expect(error?.name == "ArgumentsUndecodable")
+            #expect(error?.attempt == 1, "factorial retries, but undecodable arguments never succeed")
+            #expect(try await h.deadLetters().count == 1)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func malformedMessagesAreDeadLetteredWithTheReasonAndTheWorkerKeepsGoing(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let events = h.ivy.events()
+            let bodies = [
+                "{not json", "[1,2,3]", #"{"name":"testpackage.add"}"#, #"{"name":"testpackage.add","args":{}}"#, "",
+            ]
+            for body in bodies { _ = try await h.sendRaw(body) }
+            let dead = try await events.collect(bodies.count, "dead letters", where: \.isDeadLettered)
+            for event in dead {
+                guard case .deadLettered(_, _, let reason) = event else { continue }
+                #expect(reason.contains("malformedMessage"))
+            }
+            let letters = try await h.deadLetters()
+            #expect(Set(letters.map { String(decoding: $0.body, as: UTF8.self) }) == Set(bodies))
+            #expect(try await h.ivy.call(h.tasks.add, 2, 2) == 4)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aNodeIvyMessageRunsAndItsResultGoesToTheBaseChannel(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let base = try await h.notifier.subscribe(to: h.ivy.options.notificationChannel)
+            let messageID = try await h.sendRaw(#"{"name":"testpackage.add","options":{},"args":[2,3]}"#)
+            let payload = try await withDeadline(.seconds(20), "the base-channel notification") {
+                for await payload in base { return payload }
+                throw TestTimeout(what: "notification (stream ended)")
+            }
+            let notification = try ResultNotification(decoding: payload)
+            #expect(notification.id == messageID)
+            #expect(notification.name == "testpackage.add")
+            #expect(notification.outcome == .success(result: Array("[5]".utf8)))
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func anAttemptPastItsTimeoutIsCancelled(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(hang(h), 60_000) }
+            #expect(error?.name == "TaskTimedOut")
+            let letters = try await h.deadLetters()
+            #expect(letters.count == 1)
+        } register: { registry, queue in
+            try registry.register("conformance.hang", queue: queue, timeout: .milliseconds(200)) { (ms: Int) in
+                try await Task.sleep(for: .milliseconds(ms))
+                return ms
+            }
+        }
+    }
+
+    private func hang(_ h: Harness) throws -> TaskDefinition<Int, Int> {
+        try TaskDefinition(name: "conformance.hang", options: TaskOptions(queue: h.queue))
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func heartbeatsKeepALongTaskReservedPastTheVisibilityTimeout(_ kind: ConformanceBackend) async throws {
+        let probe = ConcurrencyProbe()
+        try await Harness.run(kind, worker: WorkerOptions(concurrency: 2, visibilityTimeout: .milliseconds(300))) { h in
+            let slow = try TaskDefinition<Int, Int>(name: "conformance.slow", options: TaskOptions(queue: h.queue))
+            #expect(try await h.ivy.call(slow, 1200) == 1200)
+            #expect(probe.total == 1, "the message was redelivered while its task was running")
+        } register: { registry, queue in
+            try registry.register("conformance.slow", queue: queue) { (ms: Int) in
+                probe.enter()
+                defer { probe.leave() }
+                try await Task.sleep(for: .milliseconds(ms))
+                return ms
+            }
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func concurrencyLimitIsHonoured(_ kind: ConformanceBackend) async throws {
+        let probe = ConcurrencyProbe()
+        try await Harness.run(kind, worker: WorkerOptions(concurrency: 3)) { h in
+            let track = try TaskDefinition<Int, Int>(name: "conformance.track", options: TaskOptions(queue: h.queue))
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<12 { group.addTask { try await h.ivy.call(track, index) } }
+                var sum = 0
+                for try await value in group { sum += value }
+                #expect(sum == (0..<12).reduce(0, +))
+            }
+            #expect(probe.total == 12)
+            #expect(probe.maximum <= 3)
+        } register: { registry, queue in
+            try registry.register("conformance.track", queue: queue) { (value: Int) in
+                probe.enter()
+                defer { probe.leave() }
+                try await Task.sleep(for: .milliseconds(40))
+                return value
+            }
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aThousandConcurrentCallsAllGetTheirOwnResult(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind, worker: WorkerOptions(concurrency: 32)) { h in
+            let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for index in 0..<1000 { group.addTask { (index, try await h.ivy.call(h.tasks.add, index, index)) } }
+                var results: [Int: Int] = [:]
+                for try await (index, value) in group { results[index] = value }
+                return results
+            }
+            #expect(results.count == 1000)
+            #expect(results.allSatisfy { $0.value == 2 * $0.key })
+            #expect(try await h.size() == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func stoppingDrainsTasksInFlight(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind, worker: nil) { h in
+            let events = h.ivy.events()
+            let worker = Task {
+                try await h.ivy.listen(queues: [h.queue], options: WorkerOptions(concurrency: 4, gracePeriod: .seconds(30)))
+            }
+            var pendings: [PendingResult<Int>] = []
+            for _ in 0..<4 { pendings.append(try await h.ivy.delayedCall(h.tasks.sleep, 300)) }
+            _ = try await events.collect(4, "four tasks started", where: \.isStarted)
+            worker.cancel()
+            try await withDeadline(.seconds(20), "the worker to drain") { try await worker.value }
+            for pending in pendings { #expect(try await pending.value == 300) }
+            #expect(try await h.size() == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func tasksStillRunningAfterTheGracePeriodAreReleasedForAnotherWorker(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind, worker: nil) { h in
+            let events = h.ivy.events()
+            let worker = Task {
+                try await h.ivy.listen(
+                    queues: [h.queue], options: WorkerOptions(concurrency: 2, gracePeriod: .milliseconds(100)))
+            }
+            _ = try await h.ivy.enqueue(h.tasks.sleep, 60_000)
+            _ = try await events.collect(1, "the task started", where: \.isStarted)
+            worker.cancel()
+            try await withDeadline(.seconds(20), "the worker to stop") { try await worker.value }
+            let size = try await h.size()
+            #expect(size.ready == 1, "the interrupted message is back in the queue")
+            #expect(size.reserved == 0)
+            #expect(size.dead == 0)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aResultThatNeverComesEndsInATimeoutAndTheMessageIsKept(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind, worker: nil) { h in
+            let error = await #expect(throws: IvyError.self) {
+                try await h.ivy.call(h.tasks.add, 1, 2, timeout: .milliseconds(200))
+            }
+            #expect(error?.code == .resultTimedOut)
+            #expect(error?.taskName == "testpackage.add")
+            let size = try await h.size()
+            #expect(size.ready == 1)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aMessagePastItsDeadlineIsDeadLetteredWithoutRunning(_ kind: ConformanceBackend) async throws {
+        let probe = ConcurrencyProbe()
+        try await Harness.run(kind) { h in
+            let events = h.ivy.events()
+            let expired = TaskMessage(
+                name: "conformance.track", args: Array("[1]".utf8), id: "expired-1",
+                deadline: Date(timeIntervalSinceNow: -1))
+            _ = try await h.backend.send(expired.encoded(), to: h.queue)
+            let dead = try await events.collect(1, "the dead letter", where: \.isDeadLettered)
+            guard case .deadLettered(_, _, let reason) = dead[0] else { return }
+            #expect(reason.contains("deadlineExpired"))
+            #expect(probe.total == 0)
+        } register: { registry, queue in
+            try registry.register("conformance.track", queue: queue) { (value: Int) in
+                probe.enter()
+                probe.leave()
+                return value
+            }
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aTaskThatWantsNoResultCanOnlyBeEnqueued(_ kind: ConformanceBackend) async throws {
+        let probe = ConcurrencyProbe()
+        try await Harness.run(kind) { h in
+            let events = h.ivy.events()
+            let fireAndForget = try TaskDefinition<Int, Int>(
+                name: "conformance.quiet", options: TaskOptions(queue: h.queue, resultWanted: false))
+            let error = await #expect(throws: IvyError.self) { try await h.ivy.call(fireAndForget, 1) }
+            #expect(error?.code == .resultNotWanted)
+            _ = try await h.ivy.enqueue(fireAndForget, 7)
+            _ = try await events.collect(1, "the enqueued task to succeed", where: \.isSucceeded)
+            #expect(probe.total == 1)
+        } register: { registry, queue in
+            try registry.register("conformance.quiet", queue: queue, resultWanted: false) { (value: Int) in
+                probe.enter()
+                probe.leave()
+                return value
+            }
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func closingEndsWaitingCalls(_ kind: ConformanceBackend) async throws {
+        let (backend, notifier) = try await kind.open()
+        let registry = TaskRegistry()
+        let tasks = try TestPackage.register(in: registry, queue: freshQueue())
+        let ivy = try await Ivy(
+            registry: registry, backend: backend, notifier: notifier, options: IvyOptions(logger: SilentLogger()))
+        let pending = try await ivy.delayedCall(tasks.factorial, 3)
+        await ivy.close()
+        let error = await #expect(throws: IvyError.self) { try await pending.value }
+        #expect(error?.code == .closed)
+        let afterClose = await #expect(throws: IvyError.self) { try await ivy.enqueue(tasks.factorial, 3) }
+        #expect(afterClose?.code == .closed)
+    }
+}
