@@ -31,6 +31,7 @@ public final class Ivy: Sendable {
     private let router = ResultRouter()
     private let broadcaster = EventBroadcaster()
     private let listener: Task<Void, Never>
+    private let sweeper: Task<Void, Never>
     private let sequence = Atomic<UInt64>(0)
     private let isClosed = Atomic<Bool>(false)
 
@@ -48,6 +49,7 @@ public final class Ivy: Sendable {
         producerID = Self.randomID()
         notificationChannel = "\(options.notificationChannel):\(producerID)"
         let notifications = try await notifier.subscribe(to: notificationChannel)
+        sweeper = Task { [router] in await router.sweep() }
         listener = Task { [router, codec, logger = options.logger] in
             for await payload in notifications {
                 do {
@@ -170,6 +172,7 @@ public final class Ivy: Sendable {
     public func close() async {
         guard !isClosed.exchange(true, ordering: .relaxed) else { return }
         listener.cancel()
+        sweeper.cancel()
         router.finishAll(with: IvyError(.closed))
         await notifier.close()
         await backend.close()

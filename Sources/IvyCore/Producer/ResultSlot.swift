@@ -12,34 +12,20 @@ final class ResultSlot: Sendable {
     private struct Storage {
         var state: State = .waiting([:])
         var nextWaiter: UInt64 = 0
-        var timer: Task<Void, Never>?
     }
 
     private let storage = Mutex(Storage())
 
-    /// Arms the timer that ends the wait; set once, right after the slot is made.
-    func setTimer(_ timer: Task<Void, Never>) {
-        let resolved = storage.withLock { storage in
-            guard case .waiting = storage.state else { return true }
-            storage.timer = timer
-            return false
-        }
-        if resolved { timer.cancel() }
-    }
-
     /// Settles the slot; later calls are ignored. Returns whether this call settled it.
     @discardableResult
     func resolve(_ outcome: Result<ResultNotification, any Error>) -> Bool {
-        let settled: (waiters: [CheckedContinuation<ResultNotification, any Error>], timer: Task<Void, Never>?)? =
-            storage.withLock { storage in
-                guard case .waiting(let waiters) = storage.state else { return nil }
-                storage.state = .resolved(outcome)
-                defer { storage.timer = nil }
-                return (Array(waiters.values), storage.timer)
-            }
-        guard let settled else { return false }
-        settled.timer?.cancel()
-        for waiter in settled.waiters { waiter.resume(with: outcome) }
+        let waiters: [CheckedContinuation<ResultNotification, any Error>]? = storage.withLock { storage in
+            guard case .waiting(let waiters) = storage.state else { return nil }
+            storage.state = .resolved(outcome)
+            return Array(waiters.values)
+        }
+        guard let waiters else { return false }
+        for waiter in waiters { waiter.resume(with: outcome) }
         return true
     }
 

@@ -3,19 +3,19 @@
 internal import Foundation
 
 /// Encodes a call's arguments as one JSON array, the wire format's `args`.
-struct ArgumentEncoder: Encodable {
-    let encodeElements: (inout any UnkeyedEncodingContainer) throws -> Void
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.unkeyedContainer()
-        try encodeElements(&container)
-    }
-
+enum ArgumentEncoder {
     static func encode<each Argument: Encodable>(_ arguments: repeat each Argument) throws -> [UInt8] {
-        let list = ArgumentEncoder { container in
-            for argument in repeat each arguments { try container.encode(argument) }
+        var writer = JSONWriter(capacity: 64)
+        let encoder = JSONEncoderBox()
+        var first = true
+        writer.raw("[")
+        for argument in repeat each arguments {
+            if !first { writer.raw(",") }
+            first = false
+            try writer.value(argument, encoder: encoder)
         }
-        return Array(try JSONEncoder().encode(list))
+        writer.raw("]")
+        return writer.bytes
     }
 }
 
@@ -27,7 +27,7 @@ final class ArgumentDecoder {
     private let json: [UInt8]
     private let elements: [Range<Int>]
     private var index = 0
-    private let decoder = JSONDecoder()
+    private var decoder: JSONDecoder?
 
     /// Splits `args` and checks that it has exactly `parameterCount` elements.
     init(_ args: ArraySlice<UInt8>, parameterCount: Int) throws {
@@ -43,7 +43,7 @@ final class ArgumentDecoder {
 
     func next<Value: Decodable>(_ type: Value.Type) throws -> Value {
         defer { index += 1 }
-        return try decoder.decode(Value.self, from: Data(json[elements[index]]))
+        return try ValueDecoding.decode(Value.self, from: json[elements[index]], decoder: &decoder)
     }
 
     static func count<each Value>(_ types: repeat (each Value).Type) -> Int {
@@ -53,17 +53,36 @@ final class ArgumentDecoder {
     }
 }
 
+/// Decodes one JSON value: scalars by hand, anything else through `JSONDecoder`.
+enum ValueDecoding {
+    static func decode<Value: Decodable>(
+        _ type: Value.Type, from token: ArraySlice<UInt8>, decoder: inout JSONDecoder?
+    ) throws -> Value {
+        if let primitive = Value.self as? any JSONPrimitive.Type, let value = primitive.readJSON(token) as? Value {
+            return value
+        }
+        if decoder == nil { decoder = JSONDecoder() }
+        return try decoder!.decode(Value.self, from: Data(token))
+    }
+}
+
 /// Encodes one value as a one-element JSON array, the wire format's `result`.
 enum ResultCoding {
     static func encode<Value: Encodable>(_ value: Value) throws -> [UInt8] {
-        Array(try JSONEncoder().encode([value]))
+        var writer = JSONWriter(capacity: 32)
+        writer.raw("[")
+        try writer.value(value, encoder: JSONEncoderBox())
+        writer.raw("]")
+        return writer.bytes
     }
 
+    /// The first element of a `result` array (ivy's callback arguments after `err`).
     static func decode<Value: Decodable>(_ type: Value.Type, from json: [UInt8]) throws -> Value {
-        let values = try JSONDecoder().decode([Value].self, from: Data(json))
-        guard let first = values.first else {
+        let elements = try JSONObjectReader.arrayElements(json)
+        guard let first = elements.first else {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "empty result array"))
         }
-        return first
+        var decoder: JSONDecoder?
+        return try ValueDecoding.decode(Value.self, from: json[first], decoder: &decoder)
     }
 }

@@ -61,11 +61,11 @@ public struct TaskMessage: Sendable, Hashable {
         writer.integer(attempt)
         if let createdAt {
             writer.key("created_at")
-            writer.string(RFC3339.format(createdAt))
+            writer.timestamp(createdAt)
         }
         if let deadline {
             writer.key("deadline")
-            writer.string(RFC3339.format(deadline))
+            writer.timestamp(deadline)
         }
         writer.raw("}")
         return writer.bytes

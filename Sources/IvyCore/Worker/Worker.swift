@@ -25,6 +25,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
     private let events: EventBroadcaster
     private let logger: any IvyLogger
     private let limiter: ConcurrencyLimiter
+    private let supervisor: AttemptSupervisor<Backend>
     private let control = Mutex(Control())
 
     init(
@@ -42,6 +43,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
         self.events = events
         self.logger = logger
         limiter = ConcurrencyLimiter(capacity: options.concurrency)
+        supervisor = AttemptSupervisor(backend: backend, visibility: options.visibilityTimeout, logger: logger)
     }
 
     /// Serves until the calling task is cancelled or ``stop()`` is called, then drains.
@@ -82,6 +84,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
             for reserver in reservers { await reserver.value }
             sink.finish()
         }
+        let supervising = Task { await supervisor.supervise() }
         logger.info("worker started", ["queues": queues.joined(separator: ","), "backend": backend.endpoint])
         await withDiscardingTaskGroup { group in
             for await reservation in deliveries {
@@ -93,6 +96,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
             }
         }
         await closer.value
+        supervising.cancel()
         logger.info("worker stopped", ["queues": queues.joined(separator: ",")])
     }
 
@@ -198,43 +202,25 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
-    /// Runs one attempt under the task's timeout, extending the reservation as it goes.
+    /// Runs one attempt under the task's timeout, with the supervisor extending the reservation.
     private func runAttempt(
         _ task: RegisteredTask, arguments: [UInt8], reservation: Reservation<Backend.Receipt>, taskID: String
     ) async throws -> [UInt8] {
-        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-            group.addTask { try await task.run(arguments[...]) }
-            group.addTask {
-                try await self.watch(reservation, timeout: task.options.timeout, taskName: task.name, taskID: taskID)
-                return nil
-            }
-            defer { group.cancelAll() }
-            while let outcome = try await group.next() {
-                if let result = outcome { return result }
-            }
-            preconditionFailure("the task finished without a result")
+        // Its own task, so the supervisor can cancel it at the timeout; shutdown cancellation of
+        // this one is forwarded to it.
+        let attempt = Task { try await task.run(arguments[...]) }
+        let id = supervisor.begin(reservation, timeout: task.options.timeout) { attempt.cancel() }
+        let outcome = await withTaskCancellationHandler {
+            await attempt.result
+        } onCancel: {
+            attempt.cancel()
         }
-    }
-
-    /// Sleeps until the next heartbeat or the timeout; extends at each heartbeat, throws at the
-    /// timeout. Returns only by throwing (cancellation included).
-    private func watch(
-        _ reservation: Reservation<Backend.Receipt>, timeout: Duration, taskName: String, taskID: String
-    ) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        let interval = options.visibilityTimeout / 3
-        var nextBeat = clock.now.advanced(by: interval)
-        while true {
-            try await Task.sleep(until: min(deadline, nextBeat), clock: clock)
-            if clock.now >= deadline {
-                throw IvyError(.taskTimedOut, taskName: taskName, taskID: taskID, detail: "ran longer than \(timeout)")
-            }
-            do { try await backend.extend(reservation, visibility: options.visibilityTimeout) } catch {
-                logger.warning("heartbeat failed", ["task.id": taskID, "error": "\(error)"])
-            }
-            nextBeat = clock.now.advanced(by: interval)
+        let timedOut = supervisor.end(id)
+        if case .failure = outcome, timedOut {
+            throw IvyError(
+                .taskTimedOut, taskName: task.name, taskID: taskID, detail: "ran longer than \(task.options.timeout)")
         }
+        return try outcome.get()
     }
 
     private func fail(
