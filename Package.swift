@@ -33,7 +33,7 @@ let package = Package(
         .testTarget(name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyConformanceTests", dependencies: ["Ivy", "IvyCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "IvyCLITests", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "IvyCLITests", dependencies: ["ivy"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

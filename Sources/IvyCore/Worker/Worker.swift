@@ -172,16 +172,18 @@ final class Worker<Backend: QueueBackend>: Sendable {
         do {
             let result = try await runAttempt(task, arguments: message.args, reservation: reservation, taskID: taskID)
             let duration = clock.now - start
+            // Settled before the caller hears of it: once resumed, the message is gone and the
+            // worker's events for it are out.
             await settle {
                 do { try await self.backend.ack(reservation) } catch {
                     self.logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
                 }
+                self.events.emit(.succeeded(context, duration: duration))
                 if let channel {
                     let notification = self.notification(message, context, outcome: .success(result: result))
                     await self.publish(notification, to: channel)
                 }
             }
-            events.emit(.succeeded(context, duration: duration))
         } catch {
             if Task.isCancelled {
                 // Shutdown after the grace period: hand the message to another worker.
@@ -230,11 +232,11 @@ final class Worker<Backend: QueueBackend>: Sendable {
         await settle {
             await self.deadLetter(
                 reservation, reason: "\(error.name): \(error.message) (attempt \(context.attempt))", emit: false)
+            self.events.emit(.failed(context, error: "\(error.name): \(error.message)"))
             if let channel {
                 await self.publish(self.notification(message, context, outcome: .failure(error)), to: channel)
             }
         }
-        events.emit(.failed(context, error: "\(error.name): \(error.message)"))
     }
 
     private func deadLetter(_ reservation: Reservation<Backend.Receipt>, reason: String, emit: Bool = true) async {

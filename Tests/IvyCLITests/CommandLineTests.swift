@@ -1,0 +1,106 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `ivy` executable, run as a user would.
+@Suite("ivy command line")
+struct CommandLineTests {
+    @Test func demoShowsTheFlowAndTheResult() async throws {
+        let run = try await IvyProcess.run(["demo"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdoutLines.last == "testpackage.factorial(5) = 120")
+        for step in ["scheduled testpackage.factorial", "running testpackage.factorial", "succeeded", "caller resumed"] {
+            #expect(run.stdout.contains(step), "missing step '\(step)'")
+        }
+    }
+
+    @Test func demoReportsARemoteFailureAndExitsNonZero() async throws {
+        let run = try await IvyProcess.run(["demo", "-n", "25"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("OverflowError"))
+        #expect(!run.stdout.contains(" = "))
+    }
+
+    @Test func benchPrintsATableAndEndsWithOneJSONLine() async throws {
+        let run = try await IvyProcess.run(["bench", "-n", "300", "-c", "8", "--latency-calls", "40", "--json"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("round trip"))
+        let last = try #require(run.stdoutLines.last)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        for key in ["backend", "tasks", "concurrency", "enqueue_per_s", "roundtrip_per_s", "p50_ms", "p90_ms", "p99_ms", "errors"] {
+            #expect(object[key] != nil, "missing key \(key)")
+        }
+        #expect(object["backend"] as? String == "memory://")
+        #expect(object["tasks"] as? Int == 300)
+        #expect(object["concurrency"] as? Int == 8)
+        #expect(object["errors"] as? Int == 0)
+        #expect((object["roundtrip_per_s"] as? Double ?? 0) > 0)
+        let p50 = object["p50_ms"] as? Double ?? -1
+        let p99 = object["p99_ms"] as? Double ?? -1
+        #expect(p50 > 0 && p50 <= p99)
+    }
+
+    @Test(arguments: ["demo", "worker", "bench"])
+    func everyCommandHasHelp(_ command: String) async throws {
+        let run = try await IvyProcess.run([command, "--help"])
+        #expect(run.status == 0)
+        #expect(run.stdout.hasPrefix("usage: ivy \(command)"))
+    }
+
+    @Test func unknownCommandsAndOptionsAreUsageErrors() async throws {
+        let command = try await IvyProcess.run(["frobnicate"])
+        #expect(command.status == 2)
+        #expect(command.stderr.contains("unknown command 'frobnicate'"))
+        let option = try await IvyProcess.run(["bench", "--frob"])
+        #expect(option.status == 2)
+        #expect(option.stderr.contains("unknown argument '--frob'"))
+        let value = try await IvyProcess.run(["bench", "-n", "many"])
+        #expect(value.status == 2)
+        #expect(value.stderr.contains("-n takes a whole number"))
+    }
+
+    @Test func credentialsInABackendURLAreNeverPrinted() async throws {
+        let run = try await IvyProcess.run(["demo", "--queue", "nosuch://admin:s3cret-pw@127.0.0.1:1/x?token=tok-123"])
+        #expect(run.status != 0)
+        #expect(!run.stderr.contains("s3cret-pw"))
+        #expect(!run.stderr.contains("tok-123"))
+        #expect(!run.stdout.contains("s3cret-pw"))
+        #expect(run.stderr.contains("***"))
+    }
+
+    @Test func workerDrainsAndExitsZeroOnSIGTERM() async throws {
+        let worker = try IvyProcess(["worker", "--concurrency", "2"])
+        try await withDeadline("the worker to start") { await worker.waitForStderr(containing: "serving testpackage") }
+        kill(worker.processIdentifier, SIGTERM)
+        let run = try await withDeadline("the worker to exit") { await worker.finish() }
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stderr.contains("SIGTERM received"))
+        #expect(run.stderr.contains("stopped"))
+    }
+}
+
+struct TestTimeout: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// Runs `body`, failing with ``TestTimeout`` if it has not finished within `limit`.
+func withDeadline<T: Sendable>(
+    _ what: String, limit: Duration = .seconds(60), _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw TestTimeout(what: what) }
+        return value
+    }
+}
