@@ -9,18 +9,21 @@ struct SharedOptions {
     var queueURL: String
     var notifyURL: String
     var verbose: Bool
+    var keys: KeyOptions
 
     static let help = """
           --queue URL        queue backend (default: $IVY_QUEUE_URL, else memory://)
           --notify URL       notifier (default: $IVY_NOTIFY_URL, else memory://)
           -v, --verbose      log at debug level on stderr
+        \(KeyOptions.help)
         """
 
-    init(_ arguments: inout CommandLineArguments) throws(CommandLineArguments.UsageError) {
+    init(_ arguments: inout CommandLineArguments) throws {
         let environment = ProcessInfo.processInfo.environment
         queueURL = try arguments.option("--queue") ?? environment["IVY_QUEUE_URL"].nonEmpty ?? "memory://"
         notifyURL = try arguments.option("--notify") ?? environment["IVY_NOTIFY_URL"].nonEmpty ?? "memory://"
         verbose = arguments.flag("--verbose", "-v")
+        keys = try KeyOptions(&arguments)
     }
 
     var isInProcess: Bool { queueURL.lowercased().hasPrefix("memory:") }
@@ -33,7 +36,7 @@ struct SharedOptions {
         let tasks = try TestPackage.register(in: registry)
         let ivy = try await Ivy(
             registry: registry, queue: .url(queueURL), notifier: .url(notifyURL),
-            options: IvyOptions(resultTimeout: resultTimeout, logger: logger))
+            options: IvyOptions(resultTimeout: resultTimeout, logger: logger, encryption: keys.encryption))
         return (ivy, tasks)
     }
 

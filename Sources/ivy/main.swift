@@ -10,10 +10,13 @@ let usage = """
       demo     call testpackage.factorial(5) through the queue and show the flow
       worker   serve the example tasks until SIGTERM/SIGINT
       bench    measure enqueue rate, round trips and latency
+      encrypt  turn plaintext on stdin into a message token
+      decrypt  turn a message token on stdin back into plaintext
 
     Run `ivy <command> --help` for a command's options. Backends are chosen by URL:
     --queue memory:// (the default), --notify memory://; $IVY_QUEUE_URL and $IVY_NOTIFY_URL
-    set the defaults.
+    set the defaults. Messages are encrypted when $MESSAGES_ENCRYPTION_KEY or --key-file gives
+    a key.
     """
 
 /// Runs the command line and returns the process's exit status.
@@ -22,6 +25,8 @@ func runCommandLine() async -> Int32 {
         "demo": (DemoCommand.help, DemoCommand.run),
         "worker": (WorkerCommand.help, WorkerCommand.run),
         "bench": (BenchCommand.help, BenchCommand.run),
+        "encrypt": (CryptoCommands.encryptHelp, CryptoCommands.encrypt),
+        "decrypt": (CryptoCommands.decryptHelp, CryptoCommands.decrypt),
     ]
     let command = CommandLine.arguments.dropFirst().first ?? "--help"
     var arguments = CommandLineArguments(CommandLine.arguments.dropFirst(2))

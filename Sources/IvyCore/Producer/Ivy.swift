@@ -45,7 +45,7 @@ public final class Ivy: Sendable {
         self.options = options
         self.backend = backend
         self.notifier = notifier
-        codec = MessageCodec()
+        codec = MessageCodec(encryption: options.encryption)
         producerID = Self.randomID()
         notificationChannel = "\(options.notificationChannel):\(producerID)"
         let notifications = try await notifier.subscribe(to: notificationChannel)

@@ -11,6 +11,8 @@ public struct IvyOptions: Sendable {
     public var notificationChannel: String
     /// Where the library writes what it has to say.
     public var logger: any IvyLogger
+    /// Encryption of messages and notifications; nil for plaintext.
+    public var encryption: MessageEncryption?
 
     /// The base channel when none is given: `IVY_NOTIFICATION_CHANNEL_NAME`, else `ivy-notifier`.
     public static var defaultNotificationChannel: String {
@@ -20,8 +22,9 @@ public struct IvyOptions: Sendable {
 
     public init(
         resultTimeout: Duration = .seconds(60), notificationChannel: String? = nil,
-        logger: any IvyLogger = StderrLogger()
+        logger: any IvyLogger = StderrLogger(), encryption: MessageEncryption? = .fromEnvironment()
     ) {
+        self.encryption = encryption
         precondition(resultTimeout > .zero, "resultTimeout must be positive")
         self.resultTimeout = resultTimeout
         self.notificationChannel = notificationChannel ?? Self.defaultNotificationChannel

@@ -14,6 +14,7 @@ public struct IvyError: Error, Sendable, Hashable, CustomStringConvertible {
             case resultTimedOut, taskTimedOut, deadlineExpired, resultNotWanted
             case reservationLost, connectionFailed, commandFailed, invalidURL, unsupportedBackend
             case closed, invalidConfiguration
+            case decryptionFailed, encryptionRequired
         }
         fileprivate let kind: Kind
 
@@ -53,6 +54,11 @@ public struct IvyError: Error, Sendable, Hashable, CustomStringConvertible {
         public static var closed: Self { .init(kind: .closed) }
         /// Options that contradict each other or are out of range.
         public static var invalidConfiguration: Self { .init(kind: .invalidConfiguration) }
+        /// An encrypted message is tampered, truncated, badly encoded, of an unknown format, or
+        /// was encrypted with none of the configured keys.
+        public static var decryptionFailed: Self { .init(kind: .decryptionFailed) }
+        /// A plaintext message reached a worker that requires encryption.
+        public static var encryptionRequired: Self { .init(kind: .encryptionRequired) }
 
         public var description: String { kind.rawValue }
     }

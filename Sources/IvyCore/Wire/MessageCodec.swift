@@ -2,22 +2,73 @@
 
 /// Turns task messages and notifications into the bytes a backend or notifier carries, and back.
 ///
-/// Backends and notifiers only see these bytes; anything applied to every message (such as
-/// encryption) belongs here, so every path gets it.
+/// Backends and notifiers only see these bytes; anything applied to every message belongs here,
+/// so every path gets it: with ``encryption`` set, messages and notifications are sealed on the
+/// way out and opened on the way in.
 struct MessageCodec: Sendable {
+    var encryption: MessageEncryption?
+
     func encode(_ message: TaskMessage) -> [UInt8] {
-        message.encoded()
+        let plaintext = message.encoded()
+        guard let encryption else { return plaintext }
+        return encryption.seal(plaintext, route: message.id.map { .init(id: $0, notify: message.notify) })
     }
 
     func decodeTask(_ body: [UInt8]) throws(IvyError) -> TaskMessage {
-        try TaskMessage(decoding: body)
+        try TaskMessage(decoding: try open(body))
     }
 
     func encode(_ notification: ResultNotification) -> [UInt8] {
-        notification.encoded()
+        let plaintext = notification.encoded()
+        guard let encryption else { return plaintext }
+        return encryption.seal(plaintext, route: nil)
     }
 
     func decodeNotification(_ payload: [UInt8]) throws(IvyError) -> ResultNotification {
-        try ResultNotification(decoding: payload)
+        do {
+            return try ResultNotification(decoding: try open(payload))
+        } catch let error where error.code == .encryptionRequired {
+            // A worker that could not open a call's message says so in plaintext: it does not
+            // share our key. Nothing else is accepted unencrypted.
+            let notice = try ResultNotification(decoding: payload)
+            guard case .failure(let remote) = notice.outcome, Self.undecryptableNames.contains(remote.name) else {
+                throw error
+            }
+            return notice
+        }
+    }
+
+    /// The error names a worker uses when it cannot open a message.
+    static let undecryptableNames: Set<String> = ["DecryptionFailed", "EncryptionRequired"]
+
+    /// Plaintext notice for the caller of a message this worker cannot open, if it can be routed.
+    func undecryptableNotice(
+        _ body: [UInt8], queue: String, deliveryCount: Int, error: IvyError
+    ) -> (channel: String, payload: [UInt8])? {
+        let route: MessageEncryption.Route?
+        let name: String
+        if error.code == .encryptionRequired, let message = try? TaskMessage(decoding: body), let id = message.id {
+            route = .init(id: id, notify: message.notify)
+            name = "EncryptionRequired"
+        } else if error.code == .decryptionFailed {
+            route = MessageEncryption.route(of: body)
+            name = "DecryptionFailed"
+        } else {
+            return nil
+        }
+        guard let route, let channel = route.notify else { return nil }
+        let notice = ResultNotification(
+            id: route.id, name: "", args: Array("[]".utf8), queue: queue, attempt: deliveryCount,
+            outcome: .failure(.init(name: name, message: error.detail ?? "\(error.code)", retryable: false)))
+        return (channel, notice.encoded())
+    }
+
+    private func open(_ body: [UInt8]) throws(IvyError) -> [UInt8] {
+        if let encryption { return try encryption.open(body) }
+        guard !MessageEncryption.isToken(body) else {
+            throw IvyError(
+                .decryptionFailed, detail: "the message is encrypted and no key is configured (MESSAGES_ENCRYPTION_KEY)")
+        }
+        return body
     }
 }

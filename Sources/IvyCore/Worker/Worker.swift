@@ -148,6 +148,13 @@ final class Worker<Backend: QueueBackend>: Sendable {
             message = try codec.decodeTask(reservation.body)
         } catch {
             await deadLetter(reservation, reason: "\(error)")
+            if let notice = codec.undecryptableNotice(
+                reservation.body, queue: reservation.queue, deliveryCount: reservation.deliveryCount, error: error)
+            {
+                do { try await notifier.publish(notice.payload, to: notice.channel) } catch {
+                    logger.error("telling the caller failed", ["error": "\(error)"])
+                }
+            }
             return
         }
         let taskID = message.id ?? reservation.messageID
