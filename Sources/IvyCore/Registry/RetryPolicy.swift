@@ -66,11 +66,17 @@ public struct RetryPolicy: Sendable, Hashable {
         case .fixed(let delay): wait = delay
         case .linear(let step): wait = step * max(attempt, 1)
         case .exponential(let base, let maximum):
+            // Cap before multiplying: base × 2^62 overflows Duration.
             let exponent = min(max(attempt - 1, 0), 62)
             let factor = Double(1 << exponent)
-            wait = min(maximum, base * factor)
+            let overflows = exponent >= 62 || Self.seconds(base) * factor >= Self.seconds(maximum)
+            wait = overflows ? maximum : base * factor
         }
         guard jitter, wait > .zero else { return wait }
         return wait / 2 + wait / 2 * Double.random(in: 0...1, using: &generator)
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

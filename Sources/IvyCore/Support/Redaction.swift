@@ -10,12 +10,17 @@ public enum Redaction {
     /// `ironmq://TOKEN@host/PROJECT` → `ironmq://***@host/PROJECT`.
     public static func redact(url: String) -> String {
         var text = url
-        if let schemeEnd = text.range(of: "://") {
-            let authorityStart = schemeEnd.upperBound
-            let authorityEnd = text[authorityStart...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" })
-                ?? text.endIndex
-            if let at = text[authorityStart..<authorityEnd].lastIndex(of: "@") {
-                text.replaceSubrange(authorityStart..<at, with: "***")
+        // Everything between the scheme and the LAST "@" is credentials, even when it holds "/",
+        // "?" or "#", or when the text is no well-formed URL at all: masking too much is fine,
+        // masking too little is not.
+        if let at = text.lastIndex(of: "@") {
+            let start = text.range(of: "://").map(\.upperBound)
+                ?? text.range(of: ":/").map(\.upperBound)
+                ?? text.startIndex
+            if start <= at {
+                text.replaceSubrange(start..<at, with: "***")
+            } else {
+                text.replaceSubrange(text.startIndex..<at, with: "***")
             }
         }
         if let query = text.firstIndex(of: "?") {

@@ -22,21 +22,38 @@ package final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
     private var head = 0
     private var isStopped = false
+    private var hasExited = false
     // Set once in `init`, before the thread starts; read-only afterwards.
     private var thread: Thread?
 
-    /// Starts the thread. It holds the executor until ``shutdown()`` and the queued jobs are
-    /// drained, then exits.
+    /// Starts the thread. It keeps the executor alive until ``shutdown()`` and the queued jobs
+    /// are drained, then exits.
     package init(name: String) {
-        let thread = Thread { [self] in run() }
-        thread.name = name
+        // Foundation on Linux never releases a thread's closure, so the closure reaches the
+        // executor through a holder it empties on exit; otherwise every executor would leak.
+        let holder = Holder(self)
+        let thread = Thread {
+            // A name set before start() is ignored on Linux; Linux allows 15 bytes.
+            Thread.current.name = String(name.utf8.prefix(15))!
+            holder.executor?.run()
+            holder.executor = nil
+        }
         self.thread = thread
         thread.start()
+    }
+
+    private final class Holder: @unchecked Sendable {
+        // Invariant: touched only by the executor's thread once it has started.
+        var executor: ThreadExecutor?
+        init(_ executor: ThreadExecutor) { self.executor = executor }
     }
 
     package func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         condition.lock()
+        // A job that arrives after the thread drained and exited would never run: its task
+        // would hang. Shut an executor down only when nothing can use it any more (deinit).
+        precondition(!hasExited, "a job was enqueued on a ThreadExecutor after its shutdown")
         jobs.append(job)
         condition.signal()
         condition.unlock()
@@ -67,7 +84,10 @@ package final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while head == jobs.count && !isStopped { condition.wait() }
-        guard head < jobs.count else { return nil }
+        guard head < jobs.count else {
+            hasExited = true
+            return nil
+        }
         let job = jobs[head]
         head += 1
         if head == jobs.count {

@@ -228,12 +228,19 @@ extension JSONObjectReader {
         /// Moves past a string, checking its escapes and control characters but not building it.
         private mutating func skipString() throws(Failure) {
             try expect(UInt8(ascii: "\""))
+            let start = position
+            var isASCII = true
             while true {
                 guard let byte = peek else { throw failure("unterminated string") }
                 if byte == UInt8(ascii: "\"") {
+                    // Non-ASCII text is checked as UTF-8 here, once; ASCII needs no check.
+                    if !isASCII, String(validating: bytes[start..<position], as: UTF8.self) == nil {
+                        throw Failure(offset: start, reason: "invalid UTF-8 in string")
+                    }
                     position += 1
                     return
                 }
+                if byte >= 0x80 { isASCII = false }
                 if byte < 0x20 { throw failure("control character in string") }
                 if byte == UInt8(ascii: "\\") {
                     guard position + 1 < bytes.count else { throw failure("unterminated string") }

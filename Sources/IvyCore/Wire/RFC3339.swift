@@ -18,9 +18,15 @@ enum RFC3339 {
     }
 
     static func write(_ date: Date, into bytes: inout [UInt8]) {
-        let seconds = date.timeIntervalSince1970
-        var whole = time_t(seconds.rounded(.down))
-        let millis = min(999, Int(((seconds - Double(whole)) * 1000).rounded(.down)))
+        // Round once, on the whole count of milliseconds, so parse → format is the identity.
+        let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        var (quotient, remainder) = totalMillis.quotientAndRemainder(dividingBy: 1000)
+        if remainder < 0 {
+            quotient -= 1
+            remainder += 1000
+        }
+        var whole = time_t(quotient)
+        let millis = Int(remainder)
         var parts = tm()
         gmtime_r(&whole, &parts)
         func digits(_ value: Int, _ width: Int) {
@@ -87,7 +93,9 @@ enum RFC3339 {
         } else if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
             let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
             index += 1
-            guard let offsetHours = number(2), skip(":"), let offsetMinutes = number(2) else { return nil }
+            guard let offsetHours = number(2), skip(":"), let offsetMinutes = number(2), offsetHours < 24,
+                offsetMinutes < 60
+            else { return nil }
             offset = sign * (offsetHours * 3600 + offsetMinutes * 60)
         } else {
             return nil
@@ -103,6 +111,8 @@ enum RFC3339 {
         parts.tm_min = Int32(minute)
         parts.tm_sec = Int32(second)
         let epoch = timegm(&parts)
+        // timegm normalises 31 February to 3 March; such a date is not a date.
+        guard parts.tm_mday == Int32(day), parts.tm_mon == Int32(month - 1) else { return nil }
         return Date(timeIntervalSince1970: Double(epoch - offset) + fraction)
     }
 }

@@ -1,0 +1,111 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import IvyExamples
+import Testing
+
+/// Encryption end to end: a producer and a worker, each with its own keys, on one backend.
+@Suite("Encrypted messages")
+struct EncryptionConformanceTests {
+    /// Runs `body` with a producer and a separate worker sharing one backend and notifier.
+    private func withPair(
+        _ kind: ConformanceBackend, producer producerEncryption: MessageEncryption?,
+        worker workerEncryption: MessageEncryption?,
+        _ body: (Ivy, TestPackage, any InspectableQueueBackend, String) async throws -> Void
+    ) async throws {
+        let (backend, notifier) = try await kind.open()
+        let queue = freshQueue("enc")
+        let registry = TaskRegistry()
+        let tasks = try TestPackage.register(in: registry, queue: queue)
+        let producer = try await Ivy(
+            registry: registry, backend: backend, notifier: notifier,
+            options: IvyOptions(resultTimeout: .seconds(20), logger: SilentLogger(), encryption: producerEncryption))
+        let worker = try await Ivy(
+            registry: registry, backend: backend, notifier: notifier,
+            options: IvyOptions(logger: SilentLogger(), encryption: workerEncryption))
+        let serving = Task { try await worker.listen(queues: [queue], concurrency: 4) }
+        var failure: (any Error)?
+        do { try await body(producer, tasks, backend, queue) } catch { failure = error }
+        serving.cancel()
+        _ = try? await serving.value
+        await producer.close()
+        await worker.close()
+        if let failure { throw failure }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func messagesOnTheQueueAreEncryptedAndCallsWork(_ kind: ConformanceBackend) async throws {
+        let encryption = MessageEncryption(key: "queue-key")
+        try await withPair(kind, producer: encryption, worker: encryption) { producer, tasks, _, _ in
+            let echoed = try await producer.call(tasks.echo, "secret payload")
+            #expect(echoed == "secret payload")
+            let factorial = try await producer.call(tasks.factorial, 6)
+            #expect(factorial == 720)
+        }
+        // What a broker holds: a token, never the payload.
+        let (backend, notifier) = try await kind.open()
+        let registry = TaskRegistry()
+        let queue = freshQueue("enc")
+        let tasks = try TestPackage.register(in: registry, queue: queue)
+        let producer = try await Ivy(
+            registry: registry, backend: backend, notifier: notifier,
+            options: IvyOptions(logger: SilentLogger(), encryption: encryption))
+        try await producer.enqueue(tasks.echo, "secret payload")
+        let held = try #require(try await backend.peek(queue, count: 1).first)
+        #expect(held.body.starts(with: Array("$ivy-v1$".utf8)))
+        #expect(!String(decoding: held.body, as: UTF8.self).contains("secret payload"))
+        await producer.close()
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aWorkerWithTheWrongKeyDeadLettersTheMessageAndTheCallerIsTold(_ kind: ConformanceBackend) async throws {
+        try await withPair(
+            kind, producer: MessageEncryption(key: "producer-key"), worker: MessageEncryption(key: "worker-key")
+        ) { producer, tasks, backend, queue in
+            let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.add, 1, 2) }
+            #expect(error?.name == "DecryptionFailed")
+            #expect(error?.taskName == "testpackage.add")
+            let letters = try await backend.deadLetters(of: queue, count: 10)
+            #expect(letters.count == 1)
+            let reason = letters.first?.reason ?? ""
+            #expect(reason.contains("decryptionFailed"))
+            #expect(!reason.contains("producer-key") && !reason.contains("worker-key"))
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aWorkerThatRequiresEncryptionRefusesPlaintext(_ kind: ConformanceBackend) async throws {
+        try await withPair(
+            kind, producer: nil, worker: MessageEncryption(key: "worker-key", requireEncryption: true)
+        ) { producer, tasks, backend, queue in
+            let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.add, 1, 2) }
+            #expect(error?.name == "EncryptionRequired")
+            let letters = try await backend.deadLetters(of: queue, count: 10)
+            #expect(letters.first?.reason.contains("encryptionRequired") == true)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aNodeIvyFormatProducerIsServedByAnAuthenticatedWorker(_ kind: ConformanceBackend) async throws {
+        try await withPair(
+            kind, producer: MessageEncryption(key: "shared", format: .legacy), worker: MessageEncryption(key: "shared")
+        ) { producer, tasks, _, _ in
+            let sum = try await producer.call(tasks.add, 20, 22)
+            #expect(sum == 42)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func keysCanBeRotatedWhileCallsFlow(_ kind: ConformanceBackend) async throws {
+        // Mid-rotation: the producer still seals with the old key, the worker with the new one;
+        // each accepts the other's.
+        try await withPair(
+            kind, producer: MessageEncryption(key: "old", decryptionKeys: ["new"]),
+            worker: MessageEncryption(key: "new", decryptionKeys: ["old"])
+        ) { producer, tasks, _, _ in
+            let echoed = try await producer.call(tasks.echo, "rotating")
+            #expect(echoed == "rotating")
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Synchronization
+
+/// Thrown by ``withDeadline(_:_:)`` when the awaited event does not happen in time.
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    var limit: Duration
+    var description: String { "the awaited event did not happen within \(limit)" }
+}
+
+/// Awaits `body`, racing it against a timer (STYLE.md rule 13): tests wait for events, and the
+/// timer only turns a hang into a named failure.
+///
+/// The body runs in its own task, so a body that ignores cancellation (an actor call that is never
+/// scheduled, say) still lets the test fail instead of hanging.
+@discardableResult
+func withDeadline<T: Sendable>(
+    _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let outcome = OneShot<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        outcome.arm(continuation)
+        let work = Task {
+            do { outcome.resume(with: .success(try await body())) } catch {
+                outcome.resume(with: .failure(error))
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            guard !Task.isCancelled else { return }
+            work.cancel()
+            outcome.resume(with: .failure(DeadlineExceeded(limit: limit)))
+        }
+        outcome.onResume { timer.cancel() }
+    }
+}
+
+/// A continuation resumed at most once, by whichever side finishes first.
+private final class OneShot<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var cleanup: (@Sendable () -> Void)?
+        var done = false
+    }
+    private let state = Mutex(State())
+
+    func arm(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func onResume(_ cleanup: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.cleanup = cleanup
+            return false
+        }
+        if runNow { cleanup() }
+    }
+
+    func resume(with result: Result<T, any Error>) {
+        let (continuation, cleanup) = state.withLock {
+            state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            guard !state.done else { return (nil, nil) }
+            state.done = true
+            defer {
+                state.continuation = nil
+                state.cleanup = nil
+            }
+            return (state.continuation, state.cleanup)
+        }
+        continuation?.resume(with: result)
+        cleanup?()
+    }
+}
