@@ -73,6 +73,54 @@ struct CommandLineTests {
         #expect(run.stderr.contains("***"))
     }
 
+    @Test func encryptWritesNodeIvysTokenAndDecryptReadsIt() async throws {
+        let key = ["MESSAGES_ENCRYPTION_KEY": "pass"]
+        let encrypted = try await IvyProcess.run(["encrypt", "--legacy"], environment: key, input: "Hello Crypto")
+        #expect(encrypted.status == 0, "stderr: \(encrypted.stderr)")
+        #expect(encrypted.stdout == "$aes-256-cbc$DWKO1589bRhzNrgivtoXyw==\n")
+        let decrypted = try await IvyProcess.run(["decrypt"], environment: key, input: encrypted.stdout)
+        #expect(decrypted.status == 0)
+        #expect(decrypted.stdout == "Hello Crypto")
+    }
+
+    @Test func authenticatedTokensRoundTripWithAKeyFile() async throws {
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("ivy-key-\(UUID().uuidString)")
+        try "new-key\nold-key\n".write(to: keyFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: keyFile) }
+        let encrypted = try await IvyProcess.run(["encrypt", "--key-file", keyFile.path], input: "ünïcode ✓\n")
+        #expect(encrypted.stdout.hasPrefix("$ivy-v1$"))
+        let decrypted = try await IvyProcess.run(["decrypt", "--key-file", keyFile.path], input: encrypted.stdout)
+        #expect(decrypted.stdout == "ünïcode ✓\n")
+        // An older key in the file still opens what it sealed.
+        let old = try await IvyProcess.run(["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "old-key"], input: "rotated")
+        let opened = try await IvyProcess.run(["decrypt", "--key-file", keyFile.path], input: old.stdout)
+        #expect(opened.stdout == "rotated")
+    }
+
+    @Test func decryptingWithTheWrongKeyFailsWithOneLineAndNoKey() async throws {
+        let encrypted = try await IvyProcess.run(["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "right-key-123"], input: "x")
+        let run = try await IvyProcess.run(["decrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "wrong-key-456"], input: encrypted.stdout)
+        #expect(run.status == 1)
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.split(separator: "\n").count == 1)
+        #expect(run.stderr.contains("decryptionFailed"))
+        #expect(!run.stderr.contains("right-key-123") && !run.stderr.contains("wrong-key-456"))
+        let tampered = try await IvyProcess.run(["decrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "k"], input: "$ivy-v1$$AAAA")
+        #expect(tampered.status == 1)
+    }
+
+    @Test func encryptWithoutAKeyIsAUsageError() async throws {
+        let run = try await IvyProcess.run(["encrypt"], input: "x")
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("MESSAGES_ENCRYPTION_KEY"))
+    }
+
+    @Test func theDemoRunsEncrypted() async throws {
+        let run = try await IvyProcess.run(["demo"], environment: ["MESSAGES_ENCRYPTION_KEY": "demo-key"])
+        #expect(run.status == 0)
+        #expect(run.stdoutLines.last == "testpackage.factorial(5) = 120")
+    }
+
     @Test func workerDrainsAndExitsZeroOnSIGTERM() async throws {
         let worker = try IvyProcess(["worker", "--concurrency", "2"])
         try await withDeadline("the worker to start") { await worker.waitForStderr(containing: "serving testpackage") }

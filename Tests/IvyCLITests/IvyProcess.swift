@@ -29,7 +29,7 @@ final class IvyProcess: Sendable {
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ivy")
     }
 
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    init(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
         (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         process = Process()
         process.executableURL = Self.executable
@@ -37,13 +37,15 @@ final class IvyProcess: Sendable {
         var env = ProcessInfo.processInfo.environment
         env["IVY_QUEUE_URL"] = nil
         env["IVY_NOTIFY_URL"] = nil
+        env["MESSAGES_ENCRYPTION_KEY"] = nil
         env.merge(environment) { $1 }
         process.environment = env
         let stdout = Pipe()
         let stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
+        let stdin = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         stdout.fileHandleForReading.readabilityHandler = { [output, changed] handle in
             let data = handle.availableData
             output.withLock { $0.stdout.append(data) }
@@ -55,6 +57,10 @@ final class IvyProcess: Sendable {
             changed.yield()
         }
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
     }
 
     var processIdentifier: Int32 { process.processIdentifier }
@@ -91,7 +97,9 @@ final class IvyProcess: Sendable {
     }
 
     /// Runs `ivy` with `arguments` to the end.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Finished {
-        try await IvyProcess(arguments, environment: environment).finish()
+    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws
+        -> Finished
+    {
+        try await IvyProcess(arguments, environment: environment, input: input).finish()
     }
 }
