@@ -30,10 +30,14 @@ let package = Package(
         .target(name: "Ivy", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
 
-        .testTarget(name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples"], swiftSettings: swiftSettings),
+        // Helpers shared by the test targets; not a product.
+        .target(name: "IvyTestSupport", path: "Tests/IvyTestSupport", swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyConformanceTests", dependencies: ["Ivy", "IvyCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "IvyCLITests", dependencies: ["ivy"], swiftSettings: swiftSettings),
+            name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples", "IvyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyConformanceTests", dependencies: ["Ivy", "IvyCore", "IvyExamples", "IvyTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

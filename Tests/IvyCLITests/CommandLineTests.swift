@@ -1,6 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 import Foundation
+import IvyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -123,32 +124,11 @@ struct CommandLineTests {
 
     @Test func workerDrainsAndExitsZeroOnSIGTERM() async throws {
         let worker = try IvyProcess(["worker", "--concurrency", "2"])
-        try await withDeadline("the worker to start") { await worker.waitForStderr(containing: "serving testpackage") }
+        try await withDeadline(.seconds(60), "the worker to start") { await worker.waitForStderr(containing: "serving testpackage") }
         kill(worker.processIdentifier, SIGTERM)
-        let run = try await withDeadline("the worker to exit") { await worker.finish() }
+        let run = try await withDeadline(.seconds(60), "the worker to exit") { await worker.finish() }
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stderr.contains("SIGTERM received"))
         #expect(run.stderr.contains("stopped"))
-    }
-}
-
-struct TestTimeout: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
-}
-
-/// Runs `body`, failing with ``TestTimeout`` if it has not finished within `limit`.
-func withDeadline<T: Sendable>(
-    _ what: String, limit: Duration = .seconds(60), _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TestTimeout(what: what) }
-        return value
     }
 }

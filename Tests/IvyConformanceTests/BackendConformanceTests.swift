@@ -3,6 +3,7 @@
 import Foundation
 import Ivy
 import Synchronization
+import IvyTestSupport
 import Testing
 
 /// The queue backend contract (PROTOCOL.md, "Backend contract"), checked on every backend.

@@ -3,6 +3,7 @@
 import Foundation
 import Ivy
 import IvyExamples
+import IvyTestSupport
 import Testing
 
 /// Encryption end to end: a producer and a worker, each with its own keys, on one backend.

@@ -3,6 +3,7 @@
 import Foundation
 import Ivy
 import IvyExamples
+import IvyTestSupport
 import Testing
 
 /// A producer/worker over one conformance backend, with the example tasks on a fresh queue.

@@ -3,30 +3,8 @@
 import Foundation
 import Ivy
 import Synchronization
+import IvyTestSupport
 import Testing
-
-/// A named timeout for awaiting events in tests.
-struct TestTimeout: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
-}
-
-/// Runs `body`, failing with ``TestTimeout`` if it has not finished within `limit`.
-func withDeadline<T: Sendable>(
-    _ limit: Duration = .seconds(20), _ what: String = "the operation",
-    _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TestTimeout(what: what) }
-        return value
-    }
-}
 
 extension AsyncStream where Element == IvyEvent {
     /// Waits for `count` events matching `predicate` and returns them.
@@ -40,7 +18,7 @@ extension AsyncStream where Element == IvyEvent {
                 matches.append(event)
                 if matches.count == count { return matches }
             }
-            throw TestTimeout(what: "\(what) (stream ended)")
+            throw DeadlineExceeded(limit: limit, what: "\(what) (stream ended)")
         }
     }
 }
@@ -64,12 +42,4 @@ extension IvyEvent {
     var isRetried: Bool { if case .retried = self { true } else { false } }
     var isFailed: Bool { if case .failed = self { true } else { false } }
     var isDeadLettered: Bool { if case .deadLettered = self { true } else { false } }
-}
-
-/// A value shared between test tasks.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<T>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
-    var value: Value { mutex.withLock { $0 } }
 }

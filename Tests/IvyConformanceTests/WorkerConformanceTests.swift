@@ -3,6 +3,7 @@
 import Foundation
 import Ivy
 import IvyExamples
+import IvyTestSupport
 import Testing
 
 /// Producer, worker and notifier together (DESIGN.md §3, §7), on every backend.
@@ -117,7 +118,7 @@ struct WorkerConformanceTests {
             let messageID = try await h.sendRaw(#"{"name":"testpackage.add","options":{},"args":[2,3]}"#)
             let payload = try await withDeadline(.seconds(20), "the base-channel notification") {
                 for await payload in base { return payload }
-                throw TestTimeout(what: "notification (stream ended)")
+                throw DeadlineExceeded(limit: .seconds(20), what: "the notification (stream ended)")
             }
             let notification = try ResultNotification(decoding: payload)
             #expect(notification.id == messageID)

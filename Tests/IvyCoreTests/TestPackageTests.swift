@@ -2,6 +2,7 @@
 
 import Foundation
 import IvyExamples
+import IvyTestSupport
 import Testing
 
 @testable import IvyCore

@@ -1,6 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 import Foundation
+import IvyTestSupport
 import Testing
 
 @testable import IvyCore

@@ -18,24 +18,19 @@ final class ResultRouter: Sendable {
         var deadline: ContinuousClock.Instant
     }
 
-    private struct State {
-        var waiting: [String: Waiting] = [:]
-        var parkedSweeper: CheckedContinuation<Void, Never>?
-    }
-
-    private let state = Mutex(State())
+    private let waiting = Mutex<[String: Waiting]>([:])
+    private let work = Wakeup()
     private let clock = ContinuousClock()
 
     /// Registers a call before its message is sent, so a fast result cannot arrive unseen.
     func expect(_ taskID: String, taskName: String, timeout: Duration) -> ResultSlot {
         let slot = ResultSlot()
         let waiting = Waiting(slot: slot, taskName: taskName, timeout: timeout, deadline: clock.now.advanced(by: timeout))
-        let sweeper = state.withLock { state in
-            state.waiting[taskID] = waiting
-            defer { state.parkedSweeper = nil }
-            return state.parkedSweeper
+        let wasIdle = self.waiting.withLock { calls in
+            defer { calls[taskID] = waiting }
+            return calls.isEmpty
         }
-        sweeper?.resume()
+        if wasIdle { work.signal() }
         return slot
     }
 
@@ -48,34 +43,34 @@ final class ResultRouter: Sendable {
     /// Ends one call with an outcome; returns false when no call waits for that id.
     @discardableResult
     func finish(_ taskID: String, with outcome: Result<ResultNotification, any Error>) -> Bool {
-        guard let waiting = state.withLock({ $0.waiting.removeValue(forKey: taskID) }) else { return false }
+        guard let waiting = waiting.withLock({ $0.removeValue(forKey: taskID) }) else { return false }
         waiting.slot.resolve(outcome)
         return true
     }
 
     /// Ends every waiting call with `error`.
     func finishAll(with error: any Error) {
-        let pending = state.withLock { state in
-            defer { state.waiting.removeAll() }
-            return Array(state.waiting.values)
+        let pending = waiting.withLock { calls in
+            defer { calls.removeAll() }
+            return Array(calls.values)
         }
         for waiting in pending { waiting.slot.resolve(.failure(error)) }
     }
 
-    var waitingCount: Int { state.withLock { $0.waiting.count } }
+    var waitingCount: Int { waiting.withLock { $0.count } }
 
     /// Times out calls past their deadline until the calling task is cancelled.
     func sweep() async {
         while !Task.isCancelled {
-            if state.withLock({ $0.waiting.isEmpty }) {
-                await parkWhileIdle()
+            if waiting.withLock({ $0.isEmpty }) {
+                await work.wait()
                 continue
             }
             try? await Task.sleep(for: Self.resolution, clock: clock)
             let now = clock.now
-            let expired = state.withLock { state in
-                let ids = state.waiting.compactMap { $0.value.deadline <= now ? $0.key : nil }
-                return ids.map { (id: $0, waiting: state.waiting.removeValue(forKey: $0)!) }
+            let expired = waiting.withLock { calls in
+                let ids = calls.compactMap { $0.value.deadline <= now ? $0.key : nil }
+                return ids.map { (id: $0, waiting: calls.removeValue(forKey: $0)!) }
             }
             for (id, waiting) in expired {
                 waiting.slot.resolve(
@@ -84,24 +79,6 @@ final class ResultRouter: Sendable {
                             .resultTimedOut, taskName: waiting.taskName, taskID: id,
                             detail: "no result within \(waiting.timeout)")))
             }
-        }
-    }
-
-    private func parkWhileIdle() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state in
-                    guard state.waiting.isEmpty, !Task.isCancelled else { return true }
-                    state.parkedSweeper = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { state in
-                defer { state.parkedSweeper = nil }
-                return state.parkedSweeper
-            }?.resume()
         }
     }
 }

@@ -20,7 +20,6 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
     private struct State {
         var attempts: [UInt64: Attempt] = [:]
         var nextID: UInt64 = 0
-        var parked: CheckedContinuation<Void, Never>?
     }
 
     private let backend: Backend
@@ -30,6 +29,7 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
     private let logger: any IvyLogger
     private let clock = ContinuousClock()
     private let state = Mutex(State())
+    private let work = Wakeup()
 
     init(backend: Backend, visibility: Duration, logger: any IvyLogger) {
         self.backend = backend
@@ -47,13 +47,12 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
         let attempt = Attempt(
             reservation: reservation, deadline: now.advanced(by: timeout), nextBeat: now.advanced(by: beatInterval),
             cancel: cancel)
-        let (id, parked) = state.withLock { state in
+        let (id, wasIdle) = state.withLock { state in
             state.nextID += 1
-            state.attempts[state.nextID] = attempt
-            defer { state.parked = nil }
-            return (state.nextID, state.parked)
+            defer { state.attempts[state.nextID] = attempt }
+            return (state.nextID, state.attempts.isEmpty)
         }
-        parked?.resume()
+        if wasIdle { work.signal() }
         return id
     }
 
@@ -66,7 +65,7 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
     func supervise() async {
         while !Task.isCancelled {
             if state.withLock({ $0.attempts.isEmpty }) {
-                await parkWhileIdle()
+                await work.wait()
                 continue
             }
             try? await Task.sleep(for: tick, clock: clock)
@@ -93,24 +92,6 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
                     logger.warning("heartbeat failed", ["message.id": reservation.messageID, "error": "\(error)"])
                 }
             }
-        }
-    }
-
-    private func parkWhileIdle() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state in
-                    guard state.attempts.isEmpty, !Task.isCancelled else { return true }
-                    state.parked = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { state in
-                defer { state.parked = nil }
-                return state.parked
-            }?.resume()
         }
     }
 }

@@ -2,10 +2,16 @@
 
 import Synchronization
 
-/// Thrown by ``withDeadline(_:_:)`` when the awaited event does not happen in time.
-struct DeadlineExceeded: Error, CustomStringConvertible {
-    var limit: Duration
-    var description: String { "the awaited event did not happen within \(limit)" }
+/// Thrown by ``withDeadline(_:_:_:)`` when the awaited event does not happen in time.
+public struct DeadlineExceeded: Error, CustomStringConvertible {
+    public var limit: Duration
+    public var what: String
+    public var description: String { "\(what) did not happen within \(limit)" }
+
+    public init(limit: Duration, what: String) {
+        self.limit = limit
+        self.what = what
+    }
 }
 
 /// Awaits `body`, racing it against a timer (STYLE.md rule 13): tests wait for events, and the
@@ -14,8 +20,9 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
 /// The body runs in its own task, so a body that ignores cancellation (an actor call that is never
 /// scheduled, say) still lets the test fail instead of hanging.
 @discardableResult
-func withDeadline<T: Sendable>(
-    _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
+public func withDeadline<T: Sendable>(
+    _ limit: Duration = .seconds(30), _ what: String = "the awaited event",
+    _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let outcome = OneShot<T>()
     return try await withCheckedThrowingContinuation { continuation in
@@ -29,7 +36,7 @@ func withDeadline<T: Sendable>(
             try? await Task.sleep(for: limit)
             guard !Task.isCancelled else { return }
             work.cancel()
-            outcome.resume(with: .failure(DeadlineExceeded(limit: limit)))
+            outcome.resume(with: .failure(DeadlineExceeded(limit: limit, what: what)))
         }
         outcome.onResume { timer.cancel() }
     }
