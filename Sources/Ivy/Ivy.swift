@@ -20,12 +20,17 @@ extension Ivy {
     /// let ivy = try await Ivy(registry: registry, queue: .url("memory://"), notifier: .url("memory://"))
     /// ```
     ///
+    /// - Parameter encryptionKey: Encrypts messages and results (authenticated format); it
+    ///   replaces ``IvyOptions/encryption``. Use ``MessageEncryption`` through `options` for
+    ///   rotation, the node-ivy format or `requireEncryption`.
     /// - Throws: ``IvyError/Code/invalidURL`` or ``IvyError/Code/unsupportedBackend``; the message
     ///   shows the URL with its credentials replaced by `***`.
     public convenience init(
         registry: TaskRegistry, queue: BackendLocation = .memory, notifier: BackendLocation = .memory,
-        options: IvyOptions = .init()
+        encryptionKey: Secret? = nil, options: IvyOptions = .init()
     ) async throws {
+        var options = options
+        if let encryptionKey { options.encryption = MessageEncryption(key: encryptionKey) }
         try await self.init(
             registry: registry, backend: try Self.backend(queue), notifier: try Self.notifier(notifier),
             options: options)

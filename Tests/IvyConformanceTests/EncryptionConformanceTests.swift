@@ -109,4 +109,19 @@ struct EncryptionConformanceTests {
             #expect(echoed == "rotating")
         }
     }
+
+    @Test func theURLInitialiserTakesAnEncryptionKey() async throws {
+        let registry = TaskRegistry()
+        let queue = freshQueue("enc")
+        let tasks = try TestPackage.register(in: registry, queue: queue)
+        let ivy = try await Ivy(
+            registry: registry, queue: .url("memory://"), notifier: .url("memory://"), encryptionKey: "k",
+            options: IvyOptions(logger: SilentLogger(), encryption: nil))
+        let serving = Task { try await ivy.listen(queues: [queue], concurrency: 2) }
+        let value = try await ivy.call(tasks.add, 3, 4)
+        #expect(value == 7)
+        serving.cancel()
+        try await serving.value
+        await ivy.close()
+    }
 }
