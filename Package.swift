@@ -15,6 +15,8 @@ let package = Package(
     products: [
         .library(name: "Ivy", targets: ["Ivy"]),
         .library(name: "IvyCore", targets: ["IvyCore"]),
+        .library(name: "IvyRedis", targets: ["IvyRedis"]),
+        .library(name: "IvyRedisNotify", targets: ["IvyRedisNotify"]),
         .library(name: "IvyExamples", targets: ["IvyExamples"]),
         .executable(name: "ivy", targets: ["ivy"]),
     ],
@@ -26,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
 
         .target(name: "IvyCore", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "IvyRedis", dependencies: ["IvyCore", "CHiredis"], swiftSettings: swiftSettings),
+        .target(name: "IvyRedisNotify", dependencies: ["IvyCore", "IvyRedis"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
         .target(name: "Ivy", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),

@@ -51,6 +51,28 @@ extension Ivy {
     }
 }
 
+/// Runs `body` with an ``Ivy`` made from backend URLs and closes it on every path.
+///
+/// ```swift
+/// let value = try await withIvy(registry: registry, queue: "memory://", notifier: "memory://") { ivy in
+///     try await ivy.call(factorial, 5)
+/// }
+/// ```
+public func withIvy<Result: Sendable>(
+    registry: TaskRegistry, queue: BackendLocation = .memory, notifier: BackendLocation = .memory,
+    encryptionKey: Secret? = nil, options: IvyOptions = .init(), _ body: (Ivy) async throws -> Result
+) async throws -> Result {
+    let ivy = try await Ivy(
+        registry: registry, queue: queue, notifier: notifier, encryptionKey: encryptionKey, options: options)
+    let result: Result
+    do { result = try await body(ivy) } catch {
+        await ivy.close()
+        throw error
+    }
+    await ivy.close()
+    return result
+}
+
 /// A parsed backend URL.
 enum BackendURL {
     case memory

@@ -101,11 +101,11 @@ struct BackendConformanceTests {
         _ = try await backend.send(Self.body("long"), to: queue)
         let reservation = try #require(
             try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(300), wait: .seconds(5)).first)
-        try await backend.extend(reservation, visibility: .seconds(30))
+        let extended = try await backend.extend(reservation, visibility: .seconds(30))
         // Past the original timeout, another consumer still sees nothing.
         let stolen = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .milliseconds(900))
         #expect(stolen.isEmpty)
-        try await backend.ack(reservation)
+        try await backend.ack(extended)
     }
 
     @Test(arguments: ConformanceBackend.all)

@@ -307,4 +307,70 @@ struct WorkerConformanceTests {
         let afterClose = await #expect(throws: IvyError.self) { try await ivy.enqueue(tasks.factorial, 3) }
         #expect(afterClose?.code == .closed)
     }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aTaskThatIgnoresCancellationCannotHoldTheWorker(_ kind: ConformanceBackend) async throws {
+        let gate = Gate()
+        try await Harness.run(kind, worker: nil) { h in
+            let worker = Task {
+                try await h.ivy.listen(queues: [h.queue], options: WorkerOptions(concurrency: 1, gracePeriod: .milliseconds(100)))
+            }
+            let stubborn = try TaskDefinition<Int, Int>(name: "conformance.stubborn", options: TaskOptions(queue: h.queue))
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(stubborn, 1) }
+            #expect(error?.name == "TaskTimedOut")
+            // Its only slot is free again although the body still runs.
+            let sum = try await h.ivy.call(h.tasks.add, 1, 1)
+            #expect(sum == 2)
+            // And a second stubborn body does not keep the worker from stopping.
+            _ = try await h.ivy.enqueue(stubborn, 2)
+            worker.cancel()
+            try await withDeadline(.seconds(20), "the worker to stop") { try await worker.value }
+        } register: { registry, queue in
+            try registry.register("conformance.stubborn", queue: queue, timeout: .milliseconds(200)) { (value: Int) in
+                await gate.wait()
+                return value
+            }
+        }
+        gate.open()
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aMessageDeliveredMoreOftenThanItsTaskAllowsIsDeadLettered(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let events = h.ivy.events()
+            // As if earlier deliveries had crashed their workers: attempt 2 of a task allowed 1.
+            let message = TaskMessage(name: "testpackage.add", args: Array("[1,2]".utf8), id: "crashy-1", attempt: 2)
+            _ = try await h.backend.send(message.encoded(), to: h.queue)
+            let failed = try await events.collect(1, "the failure", where: \.isFailed)
+            guard case .failed(_, let reason) = failed[0] else { return }
+            #expect(reason.hasPrefix("AttemptsExhausted"))
+            let letters = try await h.deadLetters()
+            #expect(letters.count == 1)
+        }
+    }
+}
+
+/// A wait that ignores cancellation, opened by the test: a task body that does not cooperate.
+final class Gate: Sendable {
+    private let state = Locked<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resume = state.withLock { state in
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resume { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
 }

@@ -178,4 +178,34 @@ struct EncryptionTests {
         #expect(
             encryption.token(for: bytes("Hello Crypto")) == bytes("$aes-256-cbc$DWKO1589bRhzNrgivtoXyw=="))
     }
+
+    @Test func withAKeyOnlySealedResultsAndUndecryptableNoticesAreAccepted() throws {
+        let codec = MessageCodec(encryption: MessageEncryption(key: Self.key))
+        let forged = ResultNotification(
+            id: "p-1", name: "testpackage.add", args: bytes("[1,2]"), queue: "q", attempt: 1,
+            outcome: .success(result: bytes("[1000]")))
+        let error = #expect(throws: IvyError.self) { try codec.decodeNotification(forged.encoded()) }
+        #expect(error?.code == .encryptionRequired)
+        let notice = ResultNotification(
+            id: "p-1", name: "", args: bytes("[]"), queue: "q", attempt: 1,
+            outcome: .failure(.init(name: "DecryptionFailed", message: "wrong key", retryable: false)))
+        #expect(try codec.decodeNotification(notice.encoded()) == notice)
+        let sealed = codec.encode(forged)
+        #expect(try codec.decodeNotification(sealed) == forged)
+    }
+
+    @Test func theLegacyFormatCanBeRefused() throws {
+        let token = MessageEncryption(key: "pass", format: .legacy).seal(Self.message, route: nil)
+        let strict = MessageEncryption(key: "pass", acceptsLegacyFormat: false)
+        #expect(openError(strict, token)?.code == .decryptionFailed)
+        #expect(try MessageEncryption(key: "pass").open(token) == Self.message)
+    }
+
+    @Test func keysDoNotShowInDescriptionsOrMirrors() {
+        let encryption = MessageEncryption(key: "hunter2-key")
+        var dumped = ""
+        dump(encryption, to: &dumped)
+        #expect(!dumped.contains("hunter2"))
+        #expect(!"\(encryption)".contains("hunter2"))
+    }
 }

@@ -106,6 +106,8 @@ struct MemoryQueue {
 
     mutating func extend(_ token: UInt64, until expiresAt: ContinuousClock.Instant) {
         reserved[token]?.expiresAt = expiresAt
+        // A shorter extension must bring the next expiry forward, or it would be missed.
+        nextExpiry = nextExpiry.map { min($0, expiresAt) } ?? expiresAt
     }
 
     mutating func removeReservation(_ token: UInt64) -> Record? {
@@ -117,34 +119,5 @@ struct MemoryQueue {
         ready = FIFOBuffer()
         delayed.removeAll()
         return count
-    }
-}
-
-/// An array used as a first-in, first-out queue with O(1) amortised pops.
-struct FIFOBuffer<Element> {
-    private var storage: [Element] = []
-    private var head = 0
-
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { head == storage.count }
-
-    mutating func append(_ element: Element) { storage.append(element) }
-
-    mutating func popFirst() -> Element? {
-        guard head < storage.count else { return nil }
-        let element = storage[head]
-        head += 1
-        if head == storage.count {
-            storage.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 1024 && head * 2 >= storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
-        return element
-    }
-
-    func prefix(_ maximum: Int) -> ArraySlice<Element> {
-        storage[head..<min(storage.count, head + maximum)]
     }
 }

@@ -79,10 +79,11 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         _ = try removeReservation(reservation)
     }
 
-    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) throws {
+    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) throws -> Reservation<Receipt> {
         let now = clock.now
         try checkHeld(reservation, now: now)
         queues[reservation.queue]?.extend(reservation.receipt.token, until: now.advanced(by: visibility))
+        return reservation
     }
 
     public func release(_ reservation: Reservation<Receipt>, delay: Duration) throws {

@@ -31,7 +31,8 @@ public protocol QueueBackend: Sendable {
     /// Reserves up to `count` messages, waiting up to `wait` for the first to arrive.
     ///
     /// Returns an empty array when nothing arrived in time or the calling task was cancelled;
-    /// never polls in a busy loop.
+    /// never polls in a busy loop. Messages the broker already handed out when the call is
+    /// cancelled are returned, not dropped.
     func reserve(from queue: String, count: Int, visibility: Duration, wait: Duration) async throws
         -> [Reservation<Receipt>]
 
@@ -41,9 +42,16 @@ public protocol QueueBackend: Sendable {
     func ack(_ reservation: Reservation<Receipt>) async throws
 
     /// Keeps a reservation for another `visibility` from now (a heartbeat for long tasks).
-    func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws
+    ///
+    /// - Returns: The reservation to use from now on: brokers such as IronMQ hand out a new
+    ///   receipt on every extension and refuse the old one.
+    func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt>
 
-    /// Gives a reserved message back to the queue, visible again after `delay`.
+    /// Gives a reserved message back to the queue, visible again after `delay` (a backend may
+    /// round the delay up to its granularity).
+    ///
+    /// The message keeps its id and its delivery count keeps growing, so a task's attempts are
+    /// counted across releases.
     func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws
 
     /// Moves a reserved message to the queue's dead letter, with the reason attached.

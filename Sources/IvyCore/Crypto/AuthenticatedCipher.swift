@@ -11,7 +11,9 @@ internal import Foundation
 /// - Route: base64url, without padding, of the task id and notification channel as
 ///   `{"id":…,"notify":…}`, or empty. It is readable without the key, so a worker holding the
 ///   wrong key can still tell the caller; the tag covers it, so it cannot be altered unseen.
-struct AuthenticatedCipher {
+struct AuthenticatedCipher: CustomReflectable {
+    var customMirror: Mirror { Mirror(self, children: ["keys": "***"]) }
+
     static let prefix = Array("$ivy-v1$".utf8)
     static let version: UInt8 = 1
     static let iterations = 100_000
@@ -22,11 +24,12 @@ struct AuthenticatedCipher {
     private(set) var macKey: [UInt8]
 
     init(password: String) {
-        var derived = OpenSSL.pbkdf2SHA256(
-            password: Array(password.utf8), salt: Self.salt, iterations: Self.iterations, count: 64)
+        var bytes = Array(password.utf8)
+        var derived = OpenSSL.pbkdf2SHA256(password: bytes, salt: Self.salt, iterations: Self.iterations, count: 64)
         encryptionKey = Array(derived[0..<32])
         macKey = Array(derived[32..<64])
         OpenSSL.wipe(&derived)
+        OpenSSL.wipe(&bytes)
     }
 
     /// - Parameter iv: A fixed IV, for test vectors only; random by default.

@@ -8,7 +8,9 @@ internal import Foundation
 /// units truncated to bytes (node's `'binary'` encoding), SHA-512 of those (64 raw bytes), then
 /// key and IV from `EVP_BytesToKey(MD5, no salt, 1 round)`. The IV is the same for every
 /// message and nothing detects tampering: use it only to share queues with node ivy.
-struct LegacyCipher {
+struct LegacyCipher: CustomReflectable {
+    var customMirror: Mirror { Mirror(self, children: ["keys": "***"]) }
+
     static let prefix = Array("$aes-256-cbc$".utf8)
 
     private(set) var key: [UInt8]

@@ -32,6 +32,9 @@ public struct MessageEncryption: Sendable {
     public let format: Format
     /// When true, a plaintext message is refused (dead-lettered) instead of run.
     public let requireEncryption: Bool
+    /// Whether node ivy's `$aes-256-cbc$` tokens are opened. They carry no MAC, so a queue that
+    /// no node-ivy producer writes to is safer with this off.
+    public let acceptsLegacyFormat: Bool
     private let keys: KeyRing
 
     /// - Parameters:
@@ -39,12 +42,16 @@ public struct MessageEncryption: Sendable {
     ///   - decryptionKeys: Older keys that still open messages.
     ///   - format: The format of new messages.
     ///   - requireEncryption: Refuse plaintext messages.
+    ///   - acceptsLegacyFormat: Open node ivy's unauthenticated tokens (on by default, for
+    ///     queues shared with node ivy; always on with the legacy `format`).
     public init(
-        key: Secret, decryptionKeys: [Secret] = [], format: Format = .authenticated, requireEncryption: Bool = false
+        key: Secret, decryptionKeys: [Secret] = [], format: Format = .authenticated, requireEncryption: Bool = false,
+        acceptsLegacyFormat: Bool = true
     ) {
         precondition(!key.exposedValue.isEmpty, "an encryption key cannot be empty")
         self.format = format
         self.requireEncryption = requireEncryption
+        self.acceptsLegacyFormat = acceptsLegacyFormat || format == .legacy
         keys = KeyRing(passwords: [key] + decryptionKeys.filter { !$0.exposedValue.isEmpty })
     }
 
@@ -90,6 +97,9 @@ public struct MessageEncryption: Sendable {
             throw IvyError(.decryptionFailed, detail: "no configured key authenticates this message (wrong key or tampered)")
         }
         if body.starts(with: LegacyCipher.prefix) {
+            guard acceptsLegacyFormat else {
+                throw IvyError(.decryptionFailed, detail: "node ivy's unauthenticated format is not accepted here")
+            }
             let ciphertext = try Self.base64(body[LegacyCipher.prefix.count...])
             guard !ciphertext.isEmpty, ciphertext.count % AES256CBC.blockSize == 0 else {
                 throw IvyError(.decryptionFailed, detail: "truncated message")
@@ -199,27 +209,7 @@ public struct MessageEncryption: Sendable {
     }
 }
 
-/// The derived keys of a configuration, wiped when the last copy of it goes.
-final class KeyRing: @unchecked Sendable {
-    // Invariant: `all` is set in `init` and only mutated by `deinit`, when no one else can see it.
-    struct Keys {
-        var legacy: LegacyCipher
-        var authenticated: AuthenticatedCipher
-    }
-
-    private(set) var all: [Keys]
-    var current: Keys { all[0] }
-
-    init(passwords: [Secret]) {
-        all = passwords.map {
-            Keys(legacy: LegacyCipher(password: $0.exposedValue), authenticated: AuthenticatedCipher(password: $0.exposedValue))
-        }
-    }
-
-    deinit {
-        for index in all.indices {
-            all[index].legacy.wipe()
-            all[index].authenticated.wipe()
-        }
-    }
+extension MessageEncryption: CustomStringConvertible, CustomReflectable {
+    public var description: String { "MessageEncryption(\(format), keys: ***)" }
+    public var customMirror: Mirror { Mirror(self, children: ["format": format, "keys": "***"]) }
 }

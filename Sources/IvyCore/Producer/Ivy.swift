@@ -32,7 +32,6 @@ public final class Ivy: Sendable {
     private let broadcaster = EventBroadcaster()
     private let listener: Task<Void, Never>
     private let sweeper: Task<Void, Never>
-    private let sequence = Atomic<UInt64>(0)
     private let isClosed = Atomic<Bool>(false)
 
     /// Makes a producer/worker over a backend and a notifier, and subscribes to its channel.
@@ -62,6 +61,11 @@ public final class Ivy: Sendable {
                 }
             }
         }
+    }
+
+    deinit {
+        listener.cancel()
+        sweeper.cancel()
     }
 
     // MARK: Producer
@@ -181,9 +185,10 @@ public final class Ivy: Sendable {
 
     // MARK: Ids
 
+    /// `<producer id>-<64 random bits>`: unguessable, so nobody without the key can aim a
+    /// forged "could not decrypt" notice at a given call.
     private func nextTaskID() -> String {
-        let number = sequence.add(1, ordering: .relaxed).newValue
-        return "\(producerID)-\(number)"
+        "\(producerID)-\(Self.randomID())"
     }
 
     private static func randomID() -> String {

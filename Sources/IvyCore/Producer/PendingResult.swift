@@ -7,7 +7,7 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
     /// The call's task id, as in the message and the notification.
     public let taskID: String
     public let taskName: String
-    let slot: ResultSlot
+    let slot: Promise<ResultRouter.Outcome>
     let events: EventBroadcaster
 
     /// The task's result.
@@ -18,7 +18,7 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
     public var value: Result {
         get async throws {
             let notification: ResultNotification
-            do { notification = try await slot.wait() } catch let error as IvyError {
+            do { notification = try await slot.wait().get() } catch let error as IvyError {
                 events.emit(.callerResumed(context(attempt: 0), succeeded: false))
                 throw error
             }

@@ -11,8 +11,11 @@ internal import Synchronization
 final class ResultRouter: Sendable {
     static let resolution: Duration = .milliseconds(50)
 
+    /// A call's outcome: the notification, or why none will come.
+    typealias Outcome = Result<ResultNotification, any Error>
+
     private struct Waiting {
-        var slot: ResultSlot
+        var slot: Promise<Outcome>
         var taskName: String
         var timeout: Duration
         var deadline: ContinuousClock.Instant
@@ -23,8 +26,8 @@ final class ResultRouter: Sendable {
     private let clock = ContinuousClock()
 
     /// Registers a call before its message is sent, so a fast result cannot arrive unseen.
-    func expect(_ taskID: String, taskName: String, timeout: Duration) -> ResultSlot {
-        let slot = ResultSlot()
+    func expect(_ taskID: String, taskName: String, timeout: Duration) -> Promise<Outcome> {
+        let slot = Promise<Outcome>()
         let waiting = Waiting(slot: slot, taskName: taskName, timeout: timeout, deadline: clock.now.advanced(by: timeout))
         let wasIdle = self.waiting.withLock { calls in
             defer { calls[taskID] = waiting }
@@ -42,7 +45,7 @@ final class ResultRouter: Sendable {
 
     /// Ends one call with an outcome; returns false when no call waits for that id.
     @discardableResult
-    func finish(_ taskID: String, with outcome: Result<ResultNotification, any Error>) -> Bool {
+    func finish(_ taskID: String, with outcome: Outcome) -> Bool {
         guard let waiting = waiting.withLock({ $0.removeValue(forKey: taskID) }) else { return false }
         waiting.slot.resolve(outcome)
         return true

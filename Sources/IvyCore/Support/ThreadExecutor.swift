@@ -34,7 +34,7 @@ package final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         let holder = Holder(self)
         let thread = Thread {
             // A name set before start() is ignored on Linux; Linux allows 15 bytes.
-            Thread.current.name = String(name.utf8.prefix(15))!
+            Thread.current.name = String(decoding: name.utf8.prefix(15), as: UTF8.self)
             holder.executor?.run()
             holder.executor = nil
         }

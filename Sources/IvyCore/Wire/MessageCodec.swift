@@ -25,17 +25,17 @@ struct MessageCodec: Sendable {
     }
 
     func decodeNotification(_ payload: [UInt8]) throws(IvyError) -> ResultNotification {
-        do {
+        guard encryption != nil, !MessageEncryption.isToken(payload) else {
             return try ResultNotification(decoding: try open(payload))
-        } catch let error where error.code == .encryptionRequired {
-            // A worker that could not open a call's message says so in plaintext: it does not
-            // share our key. Nothing else is accepted unencrypted.
-            let notice = try ResultNotification(decoding: payload)
-            guard case .failure(let remote) = notice.outcome, Self.undecryptableNames.contains(remote.name) else {
-                throw error
-            }
-            return notice
         }
+        // With a key, results must be sealed: a plaintext one could be forged by anyone who can
+        // publish. The one exception: a worker that could not open a call's message says so in
+        // plaintext, since it does not share our key.
+        let notice = try ResultNotification(decoding: payload)
+        guard case .failure(let remote) = notice.outcome, Self.undecryptableNames.contains(remote.name) else {
+            throw IvyError(.encryptionRequired, taskID: notice.id, detail: "plaintext result refused: encryption is on")
+        }
+        return notice
     }
 
     /// The error names a worker uses when it cannot open a message.

@@ -16,6 +16,7 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
         var cancel: @Sendable () -> Void
         var timedOut = false
     }
+    private typealias Beat = (id: UInt64, reservation: Reservation<Backend.Receipt>)
 
     private struct State {
         var attempts: [UInt64: Attempt] = [:]
@@ -56,9 +57,9 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
         return id
     }
 
-    /// Stops watching an attempt; returns whether it was cancelled for its timeout.
-    func end(_ id: UInt64) -> Bool {
-        state.withLock { $0.attempts.removeValue(forKey: id)?.timedOut ?? false }
+    /// Stops watching an attempt; returns its latest reservation (heartbeats may renew it).
+    func end(_ id: UInt64) -> Reservation<Backend.Receipt>? {
+        state.withLock { $0.attempts.removeValue(forKey: id)?.reservation }
     }
 
     /// Heartbeats and timeouts until the calling task is cancelled.
@@ -72,7 +73,7 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
             let now = clock.now
             let (overdue, due) = state.withLock { state in
                 var overdue: [@Sendable () -> Void] = []
-                var due: [Reservation<Backend.Receipt>] = []
+                var due: [Beat] = []
                 for (id, attempt) in state.attempts {
                     if attempt.deadline <= now {
                         if !attempt.timedOut {
@@ -81,14 +82,17 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
                         }
                     } else if attempt.nextBeat <= now {
                         state.attempts[id]?.nextBeat = now.advanced(by: beatInterval)
-                        due.append(attempt.reservation)
+                        due.append((id, attempt.reservation))
                     }
                 }
                 return (overdue, due)
             }
             for cancel in overdue { cancel() }
-            for reservation in due {
-                do { try await backend.extend(reservation, visibility: visibility) } catch {
+            for (id, reservation) in due {
+                do {
+                    let renewed = try await backend.extend(reservation, visibility: visibility)
+                    state.withLock { $0.attempts[id]?.reservation = renewed }
+                } catch {
                     logger.warning("heartbeat failed", ["message.id": reservation.messageID, "error": "\(error)"])
                 }
             }

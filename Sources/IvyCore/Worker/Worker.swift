@@ -24,7 +24,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
     private let defaultChannel: String
     private let events: EventBroadcaster
     private let logger: any IvyLogger
-    private let limiter: ConcurrencyLimiter
+    /// Each queue's own execution slots, so an idle queue's long poll cannot hold another's.
+    private let limiters: [String: ConcurrencyLimiter]
     private let supervisor: AttemptSupervisor<Backend>
     private let control = Mutex(Control())
 
@@ -42,7 +43,9 @@ final class Worker<Backend: QueueBackend>: Sendable {
         self.defaultChannel = defaultChannel
         self.events = events
         self.logger = logger
-        limiter = ConcurrencyLimiter(capacity: options.concurrency)
+        // Concurrency is shared out evenly, at least one slot per queue.
+        let share = max(1, options.concurrency / queues.count)
+        limiters = Dictionary(uniqueKeysWithValues: queues.map { ($0, ConcurrencyLimiter(capacity: share)) })
         supervisor = AttemptSupervisor(backend: backend, visibility: options.visibilityTimeout, logger: logger)
     }
 
@@ -69,11 +72,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
 
     private func serve() async {
         let (deliveries, sink) = AsyncStream<Reservation<Backend.Receipt>>.makeStream()
-        // With several queues each reserver may hold only its share of the slots while it
-        // waits, so one idle queue cannot starve the others.
-        let share = max(1, options.concurrency / queues.count)
         let reservers = queues.map { queue in
-            Task { await self.reserveLoop(queue: queue, maximum: share, sink: sink) }
+            Task { await self.reserveLoop(queue: queue, limiter: self.limiters[queue]!, sink: sink) }
         }
         let stopRequested = control.withLock { control in
             control.reservers = reservers
@@ -91,7 +91,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 group.addTask { await self.execute(reservation) }
             }
             if await !drain(within: options.gracePeriod) {
-                logger.warning("grace period over; cancelling tasks in flight", ["in_flight": "\(limiter.inUse)"])
+                let inFlight = limiters.values.reduce(0) { $0 + $1.inUse }
+                logger.warning("grace period over; cancelling tasks in flight", ["in_flight": "\(inFlight)"])
                 group.cancelAll()
             }
         }
@@ -104,7 +105,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
     private func drain(within grace: Duration) async -> Bool {
         await withTaskGroup(of: Bool.self) { race in
             race.addTask {
-                await self.limiter.waitUntilIdle()
+                for limiter in self.limiters.values { await limiter.waitUntilIdle() }
                 return true
             }
             race.addTask {
@@ -118,10 +119,10 @@ final class Worker<Backend: QueueBackend>: Sendable {
     }
 
     private func reserveLoop(
-        queue: String, maximum: Int, sink: AsyncStream<Reservation<Backend.Receipt>>.Continuation
+        queue: String, limiter: ConcurrencyLimiter, sink: AsyncStream<Reservation<Backend.Receipt>>.Continuation
     ) async {
         while !Task.isCancelled {
-            let slots = await limiter.acquire(upTo: maximum)
+            let slots = await limiter.acquire(upTo: limiter.capacity)
             guard slots > 0 else { break }
             do {
                 let batch = try await backend.reserve(
@@ -140,44 +141,67 @@ final class Worker<Backend: QueueBackend>: Sendable {
 
     // MARK: One message
 
-    private func execute(_ reservation: Reservation<Backend.Receipt>) async {
-        defer { limiter.release(1) }
+    /// How an attempt ended.
+    private enum AttemptOutcome: Sendable {
+        case finished(Result<[UInt8], any Error>)
+        /// Past the task's timeout: the attempt was cancelled and abandoned.
+        case timedOut
+        /// The worker is stopping past its grace period.
+        case interrupted
+    }
+
+    private func execute(_ delivered: Reservation<Backend.Receipt>) async {
+        defer { limiters[delivered.queue]?.release(1) }
         let message: TaskMessage
         do {
-            try backend.checkSize(reservation.body, queue: reservation.queue)
-            message = try codec.decodeTask(reservation.body)
+            try backend.checkSize(delivered.body, queue: delivered.queue)
+            message = try codec.decodeTask(delivered.body)
         } catch {
-            await deadLetter(reservation, reason: "\(error)")
-            if let notice = codec.undecryptableNotice(
-                reservation.body, queue: reservation.queue, deliveryCount: reservation.deliveryCount, error: error)
-            {
-                do { try await notifier.publish(notice.payload, to: notice.channel) } catch {
-                    logger.error("telling the caller failed", ["error": "\(error)"])
+            await settle {
+                await self.deadLetter(delivered, reason: "\(error)")
+                if let notice = self.codec.undecryptableNotice(
+                    delivered.body, queue: delivered.queue, deliveryCount: delivered.deliveryCount, error: error)
+                {
+                    do { try await self.notifier.publish(notice.payload, to: notice.channel) } catch {
+                        self.logger.error("telling the caller failed", ["error": "\(error)"])
+                    }
                 }
             }
             return
         }
-        let taskID = message.id ?? reservation.messageID
+        let taskID = message.id ?? delivered.messageID
         let context = TaskEventContext(
-            taskName: message.name, taskID: taskID, queue: reservation.queue,
-            attempt: message.attempt + reservation.deliveryCount - 1)
+            taskName: message.name, taskID: taskID, queue: delivered.queue,
+            attempt: message.attempt + delivered.deliveryCount - 1)
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker", retryable: false)
-            await fail(reservation, message, context, error: error, channel: message.notify)
-            return
-        }
-        if let deadline = message.deadline, deadline < Date() {
-            // The caller has stopped waiting: running it now would only waste the worker.
-            await deadLetter(reservation, reason: "\(IvyError(.deadlineExpired, taskName: message.name, taskID: taskID))")
+            await fail(delivered, message, context, error: error, channel: message.notify)
             return
         }
         let channel = task.options.resultWanted ? (message.notify ?? defaultChannel) : nil
+        if let deadline = message.deadline, deadline < Date() {
+            // The caller has stopped waiting: running it now would only waste the worker.
+            let reason = "\(IvyError(.deadlineExpired, taskName: message.name, taskID: taskID))"
+            await settle { await self.deadLetter(delivered, reason: reason) }
+            return
+        }
+        if context.attempt > task.options.retry.maxAttempts {
+            // Delivered again and again without finishing (its workers crashed, or its
+            // reservation kept expiring): stop here rather than forever.
+            let error = ResultNotification.RemoteError(
+                name: "AttemptsExhausted",
+                message: "delivered \(context.attempt) times; \(message.name) allows \(task.options.retry.maxAttempts)",
+                retryable: false)
+            await fail(delivered, message, context, error: error, channel: channel)
+            return
+        }
         events.emit(.started(context))
         let clock = ContinuousClock()
         let start = clock.now
-        do {
-            let result = try await runAttempt(task, arguments: message.args, reservation: reservation, taskID: taskID)
+        let (outcome, reservation) = await runAttempt(task, arguments: message.args, reservation: delivered)
+        switch outcome {
+        case .finished(.success(let result)):
             let duration = clock.now - start
             // Settled before the caller hears of it: once resumed, the message is gone and the
             // worker's events for it are out.
@@ -191,19 +215,28 @@ final class Worker<Backend: QueueBackend>: Sendable {
                     await self.publish(notification, to: channel)
                 }
             }
-        } catch {
-            if Task.isCancelled {
-                // Shutdown after the grace period: hand the message to another worker.
-                await settle { try? await self.backend.release(reservation, delay: .zero) }
-                return
+        case .interrupted:
+            // Shutdown past the grace period: hand the message to another worker.
+            await settle {
+                do { try await self.backend.release(reservation, delay: .zero) } catch {
+                    self.logger.warning("release failed; the message returns when its reservation expires", ["task.id": taskID, "error": "\(error)"])
+                }
             }
-            let remote = Self.remoteError(error)
+        case .timedOut, .finished(.failure):
+            let remote: ResultNotification.RemoteError
+            if case .finished(.failure(let error)) = outcome {
+                remote = Self.remoteError(error)
+            } else {
+                remote = .init(name: "TaskTimedOut", message: "ran longer than \(task.options.timeout)", retryable: true)
+            }
             if remote.retryable, let delay = task.options.retry.delay(afterAttempt: context.attempt) {
-                do {
-                    try await backend.release(reservation, delay: delay)
-                    events.emit(.retried(context, delay: delay, error: "\(remote.name): \(remote.message)"))
-                } catch {
-                    logger.error("release failed", ["task.id": taskID, "error": "\(error)"])
+                await settle {
+                    do {
+                        try await self.backend.release(reservation, delay: delay)
+                        self.events.emit(.retried(context, delay: delay, error: "\(remote.name): \(remote.message)"))
+                    } catch {
+                        self.logger.error("release failed", ["task.id": taskID, "error": "\(error)"])
+                    }
                 }
             } else {
                 await fail(reservation, message, context, error: remote, channel: channel)
@@ -211,25 +244,33 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
-    /// Runs one attempt under the task's timeout, with the supervisor extending the reservation.
+    /// Runs one attempt under the task's timeout, the supervisor extending its reservation.
+    ///
+    /// The attempt runs in its own task. At the timeout, or when this task is cancelled at
+    /// shutdown, it is cancelled and no longer awaited: a task body that ignores cancellation
+    /// keeps running in the background but cannot hold the worker's slot or its shutdown.
+    ///
+    /// - Returns: The outcome and the latest reservation (heartbeats may have renewed it).
     private func runAttempt(
-        _ task: RegisteredTask, arguments: [UInt8], reservation: Reservation<Backend.Receipt>, taskID: String
-    ) async throws -> [UInt8] {
-        // Its own task, so the supervisor can cancel it at the timeout; shutdown cancellation of
-        // this one is forwarded to it.
-        let attempt = Task { try await task.run(arguments[...]) }
-        let id = supervisor.begin(reservation, timeout: task.options.timeout) { attempt.cancel() }
-        let outcome = await withTaskCancellationHandler {
-            await attempt.result
+        _ task: RegisteredTask, arguments: [UInt8], reservation: Reservation<Backend.Receipt>
+    ) async -> (AttemptOutcome, Reservation<Backend.Receipt>) {
+        let outcome = Promise<AttemptOutcome>()
+        let attempt = Task {
+            do { outcome.resolve(.finished(.success(try await task.run(arguments[...])))) } catch {
+                outcome.resolve(.finished(.failure(error)))
+            }
+        }
+        let id = supervisor.begin(reservation, timeout: task.options.timeout) {
+            attempt.cancel()
+            outcome.resolve(.timedOut)
+        }
+        let result = await withTaskCancellationHandler {
+            (try? await outcome.wait()) ?? .interrupted
         } onCancel: {
             attempt.cancel()
+            outcome.resolve(.interrupted)
         }
-        let timedOut = supervisor.end(id)
-        if case .failure = outcome, timedOut {
-            throw IvyError(
-                .taskTimedOut, taskName: task.name, taskID: taskID, detail: "ran longer than \(task.options.timeout)")
-        }
-        return try outcome.get()
+        return (result, supervisor.end(id) ?? reservation)
     }
 
     private func fail(
@@ -272,9 +313,10 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
-    /// Runs bookkeeping that must complete even when the worker is being cancelled.
+    /// Runs a message's bookkeeping (ack, release, dead letter, publish) in a task of its own,
+    /// so that cancelling the worker at shutdown cannot cut it short.
     private func settle(_ body: @escaping @Sendable () async -> Void) async {
-        if Task.isCancelled { await Task { await body() }.value } else { await body() }
+        await Task { await body() }.value
     }
 
     /// How a thrown error is reported to the caller.

@@ -2,11 +2,14 @@
 
 internal import Synchronization
 
-/// The one outcome of a call, shared by everyone who awaits it.
-final class ResultSlot: Sendable {
+/// A value that arrives once, awaited by any number of tasks.
+///
+/// The first ``resolve(_:)`` wins; later ones are ignored. An awaiter whose task is cancelled
+/// stops waiting with `CancellationError`; the others keep waiting.
+final class Promise<Value: Sendable>: Sendable {
     private enum State {
-        case waiting([UInt64: CheckedContinuation<ResultNotification, any Error>])
-        case resolved(Result<ResultNotification, any Error>)
+        case waiting([UInt64: CheckedContinuation<Value, any Error>])
+        case resolved(Value)
     }
 
     private struct Storage {
@@ -16,30 +19,30 @@ final class ResultSlot: Sendable {
 
     private let storage = Mutex(Storage())
 
-    /// Settles the slot; later calls are ignored. Returns whether this call settled it.
+    /// Settles the promise; returns whether this call settled it.
     @discardableResult
-    func resolve(_ outcome: Result<ResultNotification, any Error>) -> Bool {
-        let waiters: [CheckedContinuation<ResultNotification, any Error>]? = storage.withLock { storage in
+    func resolve(_ value: Value) -> Bool {
+        let waiters: [CheckedContinuation<Value, any Error>]? = storage.withLock { storage in
             guard case .waiting(let waiters) = storage.state else { return nil }
-            storage.state = .resolved(outcome)
+            storage.state = .resolved(value)
             return Array(waiters.values)
         }
         guard let waiters else { return false }
-        for waiter in waiters { waiter.resume(with: outcome) }
+        for waiter in waiters { waiter.resume(returning: value) }
         return true
     }
 
-    /// Waits for the outcome; a cancelled awaiter stops waiting with `CancellationError`.
-    func wait() async throws -> ResultNotification {
+    /// The value, once resolved.
+    func wait() async throws -> Value {
         let id = storage.withLock { storage in
             storage.nextWaiter += 1
             return storage.nextWaiter
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let outcome: Result<ResultNotification, any Error>? = storage.withLock { storage in
+                let outcome: Result<Value, any Error>? = storage.withLock { storage in
                     switch storage.state {
-                    case .resolved(let outcome): return outcome
+                    case .resolved(let value): return .success(value)
                     case .waiting(var waiters):
                         if Task.isCancelled { return .failure(CancellationError()) }
                         waiters[id] = continuation
@@ -50,7 +53,7 @@ final class ResultSlot: Sendable {
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            let waiter = storage.withLock { storage -> CheckedContinuation<ResultNotification, any Error>? in
+            let waiter = storage.withLock { storage -> CheckedContinuation<Value, any Error>? in
                 guard case .waiting(var waiters) = storage.state else { return nil }
                 let waiter = waiters.removeValue(forKey: id)
                 storage.state = .waiting(waiters)

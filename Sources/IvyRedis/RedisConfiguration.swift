@@ -1,0 +1,98 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+public import IvyCore
+internal import Foundation
+
+/// Where and how to reach a Redis server.
+///
+/// URLs: `redis://[user:password@]host[:port][/db]` and `unix:///path/to/redis.sock[?db=N]`
+/// (user and password percent-encoded). The password is a ``Secret``: it never prints.
+public struct RedisConfiguration: Sendable {
+    public enum Address: Sendable, Hashable {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+    }
+
+    public var address: Address
+    public var username: String?
+    public var password: Secret?
+    public var database: Int
+    public var connectTimeout: Duration
+    /// The longest one command (or pipeline) may take, blocking commands' own wait excluded.
+    public var commandTimeout: Duration
+
+    public init(
+        address: Address, username: String? = nil, password: Secret? = nil, database: Int = 0,
+        connectTimeout: Duration = .seconds(5), commandTimeout: Duration = .seconds(10)
+    ) {
+        self.address = address
+        self.username = username
+        self.password = password
+        self.database = database
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+    }
+
+    /// Parses a `redis://` or `unix://` URL.
+    ///
+    /// - Throws: ``IvyError/Code/invalidURL``, showing the URL with credentials as `***`.
+    public init(url: String) throws(IvyError) {
+        let redacted = Redaction.redact(url: url)
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
+            throw IvyError(.invalidURL, endpoint: redacted, detail: "not a URL")
+        }
+        var database = 0
+        switch scheme {
+        case "redis":
+            guard let host = components.host, !host.isEmpty else {
+                throw IvyError(.invalidURL, endpoint: redacted, detail: "no host")
+            }
+            let port = components.port ?? 6379
+            guard (1...65535).contains(port) else { throw IvyError(.invalidURL, endpoint: redacted, detail: "bad port") }
+            address = .tcp(host: host, port: port)
+            let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            if !path.isEmpty {
+                guard let number = Int(path), number >= 0 else {
+                    throw IvyError(.invalidURL, endpoint: redacted, detail: "the path must be a database number")
+                }
+                database = number
+            }
+        case "unix":
+            guard !components.path.isEmpty else { throw IvyError(.invalidURL, endpoint: redacted, detail: "no socket path") }
+            address = .unix(path: components.path)
+        default:
+            throw IvyError(.unsupportedBackend, endpoint: redacted, detail: "expected redis:// or unix://")
+        }
+        for item in components.queryItems ?? [] where item.name == "db" {
+            guard let value = item.value.flatMap(Int.init), value >= 0 else {
+                throw IvyError(.invalidURL, endpoint: redacted, detail: "db must be a number")
+            }
+            database = value
+        }
+        let user = components.percentEncodedUser.flatMap { $0.removingPercentEncoding }
+        let password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
+        if let password {
+            username = user.flatMap { $0.isEmpty ? nil : $0 }
+            self.password = Secret(password)
+        } else if let user, !user.isEmpty {
+            // redis://secret@host: a lone user part is the password, as redis-cli -u reads it.
+            username = nil
+            self.password = Secret(user)
+        } else {
+            username = nil
+            self.password = nil
+        }
+        self.database = database
+        connectTimeout = .seconds(5)
+        commandTimeout = .seconds(10)
+    }
+
+    /// The address for logs and errors, credentials as `***`.
+    public var endpoint: String {
+        let credentials = (username != nil || password != nil) ? "***@" : ""
+        switch address {
+        case .tcp(let host, let port): return "redis://\(credentials)\(host):\(port)/\(database)"
+        case .unix(let path): return "unix://\(credentials)\(path)?db=\(database)"
+        }
+    }
+}

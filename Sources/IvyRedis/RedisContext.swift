@@ -1,0 +1,173 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import CHiredis
+internal import IvyCore
+
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// One hiredis connection: the owner of its `redisContext`.
+///
+/// Not `Sendable`: only its connection's thread uses it. Every call blocks that thread.
+final class RedisContext {
+    private let raw: UnsafeMutablePointer<redisContext>
+    let endpoint: String
+
+    /// Connects, authenticates and selects the database.
+    init(_ configuration: RedisConfiguration) throws(IvyError) {
+        endpoint = configuration.endpoint
+        let connectTimeout = Self.timeval(configuration.connectTimeout)
+        let context: UnsafeMutablePointer<redisContext>?
+        switch configuration.address {
+        case .tcp(let host, let port): context = redisConnectWithTimeout(host, Int32(port), connectTimeout)
+        case .unix(let path): context = redisConnectUnixWithTimeout(path, connectTimeout)
+        }
+        guard let context else { preconditionFailure("hiredis could not allocate a context") }
+        guard context.pointee.err == 0 else {
+            let text = Self.errorText(context)
+            redisFree(context)
+            throw IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: text)
+        }
+        raw = context
+        if case .tcp = configuration.address { _ = redisEnableKeepAlive(raw) }
+        _ = redisSetTimeout(raw, Self.timeval(configuration.commandTimeout))
+        if let password = configuration.password {
+            var auth = RedisCommand("AUTH")
+            if let username = configuration.username { auth.append(username) }
+            auth.append(password.exposedValue)
+            if case .error(let message) = try command(auth) {
+                // The server's text ("WRONGPASS invalid username-password pair…") has no secret.
+                throw IvyError(.connectionFailed, endpoint: endpoint, detail: "authentication failed: \(message)")
+            }
+        }
+        if configuration.database != 0 {
+            _ = try command(RedisCommand("SELECT", configuration.database)).checked(endpoint: endpoint, command: "SELECT")
+        }
+    }
+
+    deinit { redisFree(raw) }
+
+    /// The socket, for `poll`.
+    var fileDescriptor: Int32 { raw.pointee.fd }
+
+    /// Sends one command and waits for its reply.
+    func command(_ command: RedisCommand) throws(IvyError) -> RedisReply {
+        try pipeline([command])[0]
+    }
+
+    /// Sends commands in one write and reads their replies in order.
+    func pipeline(_ commands: [RedisCommand]) throws(IvyError) -> [RedisReply] {
+        for command in commands { try append(command) }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var reply: UnsafeMutablePointer<redisReply>?
+            guard ivy_redis_get_reply(raw, &reply) == REDIS_OK, let reply else { throw ioError() }
+            replies.append(Self.copy(reply))
+            freeReplyObject(reply)
+        }
+        return replies
+    }
+
+    /// Sends a command that may block server-side (XREADGROUP BLOCK) and waits for its reply,
+    /// or until `wake` is signalled: then throws `CancellationError` and the context is unusable.
+    func interruptibleCommand(_ command: RedisCommand, wake: WakePipe, timeout: Duration) throws -> RedisReply {
+        try append(command)
+        var done: Int32 = 0
+        while done == 0 {
+            guard redisBufferWrite(raw, &done) == REDIS_OK else { throw ioError() }
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            var reply: UnsafeMutablePointer<redisReply>?
+            guard ivy_redis_get_reply_from_reader(raw, &reply) == REDIS_OK else { throw ioError() }
+            if let reply {
+                defer { freeReplyObject(reply) }
+                return Self.copy(reply)
+            }
+            let remaining = deadline - clock.now
+            guard remaining > .zero else {
+                throw IvyError(.connectionFailed, endpoint: endpoint, detail: "\(command) timed out")
+            }
+            var fds = [
+                pollfd(fd: raw.pointee.fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
+            ]
+            let milliseconds = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
+            let ready = poll(&fds, 2, milliseconds)
+            if ready < 0 && errno == EINTR { continue }
+            if fds[1].revents != 0 {
+                wake.drain()
+                throw CancellationError()
+            }
+            if fds[0].revents != 0 {
+                guard redisBufferRead(raw) == REDIS_OK else { throw ioError() }
+            }
+        }
+    }
+
+    private func append(_ command: RedisCommand) throws(IvyError) {
+        let status = Self.withArgv(command.arguments) { count, pointers, lengths in
+            redisAppendCommandArgv(raw, count, pointers, lengths)
+        }
+        guard status == REDIS_OK else { throw ioError() }
+    }
+
+    private func ioError() -> IvyError {
+        IvyError(.connectionFailed, endpoint: endpoint, detail: Self.errorText(raw))
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { bytes in
+            let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            return text.isEmpty ? "connection error \(context.pointee.err)" : text
+        }
+    }
+
+    /// Calls `body` with C argv arrays pointing into one buffer holding every argument.
+    private static func withArgv<T>(
+        _ arguments: [[UInt8]],
+        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> T
+    ) -> T {
+        var flat: [UInt8] = []
+        flat.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        for argument in arguments {
+            offsets.append(flat.count)
+            lengths.append(argument.count)
+            flat.append(contentsOf: argument)
+        }
+        flat.append(0)
+        return flat.withUnsafeBufferPointer { buffer in
+            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
+            return body(Int32(arguments.count), &pointers, lengths)
+        }
+    }
+
+    private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            return .string(value.str.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(value.len))) } ?? [])
+        case REDIS_REPLY_STATUS:
+            return .status(value.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_ERROR:
+            return .error(value.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int(value.integer))
+        case REDIS_REPLY_ARRAY:
+            return .array((0..<Int(value.elements)).map { copy(value.element[$0]!) })
+        default:
+            return .null
+        }
+    }
+
+    private static func timeval(_ duration: Duration) -> Glibc.timeval {
+        let (seconds, attoseconds) = duration.components
+        return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}
