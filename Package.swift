@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "IvyRedis", dependencies: ["IvyCore", "CHiredis"], swiftSettings: swiftSettings),
         .target(name: "IvyRedisNotify", dependencies: ["IvyCore", "IvyRedis"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
-        .target(name: "Ivy", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
+        .target(name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify"], swiftSettings: swiftSettings),
         .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
 
         // Helpers shared by the test targets; not a product.
@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(
             name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples", "IvyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyConformanceTests", dependencies: ["Ivy", "IvyCore", "IvyExamples", "IvyTestSupport"],
+            name: "IvyConformanceTests", dependencies: ["Ivy", "IvyCore", "IvyRedis", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
     ],

@@ -2,6 +2,7 @@
 
 import Foundation
 import Ivy
+import IvyRedis
 import Testing
 
 /// A backend the conformance suite runs against. Each broker module adds its case; the
@@ -15,7 +16,18 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
 
     static let memory = ConformanceBackend(name: "memory") { (MemoryQueueBackend(), MemoryNotifier()) }
 
-    static let all: [ConformanceBackend] = [.memory]
+    /// `IVY_REDIS_URL`, else the port `make services-up` uses.
+    static let redisURL = ProcessInfo.processInfo.environment["IVY_REDIS_URL"] ?? "redis://127.0.0.1:6390"
+
+    static let redis = ConformanceBackend(name: "redis") {
+        let backend: RedisStreamBackend
+        do { backend = try await RedisStreamBackend.connect(url: redisURL) } catch {
+            try requireService(redisURL, error)
+        }
+        return (backend, MemoryNotifier())
+    }
+
+    static let all: [ConformanceBackend] = [.memory, .redis]
 
     /// Skips the test with a message when run by hand; fails it when IVY_REQUIRE_SERVICES=1.
     static func requireService(_ url: String, _ error: any Error) throws -> Never {

@@ -1,0 +1,230 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+/// The Lua scripts that change a queue's state atomically, with the server's clock.
+///
+/// A queue `q` is these keys, which share the hash tag `{q}` so a cluster keeps them on one slot:
+/// - `ivy:{q}:stream`: the messages (field `b`), read through consumer group `ivy`;
+/// - `ivy:{q}:leases`: ZSET of reserved entry ids, scored by when the reservation expires;
+/// - `ivy:{q}:tokens`: HASH entry id → the token of its current reservation;
+/// - `ivy:{q}:delayed`: ZSET of released entry ids, scored by when they are visible again;
+/// - `ivy:{q}:dead`: the dead-letter stream (fields `o` id, `b` body, `r` reason, `c` deliveries, `t` ms);
+/// - `ivy:{q}:signal`: a short list that blocked consumers BLPOP; sends and releases push to it.
+///
+/// Reserved and released messages stay in the group's pending list, so their id and delivery
+/// count (XCLAIM adds one per reservation) survive retries.
+extension RedisStreamBackend {
+    static let group = "ivy"
+
+    /// `now` in milliseconds from the server's clock, shared by every script.
+    private static let clock = """
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        """
+
+    /// Stops the script with 0 unless ARGV[2] is reserved under token ARGV[3] and not expired.
+    /// KEYS[2] leases, KEYS[3] tokens.
+    private static let held = clock + """
+
+        if redis.call('HGET', KEYS[3], ARGV[2]) ~= ARGV[3] then return 0 end
+        local expiry = redis.call('ZSCORE', KEYS[2], ARGV[2])
+        if not expiry or tonumber(expiry) <= now then return 0 end
+        """
+
+    /// KEYS stream, signal; ARGV bodies. Returns the new entry ids.
+    static let send = RedisScript(
+        name: "send",
+        source: """
+            local ids = {}
+            for i = 1, #ARGV do ids[i] = redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
+            for i = 1, math.min(#ARGV, 100) do redis.call('LPUSH', KEYS[2], 1) end
+            redis.call('LTRIM', KEYS[2], 0, 99)
+            return ids
+            """)
+
+    /// KEYS stream, leases, tokens, delayed, signal; ARGV group, consumer, count, visibility ms,
+    /// token prefix. Returns `{{id, body, deliveries, token}…}, next due in ms or -1`.
+    static let reserve = RedisScript(
+        name: "reserve",
+        source: clock + """
+
+            local count = tonumber(ARGV[3])
+            local expires = now + tonumber(ARGV[4])
+            local out = {}
+            local function lease(id)
+              local token = ARGV[5] .. ':' .. (#out + 1)
+              redis.call('ZADD', KEYS[2], expires, id)
+              redis.call('HSET', KEYS[3], id, token)
+              return token
+            end
+            local function claim(id)
+              local entry = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)[1]
+              if not entry then
+                redis.call('ZREM', KEYS[2], id)
+                redis.call('ZREM', KEYS[4], id)
+                redis.call('HDEL', KEYS[3], id)
+                return
+              end
+              local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
+              local deliveries = pending and pending[4] or 1
+              table.insert(out, {id, entry[2][2], deliveries, lease(id)})
+            end
+            for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, count)) do
+              redis.call('ZREM', KEYS[4], id)
+              claim(id)
+            end
+            if #out < count then
+              for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, count - #out)) do
+                claim(id)
+              end
+            end
+            if #out < count then
+              local want = count - #out
+              local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[1], '>')
+              local entries = read and read[1][2] or {}
+              for _, entry in ipairs(entries) do
+                table.insert(out, {entry[1], entry[2][2], 1, lease(entry[1])})
+              end
+              if #entries < want then redis.call('DEL', KEYS[5]) end
+            end
+            local nextDue = -1
+            if #out == 0 then
+              for _, key in ipairs({KEYS[4], KEYS[2]}) do
+                local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+                if first[2] then
+                  local wait = tonumber(first[2]) - now
+                  if nextDue < 0 or wait < nextDue then nextDue = wait end
+                end
+              end
+              if nextDue >= 0 and nextDue < 1 then nextDue = 1 end
+            end
+            return {out, nextDue}
+            """)
+
+    /// KEYS stream, leases, tokens; ARGV group, id, token. 1 if acknowledged, 0 if lost.
+    static let ack = RedisScript(
+        name: "ack",
+        source: held + """
+
+            redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+            redis.call('XDEL', KEYS[1], ARGV[2])
+            redis.call('ZREM', KEYS[2], ARGV[2])
+            redis.call('HDEL', KEYS[3], ARGV[2])
+            return 1
+            """)
+
+    /// KEYS stream, leases, tokens; ARGV group, id, token, visibility ms. 1, or 0 if lost.
+    static let extend = RedisScript(
+        name: "extend",
+        source: held + """
+
+            redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+            return 1
+            """)
+
+    /// KEYS stream, leases, tokens, delayed, signal; ARGV group, id, token, delay ms. 1, or 0 if lost.
+    static let release = RedisScript(
+        name: "release",
+        source: held + """
+
+            redis.call('ZREM', KEYS[2], ARGV[2])
+            redis.call('HDEL', KEYS[3], ARGV[2])
+            redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
+            redis.call('LPUSH', KEYS[5], 1)
+            redis.call('LTRIM', KEYS[5], 0, 99)
+            return 1
+            """)
+
+    /// KEYS stream, leases, tokens, dead; ARGV group, id, token, reason. 1, or 0 if lost.
+    static let deadLetter = RedisScript(
+        name: "dead-letter",
+        source: held + """
+
+            local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+            local body = entry and entry[2][2] or ''
+            local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1]
+            local deliveries = pending and pending[4] or 1
+            redis.call('XADD', KEYS[4], '*', 'o', ARGV[2], 'b', body, 'r', ARGV[4], 'c', deliveries, 't', now)
+            redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+            redis.call('XDEL', KEYS[1], ARGV[2])
+            redis.call('ZREM', KEYS[2], ARGV[2])
+            redis.call('HDEL', KEYS[3], ARGV[2])
+            return 1
+            """)
+
+    /// KEYS stream, leases, delayed, dead; ARGV group. `{ready, delayed, reserved, dead}`.
+    static let size = RedisScript(
+        name: "size",
+        source: clock + """
+
+            local pending = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
+            local undelivered = redis.call('XLEN', KEYS[1]) - pending
+            local dueDelayed = redis.call('ZCOUNT', KEYS[3], '-inf', now)
+            local expired = redis.call('ZCOUNT', KEYS[2], '-inf', now)
+            return {undelivered + dueDelayed + expired, redis.call('ZCARD', KEYS[3]) - dueDelayed,
+                    redis.call('ZCARD', KEYS[2]) - expired, redis.call('XLEN', KEYS[4])}
+            """)
+
+    /// The id the group has delivered up to. Needs `KEYS[1]` stream and `ARGV[1]` group.
+    private static let lastDelivered = """
+        local last = '0-0'
+        for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+          local fields = {}
+          for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+          if fields['name'] == ARGV[1] then last = fields['last-delivered-id'] end
+        end
+        """
+
+    /// KEYS stream; ARGV group, count. The next undelivered `{{id, body}…}`.
+    static let peek = RedisScript(
+        name: "peek",
+        source: lastDelivered + """
+
+            local out = {}
+            for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', tonumber(ARGV[2]))) do
+              table.insert(out, {entry[1], entry[2][2]})
+            end
+            return out
+            """)
+
+    /// KEYS stream, delayed, leases, tokens; ARGV group. Deletes undelivered and delayed
+    /// messages; returns how many.
+    static let purge = RedisScript(
+        name: "purge",
+        source: lastDelivered + """
+
+            local removed = 0
+            while true do
+              local batch = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 500)
+              if #batch == 0 then break end
+              for _, entry in ipairs(batch) do
+                redis.call('XDEL', KEYS[1], entry[1])
+                removed = removed + 1
+              end
+            end
+            for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+              redis.call('XACK', KEYS[1], ARGV[1], id)
+              redis.call('XDEL', KEYS[1], id)
+              redis.call('HDEL', KEYS[4], id)
+              removed = removed + 1
+            end
+            redis.call('DEL', KEYS[2])
+            return removed
+            """)
+
+    /// KEYS dead, stream, signal; ARGV count. Moves the oldest dead letters back; returns how many.
+    static let requeue = RedisScript(
+        name: "requeue",
+        source: """
+            local moved = 0
+            for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[1]))) do
+              local fields = {}
+              for i = 1, #entry[2], 2 do fields[entry[2][i]] = entry[2][i + 1] end
+              redis.call('XADD', KEYS[2], '*', 'b', fields['b'] or '')
+              redis.call('XDEL', KEYS[1], entry[1])
+              redis.call('LPUSH', KEYS[3], 1)
+              moved = moved + 1
+            end
+            redis.call('LTRIM', KEYS[3], 0, 99)
+            return moved
+            """)
+}

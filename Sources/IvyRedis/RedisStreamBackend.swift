@@ -1,0 +1,276 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+public import IvyCore
+internal import Foundation
+internal import Synchronization
+
+/// A queue backend on Redis Streams with a consumer group (`redis://…`).
+///
+/// Every state change is one Lua script run with the server's clock (see
+/// `RedisStreamBackend+Scripts.swift`): reservations are leases with an expiry, released
+/// messages wait in a delayed set, and expired or due ones are claimed again by the next
+/// reserve, their delivery count one higher. A reserve with nothing to take blocks in BLPOP on
+/// the queue's signal list, on a connection of its own, until a send or release pushes to it or
+/// the next lease or delay comes due: no polling loop.
+public final class RedisStreamBackend: InspectableQueueBackend {
+    public struct Receipt: Sendable, Hashable {
+        fileprivate let token: String
+    }
+
+    public let endpoint: String
+    public let maximumMessageSize: Int
+
+    private let connection: RedisConnection
+    private let waiters: RedisConnectionPool
+    private let consumer: String
+    private let groupsCreated = Mutex<Set<String>>([])
+    private let scriptHashes = Mutex<[String: String]>([:])
+
+    /// - Parameters:
+    ///   - connection: For sends, scripts and inspection (shared, pipelined).
+    ///   - maximumMessageSize: The largest body accepted (16 MiB by default; Redis allows 512 MiB).
+    public init(connection: RedisConnection, maximumMessageSize: Int = 16 << 20) {
+        precondition(maximumMessageSize > 0)
+        self.connection = connection
+        self.maximumMessageSize = maximumMessageSize
+        endpoint = connection.endpoint
+        waiters = RedisConnectionPool(configuration: connection.configuration, name: "ivy-redis-wait")
+        consumer = "ivy-\(UInt64.random(in: .min ... .max))"
+    }
+
+    /// Connects to `url` (checking address and credentials) and returns the backend.
+    public static func connect(url: String, maximumMessageSize: Int = 16 << 20) async throws -> RedisStreamBackend {
+        let connection = try await RedisConnection.connect(try RedisConfiguration(url: url), name: "ivy-redis-queue")
+        return RedisStreamBackend(connection: connection, maximumMessageSize: maximumMessageSize)
+    }
+
+    // MARK: Sending
+
+    public func send(_ body: [UInt8], to queue: String) async throws -> String {
+        try await send(batch: [body], to: queue)[0]
+    }
+
+    public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
+        guard !bodies.isEmpty else { return [] }
+        for body in bodies { try checkSize(body, queue: queue) }
+        let keys = Keys(queue)
+        var ids: [String] = []
+        ids.reserveCapacity(bodies.count)
+        // Scripts take their arguments in one request; keep each one reasonably small.
+        var start = 0
+        while start < bodies.count {
+            let end = min(bodies.count, start + 500)
+            let reply = try await run(Self.send, keys: [keys.stream, keys.signal], arguments: Array(bodies[start..<end]))
+            ids += (reply.array ?? []).compactMap(\.text)
+            start = end
+        }
+        guard ids.count == bodies.count else {
+            throw IvyError(.commandFailed, endpoint: endpoint, detail: "XADD returned \(ids.count) ids for \(bodies.count) messages")
+        }
+        return ids
+    }
+
+    // MARK: Consuming
+
+    public func reserve(from queue: String, count: Int, visibility: Duration, wait: Duration) async throws
+        -> [Reservation<Receipt>]
+    {
+        precondition(count > 0, "count must be at least 1")
+        let keys = Keys(queue)
+        try await ensureGroup(keys)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: wait)
+        while true {
+            let reply = try await run(
+                Self.reserve, keys: [keys.stream, keys.leases, keys.tokens, keys.delayed, keys.signal],
+                arguments: [Self.group, consumer, count, Self.milliseconds(visibility), "\(consumer):\(UInt64.random(in: .min ... .max))"])
+            let (reservations, nextDue) = try parseReservations(reply, queue: queue)
+            if !reservations.isEmpty { return reservations }
+            let remaining = deadline - clock.now
+            if Task.isCancelled || remaining <= .zero { return [] }
+            let block = nextDue.map { min(remaining, .milliseconds($0)) } ?? remaining
+            do {
+                _ = try await waiters.withConnection { waiter in
+                    try await waiter.blockingCommand(
+                        RedisCommand("BLPOP", keys.signal, String(format: "%.3f", max(0.001, Self.seconds(block)))),
+                        wait: block)
+                }
+            } catch is CancellationError {
+                return []
+            }
+        }
+    }
+
+    public func ack(_ reservation: Reservation<Receipt>) async throws {
+        let keys = Keys(reservation.queue)
+        try await held(
+            run(Self.ack, keys: [keys.stream, keys.leases, keys.tokens],
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token]), reservation)
+    }
+
+    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt> {
+        let keys = Keys(reservation.queue)
+        try await held(
+            run(Self.extend, keys: [keys.stream, keys.leases, keys.tokens],
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(visibility)]),
+            reservation)
+        return reservation
+    }
+
+    public func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws {
+        let keys = Keys(reservation.queue)
+        try await held(
+            run(Self.release, keys: [keys.stream, keys.leases, keys.tokens, keys.delayed, keys.signal],
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(max(delay, .zero))]),
+            reservation)
+    }
+
+    public func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws {
+        let keys = Keys(reservation.queue)
+        try await held(
+            run(Self.deadLetter, keys: [keys.stream, keys.leases, keys.tokens, keys.dead],
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token, reason]), reservation)
+    }
+
+    public func close() async {
+        await waiters.close()
+        await connection.close()
+    }
+
+    // MARK: Inspection
+
+    public func size(of queue: String) async throws -> QueueSize {
+        let keys = Keys(queue)
+        try await ensureGroup(keys)
+        let counts = (try await run(Self.size, keys: [keys.stream, keys.leases, keys.delayed, keys.dead], arguments: [Self.group]))
+            .array?.compactMap(\.integer) ?? []
+        guard counts.count == 4 else { throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected size reply") }
+        return QueueSize(ready: counts[0], delayed: counts[1], reserved: counts[2], dead: counts[3])
+    }
+
+    public func peek(_ queue: String, count: Int) async throws -> [QueuedMessage] {
+        let keys = Keys(queue)
+        try await ensureGroup(keys)
+        let reply = try await run(Self.peek, keys: [keys.stream], arguments: [Self.group, count])
+        return (reply.array ?? []).compactMap { entry in
+            guard let parts = entry.array, parts.count == 2, let id = parts[0].text, let body = parts[1].bytes else { return nil }
+            return QueuedMessage(messageID: id, body: body, deliveryCount: 0)
+        }
+    }
+
+    public func deadLetters(of queue: String, count: Int) async throws -> [DeadLetter] {
+        let reply = try await connection.command(RedisCommand("XRANGE", Keys(queue).dead, "-", "+", "COUNT", count))
+            .checked(endpoint: endpoint, command: "XRANGE")
+        return (reply.array ?? []).compactMap { entry in
+            guard let parts = entry.array, parts.count == 2, let list = parts[1].array else { return nil }
+            var fields: [String: RedisReply] = [:]
+            for index in stride(from: 0, to: list.count - 1, by: 2) { fields[list[index].text ?? ""] = list[index + 1] }
+            return DeadLetter(
+                queue: queue, messageID: fields["o"]?.text ?? parts[0].text ?? "", body: fields["b"]?.bytes ?? [],
+                reason: fields["r"]?.text ?? "", deliveryCount: fields["c"]?.integer ?? 0,
+                deadLetteredAt: Date(timeIntervalSince1970: Double(fields["t"]?.integer ?? 0) / 1000))
+        }
+    }
+
+    public func requeueDeadLetters(of queue: String, count: Int) async throws -> Int {
+        let keys = Keys(queue)
+        return try await run(Self.requeue, keys: [keys.dead, keys.stream, keys.signal], arguments: [count]).integer ?? 0
+    }
+
+    public func purge(_ queue: String) async throws -> Int {
+        let keys = Keys(queue)
+        try await ensureGroup(keys)
+        return try await run(Self.purge, keys: [keys.stream, keys.delayed, keys.leases, keys.tokens], arguments: [Self.group])
+            .integer ?? 0
+    }
+
+    public func purgeDeadLetters(of queue: String) async throws -> Int {
+        let dead = Keys(queue).dead
+        let replies = try await connection.send([RedisCommand("XLEN", dead), RedisCommand("DEL", dead)])
+        return replies[0].integer ?? 0
+    }
+
+    // MARK: Internals
+
+    /// A queue's keys, all with the hash tag `{queue}`.
+    struct Keys {
+        let stream, leases, tokens, delayed, dead, signal: String
+        init(_ queue: String) {
+            let prefix = "ivy:{\(queue)}:"
+            stream = prefix + "stream"
+            leases = prefix + "leases"
+            tokens = prefix + "tokens"
+            delayed = prefix + "delayed"
+            dead = prefix + "dead"
+            signal = prefix + "signal"
+        }
+    }
+
+    private func ensureGroup(_ keys: Keys) async throws {
+        guard !groupsCreated.withLock({ $0.contains(keys.stream) }) else { return }
+        let reply = try await connection.command(RedisCommand("XGROUP", "CREATE", keys.stream, Self.group, "0", "MKSTREAM"))
+        if case .error(let message) = reply, !message.hasPrefix("BUSYGROUP") {
+            throw IvyError(.commandFailed, endpoint: endpoint, detail: "XGROUP CREATE: \(message)")
+        }
+        groupsCreated.withLock { _ = $0.insert(keys.stream) }
+    }
+
+    /// Runs a script by its hash, loading it first when the server does not know it.
+    private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
+        var command = RedisCommand("EVALSHA", try await hash(of: script), keys.count)
+        for key in keys { command.append(key) }
+        for argument in arguments { command.append(argument) }
+        var reply = try await connection.command(command)
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            // The server restarted or its script cache was flushed.
+            scriptHashes.withLock { _ = $0.removeValue(forKey: script.name) }
+            command.arguments[1] = Array(try await hash(of: script).utf8)
+            reply = try await connection.command(command)
+        }
+        if case .error(let message) = reply, message.contains("NOGROUP") {
+            // The stream or its group went away (FLUSHALL, a deleted key): make it again next time.
+            groupsCreated.withLock { _ = $0.remove(keys[0]) }
+        }
+        return try reply.checked(endpoint: endpoint, command: script.name)
+    }
+
+    private func hash(of script: RedisScript) async throws -> String {
+        if let known = scriptHashes.withLock({ $0[script.name] }) { return known }
+        let reply = try await connection.command(RedisCommand("SCRIPT", "LOAD", script.source))
+            .checked(endpoint: endpoint, command: "SCRIPT LOAD")
+        guard let hash = reply.text else { throw IvyError(.commandFailed, endpoint: endpoint, detail: "SCRIPT LOAD: no hash") }
+        scriptHashes.withLock { $0[script.name] = hash }
+        return hash
+    }
+
+    /// Turns a script's 0 ("not held") into ``IvyError/Code/reservationLost``.
+    private func held(_ reply: RedisReply, _ reservation: Reservation<Receipt>) throws(IvyError) {
+        guard reply.integer == 1 else {
+            throw IvyError(
+                .reservationLost, endpoint: endpoint,
+                detail: "message \(reservation.messageID) on \(reservation.queue): the reservation expired")
+        }
+    }
+
+    private func parseReservations(_ reply: RedisReply, queue: String) throws(IvyError) -> ([Reservation<Receipt>], Int?) {
+        guard let parts = reply.array, parts.count == 2, let entries = parts[0].array else {
+            throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected reserve reply")
+        }
+        let reservations = entries.compactMap { entry -> Reservation<Receipt>? in
+            guard let fields = entry.array, fields.count == 4, let id = fields[0].text, let body = fields[1].bytes,
+                let deliveries = fields[2].integer, let token = fields[3].text
+            else { return nil }
+            return Reservation(queue: queue, messageID: id, body: body, deliveryCount: deliveries, receipt: Receipt(token: token))
+        }
+        let nextDue = parts[1].integer.flatMap { $0 >= 0 ? $0 : nil }
+        return (reservations, nextDue)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
