@@ -39,7 +39,8 @@ let package = Package(
         .testTarget(
             name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples", "IvyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyConformanceTests", dependencies: ["Ivy", "IvyCore", "IvyRedis", "IvyExamples", "IvyTestSupport"],
+            name: "IvyConformanceTests",
+            dependencies: ["Ivy", "IvyCore", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
     ],

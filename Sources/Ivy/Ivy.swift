@@ -1,11 +1,13 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 @_exported public import IvyCore
+@_exported public import IvyRedis
+@_exported public import IvyRedisNotify
 internal import Foundation
 
 /// Where a queue or notifier lives: a URL, or an instance you made.
 public enum BackendLocation: Sendable, ExpressibleByStringLiteral {
-    /// `memory://`, and the brokers' URLs as their modules arrive.
+    /// `memory://`, `redis://[user:password@]host[:port][/db]` or `unix:///path.sock`.
     case url(String)
     /// The in-process backend or notifier.
     case memory
@@ -31,22 +33,30 @@ extension Ivy {
     ) async throws {
         var options = options
         if let encryptionKey { options.encryption = MessageEncryption(key: encryptionKey) }
-        try await self.init(
-            registry: registry, backend: try Self.backend(queue), notifier: try Self.notifier(notifier),
-            options: options)
+        let backend = try await Self.backend(queue)
+        let resultNotifier: any Notifier
+        do { resultNotifier = try await Self.notifier(notifier, logger: options.logger) } catch {
+            await backend.close()
+            throw error
+        }
+        try await self.init(registry: registry, backend: backend, notifier: resultNotifier, options: options)
     }
 
-    /// The queue backend a location names.
-    public static func backend(_ location: BackendLocation) throws(IvyError) -> any QueueBackend {
+    /// The queue backend a location names, connected.
+    public static func backend(_ location: BackendLocation) async throws -> any QueueBackend {
         switch try BackendURL(location) {
         case .memory: MemoryQueueBackend()
+        case .redis(let url): try await RedisStreamBackend.connect(url: url)
         }
     }
 
-    /// The notifier a location names.
-    public static func notifier(_ location: BackendLocation) throws(IvyError) -> any Notifier {
+    /// The notifier a location names, connected.
+    public static func notifier(_ location: BackendLocation, logger: any IvyLogger = StderrLogger()) async throws
+        -> any Notifier
+    {
         switch try BackendURL(location) {
         case .memory: MemoryNotifier()
+        case .redis(let url): try await RedisNotifier.connect(url: url, logger: logger)
         }
     }
 }
@@ -76,6 +86,7 @@ public func withIvy<Result: Sendable>(
 /// A parsed backend URL.
 enum BackendURL {
     case memory
+    case redis(String)
 
     init(_ location: BackendLocation) throws(IvyError) {
         switch location {
@@ -87,10 +98,11 @@ enum BackendURL {
             let scheme = text[..<schemeEnd.lowerBound].lowercased()
             switch scheme {
             case "memory": self = .memory
+            case "redis", "unix": self = .redis(text)
             default:
                 throw IvyError(
                     .unsupportedBackend, endpoint: Redaction.redact(url: text),
-                    detail: "supported schemes: memory://")
+                    detail: "supported schemes: memory://, redis://, unix://")
             }
         }
     }

@@ -1,7 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 internal import CHiredis
-internal import IvyCore
+package import IvyCore
 
 #if canImport(Glibc)
 internal import Glibc
@@ -10,12 +10,12 @@ internal import Glibc
 /// One hiredis connection: the owner of its `redisContext`.
 ///
 /// Not `Sendable`: only its connection's thread uses it. Every call blocks that thread.
-final class RedisContext {
+package final class RedisContext {
     private let raw: UnsafeMutablePointer<redisContext>
     let endpoint: String
 
     /// Connects, authenticates and selects the database.
-    init(_ configuration: RedisConfiguration) throws(IvyError) {
+    package init(_ configuration: RedisConfiguration) throws(IvyError) {
         endpoint = configuration.endpoint
         let connectTimeout = Self.timeval(configuration.connectTimeout)
         let context: UnsafeMutablePointer<redisContext>?
@@ -49,7 +49,7 @@ final class RedisContext {
     deinit { redisFree(raw) }
 
     /// The socket, for `poll`.
-    var fileDescriptor: Int32 { raw.pointee.fd }
+    package var fileDescriptor: Int32 { raw.pointee.fd }
 
     /// Sends one command and waits for its reply.
     func command(_ command: RedisCommand) throws(IvyError) -> RedisReply {
@@ -105,6 +105,29 @@ final class RedisContext {
             if fds[0].revents != 0 {
                 guard redisBufferRead(raw) == REDIS_OK else { throw ioError() }
             }
+        }
+    }
+
+    /// Queues commands and writes them out, without waiting for replies (pub/sub).
+    package func write(_ commands: [RedisCommand]) throws(IvyError) {
+        for command in commands { try append(command) }
+        var done: Int32 = 0
+        while done == 0 {
+            guard redisBufferWrite(raw, &done) == REDIS_OK else { throw ioError() }
+        }
+    }
+
+    /// Reads what the socket holds (call when `poll` says it is readable) and returns every
+    /// complete reply.
+    package func readAvailable() throws(IvyError) -> [RedisReply] {
+        guard redisBufferRead(raw) == REDIS_OK else { throw ioError() }
+        var replies: [RedisReply] = []
+        while true {
+            var reply: UnsafeMutablePointer<redisReply>?
+            guard ivy_redis_get_reply_from_reader(raw, &reply) == REDIS_OK else { throw ioError() }
+            guard let reply else { return replies }
+            replies.append(Self.copy(reply))
+            freeReplyObject(reply)
         }
     }
 

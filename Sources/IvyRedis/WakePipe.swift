@@ -5,11 +5,11 @@ internal import Glibc
 #endif
 
 /// A pipe another thread writes to, to wake a thread blocked in `poll` (cancellation, close).
-final class WakePipe: Sendable {
-    let readEnd: Int32
+package final class WakePipe: Sendable {
+    package let readEnd: Int32
     private let writeEnd: Int32
 
-    init() {
+    package init() {
         var ends: [Int32] = [0, 0]
         precondition(pipe(&ends) == 0, "pipe failed")
         for end in ends {
@@ -26,14 +26,14 @@ final class WakePipe: Sendable {
     }
 
     /// Wakes the poller; safe from any thread.
-    func signal() {
+    package func signal() {
         var byte: UInt8 = 1
         _ = write(writeEnd, &byte, 1)
     }
 
     /// Empties the pipe; returns whether it held a signal.
     @discardableResult
-    func drain() -> Bool {
+    package func drain() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 64)
         var signalled = false
         while read(readEnd, &buffer, buffer.count) > 0 { signalled = true }

@@ -3,6 +3,7 @@
 import Foundation
 import Ivy
 import IvyRedis
+import IvyRedisNotify
 import Testing
 
 /// A backend the conformance suite runs against. Each broker module adds its case; the
@@ -20,11 +21,12 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
     static let redisURL = ProcessInfo.processInfo.environment["IVY_REDIS_URL"] ?? "redis://127.0.0.1:6390"
 
     static let redis = ConformanceBackend(name: "redis") {
-        let backend: RedisStreamBackend
-        do { backend = try await RedisStreamBackend.connect(url: redisURL) } catch {
+        do {
+            let backend = try await RedisStreamBackend.connect(url: redisURL)
+            return (backend, try await RedisNotifier.connect(url: redisURL, logger: SilentLogger()))
+        } catch {
             try requireService(redisURL, error)
         }
-        return (backend, MemoryNotifier())
     }
 
     static let all: [ConformanceBackend] = [.memory, .redis]

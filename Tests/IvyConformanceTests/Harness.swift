@@ -32,7 +32,8 @@ struct Harness: Sendable {
         try register(registry, queue)
         let ivy = try await Ivy(
             registry: registry, backend: backend, notifier: notifier,
-            options: IvyOptions(resultTimeout: resultTimeout, logger: SilentLogger()))
+            options: IvyOptions(
+                resultTimeout: resultTimeout, notificationChannel: "ivy-notifier-\(queue)", logger: SilentLogger()))
         let harness = Harness(
             ivy: ivy, tasks: tasks, registry: registry, backend: backend, notifier: notifier, queue: queue)
         let serving = worker.map { options in Task { try await ivy.listen(queues: [queue], options: options) } }

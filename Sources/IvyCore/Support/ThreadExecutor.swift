@@ -29,23 +29,7 @@ package final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     /// Starts the thread. It keeps the executor alive until ``shutdown()`` and the queued jobs
     /// are drained, then exits.
     package init(name: String) {
-        // Foundation on Linux never releases a thread's closure, so the closure reaches the
-        // executor through a holder it empties on exit; otherwise every executor would leak.
-        let holder = Holder(self)
-        let thread = Thread {
-            // A name set before start() is ignored on Linux; Linux allows 15 bytes.
-            Thread.current.name = String(decoding: name.utf8.prefix(15), as: UTF8.self)
-            holder.executor?.run()
-            holder.executor = nil
-        }
-        self.thread = thread
-        thread.start()
-    }
-
-    private final class Holder: @unchecked Sendable {
-        // Invariant: touched only by the executor's thread once it has started.
-        var executor: ThreadExecutor?
-        init(_ executor: ThreadExecutor) { self.executor = executor }
+        thread = DedicatedThread.start(name: name) { [self] in run() }
     }
 
     package func enqueue(_ job: consuming ExecutorJob) {

@@ -1,0 +1,178 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import CHiredis
+internal import Foundation
+internal import IvyCore
+internal import IvyRedis
+internal import Synchronization
+
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// One pub/sub connection on its own thread, shared by every subscription of a notifier.
+///
+/// The thread polls the socket together with a wake pipe: messages are handed to the channel's
+/// streams as they arrive, and subscription changes (or closing) wake it at once. When the
+/// connection drops it reconnects with backoff and subscribes again to every channel in use.
+final class RedisSubscriber: Sendable {
+    private struct Shared {
+        var streams: [String: [UInt64: AsyncStream<[UInt8]>.Continuation]] = [:]
+        /// Subscribers waiting for the server to confirm their channel.
+        var confirming: [String: [CheckedContinuation<Void, any Error>]] = [:]
+        /// Channels the server has confirmed on the current connection.
+        var confirmed: Set<String> = []
+        var nextID: UInt64 = 0
+        var isClosed = false
+    }
+
+    private let configuration: RedisConfiguration
+    private let shared = Mutex(Shared())
+    private let wake = WakePipe()
+    private let logger: any IvyLogger
+
+    init(configuration: RedisConfiguration, logger: any IvyLogger) {
+        self.configuration = configuration
+        self.logger = logger
+        DedicatedThread.start(name: "ivy-redis-sub") { [self] in run() }
+    }
+
+    /// A stream of `channel`'s messages, returned once the server confirmed the subscription.
+    func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
+        let id = try shared.withLock { (shared) throws(IvyError) -> UInt64 in
+            guard !shared.isClosed else { throw IvyError(.closed, endpoint: configuration.endpoint) }
+            shared.nextID += 1
+            shared.streams[channel, default: [:]][shared.nextID] = continuation
+            return shared.nextID
+        }
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            let lastOne = shared.withLock { shared -> Bool in
+                shared.streams[channel]?[id] = nil
+                guard shared.streams[channel]?.isEmpty == true else { return false }
+                shared.streams[channel] = nil
+                return true
+            }
+            if lastOne { wake.signal() }
+        }
+        do {
+            try await withCheckedThrowingContinuation { (confirmation: CheckedContinuation<Void, any Error>) in
+                let alreadyConfirmed = shared.withLock { shared in
+                    if shared.confirmed.contains(channel) { return true }
+                    shared.confirming[channel, default: []].append(confirmation)
+                    return false
+                }
+                if alreadyConfirmed { confirmation.resume() } else { wake.signal() }
+            }
+        } catch {
+            continuation.finish()
+            throw error
+        }
+        return stream
+    }
+
+    func close() {
+        let (streams, confirming) = shared.withLock { shared in
+            shared.isClosed = true
+            defer {
+                shared.streams.removeAll()
+                shared.confirming.removeAll()
+            }
+            return (shared.streams.values.flatMap(\.values), shared.confirming.values.flatMap { $0 })
+        }
+        for stream in streams { stream.finish() }
+        for waiter in confirming { waiter.resume(throwing: IvyError(.closed, endpoint: configuration.endpoint)) }
+        wake.signal()
+    }
+
+    // MARK: The thread
+
+    private func run() {
+        var context: RedisContext?
+        var subscribed: Set<String> = []
+        var failures = 0
+        while !shared.withLock({ $0.isClosed }) {
+            if context == nil {
+                do {
+                    context = try RedisContext(configuration)
+                    subscribed = []
+                    if failures > 0 { logger.info("notifier reconnected", ["endpoint": configuration.endpoint]) }
+                    failures = 0
+                } catch {
+                    failures += 1
+                    failConfirmations(with: error)
+                    if failures == 1 {
+                        logger.warning("notifier connection lost; reconnecting", ["endpoint": configuration.endpoint, "error": "\(error)"])
+                    }
+                    waitForWake(milliseconds: Int32(min(2000, 50 << min(failures, 6))))
+                    continue
+                }
+            }
+            guard let connection = context else { continue }
+            do {
+                let wanted = shared.withLock { Set($0.streams.keys) }
+                var commands: [RedisCommand] = []
+                let joining = wanted.subtracting(subscribed).sorted()
+                let leaving = subscribed.subtracting(wanted).sorted()
+                if !joining.isEmpty { commands.append(RedisCommand(arguments: [Array("SUBSCRIBE".utf8)] + joining.map { Array($0.utf8) })) }
+                if !leaving.isEmpty { commands.append(RedisCommand(arguments: [Array("UNSUBSCRIBE".utf8)] + leaving.map { Array($0.utf8) })) }
+                if !commands.isEmpty { try connection.write(commands) }
+                subscribed = wanted
+                var fds = [
+                    pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0),
+                    pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
+                ]
+                guard poll(&fds, 2, -1) >= 0 || errno == EINTR else {
+                    throw IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "poll failed")
+                }
+                if fds[1].revents != 0 { wake.drain() }
+                if fds[0].revents != 0 {
+                    for reply in try connection.readAvailable() { handle(reply) }
+                }
+            } catch {
+                logger.warning("notifier connection lost; reconnecting", ["endpoint": configuration.endpoint, "error": "\(error)"])
+                context = nil
+                shared.withLock { $0.confirmed.removeAll() }
+                failures = 1
+            }
+        }
+    }
+
+    private func handle(_ reply: RedisReply) {
+        guard let parts = reply.array, parts.count == 3, let kind = parts[0].text, let channel = parts[1].text else {
+            return
+        }
+        switch kind {
+        case "message":
+            guard let payload = parts[2].bytes else { return }
+            let streams = shared.withLock { $0.streams[channel].map { Array($0.values) } ?? [] }
+            for stream in streams { stream.yield(payload) }
+        case "subscribe":
+            let waiters = shared.withLock { shared in
+                shared.confirmed.insert(channel)
+                return shared.confirming.removeValue(forKey: channel) ?? []
+            }
+            for waiter in waiters { waiter.resume() }
+        case "unsubscribe":
+            shared.withLock { _ = $0.confirmed.remove(channel) }
+        default:
+            break
+        }
+    }
+
+    private func failConfirmations(with error: any Error) {
+        let waiters = shared.withLock { shared in
+            defer { shared.confirming.removeAll() }
+            return shared.confirming.values.flatMap { $0 }
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+        // Their streams stay registered; a subscriber that gave up finishes its stream.
+    }
+
+    /// Sleeps for a backoff, or less if woken (a close).
+    private func waitForWake(milliseconds: Int32) {
+        var fds = [pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
+        if poll(&fds, 1, milliseconds) > 0 { wake.drain() }
+    }
+}
