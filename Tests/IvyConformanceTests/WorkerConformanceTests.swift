@@ -342,8 +342,9 @@ struct WorkerConformanceTests {
     func aMessageDeliveredMoreOftenThanItsTaskAllowsIsDeadLettered(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
             let events = h.ivy.events()
-            // As if earlier deliveries had crashed their workers: attempt 2 of a task allowed 1.
-            let message = TaskMessage(name: "testpackage.add", args: Array("[1,2]".utf8), id: "crashy-1", attempt: 2)
+            // As if earlier deliveries had crashed their workers: attempt 5 of a task allowed 1
+            // attempt and 3 redeliveries.
+            let message = TaskMessage(name: "testpackage.add", args: Array("[1,2]".utf8), id: "crashy-1", attempt: 5)
             _ = try await h.backend.send(message.encoded(), to: h.queue)
             let failed = try await events.collect(1, "the failure", where: \.isFailed)
             guard case .failed(_, let reason) = failed[0] else { return }

@@ -186,12 +186,13 @@ final class Worker<Backend: QueueBackend>: Sendable {
             await settle { await self.deadLetter(delivered, reason: reason) }
             return
         }
-        if context.attempt > task.options.retry.maxAttempts {
+        let deliveryLimit = task.options.retry.maxAttempts + options.extraDeliveries
+        if context.attempt > deliveryLimit {
             // Delivered again and again without finishing (its workers crashed, or its
             // reservation kept expiring): stop here rather than forever.
             let error = ResultNotification.RemoteError(
                 name: "AttemptsExhausted",
-                message: "delivered \(context.attempt) times; \(message.name) allows \(task.options.retry.maxAttempts)",
+                message: "delivered \(context.attempt) times; \(message.name) allows \(deliveryLimit)",
                 retryable: false)
             await fail(delivered, message, context, error: error, channel: channel)
             return

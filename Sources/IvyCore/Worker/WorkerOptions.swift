@@ -14,11 +14,17 @@ public struct WorkerOptions: Sendable {
     public var gracePeriod: Duration
     /// The wait before reserving again after a broker error.
     public var errorBackoff: Duration
+    /// Deliveries allowed beyond a task's attempts, for redeliveries after a worker crashed or a
+    /// reservation expired. Past them the message is dead-lettered as a poison message
+    /// (`AttemptsExhausted`) instead of coming back forever.
+    public var extraDeliveries: Int
 
     public init(
         concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30), pollWait: Duration = .seconds(5),
-        gracePeriod: Duration = .seconds(30), errorBackoff: Duration = .milliseconds(500)
+        gracePeriod: Duration = .seconds(30), errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3
     ) {
+        precondition(extraDeliveries >= 0, "extraDeliveries cannot be negative")
+        self.extraDeliveries = extraDeliveries
         precondition(concurrency > 0, "concurrency must be at least 1")
         precondition(visibilityTimeout >= .milliseconds(30), "visibilityTimeout must be at least 30 ms")
         precondition(pollWait >= .zero && gracePeriod >= .zero && errorBackoff >= .zero)
