@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
 
         // Helpers shared by the test targets; not a product.
-        .target(name: "IvyTestSupport", path: "Tests/IvyTestSupport", swiftSettings: swiftSettings),
+        .target(name: "IvyTestSupport", dependencies: ["IvyCore"], path: "Tests/IvyTestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples", "IvyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
@@ -43,6 +43,10 @@ let package = Package(
             dependencies: ["Ivy", "IvyCore", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyRedisTests",
+            dependencies: ["ivy", "Ivy", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],
+            swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

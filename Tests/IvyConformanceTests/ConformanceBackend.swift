@@ -4,6 +4,7 @@ import Foundation
 import Ivy
 import IvyRedis
 import IvyRedisNotify
+import IvyTestSupport
 import Testing
 
 /// A backend the conformance suite runs against. Each broker module adds its case; the
@@ -17,26 +18,14 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
 
     static let memory = ConformanceBackend(name: "memory") { (MemoryQueueBackend(), MemoryNotifier()) }
 
-    /// `IVY_REDIS_URL`, else the port `make services-up` uses.
-    static let redisURL = ProcessInfo.processInfo.environment["IVY_REDIS_URL"] ?? "redis://127.0.0.1:6390"
-
     static let redis = ConformanceBackend(name: "redis") {
         do {
-            let backend = try await RedisStreamBackend.connect(url: redisURL)
-            return (backend, try await RedisNotifier.connect(url: redisURL, logger: SilentLogger()))
+            let backend = try await RedisStreamBackend.connect(url: Services.redisURL)
+            return (backend, try await RedisNotifier.connect(url: Services.redisURL, logger: SilentLogger()))
         } catch {
-            try requireService(redisURL, error)
+            try Services.unavailable("Redis at \(Services.redisURL)", error)
         }
     }
 
     static let all: [ConformanceBackend] = [.memory, .redis]
-
-    /// Skips the test with a message when run by hand; fails it when IVY_REQUIRE_SERVICES=1.
-    static func requireService(_ url: String, _ error: any Error) throws -> Never {
-        if ProcessInfo.processInfo.environment["IVY_REQUIRE_SERVICES"] == "1" {
-            Issue.record("\(url) is required (IVY_REQUIRE_SERVICES=1) but unreachable: \(error)")
-            throw error
-        }
-        try Test.cancel("\(url) unreachable (\(error)); run `make services-up`")
-    }
 }

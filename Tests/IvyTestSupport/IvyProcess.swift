@@ -1,15 +1,15 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-import Foundation
+public import Foundation
 import Synchronization
 
 /// The built `ivy` executable run as a child process, with its output captured.
-final class IvyProcess: Sendable {
-    struct Finished: Sendable {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
+public final class IvyProcess: Sendable {
+    public struct Finished: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
     }
 
     private let process: Process
@@ -24,12 +24,12 @@ final class IvyProcess: Sendable {
     private let changed: AsyncStream<Void>.Continuation
 
     /// The executable next to the test bundle, or `IVY_BINARY`.
-    static var executable: URL {
+    public static var executable: URL {
         if let path = ProcessInfo.processInfo.environment["IVY_BINARY"] { return URL(fileURLWithPath: path) }
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ivy")
     }
 
-    init(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
+    public init(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
         (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         process = Process()
         process.executableURL = Self.executable
@@ -63,18 +63,18 @@ final class IvyProcess: Sendable {
         }
     }
 
-    var processIdentifier: Int32 { process.processIdentifier }
+    public var processIdentifier: Int32 { process.processIdentifier }
 
-    var stderrText: String { output.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+    public var stderrText: String { output.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
 
     /// Waits until standard error contains `text`.
-    func waitForStderr(containing text: String) async {
+    public func waitForStderr(containing text: String) async {
         if stderrText.contains(text) { return }
         for await _ in changes where stderrText.contains(text) { return }
     }
 
     /// Waits for the process to exit and returns what it wrote.
-    func finish() async -> Finished {
+    public func finish() async -> Finished {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async { [process] in
                 process.waitUntilExit()
@@ -97,7 +97,7 @@ final class IvyProcess: Sendable {
     }
 
     /// Runs `ivy` with `arguments` to the end.
-    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws
+    public static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws
         -> Finished
     {
         try await IvyProcess(arguments, environment: environment, input: input).finish()
