@@ -1,6 +1,5 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-import Dispatch
 import Ivy
 import IvyExamples
 
@@ -46,7 +45,7 @@ enum WorkerCommand {
         let (ivy, _) = try await shared.makeIvy()
         let options = WorkerOptions(concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
         let serving = Task { try await ivy.listen(queues: queues, options: options) }
-        let signals = SignalWatcher([SIGTERM, SIGINT]) { signal in
+        TerminationSignals.shared.onSignal { signal in
             Console.error("ivy worker: \(signal == SIGTERM ? "SIGTERM" : "SIGINT") received; draining")
             serving.cancel()
         }
@@ -54,7 +53,6 @@ enum WorkerCommand {
         Console.error(
             "ivy worker: serving \(queues.joined(separator: ", ")) on \(shared.redactedQueue) (notifier \(shared.redactedNotify)), concurrency \(concurrency); pid \(getpid())"
         )
-        defer { withExtendedLifetime(signals) {} }
         do {
             try await serving.value
         } catch {
@@ -66,25 +64,5 @@ enum WorkerCommand {
         await ivy.close()
         Console.error("ivy worker: stopped")
         return 0
-    }
-}
-
-/// Turns signals into a callback on a private queue, instead of the default termination.
-final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
-        let queue = DispatchQueue(label: "ivy.signals")
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { handler(number) }
-            source.resume()
-            return source
-        }
-    }
-
-    deinit {
-        for source in sources { source.cancel() }
     }
 }

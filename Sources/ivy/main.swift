@@ -53,4 +53,6 @@ func runCommandLine() async -> Int32 {
     }
 }
 
+// Before any other thread starts, so that all of them inherit the blocked signals.
+TerminationSignals.start()
 exit(await runCommandLine())

@@ -3,6 +3,10 @@
 public import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The built `ivy` executable run as a child process, with its output captured.
 public final class IvyProcess: Sendable {
     public struct Finished: Sendable {
@@ -12,13 +16,15 @@ public final class IvyProcess: Sendable {
         public var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
     }
 
-    private let process: Process
     /// What the child wrote, shared with the pipes' handlers.
     private final class Output: Sendable {
-        let buffers = Mutex((stdout: Data(), stderr: Data()))
-        func withLock<T>(_ body: (inout (stdout: Data, stderr: Data)) -> T) -> T { buffers.withLock { body(&$0) } }
+        let buffers = Mutex((stdout: Data(), stderr: Data(), closedPipes: 0, exited: false))
+        func withLock<T>(_ body: (inout (stdout: Data, stderr: Data, closedPipes: Int, exited: Bool)) -> T) -> T {
+            buffers.withLock { body(&$0) }
+        }
     }
 
+    private let process: Process
     private let output = Output()
     private let changes: AsyncStream<Void>
     private let changed: AsyncStream<Void>.Continuation
@@ -29,10 +35,15 @@ public final class IvyProcess: Sendable {
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ivy")
     }
 
-    public init(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
+    public convenience init(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
+        try self.init(executable: Self.executable, arguments, environment: environment, input: input)
+    }
+
+    /// Runs another program, such as a private `redis-server`.
+    public init(executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
         (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         process = Process()
-        process.executableURL = Self.executable
+        process.executableURL = executable
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["IVY_QUEUE_URL"] = nil
@@ -42,18 +53,36 @@ public final class IvyProcess: Sendable {
         process.environment = env
         let stdout = Pipe()
         let stderr = Pipe()
+        let stdin = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
-        let stdin = Pipe()
         process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        stdout.fileHandleForReading.readabilityHandler = { [output, changed] handle in
-            let data = handle.availableData
-            output.withLock { $0.stdout.append(data) }
-            changed.yield()
+        // One plain thread per pipe, reading until end of file: Foundation's readability
+        // handlers hang or crash on Linux when cleared around end of file.
+        for (pipe, isStdout) in [(stdout, true), (stderr, false)] {
+            let descriptor = pipe.fileHandleForReading.fileDescriptor
+            Thread.detachNewThread { [output, changed] in
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let count = read(descriptor, &buffer, buffer.count)
+                    if count < 0 && errno == EINTR { continue }
+                    let data = count > 0 ? Data(buffer[0..<count]) : Data()
+                    output.withLock { buffers in
+                        if count <= 0 {
+                            buffers.closedPipes += 1
+                        } else if isStdout {
+                            buffers.stdout.append(data)
+                        } else {
+                            buffers.stderr.append(data)
+                        }
+                    }
+                    changed.yield()
+                    if count <= 0 { return }
+                }
+            }
         }
-        stderr.fileHandleForReading.readabilityHandler = { [output, changed] handle in
-            let data = handle.availableData
-            output.withLock { $0.stderr.append(data) }
+        process.terminationHandler = { [output, changed] _ in
+            output.withLock { $0.exited = true }
             changed.yield()
         }
         try process.run()
@@ -65,35 +94,33 @@ public final class IvyProcess: Sendable {
 
     public var processIdentifier: Int32 { process.processIdentifier }
 
+    public var stdoutText: String { output.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
+
     public var stderrText: String { output.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+
+    /// Waits until standard output contains `text`.
+    public func waitForStdout(containing text: String) async {
+        await waitUntil { self.stdoutText.contains(text) }
+    }
 
     /// Waits until standard error contains `text`.
     public func waitForStderr(containing text: String) async {
-        if stderrText.contains(text) { return }
-        for await _ in changes where stderrText.contains(text) { return }
+        await waitUntil { self.stderrText.contains(text) }
     }
 
-    /// Waits for the process to exit and returns what it wrote.
+    /// Waits for the process to exit and its output to end, and returns what it wrote.
     public func finish() async -> Finished {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async { [process] in
-                process.waitUntilExit()
-                continuation.resume()
-            }
-        }
-        // Drain what the pipes still hold once the writer is gone.
-        for pipe in [process.standardOutput, process.standardError] {
-            guard let pipe = pipe as? Pipe else { continue }
-            pipe.fileHandleForReading.readabilityHandler = nil
-            let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-            output.withLock { pipe === process.standardOutput as? Pipe ? $0.stdout.append(rest) : $0.stderr.append(rest) }
-        }
-        changed.finish()
+        await waitUntil { self.output.withLock { $0.exited && $0.closedPipes == 2 } }
         return output.withLock {
             Finished(
                 status: process.terminationStatus, stdout: String(decoding: $0.stdout, as: UTF8.self),
                 stderr: String(decoding: $0.stderr, as: UTF8.self))
         }
+    }
+
+    private func waitUntil(_ condition: @Sendable () -> Bool) async {
+        if condition() { return }
+        for await _ in changes where condition() { return }
     }
 
     /// Runs `ivy` with `arguments` to the end.
