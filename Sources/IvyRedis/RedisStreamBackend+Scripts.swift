@@ -30,6 +30,16 @@ extension RedisStreamBackend {
         if not expiry or tonumber(expiry) <= now then return 0 end
         """
 
+    /// Deletes the held message ARGV[2] and its lease and token, then returns 1.
+    private static let forget = """
+
+        redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('XDEL', KEYS[1], ARGV[2])
+        redis.call('ZREM', KEYS[2], ARGV[2])
+        redis.call('HDEL', KEYS[3], ARGV[2])
+        return 1
+        """
+
     /// KEYS stream, signal; ARGV bodies. Returns the new entry ids.
     static let send = RedisScript(
         name: "send",
@@ -101,16 +111,7 @@ extension RedisStreamBackend {
             """)
 
     /// KEYS stream, leases, tokens; ARGV group, id, token. 1 if acknowledged, 0 if lost.
-    static let ack = RedisScript(
-        name: "ack",
-        source: held + """
-
-            redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-            redis.call('XDEL', KEYS[1], ARGV[2])
-            redis.call('ZREM', KEYS[2], ARGV[2])
-            redis.call('HDEL', KEYS[3], ARGV[2])
-            return 1
-            """)
+    static let ack = RedisScript(name: "ack", source: held + forget)
 
     /// KEYS stream, leases, tokens; ARGV group, id, token, visibility ms. 1, or 0 if lost.
     static let extend = RedisScript(
@@ -144,12 +145,7 @@ extension RedisStreamBackend {
             local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1]
             local deliveries = pending and pending[4] or 1
             redis.call('XADD', KEYS[4], '*', 'o', ARGV[2], 'b', body, 'r', ARGV[4], 'c', deliveries, 't', now)
-            redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-            redis.call('XDEL', KEYS[1], ARGV[2])
-            redis.call('ZREM', KEYS[2], ARGV[2])
-            redis.call('HDEL', KEYS[3], ARGV[2])
-            return 1
-            """)
+            """ + forget)
 
     /// KEYS stream, leases, delayed, dead; ARGV group. `{ready, delayed, reserved, dead}`.
     static let size = RedisScript(
