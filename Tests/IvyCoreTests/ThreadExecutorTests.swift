@@ -58,7 +58,11 @@ struct ThreadExecutorTests {
             return tasks
         }
 
-        func threadName() -> String? { Thread.current.name }
+        /// The kernel's name for the calling thread, and whether it is the executor's thread.
+        func threadName() -> (name: String, onExecutor: Bool) {
+            let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+            return (name.trimmingCharacters(in: .newlines), executor.isCurrent)
+        }
 
         func arm(_ signal: ThreadExitSignal) { signal.armOnCurrentThread() }
 
@@ -207,7 +211,8 @@ struct ThreadExecutorTests {
     @Test func threadCarriesTheExecutorName() async {
         let executor = ThreadExecutor(name: "ivy-named")
         defer { executor.shutdown() }
-        let name = await Pinned(executor: executor).threadName()
+        let (name, onExecutor) = await Pinned(executor: executor).threadName()
+        #expect(onExecutor)
         #expect(name == "ivy-named")
     }
 }

@@ -60,8 +60,6 @@ final class ResultRouter: Sendable {
         for waiting in pending { waiting.slot.resolve(.failure(error)) }
     }
 
-    var waitingCount: Int { waiting.withLock { $0.count } }
-
     /// Times out calls past their deadline until the calling task is cancelled.
     func sweep() async {
         while !Task.isCancelled {

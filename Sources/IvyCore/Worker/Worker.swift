@@ -327,8 +327,6 @@ final class Worker<Backend: QueueBackend>: Sendable {
             return .init(name: failure.name, message: failure.message, retryable: failure.retryable)
         case let error as IvyError where error.code == .argumentsUndecodable:
             return .init(name: "ArgumentsUndecodable", message: error.detail ?? "\(error)", retryable: false)
-        case let error as IvyError where error.code == .taskTimedOut:
-            return .init(name: "TaskTimedOut", message: error.detail ?? "\(error)", retryable: true)
         case let error as IvyError:
             return .init(name: "IvyError", message: "\(error)", retryable: true)
         default:
