@@ -5,39 +5,42 @@ internal import Foundation
 
 /// A connection to Redis that owns one OS thread: every hiredis call runs there (DESIGN.md §6).
 ///
-/// Commands sent from many tasks at once go out together as one pipeline, so a busy connection
-/// makes one round trip per batch rather than per command. A lost connection is re-established
+/// Commands are pipelined both ways: whatever callers submit is written as soon as the thread
+/// sees it, without waiting for earlier replies, and replies come back in order. Many tasks
+/// sharing one connection therefore share its round trips. A lost connection is re-established
 /// by the next command, after a backoff that grows with consecutive failures (with jitter).
 ///
 /// ```swift
 /// let redis = try await RedisConnection.connect(RedisConfiguration(url: "redis://127.0.0.1:6390"))
 /// let reply = try await redis.command(RedisCommand("PING"))
 /// ```
-public actor RedisConnection {
-    private struct Request {
-        var commands: [RedisCommand]
-        var continuation: CheckedContinuation<[RedisReply], any Error>
+public final class RedisConnection: Sendable {
+    /// What happens to a command when the task waiting for its reply is cancelled.
+    public enum CancellationAction: Sendable {
+        /// The reply is awaited as usual: ordinary commands finish within the command timeout.
+        case awaitReply
+        /// The connection is dropped at once and the command fails with `CancellationError`
+        /// (as do other commands on the wire with it). For blocking commands.
+        case interrupt
+        /// `CLIENT UNBLOCK` is sent through `connection`, so a blocking command returns its
+        /// empty reply now and commands pipelined behind it still run and report; if that has
+        /// not happened within `grace`, the connection is dropped as with ``interrupt``.
+        case unblock(through: RedisConnection, grace: Duration)
     }
 
-    public nonisolated let configuration: RedisConfiguration
-    public nonisolated var endpoint: String { configuration.endpoint }
+    public let configuration: RedisConfiguration
+    public var endpoint: String { configuration.endpoint }
 
-    private let executor: ThreadExecutor
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let queue = RedisRequestQueue()
 
-    private let wake = WakePipe()
-    private var context: RedisContext?
-    private var pending: [Request] = []
-    private var flushScheduled = false
-    private var consecutiveFailures = 0
-    private var isClosed = false
-
+    /// Starts the connection's thread; it connects with the first command.
     public init(configuration: RedisConfiguration, name: String = "ivy-redis") {
         self.configuration = configuration
-        executor = ThreadExecutor(name: name)
+        let driver = RedisConnectionDriver(configuration: configuration, queue: queue)
+        DedicatedThread.start(name: name) { [driver = UncheckedSendable(driver)] in driver.value.run() }
     }
 
-    deinit { executor.shutdown() }
+    deinit { queue.close() }
 
     /// A connection that has connected and authenticated once, so bad addresses and
     /// credentials fail here with a clear error.
@@ -45,12 +48,8 @@ public actor RedisConnection {
         -> RedisConnection
     {
         let connection = RedisConnection(configuration: configuration, name: name)
-        try await connection.connectNow()
+        _ = try await connection.submit([], extraTime: .zero, failsFast: true, onCancel: .awaitReply)
         return connection
-    }
-
-    private func connectNow() throws(IvyError) {
-        _ = try connectedContext(attempts: 1)
     }
 
     /// Sends one command.
@@ -58,106 +57,84 @@ public actor RedisConnection {
         try await send([command])[0]
     }
 
-    /// Sends commands in order, pipelined with whatever else is queued, and returns their replies.
-    public func send(_ commands: [RedisCommand]) async throws -> [RedisReply] {
-        guard !isClosed else { throw IvyError(.closed, endpoint: endpoint) }
-        return try await withCheckedThrowingContinuation { continuation in
-            pending.append(Request(commands: commands, continuation: continuation))
-            if !flushScheduled {
-                flushScheduled = true
-                // Runs after the jobs already queued on this connection, which add their requests.
-                Task { self.flush() }
-            }
-        }
-    }
-
-    private func flush() {
-        flushScheduled = false
-        let batch = pending
-        pending.removeAll(keepingCapacity: true)
-        guard !batch.isEmpty else { return }
-        do {
-            let context = try connectedContext(attempts: 3)
-            let replies = try context.pipeline(batch.flatMap(\.commands))
-            var offset = 0
-            for request in batch {
-                request.continuation.resume(returning: Array(replies[offset..<offset + request.commands.count]))
-                offset += request.commands.count
-            }
-        } catch {
-            dropContext()
-            for request in batch { request.continuation.resume(throwing: error) }
-        }
-    }
-
-    /// Sends a command the server may hold (BLPOP, XREADGROUP BLOCK) for up to `wait`.
+    /// Sends commands in order, pipelined with whatever else is on the connection, and returns
+    /// their replies.
     ///
-    /// Cancelling the calling task interrupts the wait at once (the socket is polled together
-    /// with a wake pipe); the connection is then re-established by the next command.
+    /// - Parameters:
+    ///   - wait: How long the server may hold the first command (BLPOP, XREADGROUP BLOCK), on
+    ///     top of the configuration's command timeout.
+    ///   - onCancel: What cancelling the calling task does.
+    public func send(_ commands: [RedisCommand], wait: Duration = .zero, onCancel: CancellationAction = .awaitReply)
+        async throws -> [RedisReply]
+    {
+        precondition(!commands.isEmpty, "send needs at least one command")
+        return try await submit(commands, extraTime: wait, failsFast: false, onCancel: onCancel)
+    }
+
+    /// Sends a command the server may hold for up to `wait`; cancelling the calling task ends
+    /// the wait at once (``CancellationAction/interrupt``).
     public func blockingCommand(_ command: RedisCommand, wait: Duration) async throws -> RedisReply {
-        guard !isClosed else { throw IvyError(.closed, endpoint: endpoint) }
-        let context = try connectedContext(attempts: 3)
-        wake.drain()
-        return try await withTaskCancellationHandler {
-            do {
-                return try context.interruptibleCommand(command, wake: wake, timeout: wait + configuration.commandTimeout)
-            } catch {
-                dropContext()
-                throw error
+        try await send([command], wait: wait, onCancel: .interrupt)[0]
+    }
+
+    /// Closes the connection; commands on the wire and later ones fail with ``IvyError/Code/closed``.
+    public func close() async {
+        queue.close()
+    }
+
+    private func submit(
+        _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool, onCancel: CancellationAction
+    ) async throws -> [RedisReply] {
+        let id = queue.makeID()
+        switch onCancel {
+        case .awaitReply:
+            return try await enqueue(id, commands, extraTime: extraTime, failsFast: failsFast)
+        case .interrupt:
+            return try await withTaskCancellationHandler {
+                try await enqueue(id, commands, extraTime: extraTime, failsFast: failsFast)
+            } onCancel: {
+                self.queue.interrupt(id)
             }
-        } onCancel: {
-            wake.signal()
+        case .unblock(let other, let grace):
+            return try await withTaskCancellationHandler {
+                try await enqueue(id, commands, extraTime: extraTime, failsFast: failsFast)
+            } onCancel: {
+                Task { await self.unblock(id, through: other, grace: grace) }
+            }
+        }
+    }
+
+    private func enqueue(_ id: UInt64, _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool) async throws
+        -> [RedisReply]
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.submit(
+                .init(id: id, commands: commands, extraTime: extraTime, failsFast: failsFast, continuation: continuation),
+                endpoint: endpoint)
         }
     }
 
-    /// Closes the connection; queued and later commands fail with ``IvyError/Code/closed``.
-    public nonisolated func close() async {
-        wake.signal()
-        await closeNow()
-    }
-
-    private func closeNow() {
-        isClosed = true
-        context = nil
-        let batch = pending
-        pending.removeAll()
-        for request in batch { request.continuation.resume(throwing: IvyError(.closed, endpoint: endpoint)) }
-    }
-
-    // MARK: Connecting
-
-    private func connectedContext(attempts: Int) throws(IvyError) -> RedisContext {
-        if let context { return context }
-        guard !isClosed else { throw IvyError(.closed, endpoint: endpoint) }
-        var lastError = IvyError(.connectionFailed, endpoint: endpoint)
-        for attempt in 0..<attempts {
-            if consecutiveFailures > 0 || attempt > 0 {
-                // Own thread, so sleeping here stalls only this connection's (failing) commands.
-                Thread.sleep(forTimeInterval: backoff())
+    /// Unblocks request `id` with `CLIENT UNBLOCK` sent through `other`, retrying while the
+    /// command has not reached the server yet; interrupts it when `grace` runs out.
+    private func unblock(_ id: UInt64, through other: RedisConnection, grace: Duration) async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + grace
+        while queue.isPending(id) && clock.now < deadline {
+            if let clientID = queue.clientID,
+                let reply = try? await other.command(RedisCommand("CLIENT", "UNBLOCK", clientID)),
+                reply.integer == 1
+            {
+                return
             }
-            do {
-                let context = try RedisContext(configuration)
-                self.context = context
-                consecutiveFailures = 0
-                return context
-            } catch {
-                consecutiveFailures += 1
-                lastError = error
-                // Bad credentials will not get better by retrying.
-                if error.detail?.hasPrefix("authentication failed") == true { break }
-            }
+            // Not blocked (yet): the command may still be on its way to the server.
+            try? await Task.sleep(for: .milliseconds(2))
         }
-        throw lastError
+        if queue.isPending(id) { queue.interrupt(id) }
     }
+}
 
-    /// 50 ms doubling per consecutive failure up to 2 s, each with ±50 % jitter.
-    private func backoff() -> TimeInterval {
-        let base = min(2.0, 0.05 * pow(2, Double(min(consecutiveFailures, 6))))
-        return base * Double.random(in: 0.5...1.5)
-    }
-
-    private func dropContext() {
-        context = nil
-        consecutiveFailures = max(consecutiveFailures, 1)
-    }
+/// Hands a value that is not `Sendable` to the one thread that will use it.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

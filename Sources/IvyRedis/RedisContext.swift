@@ -13,6 +13,8 @@ internal import Glibc
 package final class RedisContext {
     private let raw: UnsafeMutablePointer<redisContext>
     let endpoint: String
+    /// The server's id for this connection (`CLIENT ID`), when the server allows asking.
+    private(set) var clientID: Int?
 
     /// Connects, authenticates and selects the database.
     package init(_ configuration: RedisConfiguration) throws(IvyError) {
@@ -44,6 +46,7 @@ package final class RedisContext {
         if configuration.database != 0 {
             _ = try command(RedisCommand("SELECT", configuration.database)).checked(endpoint: endpoint, command: "SELECT")
         }
+        clientID = try command(RedisCommand("CLIENT", "ID")).integer
     }
 
     deinit { redisFree(raw) }
@@ -70,47 +73,19 @@ package final class RedisContext {
         return replies
     }
 
-    /// Sends a command that may block server-side (XREADGROUP BLOCK) and waits for its reply,
-    /// or until `wake` is signalled: then throws `CancellationError` and the context is unusable.
-    func interruptibleCommand(_ command: RedisCommand, wake: WakePipe, timeout: Duration) throws -> RedisReply {
-        try append(command)
-        var done: Int32 = 0
-        while done == 0 {
-            guard redisBufferWrite(raw, &done) == REDIS_OK else { throw ioError() }
-        }
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        while true {
-            var reply: UnsafeMutablePointer<redisReply>?
-            guard ivy_redis_get_reply_from_reader(raw, &reply) == REDIS_OK else { throw ioError() }
-            if let reply {
-                defer { freeReplyObject(reply) }
-                return Self.copy(reply)
-            }
-            let remaining = deadline - clock.now
-            guard remaining > .zero else {
-                throw IvyError(.connectionFailed, endpoint: endpoint, detail: "\(command) timed out")
-            }
-            var fds = [
-                pollfd(fd: raw.pointee.fd, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
-            ]
-            let milliseconds = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
-            let ready = poll(&fds, 2, milliseconds)
-            if ready < 0 && errno == EINTR { continue }
-            if fds[1].revents != 0 {
-                wake.drain()
-                throw CancellationError()
-            }
-            if fds[0].revents != 0 {
-                guard redisBufferRead(raw) == REDIS_OK else { throw ioError() }
-            }
-        }
-    }
-
     /// Queues commands and writes them out, without waiting for replies (pub/sub).
     package func write(_ commands: [RedisCommand]) throws(IvyError) {
+        try append(commands)
+        try flush()
+    }
+
+    /// Queues commands in hiredis' output buffer; ``flush()`` writes them.
+    func append(_ commands: [RedisCommand]) throws(IvyError) {
         for command in commands { try append(command) }
+    }
+
+    /// Writes the output buffer to the socket.
+    func flush() throws(IvyError) {
         var done: Int32 = 0
         while done == 0 {
             guard redisBufferWrite(raw, &done) == REDIS_OK else { throw ioError() }

@@ -46,7 +46,10 @@ extension RedisStreamBackend {
         source: """
             local ids = {}
             for i = 1, #ARGV do ids[i] = redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
-            for i = 1, math.min(#ARGV, 100) do redis.call('LPUSH', KEYS[2], 1) end
+            -- One element per message wakes as many blocked consumers.
+            local wake = {}
+            for i = 1, math.min(#ARGV, 100) do wake[i] = 1 end
+            redis.call('LPUSH', KEYS[2], unpack(wake))
             redis.call('LTRIM', KEYS[2], 0, 99)
             return ids
             """)
@@ -60,10 +63,14 @@ extension RedisStreamBackend {
             local count = tonumber(ARGV[3])
             local expires = now + tonumber(ARGV[4])
             local out = {}
+            -- Leases and tokens are written together at the end, in two commands.
+            local leases, tokens = {}, {}
             local function lease(id)
               local token = ARGV[5] .. ':' .. (#out + 1)
-              redis.call('ZADD', KEYS[2], expires, id)
-              redis.call('HSET', KEYS[3], id, token)
+              table.insert(leases, expires)
+              table.insert(leases, id)
+              table.insert(tokens, id)
+              table.insert(tokens, token)
               return token
             end
             local function claim(id)
@@ -96,6 +103,10 @@ extension RedisStreamBackend {
               end
               if #entries < want then redis.call('DEL', KEYS[5]) end
             end
+            if #out > 0 then
+              redis.call('ZADD', KEYS[2], unpack(leases))
+              redis.call('HSET', KEYS[3], unpack(tokens))
+            end
             local nextDue = -1
             if #out == 0 then
               for _, key in ipairs({KEYS[4], KEYS[2]}) do
@@ -110,8 +121,44 @@ extension RedisStreamBackend {
             return {out, nextDue}
             """)
 
-    /// KEYS stream, leases, tokens; ARGV group, id, token. 1 if acknowledged, 0 if lost.
-    static let ack = RedisScript(name: "ack", source: held + forget)
+    /// Acknowledges a batch and publishes results. KEYS stream, leases, tokens; ARGV group, then
+    /// per message: id, token, channel ('' for none), payload. The payload is published whether or
+    /// not the reservation was still held (the task did run). Returns 1 (acknowledged) or 0
+    /// (lost) per message.
+    static let ack = RedisScript(
+        name: "ack",
+        source: clock + """
+
+            local count = (#ARGV - 1) / 4
+            local ids = {}
+            for i = 1, count do ids[i] = ARGV[4 * i - 2] end
+            local tokens = redis.call('HMGET', KEYS[3], unpack(ids))
+            local expiries = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+            local held, out = {}, {}
+            for i = 1, count do
+              local expiry = expiries[i] and tonumber(expiries[i])
+              if tokens[i] == ARGV[4 * i - 1] and expiry and expiry > now then
+                table.insert(held, ids[i])
+                out[i] = 1
+              else
+                out[i] = 0
+              end
+            end
+            if #held > 0 then
+              redis.call('XACK', KEYS[1], ARGV[1], unpack(held))
+              redis.call('XDEL', KEYS[1], unpack(held))
+              redis.call('ZREM', KEYS[2], unpack(held))
+              redis.call('HDEL', KEYS[3], unpack(held))
+            end
+            for i = 1, count do
+              local channel = ARGV[4 * i]
+              if channel ~= '' then redis.call('PUBLISH', channel, ARGV[4 * i + 1]) end
+            end
+            return out
+            """)
+
+    /// The most messages one script call takes: Lua unpacks at most a few thousand values.
+    static let maximumBatch = 500
 
     /// KEYS stream, leases, tokens; ARGV group, id, token, visibility ms. 1, or 0 if lost.
     static let extend = RedisScript(

@@ -25,6 +25,17 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private let consumer: String
     private let groupsCreated = Mutex<Set<String>>([])
     private let scriptHashes = Mutex<[String: String]>([:])
+    /// Per queue: single sends that arrive together go out as one script call.
+    private let senders = Mutex<[String: RequestCoalescer<[UInt8], String>]>([:])
+    /// Per queue: acknowledgements (with their results to publish) batched the same way.
+    private let acknowledgers = Mutex<[String: RequestCoalescer<Acknowledgement, Bool>]>([:])
+
+    /// One message to acknowledge, and the result to publish with it.
+    private struct Acknowledgement: Sendable {
+        let messageID: String
+        let token: String
+        let publication: (channel: String, payload: [UInt8])?
+    }
 
     /// - Parameters:
     ///   - connection: For sends, scripts and inspection (shared, pipelined).
@@ -47,23 +58,35 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     // MARK: Sending
 
     public func send(_ body: [UInt8], to queue: String) async throws -> String {
-        try await send(batch: [body], to: queue)[0]
+        try checkSize(body, queue: queue)
+        return try await coalescer(for: queue, in: senders) { bodies -> [Result<String, any Error>] in
+            do {
+                return try await self.sendNow(bodies, to: queue).map { .success($0) }
+            } catch {
+                return bodies.map { _ in .failure(error) }
+            }
+        }.submit(body)
     }
 
     public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
         guard !bodies.isEmpty else { return [] }
         for body in bodies { try checkSize(body, queue: queue) }
-        let keys = Keys(queue)
         var ids: [String] = []
         ids.reserveCapacity(bodies.count)
-        // Scripts take their arguments in one request; keep each one reasonably small.
         var start = 0
         while start < bodies.count {
-            let end = min(bodies.count, start + 500)
-            let reply = try await run(Self.send, keys: [keys.stream, keys.signal], arguments: Array(bodies[start..<end]))
-            ids += (reply.array ?? []).compactMap(\.text)
+            let end = min(bodies.count, start + Self.maximumBatch)
+            ids += try await sendNow(Array(bodies[start..<end]), to: queue)
             start = end
         }
+        return ids
+    }
+
+    /// One script call adding `bodies` (at most ``maximumBatch``) to the stream.
+    private func sendNow(_ bodies: [[UInt8]], to queue: String) async throws -> [String] {
+        let keys = Keys(queue)
+        let reply = try await run(Self.send, keys: [keys.stream, keys.signal], arguments: bodies)
+        let ids = (reply.array ?? []).compactMap(\.text)
         guard ids.count == bodies.count else {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "XADD returned \(ids.count) ids for \(bodies.count) messages")
         }
@@ -78,34 +101,88 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         precondition(count > 0, "count must be at least 1")
         let keys = Keys(queue)
         try await ensureGroup(keys)
+        let reserveKeys = [keys.stream, keys.leases, keys.tokens, keys.delayed, keys.signal]
+        let arguments: [any RedisArgument] = [
+            Self.group, consumer, min(count, Self.maximumBatch), Self.milliseconds(visibility),
+            "\(consumer):\(UInt64.random(in: .min ... .max))",
+        ]
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
+        var reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
         while true {
-            let reply = try await run(
-                Self.reserve, keys: [keys.stream, keys.leases, keys.tokens, keys.delayed, keys.signal],
-                arguments: [Self.group, consumer, count, Self.milliseconds(visibility), "\(consumer):\(UInt64.random(in: .min ... .max))"])
             let (reservations, nextDue) = try parseReservations(reply, queue: queue)
             if !reservations.isEmpty { return reservations }
             let remaining = deadline - clock.now
             if Task.isCancelled || remaining <= .zero { return [] }
             let block = nextDue.map { min(remaining, .milliseconds($0)) } ?? remaining
+            // The reserve is pipelined behind the BLPOP, so the server runs it the moment a
+            // send wakes the BLPOP: no round trip between the wake-up and the messages.
+            // Cancelling unblocks the BLPOP rather than dropping the connection, so messages
+            // the reserve took on the way out are returned, not stranded until they expire.
+            let blpop = RedisCommand("BLPOP", keys.signal, String(format: "%.3f", max(0.001, Self.seconds(block))))
+            let replies: [RedisReply]
             do {
-                _ = try await waiters.withConnection { waiter in
-                    try await waiter.blockingCommand(
-                        RedisCommand("BLPOP", keys.signal, String(format: "%.3f", max(0.001, Self.seconds(block)))),
-                        wait: block)
+                let reserve = try await scriptCommand(Self.reserve, keys: reserveKeys, arguments: arguments)
+                replies = try await waiters.withConnection { waiter in
+                    try await waiter.send(
+                        [blpop, reserve], wait: block, onCancel: .unblock(through: connection, grace: .seconds(1)))
                 }
             } catch is CancellationError {
                 return []
+            }
+            reply = replies[1]
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") || message.contains("NOGROUP") {
+                reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
             }
         }
     }
 
     public func ack(_ reservation: Reservation<Receipt>) async throws {
-        let keys = Keys(reservation.queue)
-        try await held(
-            run(Self.ack, keys: [keys.stream, keys.leases, keys.tokens],
-                arguments: [Self.group, reservation.messageID, reservation.receipt.token]), reservation)
+        try held(await acknowledge(reservation, publication: nil), reservation)
+    }
+
+    public func ack(
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
+    ) async -> AckAndPublishOutcome {
+        guard let redis = notifier as? any RedisPubSubNotifier, redis.server == connection.configuration.address else {
+            return await ackThenPublish(reservation, payload, to: channel, through: notifier)
+        }
+        // The notifier's subscribers are on this server: the ack script publishes the result.
+        do {
+            try held(await acknowledge(reservation, publication: (channel, payload)), reservation)
+            return AckAndPublishOutcome()
+        } catch let error as IvyError where error.code == .reservationLost {
+            return AckAndPublishOutcome(ackError: error)
+        } catch {
+            return AckAndPublishOutcome(ackError: error, publishError: error)
+        }
+    }
+
+    /// Whether the reservation was still held; batched with the acknowledgements around it.
+    private func acknowledge(
+        _ reservation: Reservation<Receipt>, publication: (channel: String, payload: [UInt8])?
+    ) async throws -> Bool {
+        let queue = reservation.queue
+        let acknowledgement = Acknowledgement(
+            messageID: reservation.messageID, token: reservation.receipt.token, publication: publication)
+        return try await coalescer(for: queue, in: acknowledgers) { batch -> [Result<Bool, any Error>] in
+            let keys = Keys(queue)
+            var arguments: [any RedisArgument] = [Self.group]
+            arguments.reserveCapacity(1 + batch.count * 4)
+            for item in batch {
+                arguments += [item.messageID, item.token, item.publication?.channel ?? "", item.publication?.payload ?? []]
+            }
+            do {
+                let flags = try await self.run(Self.ack, keys: [keys.stream, keys.leases, keys.tokens], arguments: arguments)
+                    .array?.compactMap(\.integer) ?? []
+                guard flags.count == batch.count else {
+                    throw IvyError(.commandFailed, endpoint: self.endpoint, detail: "unexpected ack reply")
+                }
+                return flags.map { .success($0 == 1) }
+            } catch {
+                return batch.map { _ in .failure(error) }
+            }
+        }.submit(acknowledgement)
     }
 
     public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt> {
@@ -215,11 +292,33 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         groupsCreated.withLock { _ = $0.insert(keys.stream) }
     }
 
-    /// Runs a script by its hash, loading it first when the server does not know it.
-    private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
+    /// The queue's coalescer in `table`, made with `execute` the first time.
+    private func coalescer<Request, Response>(
+        for queue: String, in table: borrowing Mutex<[String: RequestCoalescer<Request, Response>]>,
+        execute: @escaping RequestCoalescer<Request, Response>.Execute
+    ) -> RequestCoalescer<Request, Response> {
+        table.withLock { table in
+            if let existing = table[queue] { return existing }
+            let made = RequestCoalescer(maximumBatch: Self.maximumBatch, execute: execute)
+            table[queue] = made
+            return made
+        }
+    }
+
+    /// `EVALSHA` for a script, loading it first when this backend has not yet.
+    private func scriptCommand(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws
+        -> RedisCommand
+    {
         var command = RedisCommand("EVALSHA", try await hash(of: script), keys.count)
+        command.arguments.reserveCapacity(3 + keys.count + arguments.count)
         for key in keys { command.append(key) }
         for argument in arguments { command.append(argument) }
+        return command
+    }
+
+    /// Runs a script by its hash, loading it again when the server does not know it.
+    private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
+        var command = try await scriptCommand(script, keys: keys, arguments: arguments)
         var reply = try await connection.command(command)
         if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
             // The server restarted or its script cache was flushed.
@@ -245,7 +344,11 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// Turns a script's 0 ("not held") into ``IvyError/Code/reservationLost``.
     private func held(_ reply: RedisReply, _ reservation: Reservation<Receipt>) throws(IvyError) {
-        guard reply.integer == 1 else {
+        try held(reply.integer == 1, reservation)
+    }
+
+    private func held(_ isHeld: Bool, _ reservation: Reservation<Receipt>) throws(IvyError) {
+        guard isHeld else {
             throw IvyError(
                 .reservationLost, endpoint: endpoint,
                 detail: "message \(reservation.messageID) on \(reservation.queue): the reservation expired")

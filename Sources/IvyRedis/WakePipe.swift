@@ -34,9 +34,14 @@ package final class WakePipe: Sendable {
     /// Empties the pipe; returns whether it held a signal.
     @discardableResult
     package func drain() -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 64)
+        var buffer: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let size = MemoryLayout.size(ofValue: buffer)
         var signalled = false
-        while read(readEnd, &buffer, buffer.count) > 0 { signalled = true }
-        return signalled
+        // A short read means the pipe is empty: no second system call to find that out.
+        while true {
+            let count = withUnsafeMutableBytes(of: &buffer) { read(readEnd, $0.baseAddress, size) }
+            if count > 0 { signalled = true }
+            if count < size { return signalled }
+        }
     }
 }

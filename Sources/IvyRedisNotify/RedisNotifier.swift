@@ -9,8 +9,9 @@ public import IvyRedis
 /// connection on its own thread, which reconnects and subscribes again by itself. Delivery is
 /// at most once, as pub/sub is: a notification published while a producer is disconnected is
 /// not seen by it, and its call ends in a timeout error.
-public final class RedisNotifier: Notifier {
+public final class RedisNotifier: RedisPubSubNotifier {
     public let endpoint: String
+    public var server: RedisConfiguration.Address { publisher.configuration.address }
     private let publisher: RedisConnection
     private let subscriber: RedisSubscriber
 

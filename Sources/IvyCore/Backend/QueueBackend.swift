@@ -41,6 +41,16 @@ public protocol QueueBackend: Sendable {
     /// - Throws: ``IvyError/Code/reservationLost`` when the reservation expired first.
     func ack(_ reservation: Reservation<Receipt>) async throws
 
+    /// Acknowledges a successful run, then publishes its result on `channel` through `notifier`,
+    /// in that order: a caller never hears of a result while its message is still queued.
+    ///
+    /// The result is published even when the acknowledgement fails, since the task did run.
+    /// The default awaits ``ack(_:)`` and then publishes; a backend whose broker also carries
+    /// `notifier`'s messages does both in one request (Redis), saving the caller a round trip.
+    func ack(
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
+    ) async -> AckAndPublishOutcome
+
     /// Keeps a reservation for another `visibility` from now (a heartbeat for long tasks).
     ///
     /// - Returns: The reservation to use from now on: brokers such as IronMQ hand out a new
@@ -62,6 +72,22 @@ public protocol QueueBackend: Sendable {
 }
 
 extension QueueBackend {
+    public func ack(
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
+    ) async -> AckAndPublishOutcome {
+        await ackThenPublish(reservation, payload, to: channel, through: notifier)
+    }
+
+    /// ``ack(_:publishing:to:through:)`` in two requests: ``ack(_:)``, then the publication.
+    public func ackThenPublish(
+        _ reservation: Reservation<Receipt>, _ payload: [UInt8], to channel: String, through notifier: any Notifier
+    ) async -> AckAndPublishOutcome {
+        var outcome = AckAndPublishOutcome()
+        do { try await ack(reservation) } catch { outcome.ackError = error }
+        do { try await notifier.publish(payload, to: channel) } catch { outcome.publishError = error }
+        return outcome
+    }
+
     /// One send per message: slower than a broker's batch, but right.
     public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
         var ids: [String] = []

@@ -1,16 +1,18 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 /// An array used as a first-in, first-out queue with O(1) amortised pops.
-struct FIFOBuffer<Element> {
+package struct FIFOBuffer<Element> {
     private var storage: [Element] = []
     private var head = 0
 
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { head == storage.count }
+    package init() {}
 
-    mutating func append(_ element: Element) { storage.append(element) }
+    package var count: Int { storage.count - head }
+    package var isEmpty: Bool { head == storage.count }
 
-    mutating func popFirst() -> Element? {
+    package mutating func append(_ element: Element) { storage.append(element) }
+
+    package mutating func popFirst() -> Element? {
         guard head < storage.count else { return nil }
         let element = storage[head]
         head += 1
@@ -24,7 +26,10 @@ struct FIFOBuffer<Element> {
         return element
     }
 
-    func prefix(_ maximum: Int) -> ArraySlice<Element> {
+    /// The oldest element, without removing it.
+    package var first: Element? { head < storage.count ? storage[head] : nil }
+
+    package func prefix(_ maximum: Int) -> ArraySlice<Element> {
         storage[head..<min(storage.count, head + maximum)]
     }
 }

@@ -205,15 +205,24 @@ final class Worker<Backend: QueueBackend>: Sendable {
         case .finished(.success(let result)):
             let duration = clock.now - start
             // Settled before the caller hears of it: once resumed, the message is gone and the
-            // worker's events for it are out.
+            // worker's events for it are out. Acknowledged and published in one step where the
+            // broker can (one round trip less for the caller).
             await settle {
-                do { try await self.backend.ack(reservation) } catch {
-                    self.logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
-                }
                 self.events.emit(.succeeded(context, duration: duration))
+                var ackError: (any Error)?
                 if let channel {
                     let notification = self.notification(message, context, outcome: .success(result: result))
-                    await self.publish(notification, to: channel)
+                    let outcome = await self.backend.ack(
+                        reservation, publishing: self.codec.encode(notification), to: channel, through: self.notifier)
+                    ackError = outcome.ackError
+                    if let error = outcome.publishError {
+                        self.logger.error("publishing a result failed", ["task.id": taskID, "error": "\(error)"])
+                    }
+                } else {
+                    do { try await self.backend.ack(reservation) } catch { ackError = error }
+                }
+                if let error = ackError {
+                    self.logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
                 }
             }
         case .interrupted:
