@@ -4,39 +4,40 @@
 ///
 /// A queue `q` is these keys, which share the hash tag `{q}` so a cluster keeps them on one slot:
 /// - `ivy:{q}:stream`: the messages (field `b`), read through consumer group `ivy`;
-/// - `ivy:{q}:leases`: ZSET of reserved entry ids, scored by when the reservation expires;
-/// - `ivy:{q}:tokens`: HASH entry id → the token of its current reservation;
-/// - `ivy:{q}:delayed`: ZSET of released entry ids, scored by when they are visible again;
+/// - `ivy:{q}:leases`: ZSET of reserved entry ids, scored by when the reservation expires (µs);
+/// - `ivy:{q}:delayed`: ZSET of released entry ids, scored by when they are visible again (µs);
 /// - `ivy:{q}:dead`: the dead-letter stream (fields `o` id, `b` body, `r` reason, `c` deliveries, `t` ms);
 /// - `ivy:{q}:signal`: a short list that blocked consumers BLPOP; sends and releases push to it.
 ///
-/// Reserved and released messages stay in the group's pending list, so their id and delivery
-/// count (XCLAIM adds one per reservation) survive retries.
+/// A reservation's token is its lease's score: the expiry in microseconds of the server's clock.
+/// A later reservation of the same message expires later, so its score differs, and the old
+/// holder can no longer settle it. Reserved and released messages stay in the group's pending
+/// list, so their id and delivery count (XCLAIM adds one per reservation) survive retries.
 extension RedisStreamBackend {
     static let group = "ivy"
 
-    /// `now` in milliseconds from the server's clock, shared by every script.
+    /// `now` in microseconds of the server's clock (exact in a Lua number), and `stamp`, which
+    /// writes such a time as the integer string Redis stores and returns as a score.
     private static let clock = """
         local clock = redis.call('TIME')
-        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+        local function stamp(micros) return string.format('%.0f', micros) end
         """
 
     /// Stops the script with 0 unless ARGV[2] is reserved under token ARGV[3] and not expired.
-    /// KEYS[2] leases, KEYS[3] tokens.
+    /// KEYS[2] leases.
     private static let held = clock + """
 
-        if redis.call('HGET', KEYS[3], ARGV[2]) ~= ARGV[3] then return 0 end
-        local expiry = redis.call('ZSCORE', KEYS[2], ARGV[2])
-        if not expiry or tonumber(expiry) <= now then return 0 end
+        local expiry = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]))
+        if expiry ~= tonumber(ARGV[3]) or expiry <= now then return 0 end
         """
 
-    /// Deletes the held message ARGV[2] and its lease and token, then returns 1.
+    /// Deletes the held message ARGV[2] and its lease, then returns 1.
     private static let forget = """
 
         redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
         redis.call('XDEL', KEYS[1], ARGV[2])
         redis.call('ZREM', KEYS[2], ARGV[2])
-        redis.call('HDEL', KEYS[3], ARGV[2])
         return 1
         """
 
@@ -54,39 +55,27 @@ extension RedisStreamBackend {
             return ids
             """)
 
-    /// KEYS stream, leases, tokens, delayed, signal; ARGV group, consumer, count, visibility ms,
-    /// token prefix. Returns `{{id, body, deliveries, token}…}, next due in ms or -1`.
+    /// KEYS stream, leases, delayed, signal; ARGV group, consumer, count, visibility ms.
+    /// Returns `{{id, body, deliveries, token}…}, next due in ms or -1`.
     static let reserve = RedisScript(
         name: "reserve",
         source: clock + """
 
             local count = tonumber(ARGV[3])
-            local expires = now + tonumber(ARGV[4])
-            local out = {}
-            -- Leases and tokens are written together at the end, in two commands.
-            local leases, tokens = {}, {}
-            local function lease(id)
-              local token = ARGV[5] .. ':' .. (#out + 1)
-              table.insert(leases, expires)
-              table.insert(leases, id)
-              table.insert(tokens, id)
-              table.insert(tokens, token)
-              return token
-            end
+            local token = stamp(now + tonumber(ARGV[4]) * 1000)
+            local out, leased = {}, {}
             local function claim(id)
               local entry = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)[1]
               if not entry then
                 redis.call('ZREM', KEYS[2], id)
-                redis.call('ZREM', KEYS[4], id)
-                redis.call('HDEL', KEYS[3], id)
+                redis.call('ZREM', KEYS[3], id)
                 return
               end
               local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
-              local deliveries = pending and pending[4] or 1
-              table.insert(out, {id, entry[2][2], deliveries, lease(id)})
+              table.insert(out, {id, entry[2][2], pending and pending[4] or 1, token})
             end
-            for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, count)) do
-              redis.call('ZREM', KEYS[4], id)
+            for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, count)) do
+              redis.call('ZREM', KEYS[3], id)
               claim(id)
             end
             if #out < count then
@@ -98,31 +87,32 @@ extension RedisStreamBackend {
               local want = count - #out
               local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[1], '>')
               local entries = read and read[1][2] or {}
-              for _, entry in ipairs(entries) do
-                table.insert(out, {entry[1], entry[2][2], 1, lease(entry[1])})
-              end
-              if #entries < want then redis.call('DEL', KEYS[5]) end
+              for _, entry in ipairs(entries) do table.insert(out, {entry[1], entry[2][2], 1, token}) end
+              if #entries < want then redis.call('DEL', KEYS[4]) end
             end
             if #out > 0 then
-              redis.call('ZADD', KEYS[2], unpack(leases))
-              redis.call('HSET', KEYS[3], unpack(tokens))
+              -- Every lease of the batch in one command: score (the token), then id.
+              for _, message in ipairs(out) do
+                table.insert(leased, token)
+                table.insert(leased, message[1])
+              end
+              redis.call('ZADD', KEYS[2], unpack(leased))
+              return {out, -1}
             end
             local nextDue = -1
-            if #out == 0 then
-              for _, key in ipairs({KEYS[4], KEYS[2]}) do
-                local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-                if first[2] then
-                  local wait = tonumber(first[2]) - now
-                  if nextDue < 0 or wait < nextDue then nextDue = wait end
-                end
+            for _, key in ipairs({KEYS[3], KEYS[2]}) do
+              local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+              if first[2] then
+                local wait = math.ceil((tonumber(first[2]) - now) / 1000)
+                if nextDue < 0 or wait < nextDue then nextDue = wait end
               end
-              if nextDue >= 0 and nextDue < 1 then nextDue = 1 end
             end
+            if nextDue >= 0 and nextDue < 1 then nextDue = 1 end
             return {out, nextDue}
             """)
 
-    /// Acknowledges a batch and publishes results. KEYS stream, leases, tokens; ARGV group, then
-    /// per message: id, token, channel ('' for none), payload. The payload is published whether or
+    /// Acknowledges a batch and publishes results. KEYS stream, leases; ARGV group, then per
+    /// message: id, token, channel ('' for none), payload. The payload is published whether or
     /// not the reservation was still held (the task did run). Returns 1 (acknowledged) or 0
     /// (lost) per message.
     static let ack = RedisScript(
@@ -132,12 +122,11 @@ extension RedisStreamBackend {
             local count = (#ARGV - 1) / 4
             local ids = {}
             for i = 1, count do ids[i] = ARGV[4 * i - 2] end
-            local tokens = redis.call('HMGET', KEYS[3], unpack(ids))
             local expiries = redis.call('ZMSCORE', KEYS[2], unpack(ids))
             local held, out = {}, {}
             for i = 1, count do
-              local expiry = expiries[i] and tonumber(expiries[i])
-              if tokens[i] == ARGV[4 * i - 1] and expiry and expiry > now then
+              local expiry = tonumber(expiries[i])
+              if expiry and expiry == tonumber(ARGV[4 * i - 1]) and expiry > now then
                 table.insert(held, ids[i])
                 out[i] = 1
               else
@@ -148,7 +137,6 @@ extension RedisStreamBackend {
               redis.call('XACK', KEYS[1], ARGV[1], unpack(held))
               redis.call('XDEL', KEYS[1], unpack(held))
               redis.call('ZREM', KEYS[2], unpack(held))
-              redis.call('HDEL', KEYS[3], unpack(held))
             end
             for i = 1, count do
               local channel = ARGV[4 * i]
@@ -160,29 +148,29 @@ extension RedisStreamBackend {
     /// The most messages one script call takes: Lua unpacks at most a few thousand values.
     static let maximumBatch = 500
 
-    /// KEYS stream, leases, tokens; ARGV group, id, token, visibility ms. 1, or 0 if lost.
+    /// KEYS stream, leases; ARGV group, id, token, visibility ms. The new token, or 0 if lost.
     static let extend = RedisScript(
         name: "extend",
         source: held + """
 
-            redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
-            return 1
+            local token = stamp(now + tonumber(ARGV[4]) * 1000)
+            redis.call('ZADD', KEYS[2], token, ARGV[2])
+            return token
             """)
 
-    /// KEYS stream, leases, tokens, delayed, signal; ARGV group, id, token, delay ms. 1, or 0 if lost.
+    /// KEYS stream, leases, delayed, signal; ARGV group, id, token, delay ms. 1, or 0 if lost.
     static let release = RedisScript(
         name: "release",
         source: held + """
 
             redis.call('ZREM', KEYS[2], ARGV[2])
-            redis.call('HDEL', KEYS[3], ARGV[2])
-            redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[2])
-            redis.call('LPUSH', KEYS[5], 1)
-            redis.call('LTRIM', KEYS[5], 0, 99)
+            redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[4]) * 1000), ARGV[2])
+            redis.call('LPUSH', KEYS[4], 1)
+            redis.call('LTRIM', KEYS[4], 0, 99)
             return 1
             """)
 
-    /// KEYS stream, leases, tokens, dead; ARGV group, id, token, reason. 1, or 0 if lost.
+    /// KEYS stream, leases, dead; ARGV group, id, token, reason. 1, or 0 if lost.
     static let deadLetter = RedisScript(
         name: "dead-letter",
         source: held + """
@@ -191,7 +179,8 @@ extension RedisStreamBackend {
             local body = entry and entry[2][2] or ''
             local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1]
             local deliveries = pending and pending[4] or 1
-            redis.call('XADD', KEYS[4], '*', 'o', ARGV[2], 'b', body, 'r', ARGV[4], 'c', deliveries, 't', now)
+            redis.call('XADD', KEYS[3], '*', 'o', ARGV[2], 'b', body, 'r', ARGV[4], 'c', deliveries,
+                       't', math.floor(now / 1000))
             """ + forget)
 
     /// KEYS stream, leases, delayed, dead; ARGV group. `{ready, delayed, reserved, dead}`.
@@ -229,8 +218,7 @@ extension RedisStreamBackend {
             return out
             """)
 
-    /// KEYS stream, delayed, leases, tokens; ARGV group. Deletes undelivered and delayed
-    /// messages; returns how many.
+    /// KEYS stream, delayed; ARGV group. Deletes undelivered and delayed messages; returns how many.
     static let purge = RedisScript(
         name: "purge",
         source: lastDelivered + """
@@ -247,7 +235,6 @@ extension RedisStreamBackend {
             for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
               redis.call('XACK', KEYS[1], ARGV[1], id)
               redis.call('XDEL', KEYS[1], id)
-              redis.call('HDEL', KEYS[4], id)
               removed = removed + 1
             end
             redis.call('DEL', KEYS[2])

@@ -101,11 +101,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         precondition(count > 0, "count must be at least 1")
         let keys = Keys(queue)
         try await ensureGroup(keys)
-        let reserveKeys = [keys.stream, keys.leases, keys.tokens, keys.delayed, keys.signal]
-        let arguments: [any RedisArgument] = [
-            Self.group, consumer, min(count, Self.maximumBatch), Self.milliseconds(visibility),
-            "\(consumer):\(UInt64.random(in: .min ... .max))",
-        ]
+        let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal]
+        let arguments: [any RedisArgument] = [Self.group, consumer, min(count, Self.maximumBatch), Self.milliseconds(visibility)]
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
         var reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
@@ -173,7 +170,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
                 arguments += [item.messageID, item.token, item.publication?.channel ?? "", item.publication?.payload ?? []]
             }
             do {
-                let flags = try await self.run(Self.ack, keys: [keys.stream, keys.leases, keys.tokens], arguments: arguments)
+                let flags = try await self.run(Self.ack, keys: [keys.stream, keys.leases], arguments: arguments)
                     .array?.compactMap(\.integer) ?? []
                 guard flags.count == batch.count else {
                     throw IvyError(.commandFailed, endpoint: self.endpoint, detail: "unexpected ack reply")
@@ -187,17 +184,20 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt> {
         let keys = Keys(reservation.queue)
-        try await held(
-            run(Self.extend, keys: [keys.stream, keys.leases, keys.tokens],
-                arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(visibility)]),
-            reservation)
-        return reservation
+        let reply = try await run(
+            Self.extend, keys: [keys.stream, keys.leases],
+            arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(visibility)])
+        // The script answers the new token, or 0 when the reservation was lost.
+        guard case .string = reply, let token = reply.text else { throw lost(reservation) }
+        return Reservation(
+            queue: reservation.queue, messageID: reservation.messageID, body: reservation.body,
+            deliveryCount: reservation.deliveryCount, receipt: Receipt(token: token))
     }
 
     public func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws {
         let keys = Keys(reservation.queue)
         try await held(
-            run(Self.release, keys: [keys.stream, keys.leases, keys.tokens, keys.delayed, keys.signal],
+            run(Self.release, keys: [keys.stream, keys.leases, keys.delayed, keys.signal],
                 arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(max(delay, .zero))]),
             reservation)
     }
@@ -205,7 +205,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws {
         let keys = Keys(reservation.queue)
         try await held(
-            run(Self.deadLetter, keys: [keys.stream, keys.leases, keys.tokens, keys.dead],
+            run(Self.deadLetter, keys: [keys.stream, keys.leases, keys.dead],
                 arguments: [Self.group, reservation.messageID, reservation.receipt.token, reason]), reservation)
     }
 
@@ -257,7 +257,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func purge(_ queue: String) async throws -> Int {
         let keys = Keys(queue)
         try await ensureGroup(keys)
-        return try await run(Self.purge, keys: [keys.stream, keys.delayed, keys.leases, keys.tokens], arguments: [Self.group])
+        return try await run(Self.purge, keys: [keys.stream, keys.delayed], arguments: [Self.group])
             .integer ?? 0
     }
 
@@ -271,12 +271,11 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// A queue's keys, all with the hash tag `{queue}`.
     struct Keys {
-        let stream, leases, tokens, delayed, dead, signal: String
+        let stream, leases, delayed, dead, signal: String
         init(_ queue: String) {
             let prefix = "ivy:{\(queue)}:"
             stream = prefix + "stream"
             leases = prefix + "leases"
-            tokens = prefix + "tokens"
             delayed = prefix + "delayed"
             dead = prefix + "dead"
             signal = prefix + "signal"
@@ -348,11 +347,13 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     private func held(_ isHeld: Bool, _ reservation: Reservation<Receipt>) throws(IvyError) {
-        guard isHeld else {
-            throw IvyError(
-                .reservationLost, endpoint: endpoint,
-                detail: "message \(reservation.messageID) on \(reservation.queue): the reservation expired")
-        }
+        guard isHeld else { throw lost(reservation) }
+    }
+
+    private func lost(_ reservation: Reservation<Receipt>) -> IvyError {
+        IvyError(
+            .reservationLost, endpoint: endpoint,
+            detail: "message \(reservation.messageID) on \(reservation.queue): the reservation expired")
     }
 
     private func parseReservations(_ reply: RedisReply, queue: String) throws(IvyError) -> ([Reservation<Receipt>], Int?) {
