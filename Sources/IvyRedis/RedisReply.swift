@@ -36,6 +36,11 @@ public enum RedisReply: Sendable, Hashable {
 
     public var isNull: Bool { self == .null }
 
+    /// The server's message, when this is an error reply.
+    public var errorMessage: String? {
+        if case .error(let message) = self { message } else { nil }
+    }
+
     /// The reply itself, or a ``IvyError/Code/commandFailed`` carrying the server's message.
     public func checked(endpoint: String, command: String) throws(IvyError) -> RedisReply {
         if case .error(let message) = self {

@@ -41,20 +41,6 @@ extension RedisStreamBackend {
         return 1
         """
 
-    /// KEYS stream, signal; ARGV bodies. Returns the new entry ids.
-    static let send = RedisScript(
-        name: "send",
-        source: """
-            local ids = {}
-            for i = 1, #ARGV do ids[i] = redis.call('XADD', KEYS[1], '*', 'b', ARGV[i]) end
-            -- One element per message wakes as many blocked consumers.
-            local wake = {}
-            for i = 1, math.min(#ARGV, 100) do wake[i] = 1 end
-            redis.call('LPUSH', KEYS[2], unpack(wake))
-            redis.call('LTRIM', KEYS[2], 0, 99)
-            return ids
-            """)
-
     /// KEYS stream, leases, delayed, signal; ARGV group, consumer, count, visibility ms.
     /// Returns `{{id, body, deliveries, token}…}, next due in ms or -1`.
     static let reserve = RedisScript(
