@@ -6,7 +6,8 @@ internal import Foundation
 /// Where and how to reach a Redis server.
 ///
 /// URLs: `redis://[user:password@]host[:port][/db]` and `unix:///path/to/redis.sock[?db=N]`
-/// (user and password percent-encoded). The password is a ``Secret``: it never prints.
+/// (user and password percent-encoded), optionally with `?name=` for the connections' name in
+/// `CLIENT LIST`. The password is a ``Secret``: it never prints.
 public struct RedisConfiguration: Sendable {
     public enum Address: Sendable, Hashable {
         case tcp(host: String, port: Int)
@@ -20,6 +21,8 @@ public struct RedisConfiguration: Sendable {
     public var connectTimeout: Duration
     /// The longest one command (or pipeline) may take, blocking commands' own wait excluded.
     public var commandTimeout: Duration
+    /// Set with `CLIENT SETNAME` on every connection, so operators can tell them apart.
+    public var clientName: String?
 
     public init(
         address: Address, username: String? = nil, password: Secret? = nil, database: Int = 0,
@@ -68,6 +71,14 @@ public struct RedisConfiguration: Sendable {
                 throw IvyError(.invalidURL, endpoint: redacted, detail: "db must be a number")
             }
             database = value
+        }
+        clientName = nil
+        for item in components.queryItems ?? [] where item.name == "name" {
+            // CLIENT SETNAME refuses spaces and newlines; so does this, up front.
+            guard let name = item.value, !name.isEmpty, name.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                throw IvyError(.invalidURL, endpoint: redacted, detail: "name must be non-empty ASCII without spaces")
+            }
+            clientName = name
         }
         let user = components.percentEncodedUser.flatMap { $0.removingPercentEncoding }
         let password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }

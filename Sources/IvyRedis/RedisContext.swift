@@ -46,6 +46,9 @@ package final class RedisContext {
         if configuration.database != 0 {
             _ = try command(RedisCommand("SELECT", configuration.database)).checked(endpoint: endpoint, command: "SELECT")
         }
+        if let name = configuration.clientName {
+            _ = try command(RedisCommand("CLIENT", "SETNAME", name)).checked(endpoint: endpoint, command: "CLIENT SETNAME")
+        }
         clientID = try command(RedisCommand("CLIENT", "ID")).integer
     }
 

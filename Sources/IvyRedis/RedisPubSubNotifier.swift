@@ -9,4 +9,7 @@ public import IvyCore
 public protocol RedisPubSubNotifier: Notifier {
     /// The server subscribers listen on (pub/sub spans its databases).
     var server: RedisConfiguration.Address { get }
+    /// How long results are kept for producers that reconnect; nil for plain pub/sub. A backend
+    /// leaves publishing such results to the notifier, which keeps them.
+    var resultRetention: Duration? { get }
 }

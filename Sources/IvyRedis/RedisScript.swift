@@ -1,12 +1,38 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-/// A Lua script run with EVALSHA (loaded on first use, and again after a server restart).
-public struct RedisScript: Sendable, Hashable {
+internal import IvyCore
+
+/// A Lua script, run by its SHA-1 (`EVALSHA`) and loaded only when the server lacks it.
+public struct RedisScript: Sendable {
     public let name: String
     public let source: String
+    /// The hash the server knows the script by.
+    public let sha1: String
 
     public init(name: String, source: String) {
         self.name = name
         self.source = source
+        sha1 = OpenSSL.sha1Hex(Array(source.utf8))
+    }
+
+    /// `EVALSHA` with `keys` and `arguments`.
+    public func command(keys: [String], arguments: [any RedisArgument]) -> RedisCommand {
+        var command = RedisCommand("EVALSHA", sha1, keys.count)
+        command.arguments.reserveCapacity(3 + keys.count + arguments.count)
+        for key in keys { command.append(key) }
+        for argument in arguments { command.append(argument) }
+        return command
+    }
+}
+
+extension RedisConnection {
+    /// Runs `script`, loading it first when the server does not know it (a restart, a flush).
+    ///
+    /// - Returns: The script's reply, which may be an error reply.
+    public func evaluate(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
+        let command = script.command(keys: keys, arguments: arguments)
+        let reply = try await self.command(command)
+        guard reply.errorMessage?.hasPrefix("NOSCRIPT") == true else { return reply }
+        return try await send([RedisCommand("SCRIPT", "LOAD", script.source), command])[1]
     }
 }

@@ -24,7 +24,6 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private let waiters: RedisConnectionPool
     private let consumer: String
     private let groupsCreated = Mutex<Set<String>>([])
-    private let scriptHashes = Mutex<[String: String]>([:])
     /// Per queue: single sends that arrive together go out as one script call.
     private let senders = Mutex<[String: RequestCoalescer<[UInt8], String>]>([:])
     /// Per queue: acknowledgements (with their results to publish) batched the same way.
@@ -116,6 +115,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
         var reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
+        let reserveCommand = Self.reserve.command(keys: reserveKeys, arguments: arguments)
         while true {
             let (reservations, nextDue) = try parseReservations(reply, queue: queue)
             if !reservations.isEmpty { return reservations }
@@ -129,10 +129,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             let blpop = RedisCommand("BLPOP", keys.signal, String(format: "%.3f", max(0.001, Self.seconds(block))))
             let replies: [RedisReply]
             do {
-                let reserve = try await scriptCommand(Self.reserve, keys: reserveKeys, arguments: arguments)
                 replies = try await waiters.withConnection { waiter in
                     try await waiter.send(
-                        [blpop, reserve], wait: block, onCancel: .unblock(through: connection, grace: .seconds(1)))
+                        [blpop, reserveCommand], wait: block, onCancel: .unblock(through: connection, grace: .seconds(1)))
                 }
             } catch is CancellationError {
                 return []
@@ -151,7 +150,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func ack(
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
     ) async -> AckAndPublishOutcome {
-        guard let redis = notifier as? any RedisPubSubNotifier, redis.server == connection.configuration.address else {
+        guard let redis = notifier as? any RedisPubSubNotifier, redis.server == connection.configuration.address,
+            redis.resultRetention == nil
+        else {
             return await ackThenPublish(reservation, payload, to: channel, through: notifier)
         }
         // The notifier's subscribers are on this server: the ack script publishes the result.
@@ -314,41 +315,14 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         }
     }
 
-    /// `EVALSHA` for a script, loading it first when this backend has not yet.
-    private func scriptCommand(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws
-        -> RedisCommand
-    {
-        var command = RedisCommand("EVALSHA", try await hash(of: script), keys.count)
-        command.arguments.reserveCapacity(3 + keys.count + arguments.count)
-        for key in keys { command.append(key) }
-        for argument in arguments { command.append(argument) }
-        return command
-    }
-
-    /// Runs a script by its hash, loading it again when the server does not know it.
+    /// Runs a script on the shared connection; error replies become ``IvyError/Code/commandFailed``.
     private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
-        var command = try await scriptCommand(script, keys: keys, arguments: arguments)
-        var reply = try await connection.command(command)
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            // The server restarted or its script cache was flushed.
-            scriptHashes.withLock { _ = $0.removeValue(forKey: script.name) }
-            command.arguments[1] = Array(try await hash(of: script).utf8)
-            reply = try await connection.command(command)
-        }
-        if case .error(let message) = reply, message.contains("NOGROUP") {
+        let reply = try await connection.evaluate(script, keys: keys, arguments: arguments)
+        if reply.errorMessage?.contains("NOGROUP") == true {
             // The stream or its group went away (FLUSHALL, a deleted key): make it again next time.
             groupsCreated.withLock { _ = $0.remove(keys[0]) }
         }
         return try reply.checked(endpoint: endpoint, command: script.name)
-    }
-
-    private func hash(of script: RedisScript) async throws -> String {
-        if let known = scriptHashes.withLock({ $0[script.name] }) { return known }
-        let reply = try await connection.command(RedisCommand("SCRIPT", "LOAD", script.source))
-            .checked(endpoint: endpoint, command: "SCRIPT LOAD")
-        guard let hash = reply.text else { throw IvyError(.commandFailed, endpoint: endpoint, detail: "SCRIPT LOAD: no hash") }
-        scriptHashes.withLock { $0[script.name] = hash }
-        return hash
     }
 
     /// Turns a script's 0 ("not held") into ``IvyError/Code/reservationLost``.

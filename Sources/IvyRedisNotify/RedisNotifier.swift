@@ -2,33 +2,63 @@
 
 public import IvyCore
 public import IvyRedis
+internal import Foundation
 
 /// The Redis pub/sub notifier (`redis://…` as `--notify`).
 ///
 /// Publishing shares a pipelined ``RedisConnection``; all subscriptions share one pub/sub
-/// connection on its own thread, which reconnects and subscribes again by itself. Delivery is
-/// at most once, as pub/sub is: a notification published while a producer is disconnected is
-/// not seen by it, and its call ends in a timeout error.
+/// connection on its own thread, which reconnects and subscribes again by itself.
+///
+/// Plain pub/sub delivers at most once: a result published while a producer's connection is
+/// down never reaches it, and that call ends in a timeout error. With ``resultRetention`` set
+/// (durable results), every result is also kept that long in a stream next to its channel
+/// (`ivy:{<channel>}:results`), written in the same script as the PUBLISH; after a reconnect the
+/// notifier reads the stream back, so those calls complete. The price: one stream entry per
+/// result, and on each reconnect a read of the retained window.
 public final class RedisNotifier: RedisPubSubNotifier {
     public let endpoint: String
     public var server: RedisConfiguration.Address { publisher.configuration.address }
+    /// How long each result is kept for producers that reconnect; nil for plain pub/sub.
+    public let resultRetention: Duration?
     private let publisher: RedisConnection
     private let subscriber: RedisSubscriber
 
-    public init(publisher: RedisConnection, logger: any IvyLogger = StderrLogger()) {
+    /// - Parameter resultRetention: Keep each result this long (at least 1 ms), so a producer
+    ///   that was disconnected when it was published still gets it; nil (the default) for plain pub/sub.
+    public init(publisher: RedisConnection, resultRetention: Duration? = nil, logger: any IvyLogger = StderrLogger()) {
+        precondition(resultRetention.map { $0 >= .milliseconds(1) } ?? true, "resultRetention must be at least 1 ms")
         self.publisher = publisher
+        self.resultRetention = resultRetention
         endpoint = publisher.endpoint
-        subscriber = RedisSubscriber(configuration: publisher.configuration, logger: logger)
+        var replay: (@Sendable (String, RedisSubscriber) -> Void)?
+        if resultRetention != nil {
+            replay = { @Sendable [publisher, logger] channel, subscriber in
+                _ = Task { await Self.replayRetained(on: channel, from: publisher, into: subscriber, logger: logger) }
+            }
+        }
+        subscriber = RedisSubscriber(configuration: publisher.configuration, logger: logger, onResubscribed: replay)
     }
 
     /// Connects to `url` (checking address and credentials) and returns the notifier.
+    ///
+    /// `?retain_results=SECONDS` in the URL turns on durable results (``resultRetention``).
     public static func connect(url: String, logger: any IvyLogger = StderrLogger()) async throws -> RedisNotifier {
-        let publisher = try await RedisConnection.connect(try RedisConfiguration(url: url), name: "ivy-redis-pub")
-        return RedisNotifier(publisher: publisher, logger: logger)
+        let configuration = try RedisConfiguration(url: url)
+        let retention = try Self.resultRetention(in: url)
+        let publisher = try await RedisConnection.connect(configuration, name: "ivy-redis-pub")
+        return RedisNotifier(publisher: publisher, resultRetention: retention, logger: logger)
     }
 
     public func publish(_ payload: [UInt8], to channel: String) async throws {
-        _ = try await publisher.command(RedisCommand("PUBLISH", channel, payload)).checked(endpoint: endpoint, command: "PUBLISH")
+        guard let retention = resultRetention else {
+            _ = try await publisher.command(RedisCommand("PUBLISH", channel, payload))
+                .checked(endpoint: endpoint, command: "PUBLISH")
+            return
+        }
+        _ = try await publisher.evaluate(
+            Self.retainAndPublish, keys: [Self.retainedKey(channel)],
+            arguments: [channel, payload, Self.milliseconds(retention)]
+        ).checked(endpoint: endpoint, command: "PUBLISH")
     }
 
     public func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
@@ -38,5 +68,63 @@ public final class RedisNotifier: RedisPubSubNotifier {
     public func close() async {
         subscriber.close()
         await publisher.close()
+    }
+
+    // MARK: Durable results
+
+    /// The stream that keeps `channel`'s results.
+    static func retainedKey(_ channel: String) -> String { "ivy:{\(channel)}:results" }
+
+    /// KEYS results stream; ARGV channel, payload, retention ms. Keeps the payload (dropping
+    /// entries older than the retention), then publishes it.
+    static let retainAndPublish = RedisScript(
+        name: "retain-and-publish",
+        source: """
+            local clock = redis.call('TIME')
+            local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+            redis.call('XADD', KEYS[1], 'MINID', '~', now - tonumber(ARGV[3]), '*', 'p', ARGV[2])
+            redis.call('PEXPIRE', KEYS[1], ARGV[3])
+            return redis.call('PUBLISH', ARGV[1], ARGV[2])
+            """)
+
+    /// Hands every result retained for `channel` to its subscribers. Results they already had
+    /// come again; the producer ignores results for calls that no longer wait.
+    private static func replayRetained(
+        on channel: String, from connection: RedisConnection, into subscriber: RedisSubscriber, logger: any IvyLogger
+    ) async {
+        var start = "-"
+        do {
+            while true {
+                let reply = try await connection.command(RedisCommand("XRANGE", retainedKey(channel), start, "+", "COUNT", 500))
+                    .checked(endpoint: connection.endpoint, command: "XRANGE")
+                let entries = reply.array ?? []
+                var payloads: [[UInt8]] = []
+                for entry in entries {
+                    guard let parts = entry.array, parts.count == 2, let id = parts[0].text else { continue }
+                    start = "(" + id
+                    if let fields = parts[1].array, fields.count == 2, let payload = fields[1].bytes { payloads.append(payload) }
+                }
+                subscriber.deliver(payloads, on: channel)
+                if entries.count < 500 { break }
+            }
+        } catch {
+            logger.warning("reading retained results failed", ["channel": channel, "error": "\(error)"])
+        }
+    }
+
+    /// `retain_results=SECONDS` from a notifier URL.
+    static func resultRetention(in url: String) throws(IvyError) -> Duration? {
+        guard let items = URLComponents(string: url)?.queryItems else { return nil }
+        guard let item = items.last(where: { $0.name == "retain_results" }) else { return nil }
+        guard let text = item.value, let seconds = Double(text), seconds >= 0.001, seconds <= 86_400 * 30 else {
+            throw IvyError(
+                .invalidURL, endpoint: Redaction.redact(url: url),
+                detail: "retain_results must be a number of seconds from 0.001 to 2592000")
+        }
+        return .milliseconds(Int((seconds * 1000).rounded()))
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -30,11 +30,26 @@ final class RedisSubscriber: Sendable {
     private let shared = Mutex(Shared())
     private let wake = WakePipe()
     private let logger: any IvyLogger
+    /// Called, on the subscriber's thread, for each channel subscribed again after a lost
+    /// connection: messages published meanwhile never reached it.
+    private let onResubscribed: (@Sendable (String, RedisSubscriber) -> Void)?
 
-    init(configuration: RedisConfiguration, logger: any IvyLogger) {
+    init(
+        configuration: RedisConfiguration, logger: any IvyLogger,
+        onResubscribed: (@Sendable (String, RedisSubscriber) -> Void)? = nil
+    ) {
         self.configuration = configuration
         self.logger = logger
+        self.onResubscribed = onResubscribed
         DedicatedThread.start(name: "ivy-redis-sub") { [self] in run() }
+    }
+
+    /// Hands `payloads` to `channel`'s streams as if they had just arrived.
+    func deliver(_ payloads: [[UInt8]], on channel: String) {
+        let streams = shared.withLock { $0.streams[channel].map { Array($0.values) } ?? [] }
+        for stream in streams {
+            for payload in payloads { stream.yield(payload) }
+        }
     }
 
     /// A stream of `channel`'s messages, returned once the server confirmed the subscription.
@@ -92,10 +107,15 @@ final class RedisSubscriber: Sendable {
         var context: RedisContext?
         var subscribed: Set<String> = []
         var failures = 0
+        var hasConnected = false
+        /// Channels to hand to `onResubscribed` once the server confirms them again.
+        var missedWhileAway: Set<String> = []
         while !shared.withLock({ $0.isClosed }) {
             if context == nil {
                 do {
                     context = try RedisContext(configuration)
+                    if hasConnected { missedWhileAway = shared.withLock { Set($0.streams.keys) } }
+                    hasConnected = true
                     subscribed = []
                     if failures > 0 { logger.info("notifier reconnected", ["endpoint": configuration.endpoint]) }
                     failures = 0
@@ -128,7 +148,11 @@ final class RedisSubscriber: Sendable {
                 }
                 if fds[1].revents != 0 { wake.drain() }
                 if fds[0].revents != 0 {
-                    for reply in try connection.readAvailable() { handle(reply) }
+                    for reply in try connection.readAvailable() {
+                        if let channel = handle(reply), missedWhileAway.remove(channel) != nil {
+                            onResubscribed?(channel, self)
+                        }
+                    }
                 }
             } catch {
                 logger.warning("notifier connection lost; reconnecting", ["endpoint": configuration.endpoint, "error": "\(error)"])
@@ -139,26 +163,27 @@ final class RedisSubscriber: Sendable {
         }
     }
 
-    private func handle(_ reply: RedisReply) {
+    /// Handles one pushed reply; returns the channel when it confirms a subscription.
+    private func handle(_ reply: RedisReply) -> String? {
         guard let parts = reply.array, parts.count == 3, let kind = parts[0].text, let channel = parts[1].text else {
-            return
+            return nil
         }
         switch kind {
         case "message":
-            guard let payload = parts[2].bytes else { return }
-            let streams = shared.withLock { $0.streams[channel].map { Array($0.values) } ?? [] }
-            for stream in streams { stream.yield(payload) }
+            if let payload = parts[2].bytes { deliver([payload], on: channel) }
         case "subscribe":
             let waiters = shared.withLock { shared in
                 shared.confirmed.insert(channel)
                 return shared.confirming.removeValue(forKey: channel) ?? []
             }
             for waiter in waiters { waiter.resume() }
+            return channel
         case "unsubscribe":
             shared.withLock { _ = $0.confirmed.remove(channel) }
         default:
             break
         }
+        return nil
     }
 
     private func failConfirmations(with error: any Error) {

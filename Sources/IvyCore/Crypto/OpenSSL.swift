@@ -3,7 +3,15 @@
 internal import COpenSSL
 
 /// Small OpenSSL helpers: digests, MACs, key derivation, randomness, wiping.
-enum OpenSSL {
+package enum OpenSSL {
+    /// SHA-1 as 40 lowercase hex digits (what Redis names a script by); not for security.
+    package static func sha1Hex(_ bytes: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: 20)
+        _ = bytes.withUnsafeBufferPointer { SHA1($0.baseAddress, $0.count, &digest) }
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: digest.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+    }
+
     static func sha512(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 64)
         _ = bytes.withUnsafeBufferPointer { SHA512($0.baseAddress, $0.count, &digest) }

@@ -55,6 +55,9 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
         }
     }
 
+    /// Requests waiting for the next batch.
+    package var queuedCount: Int { state.withLock { $0.queued.count } }
+
     /// Marks a batch as under way; false when one already is.
     private static func claim(_ state: inout State) -> Bool {
         guard !state.isBusy else { return false }

@@ -1,0 +1,120 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import IvyExamples
+import IvyTestSupport
+import Testing
+
+@testable import IvyRedisNotify
+
+/// Plain and durable results when a producer's pub/sub connection drops.
+@Suite("Redis notifier")
+struct RedisNotifierTests {
+    private func connect(_ url: String) async throws -> RedisConnection {
+        do { return try await RedisConnection.connect(try RedisConfiguration(url: url)) } catch {
+            try Services.unavailable("Redis at \(url)", error)
+        }
+    }
+
+    /// A notifier whose connections carry a name of their own, so the test can find them.
+    private func notifier(retainResults: Bool) async throws -> (RedisNotifier, name: String) {
+        let name = "ivy-test-\(UUID().uuidString.prefix(8))"
+        let retention = retainResults ? "&retain_results=30" : ""
+        return (try await RedisNotifier.connect(url: "\(Services.redisURL)?name=\(name)\(retention)", logger: SilentLogger()), name)
+    }
+
+    /// Kills the named pub/sub connection and publishes `payload` in one transaction, so the
+    /// subscriber cannot hear it live.
+    private func publishWhileDisconnected(
+        _ payload: [UInt8], on channel: String, subscriberName name: String, retained: Bool, admin: RedisConnection
+    ) async throws {
+        let clients = try await admin.command(RedisCommand("CLIENT", "LIST", "TYPE", "pubsub")).text ?? ""
+        let line = try #require(clients.split(separator: "\n").first { $0.contains("name=\(name) ") })
+        let id = try #require(line.split(separator: " ").first { $0.hasPrefix("id=") }.flatMap { Int($0.dropFirst(3)) })
+        let publish =
+            retained
+            ? RedisNotifier.retainAndPublish.command(
+                keys: [RedisNotifier.retainedKey(channel)], arguments: [channel, payload, 30_000])
+            : RedisCommand("PUBLISH", channel, payload)
+        _ = try await admin.command(RedisCommand("SCRIPT", "LOAD", RedisNotifier.retainAndPublish.source))
+        let replies = try await admin.send([RedisCommand("MULTI"), RedisCommand("CLIENT", "KILL", "ID", id), publish, RedisCommand("EXEC")])
+        let results = try #require(replies.last?.array)
+        #expect(results.first == .integer(1), "the subscriber's connection was killed")
+        #expect(results.last == .integer(0), "nobody was subscribed when it was published")
+    }
+
+    @Test func aRetainedResultPublishedWhileDisconnectedArrivesAfterTheReconnect() async throws {
+        let admin = try await connect(Services.redisURL)
+        let (notifier, name) = try await notifier(retainResults: true)
+        let channel = "ivy-test-durable-\(UUID().uuidString)"
+        let messages = try await notifier.subscribe(to: channel)
+        let payload = Array("result while away".utf8)
+        try await publishWhileDisconnected(payload, on: channel, subscriberName: name, retained: true, admin: admin)
+        let received = try await withDeadline(.seconds(20), "the retained result after the reconnect") {
+            await messages.first { _ in true }
+        }
+        #expect(received == payload)
+        _ = try await admin.command(RedisCommand("DEL", RedisNotifier.retainedKey(channel)))
+        await notifier.close()
+        await admin.close()
+    }
+
+    @Test func withoutRetentionAResultPublishedWhileDisconnectedIsLost() async throws {
+        let admin = try await connect(Services.redisURL)
+        let (notifier, name) = try await notifier(retainResults: false)
+        let channel = "ivy-test-plain-\(UUID().uuidString)"
+        let messages = try await notifier.subscribe(to: channel)
+        try await publishWhileDisconnected(Array("lost".utf8), on: channel, subscriberName: name, retained: false, admin: admin)
+        // Publish markers until the resubscribed connection hears one: the first message it gets
+        // is a marker, never the one published while it was away.
+        let marker = Array("marker".utf8)
+        let publishing = Task {
+            while !Task.isCancelled {
+                _ = try await admin.command(RedisCommand("PUBLISH", channel, marker))
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let first = try await withDeadline(.seconds(20), "a marker after the reconnect") { await messages.first { _ in true } }
+        publishing.cancel()
+        #expect(first == marker)
+        await notifier.close()
+        await admin.close()
+    }
+
+    @Test func aDurableNotifierKeepsEachResultOfACallInItsChannelsStream() async throws {
+        let registry = TaskRegistry()
+        let queue = "durable-\(UUID().uuidString.prefix(8))"
+        let tasks = try TestPackage.register(in: registry, queue: queue)
+        let channelBase = "ivy-test-durable-\(queue)"
+        let url = "\(Services.redisURL)?retain_results=30"
+        let ivy: Ivy
+        do {
+            ivy = try await Ivy(
+                registry: registry, queue: .url(Services.redisURL), notifier: .url(url),
+                options: IvyOptions(notificationChannel: channelBase, logger: SilentLogger(), encryption: nil))
+        } catch let error as IvyError where error.code == .connectionFailed {
+            try Services.unavailable("Redis", error)
+        }
+        let serving = Task { try await ivy.listen(queues: [queue], concurrency: 4) }
+        #expect(try await ivy.call(tasks.factorial, 6) == 720)
+        let admin = try await connect(Services.redisURL)
+        let key = RedisNotifier.retainedKey(ivy.notificationChannel)
+        #expect(try await admin.command(RedisCommand("XLEN", key)) == .integer(1))
+        let ttl = try await admin.command(RedisCommand("PTTL", key)).integer ?? -1
+        #expect(ttl > 0 && ttl <= 30_000, "the stream expires with the retention")
+        serving.cancel()
+        _ = await serving.result
+        _ = try await admin.command(RedisCommand("DEL", key))
+        await ivy.close()
+        await admin.close()
+    }
+
+    @Test func retentionIsReadFromTheURL() throws {
+        #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390") == nil)
+        #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390?retain_results=2.5") == .milliseconds(2500))
+        #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1:6390?retain_results=soon") }
+        let error = #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1?retain_results=0") }
+        #expect(error.map { "\($0)" }?.contains("pw") == false, "the password is not in the error")
+    }
+}

@@ -1,0 +1,79 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import IvyTestSupport
+import Testing
+
+/// What the Redis backend does beyond the shared conformance suite.
+@Suite("Redis stream backend")
+struct RedisStreamBackendTests {
+    private func open() async throws -> (RedisStreamBackend, RedisNotifier, queue: String) {
+        do {
+            let backend = try await RedisStreamBackend.connect(url: Services.redisURL)
+            let notifier = try await RedisNotifier.connect(url: Services.redisURL, logger: SilentLogger())
+            return (backend, notifier, "rb-\(UUID().uuidString.prefix(8))")
+        } catch {
+            try Services.unavailable("Redis at \(Services.redisURL)", error)
+        }
+    }
+
+    @Test func anExtensionRenewsTheReceiptAndRetiresTheOldOne() async throws {
+        let (backend, notifier, queue) = try await open()
+        _ = try await backend.send(Array("m".utf8), to: queue)
+        let reservation = try #require(try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+        let renewed = try await backend.extend(reservation, visibility: .seconds(60))
+        #expect(renewed.receipt != reservation.receipt)
+        let error = await #expect(throws: IvyError.self) { try await backend.ack(reservation) }
+        #expect(error?.code == .reservationLost)
+        try await backend.ack(renewed)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+        await notifier.close()
+        await backend.close()
+    }
+
+    @Test func aResultIsPublishedEvenWhenItsReservationWasLost() async throws {
+        let (backend, notifier, queue) = try await open()
+        let channel = "ivy-test-\(queue)"
+        let results = try await notifier.subscribe(to: channel)
+        _ = try await backend.send(Array("m".utf8), to: queue)
+        let first = try #require(try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(50), wait: .seconds(5)).first)
+        // Another consumer takes the message once the first reservation has expired.
+        let second = try await withDeadline(.seconds(10), "the expired message to come back") {
+            while true {
+                if let again = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(1)).first {
+                    return again
+                }
+            }
+        }
+        #expect(second.deliveryCount == 2)
+        let outcome = await backend.ack(first, publishing: Array("done".utf8), to: channel, through: notifier)
+        #expect((outcome.ackError as? IvyError)?.code == .reservationLost)
+        #expect(outcome.publishError == nil)
+        let published = try await withDeadline(.seconds(10), "the published result") { await results.first { _ in true } }
+        #expect(published == Array("done".utf8))
+        try await backend.ack(second)
+        await notifier.close()
+        await backend.close()
+    }
+
+    @Test func aReserveCancelledWhileBlockedReturnsAtOnceAndTheConnectionServesAgain() async throws {
+        let (backend, notifier, queue) = try await open()
+        let reserving = Task { try await backend.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(30)) }
+        let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))
+        try await withDeadline(.seconds(20), "the reserve to block") {
+            while !(try await admin.command(RedisCommand("CLIENT", "LIST")).text ?? "").contains("cmd=blpop") {
+                await Task.yield()
+            }
+        }
+        reserving.cancel()
+        let reserved = try await withDeadline(.seconds(5), "the cancelled reserve") { try await reserving.value }
+        #expect(reserved.isEmpty)
+        _ = try await backend.send(Array("m".utf8), to: queue)
+        let next = try await backend.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(5))
+        #expect(next.count == 1)
+        await admin.close()
+        await notifier.close()
+        await backend.close()
+    }
+}
