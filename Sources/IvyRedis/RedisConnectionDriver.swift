@@ -47,12 +47,13 @@ final class RedisConnectionDriver {
     func run() {
         while true {
             let work = queue.take()
+            // Taken first, so that requests submitted just before the close fail with it too.
+            unsent += work.requests.map { Unsent(request: $0) }
             if work.isClosed {
                 failEverything(with: IvyError(.closed, endpoint: configuration.endpoint))
                 context = nil
                 return
             }
-            unsent += work.requests.map { Unsent(request: $0) }
             if !work.interrupted.isEmpty { interrupt(work.interrupted) }
             if !unsent.isEmpty { sendUnsent() }
             waitForEvents()
@@ -71,13 +72,13 @@ final class RedisConnectionDriver {
         do {
             while next < batch.count {
                 let request = batch[next]
-                next += 1
                 if request.commands.isEmpty {
                     connectChecks.append(request)
                 } else {
                     try context.append(request.commands)
                     inFlight.append(InFlight(request: request, deadline: deadline + request.extraTime))
                 }
+                next += 1
             }
             try context.flush()
         } catch {
@@ -141,9 +142,9 @@ final class RedisConnectionDriver {
         let ready = poll(&fds, nfds_t(fds.count), pollTimeout())
         if ready < 0 { return }  // EINTR: look at the queue again
         if fds[0].revents != 0 { queue.wake.drain() }
-        if fds.count > 1 && fds[1].revents != 0 {
-            readReplies()
-        } else if ready == 0, let head = inFlight.first, clock.now >= head.deadline {
+        if fds.count > 1 && fds[1].revents != 0 { readReplies() }
+        // Checked whatever woke the poll: steady submissions must not keep a stuck reply waiting.
+        if let head = inFlight.first, clock.now >= head.deadline {
             connectionLost(
                 IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "\(head.request.commands.first?.description ?? "command") timed out"))
         }
@@ -197,7 +198,7 @@ final class RedisConnectionDriver {
         var requests: [RedisRequestQueue.Request] = []
         while let item = inFlight.popFirst() { requests.append(item.request) }
         headReplies = []
-        context = nil
+        dropContext()
         let (cancelled, others) = requests.partitioned { ids.contains($0.id) }
         fail(cancelled, with: CancellationError())
         fail(others, with: IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "interrupted"))
@@ -208,10 +209,16 @@ final class RedisConnectionDriver {
         var requests: [RedisRequestQueue.Request] = []
         while let item = inFlight.popFirst() { requests.append(item.request) }
         headReplies = []
-        context = nil
+        dropContext()
         consecutiveFailures = max(consecutiveFailures, 1)
         nextConnectAttempt = clock.now + backoff()
         fail(requests, with: error)
+    }
+
+    /// Forgets the connection; its server-side id must not be used to unblock anyone now.
+    private func dropContext() {
+        context = nil
+        queue.clientID = nil
     }
 
     private func failEverything(with error: any Error) {

@@ -4,15 +4,17 @@
 ///
 /// A queue `q` is these keys, which share the hash tag `{q}` so a cluster keeps them on one slot:
 /// - `ivy:{q}:stream`: the messages (field `b`), read through consumer group `ivy`;
-/// - `ivy:{q}:leases`: ZSET of reserved entry ids, scored by when the reservation expires (µs);
+/// - `ivy:{q}:leases`: ZSET of reservations, `<entry id>|<token>`, scored by when they expire (µs);
 /// - `ivy:{q}:delayed`: ZSET of released entry ids, scored by when they are visible again (µs);
 /// - `ivy:{q}:dead`: the dead-letter stream (fields `o` id, `b` body, `r` reason, `c` deliveries, `t` ms);
 /// - `ivy:{q}:signal`: a short list that blocked consumers BLPOP; sends and releases push to it.
 ///
-/// A reservation's token is its lease's score: the expiry in microseconds of the server's clock.
-/// A later reservation of the same message expires later, so its score differs, and the old
-/// holder can no longer settle it. Reserved and released messages stay in the group's pending
-/// list, so their id and delivery count (XCLAIM adds one per reservation) survive retries.
+/// A reservation's token is its first expiry in microseconds of the server's clock, and its
+/// lease member is `<entry id>|<token>`: extending moves the score, not the member, so the token
+/// holds for the reservation's life. A later reservation of the same message expires later, so
+/// its member differs, and the old holder can no longer settle it. Reserved and released
+/// messages stay in the group's pending list, so their id and delivery count (XCLAIM adds one
+/// per reservation) survive retries.
 extension RedisStreamBackend {
     static let group = "ivy"
 
@@ -24,12 +26,13 @@ extension RedisStreamBackend {
         local function stamp(micros) return string.format('%.0f', micros) end
         """
 
-    /// Stops the script with 0 unless ARGV[2] is reserved under token ARGV[3] and not expired.
-    /// KEYS[2] leases.
+    /// Stops the script with 0 unless ARGV[2] is reserved under token ARGV[3] and not expired;
+    /// `lease` is its member in KEYS[2] leases.
     private static let held = clock + """
 
-        local expiry = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]))
-        if expiry ~= tonumber(ARGV[3]) or expiry <= now then return 0 end
+        local lease = ARGV[2] .. '|' .. ARGV[3]
+        local expiry = redis.call('ZSCORE', KEYS[2], lease)
+        if not expiry or tonumber(expiry) <= now then return 0 end
         """
 
     /// Deletes the held message ARGV[2] and its lease, then returns 1.
@@ -37,7 +40,7 @@ extension RedisStreamBackend {
 
         redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
         redis.call('XDEL', KEYS[1], ARGV[2])
-        redis.call('ZREM', KEYS[2], ARGV[2])
+        redis.call('ZREM', KEYS[2], lease)
         return 1
         """
 
@@ -53,7 +56,6 @@ extension RedisStreamBackend {
             local function claim(id)
               local entry = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)[1]
               if not entry then
-                redis.call('ZREM', KEYS[2], id)
                 redis.call('ZREM', KEYS[3], id)
                 return
               end
@@ -65,8 +67,9 @@ extension RedisStreamBackend {
               claim(id)
             end
             if #out < count then
-              for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, count - #out)) do
-                claim(id)
+              for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, count - #out)) do
+                redis.call('ZREM', KEYS[2], lease)
+                claim(string.match(lease, '^[^|]*'))
               end
             end
             if #out < count then
@@ -77,10 +80,10 @@ extension RedisStreamBackend {
               if #entries < want then redis.call('DEL', KEYS[4]) end
             end
             if #out > 0 then
-              -- Every lease of the batch in one command: score (the token), then id.
+              -- Every lease of the batch in one command: the expiry, then `id|token`.
               for _, message in ipairs(out) do
                 table.insert(leased, token)
-                table.insert(leased, message[1])
+                table.insert(leased, message[1] .. '|' .. token)
               end
               redis.call('ZADD', KEYS[2], unpack(leased))
               return {out, -1}
@@ -106,14 +109,15 @@ extension RedisStreamBackend {
         source: clock + """
 
             local count = (#ARGV - 1) / 4
-            local ids = {}
-            for i = 1, count do ids[i] = ARGV[4 * i - 2] end
-            local expiries = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-            local held, out = {}, {}
+            local leases = {}
+            for i = 1, count do leases[i] = ARGV[4 * i - 2] .. '|' .. ARGV[4 * i - 1] end
+            local expiries = redis.call('ZMSCORE', KEYS[2], unpack(leases))
+            local held, heldLeases, out = {}, {}, {}
             for i = 1, count do
               local expiry = tonumber(expiries[i])
-              if expiry and expiry == tonumber(ARGV[4 * i - 1]) and expiry > now then
-                table.insert(held, ids[i])
+              if expiry and expiry > now then
+                table.insert(held, ARGV[4 * i - 2])
+                table.insert(heldLeases, leases[i])
                 out[i] = 1
               else
                 out[i] = 0
@@ -122,7 +126,7 @@ extension RedisStreamBackend {
             if #held > 0 then
               redis.call('XACK', KEYS[1], ARGV[1], unpack(held))
               redis.call('XDEL', KEYS[1], unpack(held))
-              redis.call('ZREM', KEYS[2], unpack(held))
+              redis.call('ZREM', KEYS[2], unpack(heldLeases))
             end
             for i = 1, count do
               local channel = ARGV[4 * i]
@@ -134,14 +138,13 @@ extension RedisStreamBackend {
     /// The most messages one script call takes: Lua unpacks at most a few thousand values.
     static let maximumBatch = 500
 
-    /// KEYS stream, leases; ARGV group, id, token, visibility ms. The new token, or 0 if lost.
+    /// KEYS stream, leases; ARGV group, id, token, visibility ms. 1, or 0 if lost.
     static let extend = RedisScript(
         name: "extend",
         source: held + """
 
-            local token = stamp(now + tonumber(ARGV[4]) * 1000)
-            redis.call('ZADD', KEYS[2], token, ARGV[2])
-            return token
+            redis.call('ZADD', KEYS[2], 'XX', stamp(now + tonumber(ARGV[4]) * 1000), lease)
+            return 1
             """)
 
     /// KEYS stream, leases, delayed, signal; ARGV group, id, token, delay ms. 1, or 0 if lost.
@@ -149,7 +152,7 @@ extension RedisStreamBackend {
         name: "release",
         source: held + """
 
-            redis.call('ZREM', KEYS[2], ARGV[2])
+            redis.call('ZREM', KEYS[2], lease)
             redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[4]) * 1000), ARGV[2])
             redis.call('LPUSH', KEYS[4], 1)
             redis.call('LTRIM', KEYS[4], 0, 99)

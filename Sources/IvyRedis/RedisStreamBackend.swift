@@ -58,7 +58,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     public func send(_ body: [UInt8], to queue: String) async throws -> String {
         try checkSize(body, queue: queue)
-        return try await coalescer(for: queue, in: senders) { bodies -> [Result<String, any Error>] in
+        // Weak: the coalescer is stored in this backend.
+        return try await coalescer(for: queue, in: senders) { [weak self] bodies -> [Result<String, any Error>] in
+            guard let self else { return bodies.map { _ in .failure(IvyError(.closed)) } }
             do {
                 return try await self.sendNow(bodies, to: queue).map { .success($0) }
             } catch {
@@ -173,7 +175,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let queue = reservation.queue
         let acknowledgement = Acknowledgement(
             messageID: reservation.messageID, token: reservation.receipt.token, publication: publication)
-        return try await coalescer(for: queue, in: acknowledgers) { batch -> [Result<Bool, any Error>] in
+        return try await coalescer(for: queue, in: acknowledgers) { [weak self] batch -> [Result<Bool, any Error>] in
+            guard let self else { return batch.map { _ in .failure(IvyError(.closed)) } }
             let keys = Keys(queue)
             var arguments: [any RedisArgument] = [Self.group]
             arguments.reserveCapacity(1 + batch.count * 4)
@@ -195,14 +198,12 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt> {
         let keys = Keys(reservation.queue)
-        let reply = try await run(
-            Self.extend, keys: [keys.stream, keys.leases],
-            arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(visibility)])
-        // The script answers the new token, or 0 when the reservation was lost.
-        guard case .string = reply, let token = reply.text else { throw lost(reservation) }
-        return Reservation(
-            queue: reservation.queue, messageID: reservation.messageID, body: reservation.body,
-            deliveryCount: reservation.deliveryCount, receipt: Receipt(token: token))
+        try await held(
+            run(Self.extend, keys: [keys.stream, keys.leases],
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(visibility)]),
+            reservation)
+        // The token stays: a heartbeat whose reply is lost, or one racing the ack, costs nothing.
+        return reservation
     }
 
     public func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws {

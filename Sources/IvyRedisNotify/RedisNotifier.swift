@@ -31,9 +31,12 @@ public final class RedisNotifier: RedisPubSubNotifier {
         self.resultRetention = resultRetention
         endpoint = publisher.endpoint
         var replay: (@Sendable (String, RedisSubscriber) -> Void)?
-        if resultRetention != nil {
+        if let resultRetention {
             replay = { @Sendable [publisher, logger] channel, subscriber in
-                _ = Task { await Self.replayRetained(on: channel, from: publisher, into: subscriber, logger: logger) }
+                _ = Task {
+                    await Self.replayRetained(
+                        on: channel, from: publisher, into: subscriber, retention: resultRetention, logger: logger)
+                }
             }
         }
         subscriber = RedisSubscriber(configuration: publisher.configuration, logger: logger, onResubscribed: replay)
@@ -89,12 +92,20 @@ public final class RedisNotifier: RedisPubSubNotifier {
 
     /// Hands every result retained for `channel` to its subscribers. Results they already had
     /// come again; the producer ignores results for calls that no longer wait.
+    ///
+    /// Runs right after a reconnect, when the server may still be loading its data or the
+    /// publishing connection may still hold a dead socket: failures are retried with backoff,
+    /// from where the last page ended, until the retention has passed or the notifier closed.
     private static func replayRetained(
-        on channel: String, from connection: RedisConnection, into subscriber: RedisSubscriber, logger: any IvyLogger
+        on channel: String, from connection: RedisConnection, into subscriber: RedisSubscriber, retention: Duration,
+        logger: any IvyLogger
     ) async {
+        let clock = ContinuousClock()
+        let giveUp = clock.now + retention
         var start = "-"
-        do {
-            while true {
+        var failures = 0
+        while true {
+            do {
                 let reply = try await connection.command(RedisCommand("XRANGE", retainedKey(channel), start, "+", "COUNT", 500))
                     .checked(endpoint: connection.endpoint, command: "XRANGE")
                 let entries = reply.array ?? []
@@ -105,10 +116,17 @@ public final class RedisNotifier: RedisPubSubNotifier {
                     if let fields = parts[1].array, fields.count == 2, let payload = fields[1].bytes { payloads.append(payload) }
                 }
                 subscriber.deliver(payloads, on: channel)
-                if entries.count < 500 { break }
+                if entries.count < 500 { return }
+                failures = 0
+            } catch {
+                let closed = (error as? IvyError)?.code == .closed
+                if closed || clock.now >= giveUp {
+                    if !closed { logger.warning("reading retained results failed", ["channel": channel, "error": "\(error)"]) }
+                    return
+                }
+                failures += 1
+                try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(failures, 6))))
             }
-        } catch {
-            logger.warning("reading retained results failed", ["channel": channel, "error": "\(error)"])
         }
     }
 
