@@ -5,10 +5,14 @@ internal import Synchronization
 
 /// Runs registered tasks from one or more queues until stopped (DESIGN.md §7).
 ///
-/// One reserver per queue takes messages in batches no larger than the free concurrency; each
-/// message runs in a task group with a watchdog that extends the reservation (heartbeat) and
-/// cancels the attempt at the task's timeout. Stopping stops the reservers, lets in-flight
-/// tasks finish within the grace period, then cancels them and releases their messages.
+/// One reserver per queue takes messages in batches no larger than the free concurrency and
+/// starts a task per message straight away. The task decodes the message, runs the task body
+/// and settles the message (ack and result, retry or dead letter) itself, with no hand-off in
+/// between. The ``AttemptSupervisor`` extends reservations meanwhile and takes over attempts
+/// that pass their timeout or that shutdown interrupts: these are unstructured tasks rather
+/// than a task group's children so that a body ignoring cancellation can be abandoned.
+/// Stopping stops the reservers, lets in-flight tasks finish within the grace period, then
+/// cancels them and releases their messages.
 final class Worker<Backend: QueueBackend>: Sendable {
     private struct Control {
         var reservers: [Task<Void, Never>] = []
@@ -71,32 +75,33 @@ final class Worker<Backend: QueueBackend>: Sendable {
     }
 
     private func serve() async {
-        let (deliveries, sink) = AsyncStream<Reservation<Backend.Receipt>>.makeStream()
         let reservers = queues.map { queue in
-            Task { await self.reserveLoop(queue: queue, limiter: self.limiters[queue]!, sink: sink) }
+            Task { await self.reserveLoop(queue: queue, limiter: self.limiters[queue]!) }
         }
         let stopRequested = control.withLock { control in
             control.reservers = reservers
             return control.isStopping
         }
         if stopRequested { reservers.forEach { $0.cancel() } }
-        let closer = Task {
-            for reserver in reservers { await reserver.value }
-            sink.finish()
-        }
         let supervising = Task { await supervisor.supervise() }
         logger.info("worker started", ["queues": queues.joined(separator: ","), "backend": backend.endpoint])
-        await withDiscardingTaskGroup { group in
-            for await reservation in deliveries {
-                group.addTask { await self.execute(reservation) }
+        for reserver in reservers { await reserver.value }
+        if await !drain(within: options.gracePeriod) {
+            let inFlight = limiters.values.reduce(0) { $0 + $1.inUse }
+            logger.warning("grace period over; cancelling tasks in flight", ["in_flight": "\(inFlight)"])
+            for reservation in supervisor.interruptAll() {
+                // Shutdown past the grace period: hand the message to another worker.
+                await settle(reservation) {
+                    do { try await self.backend.release(reservation, delay: .zero) } catch {
+                        self.logger.warning(
+                            "release failed; the message returns when its reservation expires",
+                            ["message.id": reservation.messageID, "error": "\(error)"])
+                    }
+                }
             }
-            if await !drain(within: options.gracePeriod) {
-                let inFlight = limiters.values.reduce(0) { $0 + $1.inUse }
-                logger.warning("grace period over; cancelling tasks in flight", ["in_flight": "\(inFlight)"])
-                group.cancelAll()
-            }
+            // Tasks past their attempt (decoding, acknowledging) settle by themselves.
+            for limiter in limiters.values { await limiter.waitUntilIdle() }
         }
-        await closer.value
         supervising.cancel()
         logger.info("worker stopped", ["queues": queues.joined(separator: ",")])
     }
@@ -118,9 +123,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
-    private func reserveLoop(
-        queue: String, limiter: ConcurrencyLimiter, sink: AsyncStream<Reservation<Backend.Receipt>>.Continuation
-    ) async {
+    private func reserveLoop(queue: String, limiter: ConcurrencyLimiter) async {
         while !Task.isCancelled {
             let slots = await limiter.acquire(upTo: limiter.capacity)
             guard slots > 0 else { break }
@@ -128,7 +131,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 let batch = try await backend.reserve(
                     from: queue, count: slots, visibility: options.visibilityTimeout, wait: options.pollWait)
                 limiter.release(slots - batch.count)
-                for reservation in batch { sink.yield(reservation) }
+                start(batch)
             } catch {
                 limiter.release(slots)
                 if Task.isCancelled { break }
@@ -139,28 +142,37 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
-    // MARK: One message
-
-    /// How an attempt ended.
-    private enum AttemptOutcome: Sendable {
-        case finished(Result<[UInt8], any Error>)
-        /// Past the task's timeout: the attempt was cancelled and abandoned.
-        case timedOut
-        /// The worker is stopping past its grace period.
-        case interrupted
+    /// Starts a task for each reserved message; each holds one slot until it is settled.
+    private func start(_ batch: [Reservation<Backend.Receipt>]) {
+        guard !batch.isEmpty else { return }
+        guard let ids = supervisor.admit(batch) else {
+            // Reserved while shutdown interrupted the worker: give them straight back.
+            for reservation in batch {
+                Task {
+                    await settle(reservation) { try? await self.backend.release(reservation, delay: .zero) }
+                }
+            }
+            return
+        }
+        for (reservation, id) in zip(batch, ids) {
+            supervisor.attach(id, task: Task { await self.execute(reservation, attempt: id) })
+        }
     }
 
-    private func execute(_ delivered: Reservation<Backend.Receipt>) async {
-        defer { limiters[delivered.queue]?.release(1) }
+    // MARK: One message
+
+    /// Runs one reserved message and settles it, unless the supervisor takes it over first.
+    private func execute(_ delivered: Reservation<Backend.Receipt>, attempt id: UInt64) async {
         let message: TaskMessage
         do {
             try backend.checkSize(delivered.body, queue: delivered.queue)
             message = try codec.decodeTask(delivered.body)
         } catch {
-            await settle {
-                await self.deadLetter(delivered, reason: "\(error)")
+            guard let reservation = supervisor.end(id) else { return }
+            await settle(reservation) {
+                await self.deadLetter(reservation, reason: "\(error)")
                 if let notice = self.codec.undecryptableNotice(
-                    delivered.body, queue: delivered.queue, deliveryCount: delivered.deliveryCount, error: error)
+                    reservation.body, queue: reservation.queue, deliveryCount: reservation.deliveryCount, error: error)
                 {
                     do { try await self.notifier.publish(notice.payload, to: notice.channel) } catch {
                         self.logger.error("telling the caller failed", ["error": "\(error)"])
@@ -176,14 +188,16 @@ final class Worker<Backend: QueueBackend>: Sendable {
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker", retryable: false)
-            await fail(delivered, message, context, error: error, channel: message.notify)
+            guard let reservation = supervisor.end(id) else { return }
+            await fail(reservation, message, context, error: error, channel: message.notify)
             return
         }
         let channel = task.options.resultWanted ? (message.notify ?? defaultChannel) : nil
         if let deadline = message.deadline, deadline < Date() {
             // The caller has stopped waiting: running it now would only waste the worker.
             let reason = "\(IvyError(.deadlineExpired, taskName: message.name, taskID: taskID))"
-            await settle { await self.deadLetter(delivered, reason: reason) }
+            guard let reservation = supervisor.end(id) else { return }
+            await settle(reservation) { await self.deadLetter(reservation, reason: reason) }
             return
         }
         let deliveryLimit = task.options.retry.maxAttempts + options.extraDeliveries
@@ -194,24 +208,32 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 name: "AttemptsExhausted",
                 message: "delivered \(context.attempt) times; \(message.name) allows \(deliveryLimit)",
                 retryable: false)
-            await fail(delivered, message, context, error: error, channel: channel)
+            guard let reservation = supervisor.end(id) else { return }
+            await fail(reservation, message, context, error: error, channel: channel)
             return
         }
+        let started = supervisor.startClock(id, timeout: task.options.timeout) { reservation in
+            let error = ResultNotification.RemoteError(
+                name: "TaskTimedOut", message: "ran longer than \(task.options.timeout)", retryable: true)
+            Task { await self.failed(reservation, message, context, task: task, error: error, channel: channel) }
+        }
+        guard started else { return }
         events.emit(.started(context))
         let clock = ContinuousClock()
         let start = clock.now
-        let (outcome, reservation) = await runAttempt(task, arguments: message.args, reservation: delivered)
-        switch outcome {
-        case .finished(.success(let result)):
-            let duration = clock.now - start
+        let result: Result<[UInt8], any Error>
+        do { result = .success(try await task.run(message.args[...])) } catch { result = .failure(error) }
+        guard let reservation = supervisor.end(id) else { return }
+        switch result {
+        case .success(let value):
+            events.emit(.succeeded(context, duration: clock.now - start))
             // Settled before the caller hears of it: once resumed, the message is gone and the
             // worker's events for it are out. Acknowledged and published in one step where the
             // broker can (one round trip less for the caller).
-            await settle {
-                self.events.emit(.succeeded(context, duration: duration))
+            await settle(reservation) {
                 var ackError: (any Error)?
                 if let channel {
-                    let notification = self.notification(message, context, outcome: .success(result: result))
+                    let notification = self.notification(message, context, outcome: .success(result: value))
                     let outcome = await self.backend.ack(
                         reservation, publishing: self.codec.encode(notification), to: channel, through: self.notifier)
                     ackError = outcome.ackError
@@ -225,69 +247,35 @@ final class Worker<Backend: QueueBackend>: Sendable {
                     self.logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
                 }
             }
-        case .interrupted:
-            // Shutdown past the grace period: hand the message to another worker.
-            await settle {
-                do { try await self.backend.release(reservation, delay: .zero) } catch {
-                    self.logger.warning("release failed; the message returns when its reservation expires", ["task.id": taskID, "error": "\(error)"])
-                }
-            }
-        case .timedOut, .finished(.failure):
-            let remote: ResultNotification.RemoteError
-            if case .finished(.failure(let error)) = outcome {
-                remote = Self.remoteError(error)
-            } else {
-                remote = .init(name: "TaskTimedOut", message: "ran longer than \(task.options.timeout)", retryable: true)
-            }
-            if remote.retryable, let delay = task.options.retry.delay(afterAttempt: context.attempt) {
-                await settle {
-                    do {
-                        try await self.backend.release(reservation, delay: delay)
-                        self.events.emit(.retried(context, delay: delay, error: "\(remote.name): \(remote.message)"))
-                    } catch {
-                        self.logger.error("release failed", ["task.id": taskID, "error": "\(error)"])
-                    }
-                }
-            } else {
-                await fail(reservation, message, context, error: remote, channel: channel)
-            }
+        case .failure(let error):
+            await failed(reservation, message, context, task: task, error: Self.remoteError(error), channel: channel)
         }
     }
 
-    /// Runs one attempt under the task's timeout, the supervisor extending its reservation.
-    ///
-    /// The attempt runs in its own task. At the timeout, or when this task is cancelled at
-    /// shutdown, it is cancelled and no longer awaited: a task body that ignores cancellation
-    /// keeps running in the background but cannot hold the worker's slot or its shutdown.
-    ///
-    /// - Returns: The outcome and the latest reservation (heartbeats may have renewed it).
-    private func runAttempt(
-        _ task: RegisteredTask, arguments: [UInt8], reservation: Reservation<Backend.Receipt>
-    ) async -> (AttemptOutcome, Reservation<Backend.Receipt>) {
-        let outcome = Promise<AttemptOutcome>()
-        let attempt = Task {
-            do { outcome.resolve(.finished(.success(try await task.run(arguments[...])))) } catch {
-                outcome.resolve(.finished(.failure(error)))
+    /// Retries a failed attempt if its error and the task's policy allow, or fails it for good.
+    private func failed(
+        _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
+        task: RegisteredTask, error remote: ResultNotification.RemoteError, channel: String?
+    ) async {
+        guard remote.retryable, let delay = task.options.retry.delay(afterAttempt: context.attempt) else {
+            await fail(reservation, message, context, error: remote, channel: channel)
+            return
+        }
+        await settle(reservation) {
+            do {
+                try await self.backend.release(reservation, delay: delay)
+                self.events.emit(.retried(context, delay: delay, error: "\(remote.name): \(remote.message)"))
+            } catch {
+                self.logger.error("release failed", ["task.id": context.taskID, "error": "\(error)"])
             }
         }
-        let id = supervisor.begin(reservation, timeout: task.options.timeout) {
-            attempt.cancel()
-            outcome.resolve(.timedOut)
-        }
-        let result = await withTaskCancellationHandler {
-            (try? await outcome.wait()) ?? .interrupted
-        } onCancel: {
-            attempt.cancel()
-            outcome.resolve(.interrupted)
-        }
-        return (result, supervisor.end(id) ?? reservation)
     }
 
     private func fail(
         _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
         error: ResultNotification.RemoteError, channel: String?
     ) async {
-        await settle {
+        await settle(reservation) {
             await self.deadLetter(
                 reservation, reason: "\(error.name): \(error.message) (attempt \(context.attempt))", emit: false)
             self.events.emit(.failed(context, error: "\(error.name): \(error.message)"))
@@ -323,10 +311,17 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
-    /// Runs a message's bookkeeping (ack, release, dead letter, publish) in a task of its own,
-    /// so that cancelling the worker at shutdown cannot cut it short.
-    private func settle(_ body: @escaping @Sendable () async -> Void) async {
-        await Task { await body() }.value
+    /// Settles a message whose attempt this task ended or took over, then frees its slot.
+    ///
+    /// The bookkeeping runs in a task of its own only when the current task is cancelled (a
+    /// timed-out body's task may be): a cancelled request could leave the message half settled.
+    private func settle(_ reservation: Reservation<Backend.Receipt>, _ body: @escaping @Sendable () async -> Void) async {
+        if Task.isCancelled {
+            await Task { await body() }.value
+        } else {
+            await body()
+        }
+        limiters[reservation.queue]?.release(1)
     }
 
     /// How a thrown error is reported to the caller.
