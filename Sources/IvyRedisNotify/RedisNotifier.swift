@@ -68,6 +68,12 @@ public final class RedisNotifier: RedisPubSubNotifier {
         try await subscriber.subscribe(to: channel)
     }
 
+    public func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+        -> NotifierSubscription
+    {
+        try await subscriber.subscribe(to: channel, receive: receive)
+    }
+
     public func close() async {
         subscriber.close()
         await publisher.close()

@@ -13,11 +13,17 @@ internal import Glibc
 /// One pub/sub connection on its own thread, shared by every subscription of a notifier.
 ///
 /// The thread polls the socket together with a wake pipe: messages are handed to the channel's
-/// streams as they arrive, and subscription changes (or closing) wake it at once. When the
+/// subscribers as they arrive, and subscription changes (or closing) wake it at once. When the
 /// connection drops it reconnects with backoff and subscribes again to every channel in use.
 final class RedisSubscriber: Sendable {
+    /// Where one subscription's messages go, on the subscriber's thread.
+    private struct Sink {
+        var receive: @Sendable ([UInt8]) -> Void
+        var finish: (@Sendable () -> Void)?
+    }
+
     private struct Shared {
-        var streams: [String: [UInt64: AsyncStream<[UInt8]>.Continuation]] = [:]
+        var sinks: [String: [UInt64: Sink]] = [:]
         /// Subscribers waiting for the server to confirm their channel.
         var confirming: [String: [CheckedContinuation<Void, any Error>]] = [:]
         /// Channels the server has confirmed on the current connection.
@@ -44,32 +50,37 @@ final class RedisSubscriber: Sendable {
         DedicatedThread.start(name: "ivy-redis-sub") { [self] in run() }
     }
 
-    /// Hands `payloads` to `channel`'s streams as if they had just arrived.
+    /// Hands `payloads` to `channel`'s subscribers as if they had just arrived.
     func deliver(_ payloads: [[UInt8]], on channel: String) {
-        let streams = shared.withLock { $0.streams[channel].map { Array($0.values) } ?? [] }
-        for stream in streams {
-            for payload in payloads { stream.yield(payload) }
+        let sinks = shared.withLock { $0.sinks[channel].map { Array($0.values) } ?? [] }
+        for sink in sinks {
+            for payload in payloads { sink.receive(payload) }
         }
     }
 
     /// A stream of `channel`'s messages, returned once the server confirmed the subscription.
     func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
+        let id = try await add(Sink(receive: { continuation.yield($0) }, finish: { continuation.finish() }), to: channel)
+        continuation.onTermination = { [weak self] _ in self?.remove(id, from: channel) }
+        return stream
+    }
+
+    /// Calls `receive` with each of `channel`'s messages, on this thread, once the server
+    /// confirmed the subscription.
+    func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+        -> NotifierSubscription
+    {
+        let id = try await add(Sink(receive: receive, finish: nil), to: channel)
+        return NotifierSubscription { [weak self] in self?.remove(id, from: channel) }
+    }
+
+    private func add(_ sink: Sink, to channel: String) async throws -> UInt64 {
         let id = try shared.withLock { (shared) throws(IvyError) -> UInt64 in
             guard !shared.isClosed else { throw IvyError(.closed, endpoint: configuration.endpoint) }
             shared.nextID += 1
-            shared.streams[channel, default: [:]][shared.nextID] = continuation
+            shared.sinks[channel, default: [:]][shared.nextID] = sink
             return shared.nextID
-        }
-        continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            let lastOne = shared.withLock { shared -> Bool in
-                shared.streams[channel]?[id] = nil
-                guard shared.streams[channel]?.isEmpty == true else { return false }
-                shared.streams[channel] = nil
-                return true
-            }
-            if lastOne { wake.signal() }
         }
         do {
             try await withCheckedThrowingContinuation { (confirmation: CheckedContinuation<Void, any Error>) in
@@ -81,22 +92,32 @@ final class RedisSubscriber: Sendable {
                 if alreadyConfirmed { confirmation.resume() } else { wake.signal() }
             }
         } catch {
-            continuation.finish()
+            remove(id, from: channel)
             throw error
         }
-        return stream
+        return id
+    }
+
+    private func remove(_ id: UInt64, from channel: String) {
+        let lastOne = shared.withLock { shared -> Bool in
+            shared.sinks[channel]?[id] = nil
+            guard shared.sinks[channel]?.isEmpty == true else { return false }
+            shared.sinks[channel] = nil
+            return true
+        }
+        if lastOne { wake.signal() }
     }
 
     func close() {
-        let (streams, confirming) = shared.withLock { shared in
+        let (sinks, confirming) = shared.withLock { shared in
             shared.isClosed = true
             defer {
-                shared.streams.removeAll()
+                shared.sinks.removeAll()
                 shared.confirming.removeAll()
             }
-            return (shared.streams.values.flatMap(\.values), shared.confirming.values.flatMap { $0 })
+            return (shared.sinks.values.flatMap(\.values), shared.confirming.values.flatMap { $0 })
         }
-        for stream in streams { stream.finish() }
+        for sink in sinks { sink.finish?() }
         for waiter in confirming { waiter.resume(throwing: IvyError(.closed, endpoint: configuration.endpoint)) }
         wake.signal()
     }
@@ -114,7 +135,7 @@ final class RedisSubscriber: Sendable {
             if context == nil {
                 do {
                     context = try RedisContext(configuration)
-                    if hasConnected { missedWhileAway = shared.withLock { Set($0.streams.keys) } }
+                    if hasConnected { missedWhileAway = shared.withLock { Set($0.sinks.keys) } }
                     hasConnected = true
                     subscribed = []
                     if failures > 0 { logger.info("notifier reconnected", ["endpoint": configuration.endpoint]) }
@@ -131,7 +152,7 @@ final class RedisSubscriber: Sendable {
             }
             guard let connection = context else { continue }
             do {
-                let wanted = shared.withLock { Set($0.streams.keys) }
+                let wanted = shared.withLock { Set($0.sinks.keys) }
                 var commands: [RedisCommand] = []
                 let joining = wanted.subtracting(subscribed).sorted()
                 let leaving = subscribed.subtracting(wanted).sorted()
@@ -192,7 +213,7 @@ final class RedisSubscriber: Sendable {
             return shared.confirming.values.flatMap { $0 }
         }
         for waiter in waiters { waiter.resume(throwing: error) }
-        // Their streams stay registered; a subscriber that gave up finishes its stream.
+        // Their sinks stay registered until each subscriber that gave up removes its own.
     }
 
     /// Sleeps for a backoff, or less if woken (a close).

@@ -60,6 +60,14 @@ package enum OpenSSL {
         return bytes
     }
 
+    /// 64 random bits from OpenSSL's generator: unguessable, with no system call per value.
+    static func randomUInt64() -> UInt64 {
+        var value: UInt64 = 0
+        let ok = withUnsafeMutableBytes(of: &value) { RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) }
+        precondition(ok == 1, "no randomness available")
+        return value
+    }
+
     /// Compares in time that depends only on the length.
     static func constantTimeEqual(_ a: ArraySlice<UInt8>, _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

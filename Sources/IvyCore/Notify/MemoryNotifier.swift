@@ -5,8 +5,13 @@ internal import Synchronization
 /// An in-process notifier (`memory://`): publish hands the payload to every subscriber of the
 /// channel at once.
 public final class MemoryNotifier: Notifier {
+    private struct Subscriber {
+        var receive: @Sendable ([UInt8]) -> Void
+        var finish: (@Sendable () -> Void)?
+    }
+
     private struct State {
-        var channels: [String: [UInt64: AsyncStream<[UInt8]>.Continuation]] = [:]
+        var channels: [String: [UInt64: Subscriber]] = [:]
         var nextID: UInt64 = 0
         var isClosed = false
     }
@@ -21,24 +26,21 @@ public final class MemoryNotifier: Notifier {
             guard !state.isClosed else { throw IvyError(.closed, endpoint: endpoint) }
             return state.channels[channel].map { Array($0.values) } ?? []
         }
-        for subscriber in subscribers { subscriber.yield(payload) }
+        for subscriber in subscribers { subscriber.receive(payload) }
     }
 
     public func subscribe(to channel: String) throws(IvyError) -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
-        let id = try state.withLock { (state) throws(IvyError) in
-            guard !state.isClosed else { throw IvyError(.closed, endpoint: endpoint) }
-            state.nextID += 1
-            state.channels[channel, default: [:]][state.nextID] = continuation
-            return state.nextID
-        }
-        continuation.onTermination = { [weak self] _ in
-            self?.state.withLock { state in
-                state.channels[channel]?[id] = nil
-                if state.channels[channel]?.isEmpty == true { state.channels[channel] = nil }
-            }
-        }
+        let id = try add(Subscriber(receive: { continuation.yield($0) }, finish: { continuation.finish() }), to: channel)
+        continuation.onTermination = { [weak self] _ in self?.remove(id, from: channel) }
         return stream
+    }
+
+    public func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) throws(IvyError)
+        -> NotifierSubscription
+    {
+        let id = try add(Subscriber(receive: receive, finish: nil), to: channel)
+        return NotifierSubscription { [weak self] in self?.remove(id, from: channel) }
     }
 
     public func close() {
@@ -47,6 +49,22 @@ public final class MemoryNotifier: Notifier {
             defer { state.channels.removeAll() }
             return state.channels.values.flatMap(\.values)
         }
-        for subscriber in subscribers { subscriber.finish() }
+        for subscriber in subscribers { subscriber.finish?() }
+    }
+
+    private func add(_ subscriber: Subscriber, to channel: String) throws(IvyError) -> UInt64 {
+        try state.withLock { (state) throws(IvyError) in
+            guard !state.isClosed else { throw IvyError(.closed, endpoint: endpoint) }
+            state.nextID += 1
+            state.channels[channel, default: [:]][state.nextID] = subscriber
+            return state.nextID
+        }
+    }
+
+    private func remove(_ id: UInt64, from channel: String) {
+        state.withLock { state in
+            state.channels[channel]?[id] = nil
+            if state.channels[channel]?.isEmpty == true { state.channels[channel] = nil }
+        }
     }
 }

@@ -17,6 +17,27 @@ public protocol Notifier: Sendable {
     /// The stream ends when the notifier is closed; stop iterating it to unsubscribe.
     func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]>
 
+    /// Subscribes `receive` to `channel`; returns once the subscription is active.
+    ///
+    /// `receive` gets each payload in arrival order, on whatever thread the notifier delivers
+    /// from, with no task in between: it must return quickly and never block. Producers use
+    /// this to hand results to their callers with one hand-off less. The default runs it from
+    /// a task iterating ``subscribe(to:)``.
+    func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+        -> NotifierSubscription
+
     /// Ends every subscription and releases connections.
     func close() async
+}
+
+extension Notifier {
+    public func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+        -> NotifierSubscription
+    {
+        let payloads = try await subscribe(to: channel)
+        let task = Task {
+            for await payload in payloads { receive(payload) }
+        }
+        return NotifierSubscription { task.cancel() }
+    }
 }

@@ -30,7 +30,7 @@ public final class Ivy: Sendable {
     let codec: MessageCodec
     private let router = ResultRouter()
     private let broadcaster = EventBroadcaster()
-    private let listener: Task<Void, Never>
+    private let subscription: NotifierSubscription
     private let sweeper: Task<Void, Never>
     private let isClosed = Atomic<Bool>(false)
 
@@ -47,24 +47,23 @@ public final class Ivy: Sendable {
         codec = MessageCodec(encryption: options.encryption)
         producerID = Self.randomID()
         notificationChannel = "\(options.notificationChannel):\(producerID)"
-        let notifications = try await notifier.subscribe(to: notificationChannel)
-        sweeper = Task { [router] in await router.sweep() }
-        listener = Task { [router, codec, logger = options.logger] in
-            for await payload in notifications {
-                do {
-                    let notification = try codec.decodeNotification(payload)
-                    if !router.deliver(notification) {
-                        logger.debug("result for no waiting call", ["task.id": notification.id])
-                    }
-                } catch {
-                    logger.warning("undecodable notification", ["error": "\(error)"])
+        // Results are routed on the notifier's own thread: the caller's task is the only one
+        // to wake.
+        subscription = try await notifier.subscribe(to: notificationChannel) { [router, codec, logger = options.logger] payload in
+            do {
+                let notification = try codec.decodeNotification(payload)
+                if !router.deliver(notification) {
+                    logger.debug("result for no waiting call", ["task.id": notification.id])
                 }
+            } catch {
+                logger.warning("undecodable notification", ["error": "\(error)"])
             }
         }
+        sweeper = Task { [router] in await router.sweep() }
     }
 
     deinit {
-        listener.cancel()
+        subscription.cancel()
         sweeper.cancel()
     }
 
@@ -175,7 +174,7 @@ public final class Ivy: Sendable {
     /// the notifier. Stop workers (cancel their `listen`) first.
     public func close() async {
         guard !isClosed.exchange(true, ordering: .relaxed) else { return }
-        listener.cancel()
+        subscription.cancel()
         sweeper.cancel()
         router.finishAll(with: IvyError(.closed))
         await notifier.close()
@@ -188,13 +187,26 @@ public final class Ivy: Sendable {
     /// `<producer id>-<64 random bits>`: unguessable, so nobody without the key can aim a
     /// forged "could not decrypt" notice at a given call.
     private func nextTaskID() -> String {
-        "\(producerID)-\(Self.randomID())"
+        let prefix = producerID.utf8
+        return String(unsafeUninitializedCapacity: prefix.count + 17) { buffer in
+            var end = buffer.initialize(fromContentsOf: prefix)
+            buffer[end] = UInt8(ascii: "-")
+            end += 1
+            return end + Self.writeHex(OpenSSL.randomUInt64(), into: UnsafeMutableBufferPointer(rebasing: buffer[end...]))
+        }
     }
 
     private static func randomID() -> String {
-        let value = UInt64.random(in: .min ... .max)
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        String(unsafeUninitializedCapacity: 16) { writeHex(OpenSSL.randomUInt64(), into: $0) }
+    }
+
+    /// Writes `value` as 16 lowercase hex digits; returns 16.
+    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        let digits: StaticString = "0123456789abcdef"
+        for index in 0..<16 {
+            buffer[index] = digits.utf8Start[Int((value >> (60 - 4 * UInt64(index))) & 15)]
+        }
+        return 16
     }
 
     private static func seconds(_ duration: Duration) -> Double {

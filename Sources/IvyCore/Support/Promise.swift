@@ -7,13 +7,16 @@ internal import Synchronization
 /// The first ``resolve(_:)`` wins; later ones are ignored. An awaiter whose task is cancelled
 /// stops waiting with `CancellationError`; the others keep waiting.
 final class Promise<Value: Sendable>: Sendable {
+    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<Value, any Error>)
+
     private enum State {
-        case waiting([UInt64: CheckedContinuation<Value, any Error>])
+        /// Nearly always one awaiter (the caller), kept out of the array so it costs no allocation.
+        case waiting(first: Waiter?, others: [Waiter])
         case resolved(Value)
     }
 
     private struct Storage {
-        var state: State = .waiting([:])
+        var state: State = .waiting(first: nil, others: [])
         var nextWaiter: UInt64 = 0
     }
 
@@ -22,19 +25,21 @@ final class Promise<Value: Sendable>: Sendable {
     /// Settles the promise; returns whether this call settled it.
     @discardableResult
     func resolve(_ value: Value) -> Bool {
-        let waiters: [CheckedContinuation<Value, any Error>]? = storage.withLock { storage in
-            guard case .waiting(let waiters) = storage.state else { return nil }
+        let waiters: (first: Waiter?, others: [Waiter])? = storage.withLock { storage in
+            guard case .waiting(let first, let others) = storage.state else { return nil }
             storage.state = .resolved(value)
-            return Array(waiters.values)
+            return (first, others)
         }
         guard let waiters else { return false }
-        for waiter in waiters { waiter.resume(returning: value) }
+        waiters.first?.continuation.resume(returning: value)
+        for waiter in waiters.others { waiter.continuation.resume(returning: value) }
         return true
     }
 
     /// The value, once resolved.
     func wait() async throws -> Value {
         let id = storage.withLock { storage in
+            if case .resolved = storage.state { return UInt64(0) }
             storage.nextWaiter += 1
             return storage.nextWaiter
         }
@@ -43,23 +48,34 @@ final class Promise<Value: Sendable>: Sendable {
                 let outcome: Result<Value, any Error>? = storage.withLock { storage in
                     switch storage.state {
                     case .resolved(let value): return .success(value)
-                    case .waiting(var waiters):
+                    case .waiting(let first, var others):
                         if Task.isCancelled { return .failure(CancellationError()) }
-                        waiters[id] = continuation
-                        storage.state = .waiting(waiters)
+                        if first == nil {
+                            storage.state = .waiting(first: (id, continuation), others: others)
+                        } else {
+                            storage.state = .waiting(first: nil, others: [])
+                            others.append((id, continuation))
+                            storage.state = .waiting(first: first, others: others)
+                        }
                         return nil
                     }
                 }
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            let waiter = storage.withLock { storage -> CheckedContinuation<Value, any Error>? in
-                guard case .waiting(var waiters) = storage.state else { return nil }
-                let waiter = waiters.removeValue(forKey: id)
-                storage.state = .waiting(waiters)
+            let waiter = storage.withLock { storage -> Waiter? in
+                guard case .waiting(let first, var others) = storage.state else { return nil }
+                if first?.id == id {
+                    storage.state = .waiting(first: nil, others: others)
+                    return first
+                }
+                guard let index = others.firstIndex(where: { $0.id == id }) else { return nil }
+                storage.state = .waiting(first: first, others: [])
+                let waiter = others.remove(at: index)
+                storage.state = .waiting(first: first, others: others)
                 return waiter
             }
-            waiter?.resume(throwing: CancellationError())
+            waiter?.continuation.resume(throwing: CancellationError())
         }
     }
 }

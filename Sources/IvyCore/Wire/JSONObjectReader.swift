@@ -14,8 +14,15 @@ struct JSONObjectReader {
 
     static let maximumDepth = 128
 
+    /// One member: where its name (between the quotes) and its value are in ``bytes``.
+    struct Member {
+        var name: Range<Int>
+        var nameHasEscapes: Bool
+        var value: Range<Int>
+    }
+
     let bytes: [UInt8]
-    private var members: [(key: String, value: Range<Int>)] = []
+    private var members: [Member] = []
 
     init(_ bytes: [UInt8]) throws(Failure) {
         self.bytes = bytes
@@ -30,8 +37,15 @@ struct JSONObjectReader {
     /// The raw JSON text of a member's value, or nil if the object has no such key.
     func raw(_ key: String) -> ArraySlice<UInt8>? {
         // The last occurrence wins, as in JavaScript's JSON.parse.
-        guard let member = members.last(where: { $0.key == key }) else { return nil }
+        guard let member = members.last(where: { named($0, key) }) else { return nil }
         return bytes[member.value]
+    }
+
+    /// Compares names without building a string, except for the rare name with escapes.
+    private func named(_ member: Member, _ key: String) -> Bool {
+        guard member.nameHasEscapes else { return bytes[member.name].elementsEqual(key.utf8) }
+        var scanner = Scanner(bytes: bytes, position: member.name.lowerBound - 1)
+        return (try? scanner.string()) == key
     }
 
     /// True when the member exists and is JSON `null`.
@@ -114,9 +128,9 @@ extension JSONObjectReader {
             position += 1
         }
 
-        mutating func objectMembers() throws(Failure) -> [(key: String, value: Range<Int>)] {
+        mutating func objectMembers() throws(Failure) -> [Member] {
             try expect(UInt8(ascii: "{"))
-            var members: [(key: String, value: Range<Int>)] = []
+            var members: [Member] = []
             skipWhitespace()
             if peek == UInt8(ascii: "}") {
                 position += 1
@@ -125,13 +139,13 @@ extension JSONObjectReader {
             while true {
                 skipWhitespace()
                 guard peek == UInt8(ascii: "\"") else { throw failure("expected a member name") }
-                let key = try string()
+                let (name, nameHasEscapes) = try skipString()
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"))
                 skipWhitespace()
                 let start = position
                 try skipValue()
-                members.append((key, start..<position))
+                members.append(Member(name: name, nameHasEscapes: nameHasEscapes, value: start..<position))
                 skipWhitespace()
                 if peek == UInt8(ascii: ",") {
                     position += 1
@@ -226,10 +240,14 @@ extension JSONObjectReader {
         }
 
         /// Moves past a string, checking its escapes and control characters but not building it.
-        private mutating func skipString() throws(Failure) {
+        ///
+        /// - Returns: Where its text is (between the quotes), and whether it has escapes.
+        @discardableResult
+        mutating func skipString() throws(Failure) -> (text: Range<Int>, hasEscapes: Bool) {
             try expect(UInt8(ascii: "\""))
             let start = position
             var isASCII = true
+            var hasEscapes = false
             while true {
                 guard let byte = peek else { throw failure("unterminated string") }
                 if byte == UInt8(ascii: "\"") {
@@ -238,11 +256,12 @@ extension JSONObjectReader {
                         throw Failure(offset: start, reason: "invalid UTF-8 in string")
                     }
                     position += 1
-                    return
+                    return (start..<position - 1, hasEscapes)
                 }
                 if byte >= 0x80 { isASCII = false }
                 if byte < 0x20 { throw failure("control character in string") }
                 if byte == UInt8(ascii: "\\") {
+                    hasEscapes = true
                     guard position + 1 < bytes.count else { throw failure("unterminated string") }
                     switch bytes[position + 1] {
                     case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
@@ -266,9 +285,11 @@ extension JSONObjectReader {
             try expect(UInt8(ascii: "\""))
             let start = position
             var hasEscapes = false
+            var isASCII = true
             while true {
                 guard let byte = peek else { throw failure("unterminated string") }
                 if byte == UInt8(ascii: "\"") { break }
+                if byte >= 0x80 { isASCII = false }
                 if byte < 0x20 { throw failure("control character in string") }
                 if byte == UInt8(ascii: "\\") {
                     hasEscapes = true
@@ -280,6 +301,8 @@ extension JSONObjectReader {
             let end = position
             position += 1
             guard hasEscapes else {
+                // ASCII is valid UTF-8 as it stands; only other text needs the check.
+                if isASCII { return String(decoding: bytes[start..<end], as: UTF8.self) }
                 guard let text = String(validating: bytes[start..<end], as: UTF8.self) else {
                     throw Failure(offset: start, reason: "invalid UTF-8 in string")
                 }
