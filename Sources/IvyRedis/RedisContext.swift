@@ -110,10 +110,13 @@ package final class RedisContext {
     }
 
     private func append(_ command: RedisCommand) throws(IvyError) {
-        let status = Self.withArgv(command.arguments) { count, pointers, lengths in
-            redisAppendCommandArgv(raw, count, pointers, lengths)
+        // hiredis copies preformatted bytes as they are: the header, then the arguments.
+        for part in [command.header, command.encodedArguments] {
+            let status = part.withUnsafeBytes { bytes in
+                redisAppendFormattedCommand(raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+            }
+            guard status == REDIS_OK else { throw ioError() }
         }
-        guard status == REDIS_OK else { throw ioError() }
     }
 
     private func ioError() -> IvyError {
@@ -124,28 +127,6 @@ package final class RedisContext {
         withUnsafeBytes(of: context.pointee.errstr) { bytes in
             let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
             return text.isEmpty ? "connection error \(context.pointee.err)" : text
-        }
-    }
-
-    /// Calls `body` with C argv arrays pointing into one buffer holding every argument.
-    private static func withArgv<T>(
-        _ arguments: [[UInt8]],
-        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> T
-    ) -> T {
-        var flat: [UInt8] = []
-        flat.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
-        var offsets: [Int] = []
-        var lengths: [Int] = []
-        for argument in arguments {
-            offsets.append(flat.count)
-            lengths.append(argument.count)
-            flat.append(contentsOf: argument)
-        }
-        flat.append(0)
-        return flat.withUnsafeBufferPointer { buffer in
-            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
-            return body(Int32(arguments.count), &pointers, lengths)
         }
     }
 

@@ -50,39 +50,101 @@ public enum RedisReply: Sendable, Hashable {
     }
 }
 
-/// A command's arguments as bytes.
+/// A command, kept in the Redis protocol (RESP) as it is built: sending it is one copy into the
+/// connection's buffer, with no array per argument.
 public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
-    public var arguments: [[UInt8]]
+    /// The command's name, for logs and errors.
+    public let name: String
+    /// Every argument, the name first, each a RESP bulk string.
+    private(set) var encodedArguments: [UInt8]
+    /// How many arguments, the name included.
+    private(set) var argumentCount: Int
 
     public init(_ name: String, _ arguments: any RedisArgument...) {
-        self.arguments = [Array(name.utf8)] + arguments.map(\.redisBytes)
+        self.name = name
+        encodedArguments = []
+        encodedArguments.reserveCapacity(64)
+        argumentCount = 0
+        append(name)
+        for argument in arguments { append(argument) }
     }
 
     public init(arguments: [[UInt8]]) {
-        self.arguments = arguments
+        precondition(!arguments.isEmpty, "a command needs a name")
+        self.init(String(decoding: arguments[0], as: UTF8.self))
+        for argument in arguments.dropFirst() { append(argument) }
     }
 
     public mutating func append(_ argument: any RedisArgument) {
-        arguments.append(argument.redisBytes)
+        argument.appendBulk(to: &encodedArguments)
+        argumentCount += 1
+    }
+
+    /// The RESP array header, `*<count>\r\n`, that goes before ``encodedArguments``.
+    var header: [UInt8] {
+        var header: [UInt8] = [UInt8(ascii: "*")]
+        Self.appendDecimal(argumentCount, to: &header)
+        header += [13, 10]
+        return header
     }
 
     /// The command name only: arguments may hold secrets or message bodies.
-    public var description: String { arguments.first.map { String(decoding: $0, as: UTF8.self) } ?? "" }
+    public var description: String { name }
+
+    /// Appends `bytes` as a RESP bulk string: `$<length>\r\n<bytes>\r\n`.
+    public static func appendBulk(_ bytes: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "$"))
+        appendDecimal(bytes.count, to: &buffer)
+        buffer.append(13)
+        buffer.append(10)
+        buffer.append(contentsOf: bytes)
+        buffer.append(13)
+        buffer.append(10)
+    }
+
+    static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+        if value < 0 { buffer.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { digits in
+            repeat {
+                digits[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            buffer.append(contentsOf: digits[(20 - count)...])
+        }
+    }
 }
 
 /// A value that can be a command argument.
 public protocol RedisArgument: Sendable {
-    var redisBytes: [UInt8] { get }
+    /// Appends the value to `buffer` as a RESP bulk string (see ``RedisCommand/appendBulk(_:to:)``).
+    func appendBulk(to buffer: inout [UInt8])
 }
 
 extension String: RedisArgument {
-    public var redisBytes: [UInt8] { Array(utf8) }
+    public func appendBulk(to buffer: inout [UInt8]) {
+        if let done: Void = utf8.withContiguousStorageIfAvailable({ RedisCommand.appendBulk(UnsafeRawBufferPointer($0), to: &buffer) }) {
+            return done
+        }
+        Array(utf8).appendBulk(to: &buffer)
+    }
 }
 
 extension Int: RedisArgument {
-    public var redisBytes: [UInt8] { Array(String(self).utf8) }
+    public func appendBulk(to buffer: inout [UInt8]) {
+        var digits: [UInt8] = []
+        RedisCommand.appendDecimal(self, to: &digits)
+        digits.appendBulk(to: &buffer)
+    }
 }
 
 extension Array: RedisArgument where Element == UInt8 {
-    public var redisBytes: [UInt8] { self }
+    public func appendBulk(to buffer: inout [UInt8]) {
+        withUnsafeBytes { RedisCommand.appendBulk($0, to: &buffer) }
+    }
 }

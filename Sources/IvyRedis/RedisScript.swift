@@ -18,7 +18,6 @@ public struct RedisScript: Sendable {
     /// `EVALSHA` with `keys` and `arguments`.
     public func command(keys: [String], arguments: [any RedisArgument]) -> RedisCommand {
         var command = RedisCommand("EVALSHA", sha1, keys.count)
-        command.arguments.reserveCapacity(3 + keys.count + arguments.count)
         for key in keys { command.append(key) }
         for argument in arguments { command.append(argument) }
         return command

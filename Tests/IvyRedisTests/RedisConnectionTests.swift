@@ -14,6 +14,17 @@ struct RedisConnectionTests {
         }
     }
 
+    @Test func integersEmptyAndNonASCIIArgumentsArriveAsSent() async throws {
+        let redis = try await connect()
+        let key = "ivy-test:\(UUID().uuidString)"
+        let replies = try await redis.send([
+            RedisCommand("RPUSH", key, -42, 0, 1_234_567_890_123, "", "héllo ✓", [UInt8]()),
+            RedisCommand("LRANGE", key, 0, -1), RedisCommand("DEL", key),
+        ])
+        #expect(replies[0] == .integer(6))
+        #expect(replies[1] == .array(["-42", "0", "1234567890123", "", "héllo ✓", ""].map { .string(Array($0.utf8)) }))
+    }
+
     @Test func commandsAndPipelinesRoundTripBinaryValues() async throws {
         let redis = try await connect()
         let key = "ivy-test:\(UUID().uuidString)"
