@@ -107,9 +107,17 @@ public final class RedisConnection: Sendable {
     private func enqueue(_ id: UInt64, _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool) async throws
         -> [RedisReply]
     {
-        try await withCheckedThrowingContinuation { continuation in
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(commands.reduce(0) { $0 + $1.encodedArguments.count + 8 })
+        for command in commands {
+            encoded += command.header
+            encoded += command.encodedArguments
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             queue.submit(
-                .init(id: id, commands: commands, extraTime: extraTime, failsFast: failsFast, continuation: continuation),
+                .init(
+                    id: id, encoded: encoded, replyCount: commands.count, label: commands.first?.name ?? "connect",
+                    extraTime: extraTime, failsFast: failsFast, continuation: continuation),
                 endpoint: endpoint)
         }
     }

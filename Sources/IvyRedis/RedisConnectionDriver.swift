@@ -72,10 +72,10 @@ final class RedisConnectionDriver {
         do {
             while next < batch.count {
                 let request = batch[next]
-                if request.commands.isEmpty {
+                if request.replyCount == 0 {
                     connectChecks.append(request)
                 } else {
-                    try context.append(request.commands)
+                    try context.append(encoded: request.encoded)
                     inFlight.append(InFlight(request: request, deadline: deadline + request.extraTime))
                 }
                 next += 1
@@ -136,18 +136,49 @@ final class RedisConnectionDriver {
 
     private func waitForEvents() {
         var fds = [pollfd(fd: queue.wake.readEnd, events: Int16(POLLIN), revents: 0)]
-        if let context, !inFlight.isEmpty {
+        // With a live connection and nothing left to write, callers may write to it themselves
+        // while this thread waits; the socket is then watched for their replies too.
+        let parked = context != nil && unsent.isEmpty
+        if let context, parked || !inFlight.isEmpty {
             fds.append(pollfd(fd: context.fileDescriptor, events: Int16(POLLIN), revents: 0))
+            if parked { queue.park(socket: context.fileDescriptor) }
         }
-        let ready = poll(&fds, nfds_t(fds.count), pollTimeout())
+        var timeout = pollTimeout()
+        if parked {
+            // Requests written meanwhile are not in `inFlight` yet: wake in time for theirs.
+            let cap = Self.milliseconds(configuration.commandTimeout)
+            timeout = timeout < 0 ? cap : min(timeout, cap)
+        }
+        let ready = poll(&fds, nfds_t(fds.count), timeout)
+        if parked { takeUnparked() }
         if ready < 0 { return }  // EINTR: look at the queue again
         if fds[0].revents != 0 { queue.wake.drain() }
         if fds.count > 1 && fds[1].revents != 0 { readReplies() }
         // Checked whatever woke the poll: steady submissions must not keep a stuck reply waiting.
         if let head = inFlight.first, clock.now >= head.deadline {
             connectionLost(
-                IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "\(head.request.commands.first?.description ?? "command") timed out"))
+                IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "\(head.request.label) timed out"))
         }
+    }
+
+    /// Takes over what callers wrote while this thread was parked, before any reply is read.
+    private func takeUnparked() {
+        let unparked = queue.unpark()
+        for sent in unparked.sent {
+            inFlight.append(InFlight(request: sent.request, deadline: sent.at + configuration.commandTimeout + sent.request.extraTime))
+        }
+        guard !unparked.remainder.isEmpty, let context else { return }
+        do {
+            try context.append(encoded: unparked.remainder)
+            try context.flush()
+        } catch {
+            connectionLost(error)
+        }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
     }
 
     /// Milliseconds until the oldest request's deadline or the next connection attempt; -1 for none.
@@ -176,7 +207,7 @@ final class RedisConnectionDriver {
                 break
             }
             headReplies.append(reply)
-            if headReplies.count == head.request.commands.count {
+            if headReplies.count == head.request.replyCount {
                 _ = inFlight.popFirst()
                 done.append((head.request, headReplies))
                 headReplies = []

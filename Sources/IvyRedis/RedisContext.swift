@@ -87,6 +87,14 @@ package final class RedisContext {
         for command in commands { try append(command) }
     }
 
+    /// Queues commands already in the Redis protocol; ``flush()`` writes them.
+    func append(encoded bytes: [UInt8]) throws(IvyError) {
+        let status = bytes.withUnsafeBytes { bytes in
+            redisAppendFormattedCommand(raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+        }
+        guard status == REDIS_OK else { throw ioError() }
+    }
+
     /// Writes the output buffer to the socket.
     func flush() throws(IvyError) {
         var done: Int32 = 0
