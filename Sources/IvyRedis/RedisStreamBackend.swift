@@ -25,9 +25,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private let consumer: String
     private let groupsCreated = Mutex<Set<String>>([])
     /// Per queue: single sends that arrive together go out as one script call.
-    private let senders = Mutex<[String: RequestCoalescer<[UInt8], String>]>([:])
+    private let senders = CoalescerTable<[UInt8], String>(maximumBatch: maximumBatch)
     /// Per queue: acknowledgements (with their results to publish) batched the same way.
-    private let acknowledgers = Mutex<[String: RequestCoalescer<Acknowledgement, Bool>]>([:])
+    private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: maximumBatch)
 
     /// One message to acknowledge, and the result to publish with it.
     private struct Acknowledgement: Sendable {
@@ -59,14 +59,14 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func send(_ body: [UInt8], to queue: String) async throws -> String {
         try checkSize(body, queue: queue)
         // Weak: the coalescer is stored in this backend.
-        return try await coalescer(for: queue, in: senders) { [weak self] bodies -> [Result<String, any Error>] in
+        return try await senders.submit(body, key: queue) { [weak self] bodies -> [Result<String, any Error>] in
             guard let self else { return bodies.map { _ in .failure(IvyError(.closed)) } }
             do {
                 return try await self.sendNow(bodies, to: queue).map { .success($0) }
             } catch {
                 return bodies.map { _ in .failure(error) }
             }
-        }.submit(body)
+        }
     }
 
     public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
@@ -175,7 +175,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let queue = reservation.queue
         let acknowledgement = Acknowledgement(
             messageID: reservation.messageID, token: reservation.receipt.token, publication: publication)
-        return try await coalescer(for: queue, in: acknowledgers) { [weak self] batch -> [Result<Bool, any Error>] in
+        return try await acknowledgers.submit(acknowledgement, key: queue) { [weak self] batch -> [Result<Bool, any Error>] in
             guard let self else { return batch.map { _ in .failure(IvyError(.closed)) } }
             let keys = Keys(queue)
             var arguments: [any RedisArgument] = [Self.group]
@@ -193,7 +193,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             } catch {
                 return batch.map { _ in .failure(error) }
             }
-        }.submit(acknowledgement)
+        }
     }
 
     public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt> {
@@ -301,19 +301,6 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "XGROUP CREATE: \(message)")
         }
         groupsCreated.withLock { _ = $0.insert(keys.stream) }
-    }
-
-    /// The queue's coalescer in `table`, made with `execute` the first time.
-    private func coalescer<Request, Response>(
-        for queue: String, in table: borrowing Mutex<[String: RequestCoalescer<Request, Response>]>,
-        execute: @escaping RequestCoalescer<Request, Response>.Execute
-    ) -> RequestCoalescer<Request, Response> {
-        table.withLock { table in
-            if let existing = table[queue] { return existing }
-            let made = RequestCoalescer(maximumBatch: Self.maximumBatch, execute: execute)
-            table[queue] = made
-            return made
-        }
     }
 
     /// Runs a script on the shared connection; error replies become ``IvyError/Code/commandFailed``.

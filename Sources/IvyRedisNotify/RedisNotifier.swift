@@ -22,6 +22,8 @@ public final class RedisNotifier: RedisPubSubNotifier {
     public let resultRetention: Duration?
     private let publisher: RedisConnection
     private let subscriber: RedisSubscriber
+    /// Per channel: retained results batched into one script call.
+    private let retainers = CoalescerTable<[UInt8], Void>(maximumBatch: 500)
 
     /// - Parameter resultRetention: Keep each result this long (at least 1 ms), so a producer
     ///   that was disconnected when it was published still gets it; nil (the default) for plain pub/sub.
@@ -58,10 +60,21 @@ public final class RedisNotifier: RedisPubSubNotifier {
                 .checked(endpoint: endpoint, command: "PUBLISH")
             return
         }
-        _ = try await publisher.evaluate(
-            Self.retainAndPublish, keys: [Self.retainedKey(channel)],
-            arguments: [channel, payload, Self.milliseconds(retention)]
-        ).checked(endpoint: endpoint, command: "PUBLISH")
+        // Results for one channel that arrive together are kept and published in one script call.
+        try await retainers.submit(payload, key: channel) { [weak self] payloads -> [Result<Void, any Error>] in
+            guard let self else { return payloads.map { _ in .failure(IvyError(.closed)) } }
+            var arguments: [any RedisArgument] = [channel, Self.milliseconds(retention)]
+            arguments.reserveCapacity(2 + payloads.count)
+            for payload in payloads { arguments.append(payload) }
+            do {
+                _ = try await self.publisher.evaluate(
+                    Self.retainAndPublish, keys: [Self.retainedKey(channel)], arguments: arguments
+                ).checked(endpoint: self.endpoint, command: "PUBLISH")
+                return payloads.map { _ in .success(()) }
+            } catch {
+                return payloads.map { _ in .failure(error) }
+            }
+        }
     }
 
     public func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
@@ -84,16 +97,20 @@ public final class RedisNotifier: RedisPubSubNotifier {
     /// The stream that keeps `channel`'s results.
     static func retainedKey(_ channel: String) -> String { "ivy:{\(channel)}:results" }
 
-    /// KEYS results stream; ARGV channel, payload, retention ms. Keeps the payload (dropping
-    /// entries older than the retention), then publishes it.
+    /// KEYS results stream; ARGV channel, retention ms, then payloads. Keeps the payloads
+    /// (dropping entries older than the retention), then publishes them in order; returns how
+    /// many deliveries the publications made.
     static let retainAndPublish = RedisScript(
         name: "retain-and-publish",
         source: """
             local clock = redis.call('TIME')
             local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-            redis.call('XADD', KEYS[1], 'MINID', '~', now - tonumber(ARGV[3]), '*', 'p', ARGV[2])
-            redis.call('PEXPIRE', KEYS[1], ARGV[3])
-            return redis.call('PUBLISH', ARGV[1], ARGV[2])
+            local oldest = now - tonumber(ARGV[2])
+            for i = 3, #ARGV do redis.call('XADD', KEYS[1], 'MINID', '~', oldest, '*', 'p', ARGV[i]) end
+            redis.call('PEXPIRE', KEYS[1], ARGV[2])
+            local delivered = 0
+            for i = 3, #ARGV do delivered = delivered + redis.call('PUBLISH', ARGV[1], ARGV[i]) end
+            return delivered
             """)
 
     /// Hands every result retained for `channel` to its subscribers. Results they already had

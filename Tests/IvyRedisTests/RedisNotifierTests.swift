@@ -35,7 +35,7 @@ struct RedisNotifierTests {
         let publish =
             retained
             ? RedisNotifier.retainAndPublish.command(
-                keys: [RedisNotifier.retainedKey(channel)], arguments: [channel, payload, 30_000])
+                keys: [RedisNotifier.retainedKey(channel)], arguments: [channel, 30_000, payload])
             : RedisCommand("PUBLISH", channel, payload)
         _ = try await admin.command(RedisCommand("SCRIPT", "LOAD", RedisNotifier.retainAndPublish.source))
         let replies = try await admin.send([RedisCommand("MULTI"), RedisCommand("CLIENT", "KILL", "ID", id), publish, RedisCommand("EXEC")])
@@ -78,6 +78,31 @@ struct RedisNotifierTests {
         let first = try await withDeadline(.seconds(20), "a marker after the reconnect") { await messages.first { _ in true } }
         publishing.cancel()
         #expect(first == marker)
+        await notifier.close()
+        await admin.close()
+    }
+
+    @Test func concurrentRetainedResultsOnOneChannelAreAllKeptAndDeliveredInOrderOfArrival() async throws {
+        let admin = try await connect(Services.redisURL)
+        let (notifier, _) = try await notifier(retainResults: true)
+        let channel = "ivy-test-durable-\(UUID().uuidString)"
+        let received = Locked<[[UInt8]]>([])
+        let subscription = try await notifier.subscribe(to: channel) { payload in received.withLock { $0.append(payload) } }
+        // Published together, they go out in batches: each still arrives once and is kept once.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<200 { group.addTask { try await notifier.publish(Array("r\(index)".utf8), to: channel) } }
+            try await group.waitForAll()
+        }
+        try await withDeadline(.seconds(20), "200 results") {
+            while received.value.count < 200 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        #expect(Set(received.value) == Set((0..<200).map { Array("r\($0)".utf8) }))
+        #expect(received.value.count == 200, "no result arrived twice")
+        let kept = try await admin.command(RedisCommand("XRANGE", RedisNotifier.retainedKey(channel), "-", "+"))
+        let keptPayloads = (kept.array ?? []).compactMap { $0.array?.last?.array?.last?.bytes }
+        #expect(keptPayloads == received.value, "the stream keeps them in the order subscribers heard them")
+        subscription.cancel()
+        _ = try await admin.command(RedisCommand("DEL", RedisNotifier.retainedKey(channel)))
         await notifier.close()
         await admin.close()
     }
