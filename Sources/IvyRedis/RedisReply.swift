@@ -69,6 +69,7 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         for argument in arguments { append(argument) }
     }
 
+    /// A command from its arguments as bytes, the name first (at least one).
     public init(arguments: [[UInt8]]) {
         precondition(!arguments.isEmpty, "a command needs a name")
         self.init(String(decoding: arguments[0], as: UTF8.self))

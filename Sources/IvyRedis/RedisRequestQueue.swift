@@ -5,6 +5,8 @@ internal import Synchronization
 
 #if canImport(Glibc)
 internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
 #endif
 
 /// Where callers leave commands for a connection's thread, and how they wake it.
@@ -69,6 +71,15 @@ final class RedisRequestQueue: Sendable {
         var unparked = Unparked()
     }
 
+    /// Larger requests go through the thread: a caller writes under the lock.
+    static let largestCallerWrite = 64 << 10
+
+    #if os(Linux)
+    private static let callerWriteFlags = Int32(MSG_DONTWAIT | MSG_NOSIGNAL)
+    #else
+    private static let callerWriteFlags = Int32(MSG_DONTWAIT)
+    #endif
+
     let wake = WakePipe()
     private let state = Mutex(State())
 
@@ -87,9 +98,11 @@ final class RedisRequestQueue: Sendable {
             if state.work.isClosed { return .closed }
             if state.earlyInterrupts.remove(request.id) != nil { return .interrupted }
             state.pending.insert(request.id)
-            if let socket = state.parkedSocket, !request.encoded.isEmpty {
+            if let socket = state.parkedSocket, !request.encoded.isEmpty,
+                request.encoded.count <= Self.largestCallerWrite
+            {
                 let written = request.encoded.withUnsafeBytes { bytes in
-                    Glibc.send(socket, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                    send(socket, bytes.baseAddress, bytes.count, Self.callerWriteFlags)
                 }
                 if written > 0 {
                     state.unparked.sent.append(Sent(request: request, at: ContinuousClock.now))

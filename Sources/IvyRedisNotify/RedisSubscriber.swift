@@ -99,12 +99,14 @@ final class RedisSubscriber: Sendable {
     }
 
     private func remove(_ id: UInt64, from channel: String) {
-        let lastOne = shared.withLock { shared -> Bool in
-            shared.sinks[channel]?[id] = nil
-            guard shared.sinks[channel]?.isEmpty == true else { return false }
+        // The sink is released after the lock: its captures may unsubscribe too.
+        let (lastOne, removed) = shared.withLock { shared -> (Bool, Sink?) in
+            let removed = shared.sinks[channel]?.removeValue(forKey: id)
+            guard shared.sinks[channel]?.isEmpty == true else { return (false, removed) }
             shared.sinks[channel] = nil
-            return true
+            return (true, removed)
         }
+        _ = removed
         if lastOne { wake.signal() }
     }
 

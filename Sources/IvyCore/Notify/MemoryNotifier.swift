@@ -62,9 +62,11 @@ public final class MemoryNotifier: Notifier {
     }
 
     private func remove(_ id: UInt64, from channel: String) {
-        state.withLock { state in
-            state.channels[channel]?[id] = nil
-            if state.channels[channel]?.isEmpty == true { state.channels[channel] = nil }
+        // Returned, so the closure is released after the lock: its captures may unsubscribe too.
+        let removed = state.withLock { state in
+            defer { if state.channels[channel]?.isEmpty == true { state.channels[channel] = nil } }
+            return state.channels[channel]?.removeValue(forKey: id)
         }
+        _ = removed
     }
 }

@@ -19,10 +19,12 @@ public protocol Notifier: Sendable {
 
     /// Subscribes `receive` to `channel`; returns once the subscription is active.
     ///
-    /// `receive` gets each payload in arrival order, on whatever thread the notifier delivers
-    /// from, with no task in between: it must return quickly and never block. Producers use
-    /// this to hand results to their callers with one hand-off less. The default runs it from
-    /// a task iterating ``subscribe(to:)``.
+    /// `receive` gets each payload as it arrives, on the notifier's own thread, with no task in
+    /// between: it must return quickly and never block. It must also be thread-safe: a notifier
+    /// that replays payloads missed during a reconnect (Redis durable results) may call it from
+    /// another thread at the same time, and replayed payloads can come after newer ones.
+    /// Producers use this to hand results to their callers with one hand-off less. The default
+    /// runs it from a task iterating ``subscribe(to:)``.
     func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
         -> NotifierSubscription
 
@@ -36,7 +38,11 @@ extension Notifier {
     {
         let payloads = try await subscribe(to: channel)
         let task = Task {
-            for await payload in payloads { receive(payload) }
+            for await payload in payloads {
+                // The stream may still hold payloads when the subscription is cancelled.
+                if Task.isCancelled { break }
+                receive(payload)
+            }
         }
         return NotifierSubscription { task.cancel() }
     }

@@ -1,9 +1,5 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-#if canImport(Glibc)
-internal import Glibc
-#endif
-
 /// Validates one JSON document whose top level is an object and indexes its members.
 ///
 /// The member values stay raw byte ranges: `args` and `result` are decoded later, by the task's
@@ -48,12 +44,9 @@ struct JSONObjectReader {
     /// Compares names without building a string, except for the rare name with escapes.
     private func named(_ member: Member, _ key: String) -> Bool {
         guard member.nameHasEscapes else {
-            let name = member.name
-            guard !key.isEmpty else { return name.isEmpty }
             var key = key
             return key.withUTF8 { key in
-                key.count == name.count
-                    && bytes.withUnsafeBufferPointer { memcmp($0.baseAddress! + name.lowerBound, key.baseAddress!, key.count) == 0 }
+                bytes.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[member.name]).elementsEqual(key) }
             }
         }
         var scanner = Scanner(bytes: bytes, position: member.name.lowerBound - 1)

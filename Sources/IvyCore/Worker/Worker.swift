@@ -89,13 +89,18 @@ final class Worker<Backend: QueueBackend>: Sendable {
         if await !drain(within: options.gracePeriod) {
             let inFlight = limiters.values.reduce(0) { $0 + $1.inUse }
             logger.warning("grace period over; cancelling tasks in flight", ["in_flight": "\(inFlight)"])
-            for reservation in supervisor.interruptAll() {
-                // Shutdown past the grace period: hand the message to another worker.
-                await settle(reservation) {
-                    do { try await self.backend.release(reservation, delay: .zero) } catch {
-                        self.logger.warning(
-                            "release failed; the message returns when its reservation expires",
-                            ["message.id": reservation.messageID, "error": "\(error)"])
+            // Shutdown past the grace period: hand the messages to another worker, all at once
+            // so that a slow broker costs one timeout, not one per message.
+            await withDiscardingTaskGroup { group in
+                for reservation in supervisor.interruptAll() {
+                    group.addTask {
+                        await self.settle(reservation) {
+                            do { try await self.backend.release(reservation, delay: .zero) } catch {
+                                self.logger.warning(
+                                    "release failed; the message returns when its reservation expires",
+                                    ["message.id": reservation.messageID, "error": "\(error)"])
+                            }
+                        }
                     }
                 }
             }
@@ -212,13 +217,14 @@ final class Worker<Backend: QueueBackend>: Sendable {
             await fail(reservation, message, context, error: error, channel: channel)
             return
         }
+        // Before the clock starts, so that a timeout's events cannot come before it.
+        events.emit(.started(context))
         let started = supervisor.startClock(id, timeout: task.options.timeout) { reservation in
             let error = ResultNotification.RemoteError(
                 name: "TaskTimedOut", message: "ran longer than \(task.options.timeout)", retryable: true)
             Task { await self.failed(reservation, message, context, task: task, error: error, channel: channel) }
         }
         guard started else { return }
-        events.emit(.started(context))
         let clock = ContinuousClock()
         let start = clock.now
         let result: Result<[UInt8], any Error>
@@ -313,8 +319,9 @@ final class Worker<Backend: QueueBackend>: Sendable {
 
     /// Settles a message whose attempt this task ended or took over, then frees its slot.
     ///
-    /// The bookkeeping runs in a task of its own only when the current task is cancelled (a
-    /// timed-out body's task may be): a cancelled request could leave the message half settled.
+    /// The supervisor cancels only the attempts it takes over, never a task that ended its
+    /// attempt, so the bookkeeping normally runs right here, with no hand-off. Should the current
+    /// task be cancelled anyway, it runs in a fresh task that cancellation cannot cut short.
     private func settle(_ reservation: Reservation<Backend.Receipt>, _ body: @escaping @Sendable () async -> Void) async {
         if Task.isCancelled {
             await Task { await body() }.value
