@@ -58,6 +58,17 @@ final class RedisSubscriber: Sendable {
         }
     }
 
+    /// Hands one arriving message to `channel`'s subscribers.
+    private func deliver(_ payload: [UInt8], on channel: String) {
+        // Nearly always one subscriber (the producer): taken without copying the table.
+        let (only, several) = shared.withLock { shared -> (Sink?, [Sink]) in
+            guard let sinks = shared.sinks[channel] else { return (nil, []) }
+            return sinks.count == 1 ? (sinks.first!.value, []) : (nil, Array(sinks.values))
+        }
+        only?.receive(payload)
+        for sink in several { sink.receive(payload) }
+    }
+
     /// A stream of `channel`'s messages, returned once the server confirmed the subscription.
     func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
@@ -193,7 +204,7 @@ final class RedisSubscriber: Sendable {
         }
         switch kind {
         case "message":
-            if let payload = parts[2].bytes { deliver([payload], on: channel) }
+            if let payload = parts[2].bytes { deliver(payload, on: channel) }
         case "subscribe":
             let waiters = shared.withLock { shared in
                 shared.confirmed.insert(channel)
