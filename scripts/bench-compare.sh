@@ -36,8 +36,12 @@ trap 'rm -f "$results"' EXIT
 for _ in $(seq "$rounds"); do
   for binary in "$@"; do
     before=$(ticks)
-    output=$({ /usr/bin/time -f "CPU %U %S" "$binary" bench --queue "$queue" --notify "$notify" \
-      -n "$tasks" -c 64 --latency-calls "$latency_calls" --json; } 2>&1)
+    if ! output=$({ /usr/bin/time -f "CPU %U %S" "$binary" bench --queue "$queue" --notify "$notify" \
+      -n "$tasks" -c 64 --latency-calls "$latency_calls" --json; } 2>&1); then
+      echo "$binary failed:" >&2
+      echo "$output" >&2
+      exit 1
+    fi
     after=$(ticks)
     json=$(grep '^{' <<<"$output" | tail -1)
     cpu=$(awk '/^CPU/ {print $2 + $3}' <<<"$output")
