@@ -146,7 +146,7 @@ final class RedisConnectionDriver {
         var timeout = pollTimeout()
         if parked {
             // Requests written meanwhile are not in `inFlight` yet: wake in time for theirs.
-            let cap = Self.milliseconds(configuration.commandTimeout)
+            let cap = Int32(clamping: configuration.commandTimeout.wholeMilliseconds + 1)
             timeout = timeout < 0 ? cap : min(timeout, cap)
         }
         let ready = poll(&fds, nfds_t(fds.count), timeout)
@@ -176,11 +176,6 @@ final class RedisConnectionDriver {
         }
     }
 
-    private static func milliseconds(_ duration: Duration) -> Int32 {
-        let (seconds, attoseconds) = duration.components
-        return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
-    }
-
     /// Milliseconds until the oldest request's deadline or the next connection attempt; -1 for none.
     private func pollTimeout() -> Int32 {
         var until: ContinuousClock.Instant?
@@ -189,8 +184,7 @@ final class RedisConnectionDriver {
         guard let until else { return -1 }
         let remaining = until - clock.now
         guard remaining > .zero else { return 0 }
-        let (seconds, attoseconds) = remaining.components
-        return Int32(min(seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1, 60_000))
+        return Int32(min(remaining.wholeMilliseconds + 1, 60_000))
     }
 
     private func readReplies() {

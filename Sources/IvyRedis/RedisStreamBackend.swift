@@ -113,7 +113,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let keys = Keys(queue)
         try await ensureGroup(keys)
         let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal]
-        let arguments: [any RedisArgument] = [Self.group, consumer, min(count, Self.maximumBatch), Self.milliseconds(visibility)]
+        let arguments: [any RedisArgument] = [Self.group, consumer, min(count, Self.maximumBatch), visibility.wholeMilliseconds]
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
         var reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
@@ -200,7 +200,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let keys = Keys(reservation.queue)
         try await held(
             run(Self.extend, keys: [keys.stream, keys.leases],
-                arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(visibility)]),
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token, visibility.wholeMilliseconds]),
             reservation)
         // The token stays: a heartbeat whose reply is lost, or one racing the ack, costs nothing.
         return reservation
@@ -210,7 +210,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let keys = Keys(reservation.queue)
         try await held(
             run(Self.release, keys: [keys.stream, keys.leases, keys.delayed, keys.signal],
-                arguments: [Self.group, reservation.messageID, reservation.receipt.token, Self.milliseconds(max(delay, .zero))]),
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token, max(delay, .zero).wholeMilliseconds]),
             reservation)
     }
 
@@ -340,10 +340,6 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         }
         let nextDue = parts[1].integer.flatMap { $0 >= 0 ? $0 : nil }
         return (reservations, nextDue)
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -63,7 +63,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
         // Results for one channel that arrive together are kept and published in one script call.
         try await retainers.submit(payload, key: channel) { [weak self] payloads -> [Result<Void, any Error>] in
             guard let self else { return payloads.map { _ in .failure(IvyError(.closed)) } }
-            var arguments: [any RedisArgument] = [channel, Self.milliseconds(retention)]
+            var arguments: [any RedisArgument] = [channel, retention.wholeMilliseconds]
             arguments.reserveCapacity(2 + payloads.count)
             for payload in payloads { arguments.append(payload) }
             do {
@@ -165,7 +165,4 @@ public final class RedisNotifier: RedisPubSubNotifier {
         return .milliseconds(Int((seconds * 1000).rounded()))
     }
 
-    private static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
-    }
 }
