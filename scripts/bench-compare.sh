@@ -3,14 +3,15 @@
 # and each binary's medians are printed at the end, with the CPU each call cost in the bench
 # process and (for redis:// URLs) in the redis-server listening on the URL's port.
 #
-# usage: scripts/bench-compare.sh [-n TASKS] [-r ROUNDS] [--notify URL] QUEUE_URL IVY_BINARY...
+# usage: scripts/bench-compare.sh [-n TASKS] [-c IN_FLIGHT] [-r ROUNDS] [--notify URL] QUEUE_URL IVY_BINARY...
 # e.g.   scripts/bench-compare.sh -r 5 redis://127.0.0.1:6390 /tmp/old/ivy .build/release/ivy
 set -euo pipefail
 
-tasks=20000 rounds=5 notify=""
+tasks=20000 in_flight=64 rounds=5 notify=""
 while [[ $# -gt 0 && $1 == -* ]]; do
   case $1 in
     -n) tasks=$2; shift 2 ;;
+    -c) in_flight=$2; shift 2 ;;
     -r) rounds=$2; shift 2 ;;
     --notify) notify=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -37,7 +38,7 @@ for _ in $(seq "$rounds"); do
   for binary in "$@"; do
     before=$(ticks)
     if ! output=$({ /usr/bin/time -f "CPU %U %S" "$binary" bench --queue "$queue" --notify "$notify" \
-      -n "$tasks" -c 64 --latency-calls "$latency_calls" --json; } 2>&1); then
+      -n "$tasks" -c "$in_flight" --latency-calls "$latency_calls" --json; } 2>&1); then
       echo "$binary failed:" >&2
       echo "$output" >&2
       exit 1

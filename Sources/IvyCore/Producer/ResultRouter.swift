@@ -7,7 +7,9 @@ internal import Synchronization
 ///
 /// Deadlines are enforced by one sweeper (``sweep()``) rather than a timer per call: it parks
 /// while nothing waits and otherwise checks every ``resolution``, so a call times out at most
-/// that much after its deadline.
+/// that much after its deadline. It scans the waiting calls only once the earliest deadline it
+/// knows of has passed: with thousands of calls in flight, a scan per tick cost more than the
+/// calls themselves.
 final class ResultRouter: Sendable {
     static let resolution: Duration = .milliseconds(50)
 
@@ -21,7 +23,13 @@ final class ResultRouter: Sendable {
         var deadline: ContinuousClock.Instant
     }
 
-    private let waiting = Mutex<[String: Waiting]>([:])
+    private struct Calls {
+        var waiting: [String: Waiting] = [:]
+        /// No waiting call's deadline is earlier; nil when none waits.
+        var earliestDeadline: ContinuousClock.Instant?
+    }
+
+    private let calls = Mutex(Calls())
     private let work = Wakeup()
     private let clock = ContinuousClock()
 
@@ -29,9 +37,12 @@ final class ResultRouter: Sendable {
     func expect(_ taskID: String, taskName: String, timeout: Duration) -> Promise<Outcome> {
         let slot = Promise<Outcome>()
         let waiting = Waiting(slot: slot, taskName: taskName, timeout: timeout, deadline: clock.now.advanced(by: timeout))
-        let wasIdle = self.waiting.withLock { calls in
-            defer { calls[taskID] = waiting }
-            return calls.isEmpty
+        let wasIdle = calls.withLock { calls in
+            defer {
+                calls.waiting[taskID] = waiting
+                calls.earliestDeadline = min(calls.earliestDeadline ?? waiting.deadline, waiting.deadline)
+            }
+            return calls.waiting.isEmpty
         }
         if wasIdle { work.signal() }
         return slot
@@ -46,16 +57,20 @@ final class ResultRouter: Sendable {
     /// Ends one call with an outcome; returns false when no call waits for that id.
     @discardableResult
     func finish(_ taskID: String, with outcome: Outcome) -> Bool {
-        guard let waiting = waiting.withLock({ $0.removeValue(forKey: taskID) }) else { return false }
+        let waiting = calls.withLock { calls in
+            defer { if calls.waiting.isEmpty { calls.earliestDeadline = nil } }
+            return calls.waiting.removeValue(forKey: taskID)
+        }
+        guard let waiting else { return false }
         waiting.slot.resolve(outcome)
         return true
     }
 
     /// Ends every waiting call with `error`.
     func finishAll(with error: any Error) {
-        let pending = waiting.withLock { calls in
-            defer { calls.removeAll() }
-            return Array(calls.values)
+        let pending = calls.withLock { calls in
+            defer { calls = Calls() }
+            return Array(calls.waiting.values)
         }
         for waiting in pending { waiting.slot.resolve(.failure(error)) }
     }
@@ -63,15 +78,26 @@ final class ResultRouter: Sendable {
     /// Times out calls past their deadline until the calling task is cancelled.
     func sweep() async {
         while !Task.isCancelled {
-            if waiting.withLock({ $0.isEmpty }) {
+            if calls.withLock({ $0.waiting.isEmpty }) {
                 await work.wait()
                 continue
             }
             try? await Task.sleep(for: Self.resolution, clock: clock)
             let now = clock.now
-            let expired = waiting.withLock { calls in
-                let ids = calls.compactMap { $0.value.deadline <= now ? $0.key : nil }
-                return ids.map { (id: $0, waiting: calls.removeValue(forKey: $0)!) }
+            let expired = calls.withLock { calls -> [(id: String, waiting: Waiting)] in
+                guard let earliest = calls.earliestDeadline, earliest <= now else { return [] }
+                var expired: [(id: String, waiting: Waiting)] = []
+                var earliestLeft: ContinuousClock.Instant?
+                for (id, waiting) in calls.waiting {
+                    if waiting.deadline <= now {
+                        expired.append((id, waiting))
+                    } else {
+                        earliestLeft = min(earliestLeft ?? waiting.deadline, waiting.deadline)
+                    }
+                }
+                for (id, _) in expired { calls.waiting.removeValue(forKey: id) }
+                calls.earliestDeadline = earliestLeft
+                return expired
             }
             for (id, waiting) in expired {
                 waiting.slot.resolve(

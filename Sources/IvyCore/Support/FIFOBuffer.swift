@@ -1,18 +1,21 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 /// An array used as a first-in, first-out queue with O(1) amortised pops.
+///
+/// Inlinable so that other modules (the Redis connection's in-flight list) get it specialised:
+/// unspecialised, every append looked up the element type's metadata.
 package struct FIFOBuffer<Element> {
-    private var storage: [Element] = []
-    private var head = 0
+    @usableFromInline var storage: [Element] = []
+    @usableFromInline var head = 0
 
-    package init() {}
+    @inlinable package init() {}
 
-    package var count: Int { storage.count - head }
-    package var isEmpty: Bool { head == storage.count }
+    @inlinable package var count: Int { storage.count - head }
+    @inlinable package var isEmpty: Bool { head == storage.count }
 
-    package mutating func append(_ element: Element) { storage.append(element) }
+    @inlinable package mutating func append(_ element: Element) { storage.append(element) }
 
-    package mutating func popFirst() -> Element? {
+    @inlinable package mutating func popFirst() -> Element? {
         guard head < storage.count else { return nil }
         let element = storage[head]
         head += 1
@@ -27,9 +30,9 @@ package struct FIFOBuffer<Element> {
     }
 
     /// The oldest element, without removing it.
-    package var first: Element? { head < storage.count ? storage[head] : nil }
+    @inlinable package var first: Element? { head < storage.count ? storage[head] : nil }
 
-    package func prefix(_ maximum: Int) -> ArraySlice<Element> {
+    @inlinable package func prefix(_ maximum: Int) -> ArraySlice<Element> {
         storage[head..<min(storage.count, head + maximum)]
     }
 }

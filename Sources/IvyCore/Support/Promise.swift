@@ -7,16 +7,19 @@ internal import Synchronization
 /// The first ``resolve(_:)`` wins; later ones are ignored. An awaiter whose task is cancelled
 /// stops waiting with `CancellationError`; the others keep waiting.
 final class Promise<Value: Sendable>: Sendable {
-    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<Value, any Error>)
-
-    private enum State {
-        /// Nearly always one awaiter (the caller), kept out of the array so it costs no allocation.
-        case waiting(first: Waiter?, others: [Waiter])
-        case resolved(Value)
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Value, any Error>
     }
 
+    /// Plain stored properties rather than an enum of states: copying a generic enum's payload
+    /// goes through its runtime metadata, a look-up that cost more than the rest of a resolve.
     private struct Storage {
-        var state: State = .waiting(first: nil, others: [])
+        var value: Value?
+        var isResolved = false
+        /// Nearly always the only awaiter (the caller), kept out of `others` so it costs no allocation.
+        var first: Waiter?
+        var others: [Waiter] = []
         var nextWaiter: UInt64 = 0
     }
 
@@ -25,55 +28,48 @@ final class Promise<Value: Sendable>: Sendable {
     /// Settles the promise; returns whether this call settled it.
     @discardableResult
     func resolve(_ value: Value) -> Bool {
-        let waiters: (first: Waiter?, others: [Waiter])? = storage.withLock { storage in
-            guard case .waiting(let first, let others) = storage.state else { return nil }
-            storage.state = .resolved(value)
-            return (first, others)
+        var first: Waiter?
+        var others: [Waiter] = []
+        let settled = storage.withLock { storage in
+            guard !storage.isResolved else { return false }
+            storage.isResolved = true
+            storage.value = value
+            swap(&first, &storage.first)
+            swap(&others, &storage.others)
+            return true
         }
-        guard let waiters else { return false }
-        waiters.first?.continuation.resume(returning: value)
-        for waiter in waiters.others { waiter.continuation.resume(returning: value) }
+        guard settled else { return false }
+        first?.continuation.resume(returning: value)
+        for waiter in others { waiter.continuation.resume(returning: value) }
         return true
     }
 
     /// The value, once resolved.
     func wait() async throws -> Value {
         let id = storage.withLock { storage in
-            if case .resolved = storage.state { return UInt64(0) }
             storage.nextWaiter += 1
             return storage.nextWaiter
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let outcome: Result<Value, any Error>? = storage.withLock { storage in
-                    switch storage.state {
-                    case .resolved(let value): return .success(value)
-                    case .waiting(let first, var others):
-                        if Task.isCancelled { return .failure(CancellationError()) }
-                        if first == nil {
-                            storage.state = .waiting(first: (id, continuation), others: others)
-                        } else {
-                            storage.state = .waiting(first: nil, others: [])
-                            others.append((id, continuation))
-                            storage.state = .waiting(first: first, others: others)
-                        }
-                        return nil
+                    if storage.isResolved, let value = storage.value { return .success(value) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    let waiter = Waiter(id: id, continuation: continuation)
+                    if storage.first == nil {
+                        storage.first = waiter
+                    } else {
+                        storage.others.append(waiter)
                     }
+                    return nil
                 }
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
             let waiter = storage.withLock { storage -> Waiter? in
-                guard case .waiting(let first, var others) = storage.state else { return nil }
-                if first?.id == id {
-                    storage.state = .waiting(first: nil, others: others)
-                    return first
-                }
-                guard let index = others.firstIndex(where: { $0.id == id }) else { return nil }
-                storage.state = .waiting(first: first, others: [])
-                let waiter = others.remove(at: index)
-                storage.state = .waiting(first: first, others: others)
-                return waiter
+                if storage.first?.id == id { return storage.first.take() }
+                guard let index = storage.others.firstIndex(where: { $0.id == id }) else { return nil }
+                return storage.others.remove(at: index)
             }
             waiter?.continuation.resume(throwing: CancellationError())
         }

@@ -20,13 +20,16 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
     /// Carries out a batch; returns one result per request, in order.
     package typealias Execute = @Sendable ([Request]) async -> [Result<Response, any Error>]
 
-    private struct Waiting: Sendable {
-        let request: Request
-        let continuation: CheckedContinuation<Response, any Error>
+    /// Requests and their callers side by side, so a batch is handed to `execute` as it is:
+    /// this code runs unspecialised, where every copy of a composite element costs a look-up of
+    /// its type's metadata.
+    private struct Batch {
+        var requests: [Request] = []
+        var callers: [CheckedContinuation<Response, any Error>] = []
     }
 
     private struct State {
-        var queued: [Waiting] = []
+        var queued = Batch()
         var isBusy = false
     }
 
@@ -44,19 +47,19 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
     package func submit(_ request: Request) async throws -> Response {
         if state.withLock({ Self.claim(&$0) }) { return try await run(request) }
         return try await withCheckedThrowingContinuation { continuation in
-            let waiting = Waiting(request: request, continuation: continuation)
             let leads = state.withLock { state in
                 if Self.claim(&state) { return true }
-                state.queued.append(waiting)
+                state.queued.requests.append(request)
+                state.queued.callers.append(continuation)
                 return false
             }
             // The batch under way finished in between: this request starts the next one.
-            if leads { Task { await self.drain(startingWith: [waiting]) } }
+            if leads { Task { await self.drain(startingWith: Batch(requests: [request], callers: [continuation])) } }
         }
     }
 
     /// Requests waiting for the next batch.
-    package var queuedCount: Int { state.withLock { $0.queued.count } }
+    package var queuedCount: Int { state.withLock { $0.queued.requests.count } }
 
     /// Marks a batch as under way; false when one already is.
     private static func claim(_ state: inout State) -> Bool {
@@ -69,31 +72,40 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
         let results = await execute([request])
         precondition(results.count == 1, "a batch must give one result per request")
         let next = takeNext()
-        if !next.isEmpty { Task { await self.drain(startingWith: next) } }
+        if !next.requests.isEmpty { Task { await self.drain(startingWith: next) } }
         return try results[0].get()
     }
 
     /// Runs batches until nothing is queued.
-    private func drain(startingWith first: [Waiting]) async {
+    private func drain(startingWith first: Batch) async {
         var batch = first
-        while !batch.isEmpty {
-            let results = await execute(batch.map(\.request))
-            precondition(results.count == batch.count, "a batch must give one result per request")
-            for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
+        while !batch.requests.isEmpty {
+            let results = await execute(batch.requests)
+            precondition(results.count == batch.callers.count, "a batch must give one result per request")
+            for index in results.indices { batch.callers[index].resume(with: results[index]) }
             batch = takeNext()
         }
     }
 
     /// The next batch, or none, leaving the coalescer idle.
-    private func takeNext() -> [Waiting] {
+    private func takeNext() -> Batch {
         state.withLock { state in
-            guard !state.queued.isEmpty else {
+            guard !state.queued.requests.isEmpty else {
                 state.isBusy = false
-                return []
+                return Batch()
             }
-            let count = min(maximumBatch, state.queued.count)
-            defer { state.queued.removeFirst(count) }
-            return Array(state.queued.prefix(count))
+            guard state.queued.requests.count > maximumBatch else {
+                // The usual case: everything queued goes, and nothing is copied.
+                defer { state.queued = Batch() }
+                return state.queued
+            }
+            defer {
+                state.queued.requests.removeFirst(maximumBatch)
+                state.queued.callers.removeFirst(maximumBatch)
+            }
+            return Batch(
+                requests: Array(state.queued.requests.prefix(maximumBatch)),
+                callers: Array(state.queued.callers.prefix(maximumBatch)))
         }
     }
 }
