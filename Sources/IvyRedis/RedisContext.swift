@@ -32,6 +32,9 @@ package final class RedisContext {
             throw IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: text)
         }
         raw = context
+        // hiredis frees its read buffer whenever it empties while over 16 KiB, and grows it
+        // again on the next burst: under load that was a large free and malloc per read.
+        raw.pointee.reader.pointee.maxbuf = 0
         if case .tcp = configuration.address { _ = redisEnableKeepAlive(raw) }
         _ = redisSetTimeout(raw, Self.timeval(configuration.commandTimeout))
         if let password = configuration.password {

@@ -1,5 +1,11 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
+
 /// Validates one JSON document whose top level is an object and indexes its members.
 ///
 /// The member values stay raw byte ranges: `args` and `result` are decoded later, by the task's
@@ -44,9 +50,13 @@ struct JSONObjectReader {
     /// Compares names without building a string, except for the rare name with escapes.
     private func named(_ member: Member, _ key: String) -> Bool {
         guard member.nameHasEscapes else {
+            guard member.name.count == key.utf8.count else { return false }
+            guard !key.isEmpty else { return true }
             var key = key
             return key.withUTF8 { key in
-                bytes.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[member.name]).elementsEqual(key) }
+                bytes.withUnsafeBufferPointer { bytes in
+                    memcmp(bytes.baseAddress! + member.name.lowerBound, key.baseAddress!, key.count) == 0
+                }
             }
         }
         var scanner = Scanner(bytes: bytes, position: member.name.lowerBound - 1)
