@@ -71,6 +71,18 @@ public final class RedisConnection: Sendable {
         return try await submit(commands, extraTime: wait, failsFast: false, onCancel: onCancel)
     }
 
+    /// Sends commands like ``send(_:wait:onCancel:)``, without suspending: `completion` gets
+    /// the replies or the failure.
+    ///
+    /// `completion` runs on the connection's thread (or the caller's, when the connection is
+    /// closed): it must return quickly and never block. For callers with something else to
+    /// await, such as a producer whose result will come through the notifier, this saves a
+    /// task switch per request.
+    public func send(_ commands: [RedisCommand], completion: @escaping @Sendable (Result<[RedisReply], any Error>) -> Void) {
+        precondition(!commands.isEmpty, "send needs at least one command")
+        enqueue(queue.makeID(), commands, extraTime: .zero, failsFast: false, completion: completion)
+    }
+
     /// Sends a command the server may hold for up to `wait`; cancelling the calling task ends
     /// the wait at once (``CancellationAction/interrupt``).
     public func blockingCommand(_ command: RedisCommand, wait: Duration) async throws -> RedisReply {
@@ -107,19 +119,26 @@ public final class RedisConnection: Sendable {
     private func enqueue(_ id: UInt64, _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool) async throws
         -> [RedisReply]
     {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(id, commands, extraTime: extraTime, failsFast: failsFast) { continuation.resume(with: $0) }
+        }
+    }
+
+    private func enqueue(
+        _ id: UInt64, _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool,
+        completion: @escaping RedisRequestQueue.Completion
+    ) {
         var encoded: [UInt8] = []
         encoded.reserveCapacity(commands.reduce(0) { $0 + $1.encodedArguments.count + 8 })
         for command in commands {
             encoded += command.header
             encoded += command.encodedArguments
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            queue.submit(
-                .init(
-                    id: id, encoded: encoded, replyCount: commands.count, label: commands.first?.name ?? "connect",
-                    extraTime: extraTime, failsFast: failsFast, continuation: continuation),
-                endpoint: endpoint)
-        }
+        queue.submit(
+            .init(
+                id: id, encoded: encoded, replyCount: commands.count, label: commands.first?.name ?? "connect",
+                extraTime: extraTime, failsFast: failsFast, completion: completion),
+            endpoint: endpoint)
     }
 
     /// Unblocks request `id` with `CLIENT UNBLOCK` sent through `other`, retrying while the

@@ -91,7 +91,7 @@ final class RedisConnectionDriver {
     private func complete(_ connectChecks: [RedisRequestQueue.Request]) {
         guard !connectChecks.isEmpty else { return }
         queue.finished(connectChecks.map(\.id))
-        for request in connectChecks { request.continuation.resume(returning: []) }
+        for request in connectChecks { request.completion(.success([])) }
     }
 
     /// The live context, connecting first when there is none and no backoff is running.
@@ -209,7 +209,7 @@ final class RedisConnectionDriver {
         }
         guard !done.isEmpty else { return }
         queue.finished(done.map(\.0.id))
-        for (request, replies) in done { request.continuation.resume(returning: replies) }
+        for (request, replies) in done { request.completion(.success(replies)) }
     }
 
     // MARK: Failing
@@ -256,7 +256,7 @@ final class RedisConnectionDriver {
     private func fail(_ requests: [RedisRequestQueue.Request], with error: any Error) {
         guard !requests.isEmpty else { return }
         queue.finished(requests.map(\.id))
-        for request in requests { request.continuation.resume(throwing: error) }
+        for request in requests { request.completion(.failure(error)) }
     }
 }
 

@@ -32,8 +32,11 @@ final class RedisRequestQueue: Sendable {
         let extraTime: Duration
         /// Fail at the first failed connection attempt instead of retrying (``RedisConnection/connect(_:name:)``).
         let failsFast: Bool
-        let continuation: CheckedContinuation<[RedisReply], any Error>
+        /// Runs on the connection's thread with the replies or the failure: it must not block.
+        let completion: Completion
     }
+
+    typealias Completion = @Sendable (Result<[RedisReply], any Error>) -> Void
 
     /// A request a caller wrote to the socket while the thread was parked.
     struct Sent {
@@ -123,8 +126,8 @@ final class RedisRequestQueue: Sendable {
         switch outcome {
         case .queued(let wake): if wake { self.wake.signal() }
         case .written: break
-        case .closed: request.continuation.resume(throwing: IvyError(.closed, endpoint: endpoint))
-        case .interrupted: request.continuation.resume(throwing: CancellationError())
+        case .closed: request.completion(.failure(IvyError(.closed, endpoint: endpoint)))
+        case .interrupted: request.completion(.failure(CancellationError()))
         }
     }
 

@@ -29,9 +29,24 @@ extension RedisConnection {
     ///
     /// - Returns: The script's reply, which may be an error reply.
     public func evaluate(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
+        try await withCheckedThrowingContinuation { continuation in
+            evaluate(script, keys: keys, arguments: arguments) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Runs `script` like ``evaluate(_:keys:arguments:)``, without suspending; `completion` runs
+    /// on the connection's thread (see ``send(_:completion:)``).
+    public func evaluate(
+        _ script: RedisScript, keys: [String], arguments: [any RedisArgument],
+        completion: @escaping @Sendable (Result<RedisReply, any Error>) -> Void
+    ) {
         let command = script.command(keys: keys, arguments: arguments)
-        let reply = try await self.command(command)
-        guard reply.errorMessage?.hasPrefix("NOSCRIPT") == true else { return reply }
-        return try await send([RedisCommand("SCRIPT", "LOAD", script.source), command])[1]
+        send([command]) { result in
+            guard case .success(let replies) = result, replies[0].errorMessage?.hasPrefix("NOSCRIPT") == true else {
+                completion(result.map { $0[0] })
+                return
+            }
+            self.send([RedisCommand("SCRIPT", "LOAD", script.source), command]) { completion($0.map { $0[1] }) }
+        }
     }
 }

@@ -58,15 +58,32 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     public func send(_ body: [UInt8], to queue: String) async throws -> String {
         try checkSize(body, queue: queue)
-        // Weak: the coalescer is stored in this backend.
-        return try await senders.submit(body, key: queue) { [weak self] bodies -> [Result<String, any Error>] in
-            guard let self else { return bodies.map { _ in .failure(IvyError(.closed)) } }
-            do {
-                return try await self.sendNow(bodies, to: queue).map { .success($0) }
-            } catch {
-                return bodies.map { _ in .failure(error) }
-            }
+        return try await withCheckedThrowingContinuation { continuation in
+            submit(body, to: queue) { continuation.resume(with: $0) }
         }
+    }
+
+    public func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        do {
+            try checkSize(body, queue: queue)
+        } catch {
+            return completion(.failure(error))
+        }
+        submit(body, to: queue, completion: completion)
+    }
+
+    /// Sends `body` in the queue's next transaction (single sends that arrive together share one).
+    private func submit(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        // Weak: the coalescer is stored in this backend.
+        senders.submit(body, key: queue, execute: { [weak self] bodies, done in
+            guard let self else { return done(bodies.map { _ in .failure(IvyError(.closed)) }) }
+            self.sendNow(bodies, to: queue) { result in
+                switch result {
+                case .success(let ids): done(ids.map { .success($0) })
+                case .failure(let error): done(bodies.map { _ in .failure(error) })
+                }
+            }
+        }, completion: completion)
     }
 
     public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
@@ -86,6 +103,14 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// Adds `bodies` to the stream and wakes idle consumers, in one transaction: plain commands
     /// (no script) are the cheapest thing the server can do per message.
     private func sendNow(_ bodies: [[UInt8]], to queue: String) async throws -> [String] {
+        try await withCheckedThrowingContinuation { continuation in
+            sendNow(bodies, to: queue) { continuation.resume(with: $0) }
+        }
+    }
+
+    private func sendNow(
+        _ bodies: [[UInt8]], to queue: String, completion: @escaping @Sendable (Result<[String], any Error>) -> Void
+    ) {
         let keys = Keys(queue)
         var commands = [RedisCommand("MULTI")]
         commands.reserveCapacity(bodies.count + 4)
@@ -94,14 +119,21 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         var wake = RedisCommand("LPUSH", keys.signal)
         for _ in 0..<min(bodies.count, 100) { wake.append("1") }
         commands += [wake, RedisCommand("LTRIM", keys.signal, 0, 99), RedisCommand("EXEC")]
-        let replies = try await connection.send(commands)
-        let results = try replies[replies.count - 1].checked(endpoint: endpoint, command: "EXEC").array ?? []
-        let ids = results.prefix(bodies.count).compactMap(\.text)
-        guard ids.count == bodies.count else {
-            let reason = (replies + results).lazy.compactMap(\.errorMessage).first ?? "\(ids.count) ids for \(bodies.count) messages"
-            throw IvyError(.commandFailed, endpoint: endpoint, detail: "XADD: \(reason)")
+        connection.send(commands) { [endpoint] result in
+            completion(
+                Result {
+                    let replies = try result.get()
+                    let results = try replies[replies.count - 1].checked(endpoint: endpoint, command: "EXEC").array ?? []
+                    let ids = results.prefix(bodies.count).compactMap(\.text)
+                    guard ids.count == bodies.count else {
+                        let reason =
+                            (replies + results).lazy.compactMap(\.errorMessage).first
+                            ?? "\(ids.count) ids for \(bodies.count) messages"
+                        throw IvyError(.commandFailed, endpoint: endpoint, detail: "XADD: \(reason)")
+                    }
+                    return ids
+                })
         }
-        return ids
     }
 
     // MARK: Consuming
@@ -175,23 +207,24 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let queue = reservation.queue
         let acknowledgement = Acknowledgement(
             messageID: reservation.messageID, token: reservation.receipt.token, publication: publication)
-        return try await acknowledgers.submit(acknowledgement, key: queue) { [weak self] batch -> [Result<Bool, any Error>] in
-            guard let self else { return batch.map { _ in .failure(IvyError(.closed)) } }
+        return try await acknowledgers.submit(acknowledgement, key: queue) { [weak self] batch, done in
+            guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
             let keys = Keys(queue)
             var arguments: [any RedisArgument] = [Self.group]
             arguments.reserveCapacity(1 + batch.count * 4)
             for item in batch {
                 arguments += [item.messageID, item.token, item.publication?.channel ?? "", item.publication?.payload ?? []]
             }
-            do {
-                let flags = try await self.run(Self.ack, keys: [keys.stream, keys.leases], arguments: arguments)
-                    .array?.compactMap(\.integer) ?? []
-                guard flags.count == batch.count else {
-                    throw IvyError(.commandFailed, endpoint: self.endpoint, detail: "unexpected ack reply")
+            self.run(Self.ack, keys: [keys.stream, keys.leases], arguments: arguments) { [endpoint] reply in
+                do {
+                    let flags = try reply.get().array?.compactMap(\.integer) ?? []
+                    guard flags.count == batch.count else {
+                        throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected ack reply")
+                    }
+                    done(flags.map { .success($0 == 1) })
+                } catch {
+                    done(batch.map { _ in .failure(error) })
                 }
-                return flags.map { .success($0 == 1) }
-            } catch {
-                return batch.map { _ in .failure(error) }
             }
         }
     }
@@ -305,12 +338,26 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// Runs a script on the shared connection; error replies become ``IvyError/Code/commandFailed``.
     private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
-        let reply = try await connection.evaluate(script, keys: keys, arguments: arguments)
-        if reply.errorMessage?.contains("NOGROUP") == true {
-            // The stream or its group went away (FLUSHALL, a deleted key): make it again next time.
-            groupsCreated.withLock { _ = $0.remove(keys[0]) }
+        try await withCheckedThrowingContinuation { continuation in
+            run(script, keys: keys, arguments: arguments) { continuation.resume(with: $0) }
         }
-        return try reply.checked(endpoint: endpoint, command: script.name)
+    }
+
+    private func run(
+        _ script: RedisScript, keys: [String], arguments: [any RedisArgument],
+        completion: @escaping @Sendable (Result<RedisReply, any Error>) -> Void
+    ) {
+        connection.evaluate(script, keys: keys, arguments: arguments) { result in
+            completion(
+                Result {
+                    let reply = try result.get()
+                    if reply.errorMessage?.contains("NOGROUP") == true {
+                        // The stream or its group went away (FLUSHALL, a deleted key): make it again next time.
+                        self.groupsCreated.withLock { _ = $0.remove(keys[0]) }
+                    }
+                    return try reply.checked(endpoint: self.endpoint, command: script.name)
+                })
+        }
     }
 
     /// Turns a script's 0 ("not held") into ``IvyError/Code/reservationLost``.

@@ -61,18 +61,15 @@ public final class RedisNotifier: RedisPubSubNotifier {
             return
         }
         // Results for one channel that arrive together are kept and published in one script call.
-        try await retainers.submit(payload, key: channel) { [weak self] payloads -> [Result<Void, any Error>] in
-            guard let self else { return payloads.map { _ in .failure(IvyError(.closed)) } }
+        try await retainers.submit(payload, key: channel) { [weak self] payloads, done in
+            guard let self else { return done(payloads.map { _ in .failure(IvyError(.closed)) }) }
             var arguments: [any RedisArgument] = [channel, retention.wholeMilliseconds]
             arguments.reserveCapacity(2 + payloads.count)
             for payload in payloads { arguments.append(payload) }
-            do {
-                _ = try await self.publisher.evaluate(
-                    Self.retainAndPublish, keys: [Self.retainedKey(channel)], arguments: arguments
-                ).checked(endpoint: self.endpoint, command: "PUBLISH")
-                return payloads.map { _ in .success(()) }
-            } catch {
-                return payloads.map { _ in .failure(error) }
+            self.publisher.evaluate(Self.retainAndPublish, keys: [Self.retainedKey(channel)], arguments: arguments) {
+                [endpoint] reply in
+                let outcome = Result<Void, any Error> { _ = try reply.get().checked(endpoint: endpoint, command: "PUBLISH") }
+                done(payloads.map { _ in outcome })
             }
         }
     }

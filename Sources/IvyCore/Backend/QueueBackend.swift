@@ -25,6 +25,16 @@ public protocol QueueBackend: Sendable {
     ///   exceeds ``maximumMessageSize``.
     func send(_ body: [UInt8], to queue: String) async throws -> String
 
+    /// Enqueues one message like ``send(_:to:)``, without suspending the caller: `completion`
+    /// gets the message id or the failure, once, on whatever thread the backend finishes on, and
+    /// must not block.
+    ///
+    /// For callers with something else to await: a producer making a call waits for the result,
+    /// so a send that fails reaches it through the result slot, and a send that succeeds costs
+    /// it no task switch. The default runs ``send(_:to:)`` in a new task; backends that finish
+    /// sends on a thread of their own (Redis) or at once (memory) call `completion` directly.
+    func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void)
+
     /// Enqueues messages in as few round trips as the broker allows; returns their ids in order.
     func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String]
 
@@ -72,6 +82,16 @@ public protocol QueueBackend: Sendable {
 }
 
 extension QueueBackend {
+    public func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        Task {
+            do {
+                completion(.success(try await send(body, to: queue)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+
     public func ack(
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
     ) async -> AckAndPublishOutcome {

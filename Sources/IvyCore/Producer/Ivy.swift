@@ -92,6 +92,38 @@ public final class Ivy: Sendable {
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
         timeout: Duration? = nil
     ) async throws -> PendingResult<Result> {
+        let (message, pending) = try prepareCall(task, repeat each arguments, timeout: timeout)
+        do {
+            try await send(message, queue: task.options.queue)
+        } catch {
+            router.finish(pending.taskID, with: .failure(error))
+            throw error
+        }
+        return pending
+    }
+
+    /// Calls a task and waits for its result.
+    ///
+    /// - Throws: ``RemoteTaskError`` when it failed on the worker, ``IvyError`` when it could not be
+    ///   sent or no result came within `timeout`.
+    public func call<each Argument, Result>(
+        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
+        timeout: Duration? = nil
+    ) async throws -> Result {
+        let (message, pending) = try prepareCall(task, repeat each arguments, timeout: timeout)
+        // The caller waits for the result alone: a send that fails ends the call through the
+        // result slot, one that succeeds does not wake the caller.
+        try send(message, queue: task.options.queue) { [router] outcome in
+            if case .failure(let error) = outcome { router.finish(pending.taskID, with: .failure(error)) }
+        }
+        return try await pending.value
+    }
+
+    /// The message for a call, and its slot in the router, registered before the message is
+    /// sent so that a fast result cannot arrive unseen.
+    private func prepareCall<each Argument, Result>(
+        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument, timeout: Duration?
+    ) throws -> (TaskMessage, PendingResult<Result>) {
         guard task.options.resultWanted else {
             throw IvyError(.resultNotWanted, taskName: task.name, detail: "registered with resultWanted: false; use enqueue")
         }
@@ -103,29 +135,27 @@ public final class Ivy: Sendable {
             notify: notificationChannel, createdAt: now,
             deadline: now.addingTimeInterval(Self.seconds(timeout)))
         let slot = router.expect(id, taskName: task.name, timeout: timeout)
-        do {
-            try await send(message, queue: task.options.queue)
-        } catch {
-            router.finish(id, with: .failure(error))
-            throw error
-        }
-        return PendingResult(taskID: id, taskName: task.name, slot: slot, events: broadcaster)
-    }
-
-    /// Calls a task and waits for its result.
-    ///
-    /// - Throws: ``RemoteTaskError`` when it failed on the worker, ``IvyError`` when it could not be
-    ///   sent or no result came within `timeout`.
-    public func call<each Argument, Result>(
-        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
-        timeout: Duration? = nil
-    ) async throws -> Result {
-        try await delayedCall(task, repeat each arguments, timeout: timeout).value
+        return (message, PendingResult(taskID: id, taskName: task.name, slot: slot, events: broadcaster))
     }
 
     private func send(_ message: TaskMessage, queue: String) async throws {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
         _ = try await backend.send(codec.encode(message), to: queue)
+        Self.emitScheduled(message, queue: queue, to: broadcaster)
+    }
+
+    /// Sends without suspending; `completion` gets the outcome (after the `.scheduled` event).
+    private func send(
+        _ message: TaskMessage, queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+    ) throws {
+        guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
+        backend.send(codec.encode(message), to: queue) { [broadcaster] outcome in
+            if case .success = outcome { Self.emitScheduled(message, queue: queue, to: broadcaster) }
+            completion(outcome)
+        }
+    }
+
+    private static func emitScheduled(_ message: TaskMessage, queue: String, to broadcaster: EventBroadcaster) {
         broadcaster.emit(
             .scheduled(
                 TaskEventContext(taskName: message.name, taskID: message.id ?? "", queue: queue, attempt: message.attempt)))

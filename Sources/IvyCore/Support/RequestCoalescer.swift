@@ -5,27 +5,36 @@ internal import Synchronization
 /// Carries out requests in batches: those that arrive while a batch is under way go together in
 /// the next one (group commit).
 ///
-/// A request that finds nothing under way is carried out at once, by its own task, so an idle
+/// A request that finds nothing under way starts its batch at once, from the caller, so an idle
 /// system pays no extra hop. Under load one batch at a time is under way, holding everything
 /// that queued behind the previous one: a broker then runs one script per batch instead of one
 /// per message, and the batch grows with the load by itself.
 ///
+/// Batches report through a callback rather than by returning: the broker's connection thread
+/// settles the callers of one batch and starts the next, with no task switch in between, and
+/// callers with something else to await (a producer waiting for its result) need not suspend
+/// for the batch at all.
+///
 /// ```swift
-/// let acks = RequestCoalescer<String, Bool>(maximumBatch: 500) { ids in
-///     await broker.acknowledge(ids)    // one result per id, in order
+/// let acks = RequestCoalescer<String, Bool>(maximumBatch: 500) { ids, done in
+///     broker.acknowledge(ids) { results in done(results) }    // one result per id, in order
 /// }
 /// let removed = try await acks.submit(id)
 /// ```
 package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sendable {
-    /// Carries out a batch; returns one result per request, in order.
-    package typealias Execute = @Sendable ([Request]) async -> [Result<Response, any Error>]
+    /// Receives one request's outcome.
+    package typealias Completion = @Sendable (Result<Response, any Error>) -> Void
+    /// Starts a batch, and later calls `done` once, from any thread, with one result per request
+    /// in order. It must not block: it runs on the thread of whoever started the batch.
+    package typealias Execute =
+        @Sendable (_ batch: [Request], _ done: @escaping @Sendable ([Result<Response, any Error>]) -> Void) -> Void
 
     /// Requests and their callers side by side, so a batch is handed to `execute` as it is:
     /// this code runs unspecialised, where every copy of a composite element costs a look-up of
     /// its type's metadata.
     private struct Batch {
         var requests: [Request] = []
-        var callers: [CheckedContinuation<Response, any Error>] = []
+        var completions: [Completion] = []
     }
 
     private struct State {
@@ -43,47 +52,38 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
         self.execute = execute
     }
 
-    /// Carries out `request`, alone when nothing is under way, otherwise in the next batch.
-    package func submit(_ request: Request) async throws -> Response {
-        if state.withLock({ Self.claim(&$0) }) { return try await run(request) }
-        return try await withCheckedThrowingContinuation { continuation in
-            let leads = state.withLock { state in
-                if Self.claim(&state) { return true }
-                state.queued.requests.append(request)
-                state.queued.callers.append(continuation)
-                return false
+    /// Carries out `request`, alone when nothing is under way, otherwise in the next batch, and
+    /// hands its outcome to `completion`.
+    package func submit(_ request: Request, completion: @escaping Completion) {
+        let startsBatch = state.withLock { state in
+            guard state.isBusy else {
+                state.isBusy = true
+                return true
             }
-            // The batch under way finished in between: this request starts the next one.
-            if leads { Task { await self.drain(startingWith: Batch(requests: [request], callers: [continuation])) } }
+            state.queued.requests.append(request)
+            state.queued.completions.append(completion)
+            return false
+        }
+        if startsBatch { run(Batch(requests: [request], completions: [completion])) }
+    }
+
+    /// Carries out `request` and returns its response.
+    package func submit(_ request: Request) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(request) { continuation.resume(with: $0) }
         }
     }
 
     /// Requests waiting for the next batch.
     package var queuedCount: Int { state.withLock { $0.queued.requests.count } }
 
-    /// Marks a batch as under way; false when one already is.
-    private static func claim(_ state: inout State) -> Bool {
-        guard !state.isBusy else { return false }
-        state.isBusy = true
-        return true
-    }
-
-    private func run(_ request: Request) async throws -> Response {
-        let results = await execute([request])
-        precondition(results.count == 1, "a batch must give one result per request")
-        let next = takeNext()
-        if !next.requests.isEmpty { Task { await self.drain(startingWith: next) } }
-        return try results[0].get()
-    }
-
-    /// Runs batches until nothing is queued.
-    private func drain(startingWith first: Batch) async {
-        var batch = first
-        while !batch.requests.isEmpty {
-            let results = await execute(batch.requests)
-            precondition(results.count == batch.callers.count, "a batch must give one result per request")
-            for index in results.indices { batch.callers[index].resume(with: results[index]) }
-            batch = takeNext()
+    /// Executes `batch`; when it is done, settles its callers and runs the next one, if any.
+    private func run(_ batch: Batch) {
+        execute(batch.requests) { results in
+            precondition(results.count == batch.completions.count, "a batch must give one result per request")
+            for index in results.indices { batch.completions[index](results[index]) }
+            let next = self.takeNext()
+            if !next.requests.isEmpty { self.run(next) }
         }
     }
 
@@ -101,11 +101,11 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
             }
             defer {
                 state.queued.requests.removeFirst(maximumBatch)
-                state.queued.callers.removeFirst(maximumBatch)
+                state.queued.completions.removeFirst(maximumBatch)
             }
             return Batch(
                 requests: Array(state.queued.requests.prefix(maximumBatch)),
-                callers: Array(state.queued.callers.prefix(maximumBatch)))
+                completions: Array(state.queued.completions.prefix(maximumBatch)))
         }
     }
 }
