@@ -222,7 +222,43 @@ struct BackendConformanceTests {
         let body = [UInt8](repeating: UInt8(ascii: "x"), count: backend.maximumMessageSize + 1)
         let error = await #expect(throws: IvyError.self) { _ = try await backend.send(body, to: queue) }
         #expect(error?.code == .messageTooLarge)
+        let reported = try await Self.sendReporting(body, to: queue, through: backend)
+        guard case .failure(let reportedError) = reported else {
+            Issue.record("an oversized message was reported sent")
+            return
+        }
+        #expect((reportedError as? IvyError)?.code == .messageTooLarge)
         #expect(try await backend.size(of: queue).ready == 0)
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aSendThatReportsThroughACallbackDeliversTheMessageUnderTheIdItReports(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await sendReporting(backend, queue) }
+    }
+
+    private func sendReporting(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+        let id = try await Self.sendReporting(Self.body("reported"), to: queue, through: backend).get()
+        let reserved = try await backend.reserve(from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
+        #expect(reserved.map(\.messageID) == [id])
+        #expect(reserved.first?.body == Self.body("reported"))
+        for reservation in reserved { try await backend.ack(reservation) }
+    }
+
+    /// What `send(_:to:completion:)` reported, once.
+    private static func sendReporting(
+        _ body: [UInt8], to queue: String, through backend: some QueueBackend
+    ) async throws -> Result<String, any Error> {
+        let reports = Locked<[Result<String, any Error>]>([])
+        try await withDeadline(.seconds(10), "the send to report") {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                backend.send(body, to: queue) { outcome in
+                    reports.withLock { $0.append(outcome) }
+                    done.resume()
+                }
+            }
+        }
+        #expect(reports.value.count == 1, "a send reports once")
+        return reports.value[0]
     }
 
     @Test(arguments: ConformanceBackend.all)

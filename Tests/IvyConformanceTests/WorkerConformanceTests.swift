@@ -23,6 +23,16 @@ struct WorkerConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
+    func aCallWhoseMessageTheQueueRefusesEndsWithTheQueuesError(_ kind: ConformanceBackend) async throws {
+        // `call` does not wait for the send: its failure has to reach the caller through the result slot.
+        try await Harness.run(kind, worker: nil) { h in
+            await h.backend.close()
+            let error = await #expect(throws: IvyError.self) { _ = try await h.ivy.call(h.tasks.add, 1, 2) }
+            #expect(error?.code == .closed)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
     func aCallShowsItsWholeFlowAsEvents(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
             let events = h.ivy.events()
