@@ -184,19 +184,40 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func ack(
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
     ) async -> AckAndPublishOutcome {
-        guard let redis = notifier as? any RedisPubSubNotifier, redis.server == connection.configuration.address,
-            redis.resultRetention == nil
-        else {
+        guard publishesWithAck(through: notifier) else {
             return await ackThenPublish(reservation, payload, to: channel, through: notifier)
         }
-        // The notifier's subscribers are on this server: the ack script publishes the result.
-        do {
-            try held(await acknowledge(reservation, publication: (channel, payload)), reservation)
-            return AckAndPublishOutcome()
-        } catch let error as IvyError where error.code == .reservationLost {
-            return AckAndPublishOutcome(ackError: error)
-        } catch {
-            return AckAndPublishOutcome(ackError: error, publishError: error)
+        return await withCheckedContinuation { continuation in
+            acknowledge(reservation, publication: (channel, payload)) {
+                continuation.resume(returning: self.outcome($0, reservation))
+            }
+        }
+    }
+
+    public func ack(
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier,
+        completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
+    ) {
+        guard publishesWithAck(through: notifier) else {
+            Task { completion(await ackThenPublish(reservation, payload, to: channel, through: notifier)) }
+            return
+        }
+        acknowledge(reservation, publication: (channel, payload)) { completion(self.outcome($0, reservation)) }
+    }
+
+    /// Whether the ack script can publish the result: the notifier's subscribers are on this
+    /// server and it keeps no copy of results.
+    private func publishesWithAck(through notifier: any Notifier) -> Bool {
+        guard let redis = notifier as? any RedisPubSubNotifier else { return false }
+        return redis.server == connection.configuration.address && redis.resultRetention == nil
+    }
+
+    /// The outcome of an ack script that also published.
+    private func outcome(_ acknowledged: Result<Bool, any Error>, _ reservation: Reservation<Receipt>) -> AckAndPublishOutcome {
+        switch acknowledged {
+        case .success(true): return AckAndPublishOutcome()
+        case .success(false): return AckAndPublishOutcome(ackError: lost(reservation))
+        case .failure(let error): return AckAndPublishOutcome(ackError: error, publishError: error)
         }
     }
 
@@ -204,10 +225,19 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private func acknowledge(
         _ reservation: Reservation<Receipt>, publication: (channel: String, payload: [UInt8])?
     ) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            acknowledge(reservation, publication: publication) { continuation.resume(with: $0) }
+        }
+    }
+
+    private func acknowledge(
+        _ reservation: Reservation<Receipt>, publication: (channel: String, payload: [UInt8])?,
+        completion: @escaping @Sendable (Result<Bool, any Error>) -> Void
+    ) {
         let queue = reservation.queue
         let acknowledgement = Acknowledgement(
             messageID: reservation.messageID, token: reservation.receipt.token, publication: publication)
-        return try await acknowledgers.submit(acknowledgement, key: queue) { [weak self] batch, done in
+        acknowledgers.submit(acknowledgement, key: queue, execute: { [weak self] batch, done in
             guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
             let keys = Keys(queue)
             var arguments: [any RedisArgument] = [Self.group]
@@ -226,7 +256,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
                     done(batch.map { _ in .failure(error) })
                 }
             }
-        }
+        }, completion: completion)
     }
 
     public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt> {

@@ -61,6 +61,14 @@ public protocol QueueBackend: Sendable {
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
     ) async -> AckAndPublishOutcome
 
+    /// Acknowledges and publishes like ``ack(_:publishing:to:through:)``, without suspending:
+    /// `completion` gets the outcome once, on whatever thread the backend finishes on, and must
+    /// not block. The worker settles a run's message this way, so the task that ran it ends
+    /// at once. The default runs the suspending form in a new task.
+    func ack(
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier,
+        completion: @escaping @Sendable (AckAndPublishOutcome) -> Void)
+
     /// Keeps a reservation for another `visibility` from now (a heartbeat for long tasks).
     ///
     /// - Returns: The reservation to use from now on: brokers such as IronMQ hand out a new
@@ -82,6 +90,13 @@ public protocol QueueBackend: Sendable {
 }
 
 extension QueueBackend {
+    public func ack(
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier,
+        completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
+    ) {
+        Task { completion(await ack(reservation, publishing: payload, to: channel, through: notifier)) }
+    }
+
     public func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
         Task {
             do {

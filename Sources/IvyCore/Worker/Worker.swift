@@ -236,22 +236,20 @@ final class Worker<Backend: QueueBackend>: Sendable {
             // Settled before the caller hears of it: once resumed, the message is gone and the
             // worker's events for it are out. Acknowledged and published in one step where the
             // broker can (one round trip less for the caller).
-            await settle(reservation) {
-                var ackError: (any Error)?
-                if let channel {
-                    let notification = self.notification(message, context, outcome: .success(result: value))
-                    let outcome = await self.backend.ack(
-                        reservation, publishing: self.codec.encode(notification), to: channel, through: self.notifier)
-                    ackError = outcome.ackError
-                    if let error = outcome.publishError {
-                        self.logger.error("publishing a result failed", ["task.id": taskID, "error": "\(error)"])
-                    }
-                } else {
-                    do { try await self.backend.ack(reservation) } catch { ackError = error }
+            guard let channel else {
+                await settle(reservation) {
+                    do { try await self.backend.ack(reservation) } catch { self.ackFailed(taskID, error) }
                 }
-                if let error = ackError {
-                    self.logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
+                return
+            }
+            // This task ends here: the backend reports the outcome, and the slot is freed then.
+            let notification = notification(message, context, outcome: .success(result: value))
+            backend.ack(reservation, publishing: codec.encode(notification), to: channel, through: notifier) { outcome in
+                if let error = outcome.ackError { self.ackFailed(taskID, error) }
+                if let error = outcome.publishError {
+                    self.logger.error("publishing a result failed", ["task.id": taskID, "error": "\(error)"])
                 }
+                self.settled(reservation)
             }
         case .failure(let error):
             await failed(reservation, message, context, task: task, error: Self.remoteError(error), channel: channel)
@@ -317,6 +315,10 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
+    private func ackFailed(_ taskID: String, _ error: any Error) {
+        logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
+    }
+
     /// Settles a message whose attempt this task ended or took over, then frees its slot.
     ///
     /// The supervisor cancels only the attempts it takes over, never a task that ended its
@@ -328,6 +330,11 @@ final class Worker<Backend: QueueBackend>: Sendable {
         } else {
             await body()
         }
+        settled(reservation)
+    }
+
+    /// Frees the slot of a message that has been settled.
+    private func settled(_ reservation: Reservation<Backend.Receipt>) {
         limiters[reservation.queue]?.release(1)
     }
 
