@@ -113,8 +113,13 @@ public final class Ivy: Sendable {
         let (message, pending) = try prepareCall(task, repeat each arguments, timeout: timeout)
         // The caller waits for the result alone: a send that fails ends the call through the
         // result slot, one that succeeds does not wake the caller.
-        try send(message, queue: task.options.queue) { [router] outcome in
-            if case .failure(let error) = outcome { router.finish(pending.taskID, with: .failure(error)) }
+        do {
+            try send(message, queue: task.options.queue) { [router] outcome in
+                if case .failure(let error) = outcome { router.finish(pending.taskID, with: .failure(error)) }
+            }
+        } catch {
+            router.finish(pending.taskID, with: .failure(error))
+            throw error
         }
         return try await pending.value
     }

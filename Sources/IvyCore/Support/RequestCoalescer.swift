@@ -32,7 +32,7 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
     /// Requests and their callers side by side, so a batch is handed to `execute` as it is:
     /// this code runs unspecialised, where every copy of a composite element costs a look-up of
     /// its type's metadata.
-    private struct Batch {
+    private struct Batch: Sendable {
         var requests: [Request] = []
         var completions: [Completion] = []
     }
@@ -78,12 +78,50 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
     package var queuedCount: Int { state.withLock { $0.queued.requests.count } }
 
     /// Executes `batch`; when it is done, settles its callers and runs the next one, if any.
-    private func run(_ batch: Batch) {
-        execute(batch.requests) { results in
-            precondition(results.count == batch.completions.count, "a batch must give one result per request")
-            for index in results.indices { batch.completions[index](results[index]) }
-            let next = self.takeNext()
-            if !next.requests.isEmpty { self.run(next) }
+    ///
+    /// A batch can be done before `execute` returns (a closed connection fails it at once): the
+    /// next batch then runs in this loop rather than one level deeper, so a long run of such
+    /// batches cannot exhaust the stack.
+    private func run(_ first: Batch) {
+        var batch = first
+        while true {
+            let turn = Turn()
+            execute(batch.requests) { [completions = batch.completions] results in
+                precondition(results.count == completions.count, "a batch must give one result per request")
+                for index in results.indices { completions[index](results[index]) }
+                let next = self.takeNext()
+                guard !next.requests.isEmpty else { return }
+                if turn.handBack(next) == false { self.run(next) }
+            }
+            guard let next = turn.executeReturned() else { return }
+            batch = next
+        }
+    }
+
+    /// Tells a batch that finished while `execute` was still running from one that finished later.
+    private final class Turn: Sendable {
+        private struct State {
+            var executeReturned = false
+            var handedBack: Batch?
+        }
+
+        private let state = Mutex(State())
+
+        /// Leaves `next` for the loop in ``run(_:)`` if `execute` has not returned; false if it has.
+        func handBack(_ next: Batch) -> Bool {
+            state.withLock { state in
+                guard !state.executeReturned else { return false }
+                state.handedBack = next
+                return true
+            }
+        }
+
+        /// The batch left by a `done` that came first, if any.
+        func executeReturned() -> Batch? {
+            state.withLock { state in
+                state.executeReturned = true
+                return state.handedBack.take()
+            }
         }
     }
 

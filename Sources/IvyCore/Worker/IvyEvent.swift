@@ -5,6 +5,11 @@
 /// Watch them with ``Ivy/events()``; the CLI's `demo` prints them as the call's flow.
 public enum IvyEvent: Sendable, Hashable {
     /// The queue accepted a call (producer).
+    ///
+    /// With ``Ivy/call(_:_:timeout:)``, which does not wait for the queue's answer, this can come
+    /// after the worker's events, or even after ``callerResumed(_:succeeded:)``: the answer and
+    /// the result arrive on different connections. ``Ivy/delayedCall(_:_:timeout:)`` emits it
+    /// before it returns.
     case scheduled(TaskEventContext)
     /// A worker started an attempt.
     case started(TaskEventContext)
