@@ -119,9 +119,7 @@ public final class RedisConnection: Sendable {
     private func enqueue(_ id: UInt64, _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool) async throws
         -> [RedisReply]
     {
-        try await withCheckedThrowingContinuation { continuation in
-            enqueue(id, commands, extraTime: extraTime, failsFast: failsFast) { continuation.resume(with: $0) }
-        }
+        try await awaiting { enqueue(id, commands, extraTime: extraTime, failsFast: failsFast, completion: $0) }
     }
 
     private func enqueue(

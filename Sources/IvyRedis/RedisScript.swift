@@ -29,9 +29,7 @@ extension RedisConnection {
     ///
     /// - Returns: The script's reply, which may be an error reply.
     public func evaluate(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
-        try await withCheckedThrowingContinuation { continuation in
-            evaluate(script, keys: keys, arguments: arguments) { continuation.resume(with: $0) }
-        }
+        try await awaiting { evaluate(script, keys: keys, arguments: arguments, completion: $0) }
     }
 
     /// Runs `script` like ``evaluate(_:keys:arguments:)``, without suspending; `completion` runs

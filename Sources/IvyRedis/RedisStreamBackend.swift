@@ -58,9 +58,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     public func send(_ body: [UInt8], to queue: String) async throws -> String {
         try checkSize(body, queue: queue)
-        return try await withCheckedThrowingContinuation { continuation in
-            submit(body, to: queue) { continuation.resume(with: $0) }
-        }
+        return try await awaiting { submit(body, to: queue, completion: $0) }
     }
 
     public func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
@@ -103,9 +101,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// Adds `bodies` to the stream and wakes idle consumers, in one transaction: plain commands
     /// (no script) are the cheapest thing the server can do per message.
     private func sendNow(_ bodies: [[UInt8]], to queue: String) async throws -> [String] {
-        try await withCheckedThrowingContinuation { continuation in
-            sendNow(bodies, to: queue) { continuation.resume(with: $0) }
-        }
+        try await awaiting { sendNow(bodies, to: queue, completion: $0) }
     }
 
     private func sendNow(
@@ -225,9 +221,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private func acknowledge(
         _ reservation: Reservation<Receipt>, publication: (channel: String, payload: [UInt8])?
     ) async throws -> Bool {
-        try await withCheckedThrowingContinuation { continuation in
-            acknowledge(reservation, publication: publication) { continuation.resume(with: $0) }
-        }
+        try await awaiting { acknowledge(reservation, publication: publication, completion: $0) }
     }
 
     private func acknowledge(
@@ -368,9 +362,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// Runs a script on the shared connection; error replies become ``IvyError/Code/commandFailed``.
     private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
-        try await withCheckedThrowingContinuation { continuation in
-            run(script, keys: keys, arguments: arguments) { continuation.resume(with: $0) }
-        }
+        try await awaiting { run(script, keys: keys, arguments: arguments, completion: $0) }
     }
 
     private func run(

@@ -69,9 +69,7 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
 
     /// Carries out `request` and returns its response.
     package func submit(_ request: Request) async throws -> Response {
-        try await withCheckedThrowingContinuation { continuation in
-            submit(request) { continuation.resume(with: $0) }
-        }
+        try await awaiting { submit(request, completion: $0) }
     }
 
     /// Requests waiting for the next batch.
