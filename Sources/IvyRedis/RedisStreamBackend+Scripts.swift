@@ -45,7 +45,10 @@ extension RedisStreamBackend {
         """
 
     /// KEYS stream, leases, delayed, signal; ARGV group, consumer, count, visibility ms.
-    /// Returns `{{id, body, deliveries, token}…}, next due in ms or -1`.
+    /// Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`. `drained` is
+    /// 1 when nothing was left to read: the signal list is emptied then, and the next due time
+    /// is when the earliest delayed message or lease (this batch's included) comes due. Until
+    /// then only a send or release, which push to the list, can make a message ready.
     static let reserve = RedisScript(
         name: "reserve",
         source: clock + """
@@ -72,12 +75,19 @@ extension RedisStreamBackend {
                 claim(string.match(lease, '^[^|]*'))
               end
             end
+            local drained = false
             if #out < count then
               local want = count - #out
               local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[1], '>')
               local entries = read and read[1][2] or {}
               for _, entry in ipairs(entries) do table.insert(out, {entry[1], entry[2][2], 1, token}) end
-              if #entries < want then redis.call('DEL', KEYS[4]) end
+              if #entries < want then
+                drained = true
+              else
+                -- The group reads in id order: an entry after the last one read is still unread.
+                local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+                drained = last[1] == entries[#entries][1]
+              end
             end
             if #out > 0 then
               -- Every lease of the batch in one command: the expiry, then `id|token`.
@@ -86,8 +96,9 @@ extension RedisStreamBackend {
                 table.insert(leased, message[1] .. '|' .. token)
               end
               redis.call('ZADD', KEYS[2], unpack(leased))
-              return {out, -1}
             end
+            if not drained then return {out, 0, -1} end
+            redis.call('DEL', KEYS[4])
             local nextDue = -1
             for _, key in ipairs({KEYS[3], KEYS[2]}) do
               local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -97,7 +108,7 @@ extension RedisStreamBackend {
               end
             end
             if nextDue >= 0 and nextDue < 1 then nextDue = 1 end
-            return {out, nextDue}
+            return {out, 1, nextDue}
             """)
 
     /// Acknowledges a batch and publishes results. KEYS stream, leases; ARGV group, then per

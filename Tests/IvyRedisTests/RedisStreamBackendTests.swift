@@ -76,6 +76,51 @@ struct RedisStreamBackendTests {
         await backend.close()
     }
 
+    // After a reserve that emptied the queue, the next one blocks on the signal list without
+    // asking the script first. These check both ways that can go wrong: blocking while messages
+    // are still ready, and sleeping through a lease that expires with no send to wake it. Each
+    // reserve may wait 30 s; the deadlines are shorter, so a blocked reserve fails the test.
+
+    @Test func aFullBatchWithMoreBehindItDoesNotMakeTheNextReserveBlock() async throws {
+        let (backend, notifier, queue) = try await open()
+        _ = try await backend.send(batch: ["a", "b", "c"].map { Array($0.utf8) }, to: queue)
+        let bodies = try await withDeadline(.seconds(10), "the messages still ready after each full batch") {
+            var bodies: [String] = []
+            while bodies.count < 3 {
+                let batch = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(30))
+                for reservation in batch {
+                    bodies.append(String(decoding: reservation.body, as: UTF8.self))
+                    try await backend.ack(reservation)
+                }
+            }
+            return bodies
+        }
+        #expect(bodies == ["a", "b", "c"])
+        // The third batch was full too, and emptied the queue: the next reserve blocks until a send.
+        let waiting = Task { try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(30)) }
+        _ = try await backend.send(Array("d".utf8), to: queue)
+        let next = try await withDeadline(.seconds(10), "the reserve woken by a send") { try await waiting.value }
+        #expect(next.map { String(decoding: $0.body, as: UTF8.self) } == ["d"])
+        await notifier.close()
+        await backend.close()
+    }
+
+    @Test func aReserveThatLastFoundTheQueueEmptyWakesWhenALeaseExpires() async throws {
+        let (backend, notifier, queue) = try await open()
+        _ = try await backend.send(Array("m".utf8), to: queue)
+        let first = try await backend.reserve(from: queue, count: 4, visibility: .milliseconds(300), wait: .seconds(5))
+        #expect(first.count == 1)
+        // No ack and no send: only the lease's expiry can end this wait early.
+        let again = try await withDeadline(.seconds(10), "the expired message to come back") {
+            try await backend.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(30))
+        }
+        #expect(again.map(\.messageID) == first.map(\.messageID))
+        #expect(again.first?.deliveryCount == 2)
+        for reservation in again { try await backend.ack(reservation) }
+        await notifier.close()
+        await backend.close()
+    }
+
     @Test func aReserveCancelledWhileBlockedReturnsAtOnceAndTheConnectionServesAgain() async throws {
         let (backend, notifier, queue) = try await open()
         let reserving = Task { try await backend.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(30)) }
