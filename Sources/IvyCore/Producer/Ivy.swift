@@ -33,6 +33,7 @@ public final class Ivy: Sendable {
     private let subscription: NotifierSubscription
     private let sweeper: Task<Void, Never>
     private let isClosed = Atomic<Bool>(false)
+    private let randomWords = RandomWords()
 
     /// Makes a producer/worker over a backend and a notifier, and subscribes to its channel.
     ///
@@ -227,7 +228,7 @@ public final class Ivy: Sendable {
             var end = buffer.initialize(fromContentsOf: prefix)
             buffer[end] = UInt8(ascii: "-")
             end += 1
-            return end + Self.writeHex(OpenSSL.randomUInt64(), into: UnsafeMutableBufferPointer(rebasing: buffer[end...]))
+            return end + Self.writeHex(randomWords.next(), into: UnsafeMutableBufferPointer(rebasing: buffer[end...]))
         }
     }
 
