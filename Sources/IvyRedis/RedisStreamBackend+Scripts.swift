@@ -7,7 +7,8 @@
 /// - `ivy:{q}:leases`: ZSET of reservations, `<entry id>|<token>`, scored by when they expire (µs);
 /// - `ivy:{q}:delayed`: ZSET of released entry ids, scored by when they are visible again (µs);
 /// - `ivy:{q}:dead`: the dead-letter stream (fields `o` id, `b` body, `r` reason, `c` deliveries, `t` ms);
-/// - `ivy:{q}:signal`: a short list that blocked consumers BLPOP; sends and releases push to it.
+/// - `ivy:{q}:signal`: a short list that blocked consumers BLPOP; sends, releases and requeues
+///   push to it, and a reserve that finds nothing more to read empties it.
 ///
 /// A reservation's token is its first expiry in microseconds of the server's clock, and its
 /// lease member is `<entry id>|<token>`: extending moves the score, not the member, so the token
@@ -47,8 +48,7 @@ extension RedisStreamBackend {
     /// KEYS stream, leases, delayed, signal; ARGV group, consumer, count, visibility ms.
     /// Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`. `drained` is
     /// 1 when nothing was left to read: the signal list is emptied then, and the next due time
-    /// is when the earliest delayed message or lease (this batch's included) comes due. Until
-    /// then only a send or release, which push to the list, can make a message ready.
+    /// is when the earliest delayed message or lease (this batch's included) comes due.
     static let reserve = RedisScript(
         name: "reserve",
         source: clock + """

@@ -10,8 +10,10 @@ internal import Synchronization
 /// `RedisStreamBackend+Scripts.swift`): reservations are leases with an expiry, released
 /// messages wait in a delayed set, and expired or due ones are claimed again by the next
 /// reserve, their delivery count one higher. A reserve with nothing to take blocks in BLPOP on
-/// the queue's signal list, on a connection of its own, until a send or release pushes to it or
-/// the next lease or delay comes due: no polling loop.
+/// the queue's signal list, on a connection of its own, until a send, release or requeue pushes
+/// to it or the next lease or delay it knows of comes due: no polling loop. Right after a reserve
+/// that drained the queue, the next one blocks at once, without running the script first, but
+/// for at most 250 ms before it does.
 public final class RedisStreamBackend: InspectableQueueBackend {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: String
@@ -24,15 +26,24 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private let waiters: RedisConnectionPool
     private let consumer: String
     private let groupsCreated = Mutex<Set<String>>([])
-    /// Per queue, after a reserve script found nothing more to read: when the next delayed
-    /// message or lease comes due (nil: none). Until then only sends and releases make a
-    /// message ready, and they push to the signal list, so the next reserve blocks on the list
-    /// at once instead of asking the script first: one script call per batch instead of two.
-    private let knownDue = Mutex<[String: ContinuousClock.Instant?]>([:])
+    /// Per queue, what the last reserve script said if it found nothing more to read.
+    private let drainedQueues = Mutex<[String: Drained]>([:])
     /// Per queue: single sends that arrive together go out as one script call.
     private let senders = CoalescerTable<[UInt8], String>(maximumBatch: maximumBatch)
     /// Per queue: acknowledgements (with their results to publish) batched the same way.
     private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: maximumBatch)
+
+    /// A queue whose last reserve script found nothing more to read. Until `nextDue` only a
+    /// send, release or requeue can make a message ready, and each pushes to the signal list, so
+    /// the next reserve can block on the list at once instead of running the script first.
+    private struct Drained {
+        /// When the earliest lease or delayed message then known comes due; nil for none.
+        var nextDue: ContinuousClock.Instant?
+    }
+
+    /// How long a reserve blocks on what an earlier one learned before it asks the script again:
+    /// another consumer may since have taken a release's push, or made a lease that expires sooner.
+    static let drainedBlockLimit = Duration.milliseconds(250)
 
     /// One message to acknowledge, and the result to publish with it.
     private struct Acknowledgement: Sendable {
@@ -146,17 +157,19 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let keys = Keys(queue)
         try await ensureGroup(keys)
         let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal]
-        let wanted = min(count, Self.maximumBatch)
-        let arguments: [any RedisArgument] = [Self.group, consumer, wanted, visibility.wholeMilliseconds]
+        let arguments: [any RedisArgument] = [
+            Self.group, consumer, min(count, Self.maximumBatch), visibility.wholeMilliseconds,
+        ]
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
         let reserveCommand = Self.reserve.command(keys: reserveKeys, arguments: arguments)
         var reply: RedisReply?
         var nextDue: ContinuousClock.Instant?
-        if wait > .zero, case .some(let due) = knownDue.withLock({ $0.removeValue(forKey: queue) }),
-            due.map({ $0 > clock.now }) ?? true
+        if wait > .zero, let drained = drainedQueues.withLock({ $0[queue] }),
+            drained.nextDue.map({ $0 > clock.now }) ?? true
         {
-            nextDue = due
+            let limit = clock.now.advanced(by: Self.drainedBlockLimit)
+            nextDue = drained.nextDue.map { min($0, limit) } ?? limit
         } else {
             reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
         }
@@ -164,11 +177,11 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             if let reply {
                 let outcome = try parseReserveReply(reply, queue: queue)
                 nextDue = outcome.nextDue.map { clock.now.advanced(by: .milliseconds($0)) }
-                if outcome.drained { knownDue.withLock { $0[queue] = nextDue } }
+                drainedQueues.withLock { $0[queue] = outcome.drained ? Drained(nextDue: nextDue) : nil }
                 if !outcome.reservations.isEmpty { return outcome.reservations }
-                let remaining = deadline - clock.now
-                if Task.isCancelled || remaining <= .zero { return [] }
+                if deadline <= clock.now { return [] }
             }
+            if Task.isCancelled { return [] }
             let remaining = max(deadline - clock.now, .milliseconds(1))
             let block = nextDue.map { min(remaining, max($0 - clock.now, .milliseconds(1))) } ?? remaining
             // The reserve is pipelined behind the BLPOP, so the server runs it the moment a
@@ -187,6 +200,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             }
             reply = replies[1]
             if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") || message.contains("NOGROUP") {
+                // A restarted or emptied server: what this process knew of the queue is gone too.
+                drainedQueues.withLock { $0[queue] = nil }
                 reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
             }
         }
@@ -435,8 +450,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             else { return nil }
             return Reservation(queue: queue, messageID: id, body: body, deliveryCount: deliveries, receipt: Receipt(token: token))
         }
-        return ReserveOutcome(
-            reservations: reservations, drained: parts[1].integer == 1, nextDue: parts[2].integer.flatMap { $0 >= 0 ? $0 : nil })
+        let nextDue = parts[2].integer.flatMap { $0 >= 0 ? $0 : nil }
+        return ReserveOutcome(reservations: reservations, drained: parts[1].integer == 1, nextDue: nextDue)
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -87,6 +87,7 @@ struct RedisStreamBackendTests {
         let bodies = try await withDeadline(.seconds(10), "the messages still ready after each full batch") {
             var bodies: [String] = []
             while bodies.count < 3 {
+                try Task.checkCancellation()
                 let batch = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(30))
                 for reservation in batch {
                     bodies.append(String(decoding: reservation.body, as: UTF8.self))
@@ -119,6 +120,27 @@ struct RedisStreamBackendTests {
         for reservation in again { try await backend.ack(reservation) }
         await notifier.close()
         await backend.close()
+    }
+
+    @Test func aReserveThatLastFoundTheQueueEmptySeesADelayAnotherConsumerLearnedOf() async throws {
+        let (first, notifier, queue) = try await open()
+        let second = try await RedisStreamBackend.connect(url: Services.redisURL)
+        #expect(try await first.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .zero).isEmpty)
+        // The second consumer takes a message, releases it for a moment and looks again: it
+        // learns when the message comes due and empties the signal list. The first knows nothing
+        // of this, and nothing will push to the list again.
+        let id = try await second.send(Array("m".utf8), to: queue)
+        let taken = try #require(try await second.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .zero).first)
+        try await second.release(taken, delay: .milliseconds(200))
+        #expect(try await second.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .zero).isEmpty)
+        let again = try await withDeadline(.seconds(10), "the released message to come back") {
+            try await first.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(30))
+        }
+        #expect(again.map(\.messageID) == [id])
+        for reservation in again { try await first.ack(reservation) }
+        await second.close()
+        await notifier.close()
+        await first.close()
     }
 
     @Test func aReserveCancelledWhileBlockedReturnsAtOnceAndTheConnectionServesAgain() async throws {

@@ -7,6 +7,7 @@ internal import Synchronization
 ///
 /// Every call names its task with one of these; asking the generator for 8 bytes at a time
 /// cost about 2 % of a round trip's CPU (its locking and parameter handling, not the AES).
+/// A process that forked would hand out its parent's remaining words: Swift programs don't.
 final class RandomWords: Sendable {
     private struct Pool {
         var words: [UInt64] = []
@@ -17,7 +18,7 @@ final class RandomWords: Sendable {
     private let batch: Int
 
     init(batch: Int = 512) {
-        precondition(batch > 0)
+        precondition(batch > 0, "a pool must hold at least one word")
         self.batch = batch
     }
 
@@ -25,7 +26,9 @@ final class RandomWords: Sendable {
         pool.withLock { pool in
             if pool.next == pool.words.count {
                 pool.words = [UInt64](repeating: 0, count: batch)
-                let ok = pool.words.withUnsafeMutableBytes { RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32($0.count)) }
+                let ok = pool.words.withUnsafeMutableBytes { bytes in
+                    RAND_bytes(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(bytes.count))
+                }
                 precondition(ok == 1, "no randomness available")
                 pool.next = 0
             }

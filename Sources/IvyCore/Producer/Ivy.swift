@@ -228,7 +228,8 @@ public final class Ivy: Sendable {
             var end = buffer.initialize(fromContentsOf: prefix)
             buffer[end] = UInt8(ascii: "-")
             end += 1
-            return end + Self.writeHex(randomWords.next(), into: UnsafeMutableBufferPointer(rebasing: buffer[end...]))
+            let rest = UnsafeMutableBufferPointer(rebasing: buffer[end...])
+            return end + Self.writeHex(randomWords.next(), into: rest)
         }
     }
 
