@@ -54,17 +54,22 @@ package enum OpenSSL {
         return (key, iv)
     }
 
+    /// Fills `buffer` from OpenSSL's generator: unguessable, with no system call per value.
+    static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard let start = buffer.baseAddress else { return }
+        let ok = RAND_bytes(start.assumingMemoryBound(to: UInt8.self), Int32(buffer.count))
+        precondition(ok == 1, "no randomness available")
+    }
+
     static func randomBytes(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        precondition(RAND_bytes(&bytes, Int32(count)) == 1, "no randomness available")
+        bytes.withUnsafeMutableBytes(fillRandom)
         return bytes
     }
 
-    /// 64 random bits from OpenSSL's generator: unguessable, with no system call per value.
     static func randomUInt64() -> UInt64 {
         var value: UInt64 = 0
-        let ok = withUnsafeMutableBytes(of: &value) { RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) }
-        precondition(ok == 1, "no randomness available")
+        withUnsafeMutableBytes(of: &value, fillRandom)
         return value
     }
 

@@ -1,6 +1,5 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-internal import COpenSSL
 internal import Synchronization
 
 /// Unguessable 64-bit values from OpenSSL's generator, fetched `batch` at a time.
@@ -26,10 +25,7 @@ final class RandomWords: Sendable {
         pool.withLock { pool in
             if pool.next == pool.words.count {
                 pool.words = [UInt64](repeating: 0, count: batch)
-                let ok = pool.words.withUnsafeMutableBytes { bytes in
-                    RAND_bytes(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(bytes.count))
-                }
-                precondition(ok == 1, "no randomness available")
+                pool.words.withUnsafeMutableBytes(OpenSSL.fillRandom)
                 pool.next = 0
             }
             defer { pool.next += 1 }
