@@ -33,6 +33,7 @@ extension Ivy {
     ) async throws {
         var options = options
         if let encryptionKey { options.encryption = MessageEncryption(key: encryptionKey) }
+        try options.validate()
         let backend = try await Self.backend(queue)
         let resultNotifier: any Notifier
         do { resultNotifier = try await Self.notifier(notifier, logger: options.logger) } catch {

@@ -1,5 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+import Foundation
+
 /// A subcommand's arguments, consumed option by option; whatever is left is an error.
 struct CommandLineArguments {
     struct UsageError: Error, CustomStringConvertible {
@@ -59,13 +61,38 @@ struct CommandLineArguments {
         return number
     }
 
-    /// A number of seconds, possibly fractional.
-    mutating func seconds(_ name: String, default fallback: Duration) throws(UsageError) -> Duration {
+    /// A number of seconds, possibly fractional, within `range`.
+    mutating func seconds(
+        _ name: String, default fallback: Duration, range: ClosedRange<Duration> = .zero...(.seconds(86_400 * 366))
+    ) throws(UsageError) -> Duration {
         guard let value = try option(name) else { return fallback }
-        guard let seconds = Double(value), seconds >= 0, seconds < 1e9 else {
-            throw UsageError(description: "\(name) takes a number of seconds")
+        let lowest = Self.seconds(range.lowerBound)
+        let highest = Self.seconds(range.upperBound)
+        // Rejects nan and inf too: neither lies in a closed range of finite numbers.
+        guard let seconds = Double(value), seconds >= lowest, seconds <= highest else {
+            throw UsageError(description: "\(name) takes a number of seconds from \(Self.text(lowest)) to \(Self.text(highest))")
         }
-        return .milliseconds(Int64(seconds * 1000))
+        return .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private static func text(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int64(seconds)) : String(seconds)
+    }
+
+    /// A comma-separated list of non-empty names.
+    mutating func names(_ name: String) throws(UsageError) -> [String]? {
+        guard let value = try option(name) else { return nil }
+        let names = value.split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        guard !names.contains(where: \.isEmpty) else {
+            throw UsageError(description: "\(name) takes comma-separated names, none of them empty")
+        }
+        return names
     }
 
     /// Fails on anything not consumed.

@@ -24,7 +24,7 @@ enum DemoCommand {
         let shared = try SharedOptions(&arguments)
         let noWorker = arguments.flag("--no-worker")
         let n = try arguments.integer("-n", default: 5, range: 0...1000)
-        let timeout = try arguments.seconds("--timeout", default: .seconds(30))
+        let timeout = try arguments.seconds("--timeout", default: .seconds(30), range: .milliseconds(1)...(.seconds(86_400)))
         try arguments.finish()
         if noWorker && shared.isInProcess {
             throw CommandLineArguments.UsageError(

@@ -29,15 +29,12 @@ enum WorkerCommand {
     static func run(_ arguments: inout CommandLineArguments) async throws -> Int32 {
         let shared = try SharedOptions(&arguments)
         let concurrency = try arguments.integer("--concurrency", "-c", default: 16, range: 1...10_000)
-        let grace = try arguments.seconds("--grace", default: .seconds(30))
-        let visibility = try arguments.seconds("--visibility", default: .seconds(30))
-        let queues = try arguments.option("--queues").map { $0.split(separator: ",").map(String.init) }
-            ?? [TestPackage.queue]
+        let grace = try arguments.seconds("--grace", default: .seconds(30), range: .zero...(.seconds(86_400)))
+        let visibility = try arguments.seconds(
+            "--visibility", default: .seconds(30), range: .milliseconds(30)...(.seconds(86_400)))
+        let queues = try arguments.names("--queues") ?? [TestPackage.queue]
         let printEvents = arguments.flag("--events")
         try arguments.finish()
-        guard visibility >= .milliseconds(30) else {
-            throw CommandLineArguments.UsageError(description: "--visibility must be at least 0.03 seconds")
-        }
         if shared.isInProcess {
             Console.error("ivy worker: note: memory:// is private to this process; use a broker URL to share work")
         }

@@ -45,7 +45,11 @@ func runCommandLine() async -> Int32 {
     do {
         return try await entry.run(&arguments)
     } catch let error as CommandLineArguments.UsageError {
-        Console.error("ivy \(command): \(error)\nrun `ivy \(command) --help` for usage")
+        Console.error("ivy \(command): \(error) (see `ivy \(command) --help`)")
+        return 2
+    } catch let error as IvyError where [.invalidConfiguration, .invalidURL, .unsupportedBackend].contains(error.code) {
+        // Configuration is input like the flags: the same one line and exit status.
+        Console.error("ivy \(command): \(error)")
         return 2
     } catch {
         Console.error("ivy \(command): \(error)")

@@ -33,7 +33,10 @@ struct CommandLineTests {
         #expect(run.stdout.contains("round trip"))
         let last = try #require(run.stdoutLines.last)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
-        for key in ["backend", "tasks", "concurrency", "enqueue_per_s", "roundtrip_per_s", "p50_ms", "p90_ms", "p99_ms", "errors"] {
+        for key in [
+            "backend", "tasks", "concurrency", "enqueue_per_s", "roundtrip_per_s", "p50_ms", "p90_ms", "p99_ms",
+            "send_errors", "result_errors", "errors",
+        ] {
             #expect(object[key] != nil, "missing key \(key)")
         }
         #expect(object["backend"] as? String == "memory://")
@@ -44,6 +47,20 @@ struct CommandLineTests {
         let p50 = object["p50_ms"] as? Double ?? -1
         let p99 = object["p99_ms"] as? Double ?? -1
         #expect(p50 > 0 && p50 <= p99)
+    }
+
+    @Test func benchCountsARefusedSendOnceAsASendError() async throws {
+        // Bodies over the memory queue's 16 MiB are refused before they are queued.
+        let run = try await IvyProcess.run(["bench", "-n", "2", "-c", "1", "--payload", "17000000", "--phases", "enqueue", "--json"])
+        #expect(run.status == 1)
+        let last = try #require(run.stdoutLines.last)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        #expect(object["send_errors"] as? Int == 2)
+        #expect(object["result_errors"] as? Int == 0)
+        #expect(object["errors"] as? Int == 2)
+        #expect(object["phases"] as? [String] == ["enqueue"])
+        #expect(object["roundtrip_per_s"] == nil)
+        #expect(object["p50_ms"] == nil)
     }
 
     @Test(arguments: ["demo", "worker", "bench"])
@@ -130,5 +147,23 @@ struct CommandLineTests {
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stderr.contains("SIGTERM received"))
         #expect(run.stderr.contains("stopped"))
+    }
+
+    @Test(arguments: [
+        ["demo", "--timeout", "0"], ["demo", "--timeout", "nan"], ["demo", "--timeout", "-1"],
+        ["demo", "--timeout", "1e30"], ["worker", "--queues", ","], ["worker", "--queues", ""],
+        ["worker", "--queues", "a,,b"], ["worker", "--concurrency", "0"], ["worker", "--grace", "-1"],
+        ["worker", "--visibility", "0.001"], ["demo", "--queue", "redis://"], ["demo", "--queue", "redis://h:99999"],
+        ["bench", "-c", "0"],
+    ])
+    func badValuesAreRejectedWithOneLineAndExitCode2(_ arguments: [String]) async throws {
+        let run = try await IvyProcess.run(arguments)
+        #expect(run.status == 2, "stderr: \(run.stderr)")
+        #expect(run.stdout.isEmpty)
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "stderr: \(run.stderr)")
+        #expect(lines.first?.hasPrefix("ivy \(arguments[0]): ") == true, "stderr: \(run.stderr)")
+        #expect(!run.stderr.contains("serving"), "nothing starts before the arguments are checked")
+        #expect(!run.stderr.contains("Fatal error") && !run.stderr.contains("Precondition"))
     }
 }

@@ -95,3 +95,16 @@ struct RFC3339Tests {
         #expect(RFC3339.parse(text) == nil)
     }
 }
+
+extension RFC3339Tests {
+    @Test func timesPastWhatFourYearDigitsSayAreRefusedAndNeverWrittenWrapped() {
+        // 23:59:59.9996 rounds to the millisecond into year 10000, which would be written "0000".
+        #expect(RFC3339.parse("9999-12-31T23:59:59.9996Z") == nil)
+        #expect(RFC3339.parse("9999-12-31T23:00:00-05:00") == nil)
+        #expect(RFC3339.parse("9999-12-31T23:59:59.999Z") != nil)
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 1e15)) == "9999-12-31T23:59:59.999Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: -1e15)) == "0000-01-01T00:00:00.000Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: .infinity)) == "9999-12-31T23:59:59.999Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: .nan)) == "1970-01-01T00:00:00.000Z")
+    }
+}

@@ -36,6 +36,7 @@ public struct MessageEncryption: Sendable {
     /// no node-ivy producer writes to is safer with this off.
     public let acceptsLegacyFormat: Bool
     private let keys: KeyRing
+    private let hasEmptyKey: Bool
 
     /// - Parameters:
     ///   - key: Seals new messages and opens messages.
@@ -48,11 +49,20 @@ public struct MessageEncryption: Sendable {
         key: Secret, decryptionKeys: [Secret] = [], format: Format = .authenticated, requireEncryption: Bool = false,
         acceptsLegacyFormat: Bool = true
     ) {
-        precondition(!key.exposedValue.isEmpty, "an encryption key cannot be empty")
+        hasEmptyKey = key.exposedValue.isEmpty
         self.format = format
         self.requireEncryption = requireEncryption
         self.acceptsLegacyFormat = acceptsLegacyFormat || format == .legacy
         keys = KeyRing(passwords: [key] + decryptionKeys.filter { !$0.exposedValue.isEmpty })
+    }
+
+    /// Checks the key; ``IvyOptions/validate()`` calls it.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` when the key is empty.
+    public func validate() throws(IvyError) {
+        guard !hasEmptyKey else {
+            throw IvyError(.invalidConfiguration, detail: "MessageEncryption.key must not be empty")
+        }
     }
 
     /// Encryption from `MESSAGES_ENCRYPTION_KEY`, as node ivy reads it; nil when unset or empty.

@@ -41,6 +41,11 @@ public final class Ivy: Sendable {
     public init(
         registry: TaskRegistry, backend: any QueueBackend, notifier: any Notifier, options: IvyOptions = .init()
     ) async throws {
+        do { try options.validate() } catch {
+            await notifier.close()
+            await backend.close()
+            throw error
+        }
         self.registry = registry
         self.options = options
         self.backend = backend
@@ -50,15 +55,23 @@ public final class Ivy: Sendable {
         notificationChannel = "\(options.notificationChannel):\(producerID)"
         // Results are routed on the notifier's own thread: the caller's task is the only one
         // to wake.
-        subscription = try await notifier.subscribe(to: notificationChannel) { [router, codec, logger = options.logger] payload in
-            do {
-                let notification = try codec.decodeNotification(payload)
-                if !router.deliver(notification) {
-                    logger.debug("result for no waiting call", ["task.id": notification.id])
+        do {
+            subscription = try await notifier.subscribe(to: notificationChannel) {
+                [router, codec, logger = options.logger] payload in
+                do {
+                    let notification = try codec.decodeNotification(payload)
+                    if !router.deliver(notification) {
+                        logger.debug("result for no waiting call", ["task.id": notification.id])
+                    }
+                } catch {
+                    logger.warning("undecodable notification", ["error": "\(error)"])
                 }
-            } catch {
-                logger.warning("undecodable notification", ["error": "\(error)"])
             }
+        } catch {
+            // They were handed over to this instance, which will not exist to close them.
+            await notifier.close()
+            await backend.close()
+            throw error
         }
         sweeper = Task { [router] in await router.sweep() }
     }
@@ -178,6 +191,10 @@ public final class Ivy: Sendable {
         guard !queues.isEmpty else {
             throw IvyError(.invalidConfiguration, detail: "no queue to listen on: register a task or name a queue")
         }
+        guard !queues.contains("") else {
+            throw IvyError.invalidConfiguration("queues", mustBe: "non-empty names", got: "\"\"")
+        }
+        try workerOptions.validate()
         try await serve(backend, queues: queues, options: workerOptions)
     }
 

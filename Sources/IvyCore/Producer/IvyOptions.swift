@@ -25,9 +25,19 @@ public struct IvyOptions: Sendable {
         logger: any IvyLogger = StderrLogger(), encryption: MessageEncryption? = .fromEnvironment()
     ) {
         self.encryption = encryption
-        precondition(resultTimeout > .zero, "resultTimeout must be positive")
         self.resultTimeout = resultTimeout
         self.notificationChannel = notificationChannel ?? Self.defaultNotificationChannel
         self.logger = logger
+    }
+
+    /// Checks every value; ``Ivy`` does when it is made.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
+    public func validate() throws(IvyError) {
+        try IvyError.check("IvyOptions.resultTimeout", resultTimeout, in: .milliseconds(1)...(.seconds(366 * 86_400)))
+        guard !notificationChannel.isEmpty else {
+            throw IvyError.invalidConfiguration("IvyOptions.notificationChannel", mustBe: "a non-empty name", got: "\"\"")
+        }
+        try encryption?.validate()
     }
 }

@@ -25,10 +25,28 @@ public struct RetryPolicy: Sendable, Hashable {
     public var jitter: Bool
 
     public init(maxAttempts: Int, backoff: Backoff, jitter: Bool = false) {
-        precondition(maxAttempts >= 1, "maxAttempts must be at least 1")
         self.maxAttempts = maxAttempts
         self.backoff = backoff
         self.jitter = jitter
+    }
+
+    /// The longest wait a policy gives, and the longest task timeout: 30 days.
+    public static let longestDelay = Duration.seconds(30 * 86_400)
+
+    /// Checks every value; ``TaskRegistry`` does when a task is registered.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
+    public func validate() throws(IvyError) {
+        try IvyError.check("RetryPolicy.maxAttempts", maxAttempts, in: 1...1_000_000)
+        let range = Duration.zero...Self.longestDelay
+        switch backoff {
+        case .immediate: break
+        case .fixed(let delay): try IvyError.check("RetryPolicy.fixed delay", delay, in: range)
+        case .linear(let step): try IvyError.check("RetryPolicy.linear step", step, in: range)
+        case .exponential(let base, let maximum):
+            try IvyError.check("RetryPolicy.exponential base", base, in: range)
+            try IvyError.check("RetryPolicy.exponential maximum", maximum, in: range)
+        }
     }
 
     /// One attempt, no retry.
@@ -60,23 +78,25 @@ public struct RetryPolicy: Sendable, Hashable {
 
     public func delay(afterAttempt attempt: Int, using generator: inout some RandomNumberGenerator) -> Duration? {
         guard attempt < maxAttempts else { return nil }
+        // Products are checked and every wait is capped at `longestDelay`, so no policy and no
+        // attempt number (it comes from a message) can overflow a `Duration`.
         let wait: Duration
         switch backoff {
         case .immediate: wait = .zero
         case .fixed(let delay): wait = delay
-        case .linear(let step): wait = step * max(attempt, 1)
+        case .linear(let step): wait = Self.scaled(step, by: Int128(max(attempt, 1)))
         case .exponential(let base, let maximum):
-            // Cap before multiplying: base × 2^62 overflows Duration.
-            let exponent = min(max(attempt - 1, 0), 62)
-            let factor = Double(1 << exponent)
-            let overflows = exponent >= 62 || Self.seconds(base) * factor >= Self.seconds(maximum)
-            wait = overflows ? maximum : base * factor
+            let exponent = min(max(attempt - 1, 0), 100)
+            wait = min(Self.scaled(base, by: Int128(1) << exponent), maximum)
         }
-        guard jitter, wait > .zero else { return wait }
-        return wait / 2 + wait / 2 * Double.random(in: 0...1, using: &generator)
+        let capped = min(max(wait, .zero), Self.longestDelay)
+        guard jitter, capped > .zero else { return capped }
+        return capped / 2 + capped / 2 * Double.random(in: 0...1, using: &generator)
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    /// `duration × factor`, or ``longestDelay`` if that is longer or overflows.
+    private static func scaled(_ duration: Duration, by factor: Int128) -> Duration {
+        let (product, overflow) = duration.attoseconds.multipliedReportingOverflow(by: factor)
+        return overflow || product > longestDelay.attoseconds ? longestDelay : Duration(attoseconds: product)
     }
 }

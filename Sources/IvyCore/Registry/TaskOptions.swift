@@ -14,10 +14,20 @@ public struct TaskOptions: Sendable, Hashable {
     public init(
         queue: String, retry: RetryPolicy = .none, timeout: Duration = .seconds(60), resultWanted: Bool = true
     ) {
-        precondition(timeout > .zero, "timeout must be positive")
         self.queue = queue
         self.retry = retry
         self.timeout = timeout
         self.resultWanted = resultWanted
+    }
+
+    /// Checks every value; ``TaskRegistry`` does when a task is registered.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
+    public func validate() throws(IvyError) {
+        guard !queue.isEmpty else {
+            throw IvyError.invalidConfiguration("TaskOptions.queue", mustBe: "a non-empty name", got: "\"\"")
+        }
+        try IvyError.check("TaskOptions.timeout", timeout, in: .milliseconds(1)...RetryPolicy.longestDelay)
+        try retry.validate()
     }
 }

@@ -28,13 +28,15 @@ public final class TaskRegistry: Sendable {
     ///   - resultWanted: Whether workers publish the outcome; when false, calls can only be
     ///     enqueued.
     ///   - body: The task. Its parameters and result travel as JSON through `Codable`.
-    /// - Throws: ``IvyError/Code/invalidTaskName`` or ``IvyError/Code/duplicateTask``.
+    /// - Throws: ``IvyError/Code/invalidTaskName``, ``IvyError/Code/duplicateTask``, or
+    ///   ``IvyError/Code/invalidConfiguration`` for options out of range (``TaskOptions/validate()``).
     @discardableResult
     public func register<each Argument: Codable & Sendable, Result: Codable & Sendable>(
         _ name: String, queue: String, retry: RetryPolicy = .none, timeout: Duration = .seconds(60),
         resultWanted: Bool = true, _ body: @escaping @Sendable (repeat each Argument) async throws -> Result
     ) throws(IvyError) -> TaskDefinition<repeat each Argument, Result> {
         let options = TaskOptions(queue: queue, retry: retry, timeout: timeout, resultWanted: resultWanted)
+        try options.validate()
         let definition = try TaskDefinition<repeat each Argument, Result>(name: name, options: options)
         let parameterCount = ArgumentDecoder.count(repeat (each Argument).self)
         let task = RegisteredTask(name: name, options: options) { json in

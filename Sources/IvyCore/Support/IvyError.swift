@@ -94,3 +94,28 @@ public struct IvyError: Error, Sendable, Hashable, CustomStringConvertible {
         return text
     }
 }
+
+extension IvyError {
+    /// A configuration value out of range, naming the field as the caller knows it
+    /// (`WorkerOptions.concurrency`) and what it must be. Only the value's description is shown,
+    /// so callers pass no secrets here.
+    package static func invalidConfiguration(
+        _ field: String, mustBe requirement: String, got value: some CustomStringConvertible
+    ) -> IvyError {
+        IvyError(.invalidConfiguration, detail: "\(field) must be \(requirement) (got \(value))")
+    }
+
+    /// Throws ``Code/invalidConfiguration`` unless `duration` lies in `range`.
+    package static func check(_ field: String, _ duration: Duration, in range: ClosedRange<Duration>) throws(IvyError) {
+        guard range.contains(duration) else {
+            throw invalidConfiguration(field, mustBe: "from \(range.lowerBound) to \(range.upperBound)", got: duration)
+        }
+    }
+
+    /// Throws ``Code/invalidConfiguration`` unless `value` lies in `range`.
+    package static func check(_ field: String, _ value: Int, in range: ClosedRange<Int>) throws(IvyError) {
+        guard range.contains(value) else {
+            throw invalidConfiguration(field, mustBe: "from \(range.lowerBound) to \(range.upperBound)", got: value)
+        }
+    }
+}

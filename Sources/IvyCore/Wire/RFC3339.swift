@@ -11,6 +11,10 @@ internal import Darwin
 /// RFC 3339 timestamps as the wire format writes them (`2026-11-23T10:15:30.123Z`) and reads
 /// them (any offset, optional fraction). Hand-rolled because it runs on every message.
 enum RFC3339 {
+    /// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z, in milliseconds since 1970.
+    static let earliestMilliseconds = -62_167_219_200_000.0
+    static let latestMilliseconds = 253_402_300_799_999.0
+
     static func format(_ date: Date) -> String {
         var bytes: [UInt8] = []
         write(date, into: &bytes)
@@ -19,7 +23,9 @@ enum RFC3339 {
 
     static func write(_ date: Date, into bytes: inout [UInt8]) {
         // Round once, on the whole count of milliseconds, so parse → format is the identity.
-        let totalMillis = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        // Clamped to what four year digits can say, so no `Date` (nor NaN) can trap or wrap.
+        let exact = (date.timeIntervalSince1970 * 1000).rounded()
+        let totalMillis = Int64(exact.isNaN ? 0 : min(max(exact, earliestMilliseconds), latestMilliseconds))
         var (quotient, remainder) = totalMillis.quotientAndRemainder(dividingBy: 1000)
         if remainder < 0 {
             quotient -= 1
@@ -113,6 +119,9 @@ enum RFC3339 {
         let epoch = timegm(&parts)
         // timegm normalises 31 February to 3 March; such a date is not a date.
         guard parts.tm_mday == Int32(day), parts.tm_mon == Int32(month - 1) else { return nil }
+        // Only times the writer can give back (years 0000 to 9999, to the millisecond).
+        let milliseconds = ((Double(epoch - offset) + fraction) * 1000).rounded()
+        guard milliseconds >= Self.earliestMilliseconds, milliseconds <= Self.latestMilliseconds else { return nil }
         return Date(timeIntervalSince1970: Double(epoch - offset) + fraction)
     }
 }

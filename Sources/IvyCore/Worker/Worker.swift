@@ -189,7 +189,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
         let taskID = message.id ?? delivered.messageID
         let context = TaskEventContext(
             taskName: message.name, taskID: taskID, queue: delivered.queue,
-            attempt: message.attempt + delivered.deliveryCount - 1)
+            attempt: Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount))
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker", retryable: false)
@@ -205,13 +205,14 @@ final class Worker<Backend: QueueBackend>: Sendable {
             await settle(reservation) { await self.deadLetter(reservation, reason: reason) }
             return
         }
-        let deliveryLimit = task.options.retry.maxAttempts + options.extraDeliveries
+        let (sum, overflow) = task.options.retry.maxAttempts.addingReportingOverflow(options.extraDeliveries)
+        let deliveryLimit = overflow ? Int.max : sum
         if context.attempt > deliveryLimit {
             // Delivered again and again without finishing (its workers crashed, or its
             // reservation kept expiring): stop here rather than forever.
             let error = ResultNotification.RemoteError(
                 name: "AttemptsExhausted",
-                message: "delivered \(context.attempt) times; \(message.name) allows \(deliveryLimit)",
+                message: "attempt \(context.attempt) is past the \(deliveryLimit) deliveries \(message.name) allows",
                 retryable: false)
             guard let reservation = supervisor.end(id) else { return }
             await fail(reservation, message, context, error: error, channel: channel)
@@ -336,6 +337,14 @@ final class Worker<Backend: QueueBackend>: Sendable {
     /// Frees the slot of a message that has been settled.
     private func settled(_ reservation: Reservation<Backend.Receipt>) {
         limiters[reservation.queue]?.release(1)
+    }
+
+    /// The attempt a delivery is: the message's own attempt plus the redeliveries the broker
+    /// counted. Both come from outside (a message, a broker), so the sum saturates rather than
+    /// traps; a saturated attempt is past every delivery limit and goes to the dead letter.
+    static func attempt(_ messageAttempt: Int, deliveryCount: Int) -> Int {
+        let (sum, overflow) = max(messageAttempt, 1).addingReportingOverflow(max(deliveryCount, 1) - 1)
+        return overflow ? Int.max : sum
     }
 
     /// How a thrown error is reported to the caller.

@@ -1,6 +1,9 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 /// How a worker consumes its queues.
+///
+/// Values are checked by ``validate()`` when a worker starts, so options built from
+/// configuration fail with a typed error rather than a trap.
 public struct WorkerOptions: Sendable {
     /// Tasks run at once at most.
     public var concurrency: Int
@@ -23,15 +26,23 @@ public struct WorkerOptions: Sendable {
         concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30), pollWait: Duration = .seconds(5),
         gracePeriod: Duration = .seconds(30), errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3
     ) {
-        precondition(extraDeliveries >= 0, "extraDeliveries cannot be negative")
         self.extraDeliveries = extraDeliveries
-        precondition(concurrency > 0, "concurrency must be at least 1")
-        precondition(visibilityTimeout >= .milliseconds(30), "visibilityTimeout must be at least 30 ms")
-        precondition(pollWait >= .zero && gracePeriod >= .zero && errorBackoff >= .zero)
         self.concurrency = concurrency
         self.visibilityTimeout = visibilityTimeout
         self.pollWait = pollWait
         self.gracePeriod = gracePeriod
         self.errorBackoff = errorBackoff
+    }
+
+    /// Checks every value; a worker does before it starts.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
+    public func validate() throws(IvyError) {
+        try IvyError.check("WorkerOptions.concurrency", concurrency, in: 1...100_000)
+        try IvyError.check("WorkerOptions.visibilityTimeout", visibilityTimeout, in: .milliseconds(30)...(.seconds(86_400)))
+        try IvyError.check("WorkerOptions.pollWait", pollWait, in: .zero...(.seconds(3_600)))
+        try IvyError.check("WorkerOptions.gracePeriod", gracePeriod, in: .zero...(.seconds(86_400)))
+        try IvyError.check("WorkerOptions.errorBackoff", errorBackoff, in: .zero...(.seconds(3_600)))
+        try IvyError.check("WorkerOptions.extraDeliveries", extraDeliveries, in: 0...1_000_000)
     }
 }

@@ -1,0 +1,71 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import IvyTestSupport
+import Testing
+
+@testable import IvyCore
+
+/// Hostile bodies through the decoder and the argument decoding of registered tasks: each one
+/// decodes or is refused with a typed error, and none traps (a trap ends the test process).
+struct MessageFuzzTests {
+    static let seeds: [UInt64] = [1, 0x1bad_5eed, 20_261_203]
+
+    @Test(arguments: seeds)
+    func everyBodyDecodesOrIsRefusedWithAReason(seed: UInt64) throws {
+        let registry = TaskRegistry()
+        try MessageFuzzer.registerTargets(in: registry)
+        var fuzzer = MessageFuzzer(seed: seed, taskNames: registry.names)
+        var decoded = 0
+        for _ in 0..<20_000 {
+            let body = fuzzer.next()
+            let message: TaskMessage
+            do { message = try MessageCodec(encryption: nil).decodeTask(body) } catch {
+                #expect(error.code == .malformedMessage || error.code == .decryptionFailed)
+                #expect(!(error.detail ?? "").isEmpty, "a refusal says why")
+                continue
+            }
+            decoded += 1
+            // What decodes survives a round trip through the encoder (times to the millisecond
+            // the wire format keeps).
+            var again = try TaskMessage(decoding: message.encoded())
+            #expect(abs((again.createdAt ?? .distantPast).timeIntervalSince(message.createdAt ?? .distantPast)) < 0.001)
+            #expect(abs((again.deadline ?? .distantPast).timeIntervalSince(message.deadline ?? .distantPast)) < 0.001)
+            (again.createdAt, again.deadline) = (message.createdAt, message.deadline)
+            #expect(again == message)
+            #expect(message.attempt >= 1)
+        }
+        #expect(decoded > 1000, "the fuzzer makes enough decodable messages to reach the tasks (seed \(seed))")
+    }
+
+    @Test(arguments: seeds)
+    func argumentsThatDoNotFitAreRefusedBeforeTheTaskRuns(seed: UInt64) async throws {
+        let registry = TaskRegistry()
+        try MessageFuzzer.registerTargets(in: registry)
+        var fuzzer = MessageFuzzer(seed: seed, taskNames: registry.names)
+        var ran = 0
+        for _ in 0..<20_000 {
+            guard let message = try? TaskMessage(decoding: fuzzer.next()), let task = registry.task(named: message.name)
+            else { continue }
+            do {
+                _ = try await task.run(message.args[...])
+                ran += 1
+            } catch let error as IvyError {
+                #expect(error.code == .argumentsUndecodable)
+                #expect(!(error.detail ?? "").isEmpty)
+            } catch is TaskFailure {
+                // The task's own refusal (an overflow in `fuzz.add`).
+            }
+        }
+        #expect(ran > 0, "some fuzzed calls fit their task (seed \(seed))")
+    }
+
+    @Test func aSaturatedAttemptIsPastEveryDeliveryLimit() {
+        #expect(Worker<MemoryQueueBackend>.attempt(Int.max, deliveryCount: 5) == Int.max)
+        #expect(Worker<MemoryQueueBackend>.attempt(Int.max - 1, deliveryCount: 2) == Int.max)
+        #expect(Worker<MemoryQueueBackend>.attempt(1, deliveryCount: Int.max) == Int.max)
+        #expect(Worker<MemoryQueueBackend>.attempt(3, deliveryCount: 2) == 4)
+        #expect(Worker<MemoryQueueBackend>.attempt(1, deliveryCount: 0) == 1, "a broker that counts from 0")
+        #expect(Worker<MemoryQueueBackend>.attempt(Int.min, deliveryCount: Int.min) == 1)
+    }
+}
