@@ -2,7 +2,11 @@
 
 extension Duration {
     /// Whole milliseconds, rounded down: what Redis commands and `poll` take.
+    /// Saturates at `Int.min` and `Int.max` rather than trapping.
     package var wholeMilliseconds: Int {
-        Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000)
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = Int(seconds).multipliedReportingOverflow(by: 1000)
+        let (sum, carry) = whole.addingReportingOverflow(Int(attoseconds / 1_000_000_000_000_000))
+        return overflow || carry ? (seconds < 0 ? .min : .max) : sum
     }
 }

@@ -11,9 +11,9 @@ internal import Synchronization
 /// messages wait in a delayed set, and expired or due ones are claimed again by the next
 /// reserve, their delivery count one higher. A reserve with nothing to take blocks in BLPOP on
 /// the queue's signal list, on a connection of its own, until a send, release or requeue pushes
-/// to it or the next lease or delay it knows of comes due: no polling loop. Right after a reserve
-/// that drained the queue, the next one blocks at once, without running the script first, but
-/// for at most 250 ms before it does.
+/// to it or the next lease or delay it knows of comes due, and for at most 250 ms, so that a
+/// message added without the push waits no longer than that. Right after a reserve that drained
+/// the queue, the next one blocks at once, without running the script first.
 public final class RedisStreamBackend: InspectableQueueBackend {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: String
@@ -41,9 +41,12 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         var nextDue: ContinuousClock.Instant?
     }
 
-    /// How long a reserve blocks on what an earlier one learned before it asks the script again:
-    /// another consumer may since have taken a release's push, or made a lease that expires sooner.
-    static let drainedBlockLimit = Duration.milliseconds(250)
+    /// The longest a reserve blocks on the signal list before it runs the script again. A push
+    /// wakes it at once; this bound covers what pushes nothing: another consumer that took a
+    /// release's push or made a lease that expires sooner, and producers that add to the stream
+    /// without pushing (other languages, requeues by hand). An idle consumer so runs the
+    /// script four times a second per queue.
+    static let longestBlock = Duration.milliseconds(250)
 
     /// One message to acknowledge, and the result to publish with it.
     private struct Acknowledgement: Sendable {
@@ -55,8 +58,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// - Parameters:
     ///   - connection: For sends, scripts and inspection (shared, pipelined).
     ///   - maximumMessageSize: The largest body accepted (16 MiB by default; Redis allows 512 MiB).
-    public init(connection: RedisConnection, maximumMessageSize: Int = 16 << 20) {
-        precondition(maximumMessageSize > 0)
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a size below 1 B or above 512 MiB.
+    public init(connection: RedisConnection, maximumMessageSize: Int = 16 << 20) throws(IvyError) {
+        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(512 << 20))
         self.connection = connection
         self.maximumMessageSize = maximumMessageSize
         endpoint = connection.endpoint
@@ -66,8 +70,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// Connects to `url` (checking address and credentials) and returns the backend.
     public static func connect(url: String, maximumMessageSize: Int = 16 << 20) async throws -> RedisStreamBackend {
+        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(512 << 20))
         let connection = try await RedisConnection.connect(try RedisConfiguration(url: url), name: "ivy-redis-queue")
-        return RedisStreamBackend(connection: connection, maximumMessageSize: maximumMessageSize)
+        return try RedisStreamBackend(connection: connection, maximumMessageSize: maximumMessageSize)
     }
 
     // MARK: Sending
@@ -168,7 +173,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         if wait > .zero, let drained = drainedQueues.withLock({ $0[queue] }),
             drained.nextDue.map({ $0 > clock.now }) ?? true
         {
-            let limit = clock.now.advanced(by: Self.drainedBlockLimit)
+            let limit = clock.now.advanced(by: Self.longestBlock)
             nextDue = drained.nextDue.map { min($0, limit) } ?? limit
         } else {
             reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
@@ -183,7 +188,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             }
             if Task.isCancelled { return [] }
             let remaining = max(deadline - clock.now, .milliseconds(1))
-            let block = nextDue.map { min(remaining, max($0 - clock.now, .milliseconds(1))) } ?? remaining
+            let block = min(
+                Self.longestBlock, nextDue.map { min(remaining, max($0 - clock.now, .milliseconds(1))) } ?? remaining)
             // The reserve is pipelined behind the BLPOP, so the server runs it the moment a
             // send wakes the BLPOP: no round trip between the wake-up and the messages.
             // Cancelling unblocks the BLPOP rather than dropping the connection, so messages

@@ -162,4 +162,27 @@ struct RedisStreamBackendTests {
         await notifier.close()
         await backend.close()
     }
+
+    @Test func aMessageAddedWithoutTheSignalPushIsStillTakenByAReserveThatIsBlocked() async throws {
+        let (backend, notifier, queue) = try await open()
+        let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))
+        let signal = "ivy:{\(queue)}:signal"
+        // The reserve's script empties the signal list when it finds the queue drained: once the
+        // marker is gone, the reserve has gone on to block.
+        _ = try await admin.command(RedisCommand("LPUSH", signal, "marker"))
+        let reserving = Task { try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(3600)) }
+        try await withDeadline(.seconds(20), "the reserve to find the queue empty") {
+            while try await admin.command(RedisCommand("EXISTS", signal)).integer != 0 { await Task.yield() }
+        }
+        // As another language's producer might: XADD, and no push to the signal list.
+        _ = try await admin.command(RedisCommand("XADD", "ivy:{\(queue)}:stream", "*", "b", "foreign"))
+        let taken = try await withDeadline(.seconds(30), "the reserve to take the message (it waited for a push before)") {
+            try await reserving.value
+        }
+        #expect(taken.map { String(decoding: $0.body, as: UTF8.self) } == ["foreign"])
+        try await backend.ack(try #require(taken.first))
+        await admin.close()
+        await notifier.close()
+        await backend.close()
+    }
 }

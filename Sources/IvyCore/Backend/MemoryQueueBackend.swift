@@ -24,9 +24,15 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
     private var nextWaiterID: UInt64 = 0
     private var isClosed = false
 
-    /// - Parameter maximumMessageSize: The largest body accepted, in bytes (16 MiB by default).
-    public init(maximumMessageSize: Int = 16 << 20) {
-        precondition(maximumMessageSize > 0, "maximumMessageSize must be positive")
+    /// A backend that accepts bodies of up to 16 MiB.
+    public init() {
+        maximumMessageSize = 16 << 20
+    }
+
+    /// - Parameter maximumMessageSize: The largest body accepted, in bytes (1 B to 2 GiB).
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a size out of that range.
+    public init(maximumMessageSize: Int) throws(IvyError) {
+        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(1 << 31))
         self.maximumMessageSize = maximumMessageSize
     }
 
