@@ -34,7 +34,7 @@ extension Ivy {
         var options = options
         if let encryptionKey { options.encryption = MessageEncryption(key: encryptionKey) }
         try options.validate()
-        let backend = try await Self.backend(queue)
+        let backend = try await Self.backend(queue, logger: options.logger)
         let resultNotifier: any Notifier
         do { resultNotifier = try await Self.notifier(notifier, logger: options.logger) } catch {
             await backend.close()
@@ -44,10 +44,12 @@ extension Ivy {
     }
 
     /// The queue backend a location names, connected.
-    public static func backend(_ location: BackendLocation) async throws -> any QueueBackend {
+    public static func backend(_ location: BackendLocation, logger: any IvyLogger = StderrLogger()) async throws
+        -> any QueueBackend
+    {
         switch try BackendURL(location) {
         case .memory: MemoryQueueBackend()
-        case .redis(let url): try await RedisStreamBackend.connect(url: url)
+        case .redis(let url): try await RedisStreamBackend.connect(url: url, logger: logger)
         }
     }
 

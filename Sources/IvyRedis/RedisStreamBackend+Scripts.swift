@@ -8,7 +8,9 @@
 /// - `ivy:{q}:delayed`: ZSET of released entry ids, scored by when they are visible again (µs);
 /// - `ivy:{q}:dead`: the dead-letter stream (fields `o` id, `b` body, `r` reason, `c` deliveries, `t` ms);
 /// - `ivy:{q}:signal`: a short list that blocked consumers BLPOP; sends, releases and requeues
-///   push to it, and a reserve that finds nothing more to read empties it.
+///   push to it, and a reserve that finds nothing more to read empties it;
+/// - `ivy:{q}:consumers`: ZSET of the consumers serving the queue, scored by when their
+///   liveness runs out (µs), or 0 once another consumer found it run out (see ``beat``).
 ///
 /// A reservation's token is its first expiry in microseconds of the server's clock, and its
 /// lease member is `<entry id>|<token>`: extending moves the score, not the member, so the token
@@ -182,6 +184,76 @@ extension RedisStreamBackend {
             redis.call('XADD', KEYS[3], '*', 'o', ARGV[2], 'b', body, 'r', ARGV[4], 'c', deliveries,
                        't', math.floor(now / 1000))
             """ + forget)
+
+    /// A live consumer's heartbeat. KEYS stream, leases, consumers, signal; ARGV group, consumer,
+    /// liveness ms, may-reap flag, sweep flag. Returns how many leases it expired.
+    ///
+    /// Renews the consumer's liveness. With the may-reap flag (the caller's own beats have
+    /// succeeded for a whole liveness period, so it was not cut off itself, say by a restart),
+    /// every lease of a consumer whose liveness ran out expires now, so the next reserve claims
+    /// its messages, and that consumer is marked 0. A marked consumer is deleted from the group
+    /// once its pending list is empty: `XGROUP DELCONSUMER` drops pending entries, and they could
+    /// never be claimed again (redis/redis#9745). With the sweep flag, consumers not in the set
+    /// (from Ivy before liveness) are deleted when idle for an hour with nothing pending.
+    static let beat = RedisScript(
+        name: "beat",
+        source: clock + """
+
+            redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[3]) * 1000), ARGV[2])
+            if ARGV[4] ~= '1' then return 0 end
+            local expired = 0
+            for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(0', now, 'LIMIT', 0, 8)) do
+              local held = {}
+              for _, entry in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100000, name)) do
+                held[entry[1]] = true
+              end
+              if next(held) then
+                for _, lease in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+                  if held[string.match(lease, '^[^|]*')] then
+                    redis.call('ZADD', KEYS[2], 'XX', 0, lease)
+                    expired = expired + 1
+                  end
+                end
+              end
+              redis.call('ZADD', KEYS[3], 'XX', 0, name)
+            end
+            if expired > 0 then
+              for _ = 1, math.min(expired, 100) do redis.call('LPUSH', KEYS[4], 1) end
+              redis.call('LTRIM', KEYS[4], 0, 99)
+            end
+            for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], 0, 0, 'LIMIT', 0, 16)) do
+              if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, name) == 0 then
+                redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+                redis.call('ZREM', KEYS[3], name)
+              end
+            end
+            if ARGV[5] == '1' then
+              for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+                local fields = {}
+                for i = 1, #consumer, 2 do fields[consumer[i]] = consumer[i + 1] end
+                if fields['pending'] == 0 and fields['idle'] > 3600000
+                  and not redis.call('ZSCORE', KEYS[3], fields['name']) then
+                  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], fields['name'])
+                end
+              end
+            end
+            return expired
+            """)
+
+    /// A consumer closing. KEYS stream, consumers; ARGV group, consumer. Deleted from the group
+    /// if nothing is pending for it, else marked 0 for the next live consumer's beat to delete
+    /// once its pending list empties.
+    static let leave = RedisScript(
+        name: "leave",
+        source: """
+            if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+              redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+              redis.call('ZREM', KEYS[2], ARGV[2])
+            else
+              redis.call('ZADD', KEYS[2], 'XX', 0, ARGV[2])
+            end
+            return 1
+            """)
 
     /// KEYS stream, leases, delayed, dead; ARGV group. `{ready, delayed, reserved, dead}`.
     static let size = RedisScript(

@@ -25,6 +25,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private let connection: RedisConnection
     private let waiters: RedisConnectionPool
     private let consumer: String
+    private let liveness: ConsumerLiveness
     private let groupsCreated = Mutex<Set<String>>([])
     /// Per queue, what the last reserve script said if it found nothing more to read.
     private let drainedQueues = Mutex<[String: Drained]>([:])
@@ -58,21 +59,37 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// - Parameters:
     ///   - connection: For sends, scripts and inspection (shared, pipelined).
     ///   - maximumMessageSize: The largest body accepted (16 MiB by default; Redis allows 512 MiB).
-    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a size below 1 B or above 512 MiB.
-    public init(connection: RedisConnection, maximumMessageSize: Int = 16 << 20) throws(IvyError) {
+    ///   - livenessTimeout: A consumer that has not announced itself for this long is taken for
+    ///     dead, and the messages it had reserved go to the others (see ``ConsumerLiveness``).
+    ///     It announces itself four times in this period, from a thread of its own.
+    ///   - logger: Where the backend reports what it did on its own (freed reservations).
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a size below 1 B or above 512 MiB, or
+    ///   a liveness timeout below 100 ms or above an hour.
+    public init(
+        connection: RedisConnection, maximumMessageSize: Int = 16 << 20, livenessTimeout: Duration = .seconds(4),
+        logger: any IvyLogger = StderrLogger()
+    ) throws(IvyError) {
         try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(512 << 20))
+        try IvyError.check("livenessTimeout", livenessTimeout, in: .milliseconds(100)...(.seconds(3600)))
         self.connection = connection
         self.maximumMessageSize = maximumMessageSize
         endpoint = connection.endpoint
         waiters = RedisConnectionPool(configuration: connection.configuration, name: "ivy-redis-wait")
         consumer = "ivy-\(UInt64.random(in: .min ... .max))"
+        liveness = ConsumerLiveness(connection: connection, consumer: consumer, timeout: livenessTimeout, logger: logger)
     }
 
     /// Connects to `url` (checking address and credentials) and returns the backend.
-    public static func connect(url: String, maximumMessageSize: Int = 16 << 20) async throws -> RedisStreamBackend {
+    public static func connect(
+        url: String, maximumMessageSize: Int = 16 << 20, livenessTimeout: Duration = .seconds(4),
+        logger: any IvyLogger = StderrLogger()
+    ) async throws -> RedisStreamBackend {
         try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(512 << 20))
+        try IvyError.check("livenessTimeout", livenessTimeout, in: .milliseconds(100)...(.seconds(3600)))
         let connection = try await RedisConnection.connect(try RedisConfiguration(url: url), name: "ivy-redis-queue")
-        return try RedisStreamBackend(connection: connection, maximumMessageSize: maximumMessageSize)
+        return try RedisStreamBackend(
+            connection: connection, maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout,
+            logger: logger)
     }
 
     // MARK: Sending
@@ -161,6 +178,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         precondition(count > 0, "count must be at least 1")
         let keys = Keys(queue)
         try await ensureGroup(keys)
+        liveness.join(queue)
         let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal]
         let arguments: [any RedisArgument] = [
             Self.group, consumer, min(count, Self.maximumBatch), visibility.wholeMilliseconds,
@@ -319,6 +337,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     public func close() async {
+        await liveness.close()
         await waiters.close()
         await connection.close()
     }
@@ -380,7 +399,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// A queue's keys, all with the hash tag `{queue}`.
     struct Keys {
-        let stream, leases, delayed, dead, signal: String
+        let stream, leases, delayed, dead, signal, consumers: String
         init(_ queue: String) {
             let prefix = "ivy:{\(queue)}:"
             stream = prefix + "stream"
@@ -388,6 +407,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             delayed = prefix + "delayed"
             dead = prefix + "dead"
             signal = prefix + "signal"
+            consumers = prefix + "consumers"
         }
     }
 

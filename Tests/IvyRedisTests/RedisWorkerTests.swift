@@ -115,4 +115,95 @@ struct RedisWorkerTests {
         let stopped = try await withDeadline(.seconds(30), "the worker to stop") { await worker.finish() }
         #expect(stopped.status == 0)
     }
+
+    /// The group's consumers, by name, with how many entries each has pending.
+    private func consumers(of queue: String, through admin: RedisConnection) async throws -> [String: Int] {
+        let reply = try await admin.command(RedisCommand("XINFO", "CONSUMERS", "ivy:{\(queue)}:stream", "ivy"))
+        var consumers: [String: Int] = [:]
+        for consumer in reply.array ?? [] {
+            let fields = consumer.array ?? []
+            var name: String?
+            var pending = 0
+            for index in stride(from: 0, to: fields.count - 1, by: 2) {
+                if fields[index].text == "name" { name = fields[index + 1].text }
+                if fields[index].text == "pending" { pending = fields[index + 1].integer ?? 0 }
+            }
+            if let name { consumers[name] = pending }
+        }
+        return consumers
+    }
+
+    @Test func aKilledWorkersMessagesComeBackLongBeforeTheirVisibilityTimeout() async throws {
+        let queue = "rl-\(UUID().uuidString.prefix(8))"
+        let registry = TaskRegistry()
+        let tasks = try TestPackage.register(in: registry, queue: queue)
+        let channel = "ivy-notifier-\(queue)"
+        let producer = try await makeIvy(registry, channel: channel, timeout: .seconds(120))
+        let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))
+        let inspector = try await RedisStreamBackend.connect(url: Services.redisURL)
+
+        // A worker in its own process whose reservations would last five minutes.
+        let child = try IvyProcess(
+            ["worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues", queue,
+             "--visibility", "300", "--concurrency", "2", "--events"],
+            environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel])
+        let first = try await producer.delayedCall(tasks.sleep, 1000)
+        let second = try await producer.delayedCall(tasks.sleep, 1000)
+        try await withDeadline(.seconds(30), "the child worker to start both tasks") {
+            while true {
+                let size = try await inspector.size(of: queue)
+                if size.reserved == 2 { return }
+                await Task.yield()
+            }
+        }
+        kill(child.processIdentifier, SIGKILL)
+        #expect(await child.finish().status == SIGKILL)
+
+        // A live worker frees the dead one's reservations once it stops announcing itself.
+        let rescuer = Task {
+            try await producer.listen(queues: [queue], options: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(300)))
+        }
+        let results = try await withDeadline(.seconds(60), "the killed worker's messages to run again (not after 300 s)") {
+            [try await first.value, try await second.value]
+        }
+        #expect(results == [1000, 1000])
+        // The dead consumer is deleted from the group once nothing is pending for it.
+        try await withDeadline(.seconds(30), "the dead consumer to be deleted from the group") {
+            while try await consumers(of: queue, through: admin).count > 1 { await Task.yield() }
+        }
+        rescuer.cancel()
+        try await rescuer.value
+        await producer.close()
+        // And a consumer that closes leaves the group too.
+        #expect(try await consumers(of: queue, through: admin).isEmpty)
+        await inspector.close()
+        await admin.close()
+    }
+
+    @Test func aLiveWorkerWithATaskLongerThanSeveralLivenessPeriodsKeepsItsMessage() async throws {
+        let queue = "rs-\(UUID().uuidString.prefix(8))"
+        let probe = Locked(0)
+        let registry = TaskRegistry()
+        // Ten seconds: two and a half liveness periods (4 s), with another worker asking for work.
+        let long = try registry.register("redis.long", queue: queue) { (ms: Int) -> Int in
+            probe.withLock { $0 += 1 }
+            try await Task.sleep(for: .milliseconds(ms))
+            return ms
+        }
+        let channel = "ivy-notifier-\(queue)"
+        let producer = try await makeIvy(registry, channel: channel, timeout: .seconds(120))
+        let other = try await makeIvy(registry, channel: channel)
+        let options = WorkerOptions(concurrency: 1, visibilityTimeout: .seconds(120))
+        let events = producer.events()
+        let pending = try await producer.delayedCall(long, 10_000)
+        let serving = Task { try await producer.listen(queues: [queue], options: options) }
+        _ = try await events.collect(1, "the task to start", where: \.isStarted)
+        let asking = Task { try await other.listen(queues: [queue], options: options) }
+        #expect(try await pending.value == 10_000)
+        #expect(probe.value == 1, "the message of a live worker was taken from it")
+        for task in [serving, asking] { task.cancel() }
+        for task in [serving, asking] { try await task.value }
+        await other.close()
+        await producer.close()
+    }
 }
