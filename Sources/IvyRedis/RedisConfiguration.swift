@@ -6,10 +6,12 @@ internal import Foundation
 /// Where and how to reach a Redis server.
 ///
 /// URLs: `redis://[user:password@]host[:port][/db]` and `unix:///path/to/redis.sock[?db=N]`
-/// (user and password percent-encoded), optionally with `?name=` for the connections' name in
-/// `CLIENT LIST`. The password is a ``Secret``: it never prints.
+/// (user and password percent-encoded; an IPv6 host in brackets, `redis://[::1]:6379`),
+/// optionally with `?name=` for the connections' name in `CLIENT LIST`. The password is a
+/// ``Secret``: it never prints.
 public struct RedisConfiguration: Sendable {
     public enum Address: Sendable, Hashable {
+        /// A host name or IP address (IPv6 without brackets: `::1`) and a port.
         case tcp(host: String, port: Int)
         case unix(path: String)
     }
@@ -47,8 +49,13 @@ public struct RedisConfiguration: Sendable {
         var database = 0
         switch scheme {
         case "redis":
-            guard let host = components.host, !host.isEmpty else {
+            guard var host = components.host, !host.isEmpty else {
                 throw IvyError(.invalidURL, endpoint: redacted, detail: "no host")
+            }
+            // An IPv6 literal comes in brackets ("[::1]"); the resolver wants the address alone.
+            if host.hasPrefix("[") && host.hasSuffix("]") {
+                host = String(host.dropFirst().dropLast())
+                guard !host.isEmpty else { throw IvyError(.invalidURL, endpoint: redacted, detail: "no host") }
             }
             let port = components.port ?? 6379
             guard (1...65535).contains(port) else { throw IvyError(.invalidURL, endpoint: redacted, detail: "bad port") }
@@ -102,7 +109,10 @@ public struct RedisConfiguration: Sendable {
     public var endpoint: String {
         let credentials = (username != nil || password != nil) ? "***@" : ""
         switch address {
-        case .tcp(let host, let port): return "redis://\(credentials)\(host):\(port)/\(database)"
+        case .tcp(let host, let port):
+            // IPv6 addresses go back in brackets, their zone's "%" encoded (RFC 6874).
+            let shown = host.contains(":") ? "[\(host.replacingOccurrences(of: "%", with: "%25"))]" : host
+            return "redis://\(credentials)\(shown):\(port)/\(database)"
         case .unix(let path): return "unix://\(credentials)\(path)?db=\(database)"
         }
     }

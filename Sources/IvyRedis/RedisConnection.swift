@@ -8,7 +8,8 @@ internal import Foundation
 /// Commands are pipelined both ways: whatever callers submit is written as soon as the thread
 /// sees it, without waiting for earlier replies, and replies come back in order. Many tasks
 /// sharing one connection therefore share its round trips. A lost connection is re-established
-/// by the next command, after a backoff that grows with consecutive failures (with jitter).
+/// by the next command, after a backoff that grows with consecutive failures (with jitter;
+/// see ``retryDelay(afterFailures:)``).
 ///
 /// ```swift
 /// let redis = try await RedisConnection.connect(RedisConfiguration(url: "redis://127.0.0.1:6390"))

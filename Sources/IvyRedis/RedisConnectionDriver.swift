@@ -108,9 +108,9 @@ final class RedisConnectionDriver {
             return context
         } catch {
             consecutiveFailures += 1
-            nextConnectAttempt = clock.now + backoff()
-            // Bad credentials will not get better by retrying.
-            let hopeless = error.detail?.hasPrefix("authentication failed") == true
+            nextConnectAttempt = clock.now + RedisConnection.retryDelay(afterFailures: consecutiveFailures)
+            // Wrong or missing credentials will not get better by retrying.
+            let hopeless = RedisContext.isAuthenticationFailure(error)
             var giving: [RedisRequestQueue.Request] = []
             unsent = unsent.compactMap { item in
                 var item = item
@@ -124,12 +124,6 @@ final class RedisConnectionDriver {
             fail(giving, with: error)
             return nil
         }
-    }
-
-    /// 50 ms doubling per consecutive failure up to 2 s, each with ±50 % jitter.
-    private func backoff() -> Duration {
-        let base = min(2.0, 0.05 * pow(2, Double(min(consecutiveFailures - 1, 6))))
-        return .milliseconds(Int(base * 1000 * Double.random(in: 0.5...1.5)))
     }
 
     // MARK: Waiting and reading
@@ -156,8 +150,10 @@ final class RedisConnectionDriver {
         if fds.count > 1 && fds[1].revents != 0 { readReplies() }
         // Checked whatever woke the poll: steady submissions must not keep a stuck reply waiting.
         if let head = inFlight.first, clock.now >= head.deadline {
+            let limit = RedisContext.seconds(configuration.commandTimeout + head.request.extraTime)
             connectionLost(
-                IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "\(head.request.label) timed out"))
+                IvyError(
+                    .connectionFailed, endpoint: configuration.endpoint, detail: "\(head.request.label) timed out after \(limit) s"))
         }
     }
 
@@ -236,7 +232,7 @@ final class RedisConnectionDriver {
         headReplies = []
         dropContext()
         consecutiveFailures = max(consecutiveFailures, 1)
-        nextConnectAttempt = clock.now + backoff()
+        nextConnectAttempt = clock.now + RedisConnection.retryDelay(afterFailures: consecutiveFailures)
         fail(requests, with: error)
     }
 

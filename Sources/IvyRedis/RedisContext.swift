@@ -13,12 +13,20 @@ internal import Glibc
 package final class RedisContext {
     private let raw: UnsafeMutablePointer<redisContext>
     let endpoint: String
+    /// How long a blocking read or write may take, for the text of its timeout.
+    private let commandTimeout: Duration
     /// The server's id for this connection (`CLIENT ID`), when the server allows asking.
     private(set) var clientID: Int?
 
     /// Connects, authenticates and selects the database.
+    ///
+    /// - Throws: ``IvyError/Code/connectionFailed`` when the server cannot be reached, does not
+    ///   answer within the connect or command timeout ("timed out after 5 s"), refuses the
+    ///   credentials ("authentication failed: WRONGPASS …"), or wants credentials the
+    ///   configuration lacks ("authentication required: NOAUTH …").
     package init(_ configuration: RedisConfiguration) throws(IvyError) {
         endpoint = configuration.endpoint
+        commandTimeout = configuration.commandTimeout
         let connectTimeout = Self.timeval(configuration.connectTimeout)
         let context: UnsafeMutablePointer<redisContext>?
         switch configuration.address {
@@ -27,7 +35,7 @@ package final class RedisContext {
         }
         guard let context else { preconditionFailure("hiredis could not allocate a context") }
         guard context.pointee.err == 0 else {
-            let text = Self.errorText(context)
+            let text = Self.errorText(context, timeout: configuration.connectTimeout)
             redisFree(context)
             throw IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: text)
         }
@@ -47,12 +55,14 @@ package final class RedisContext {
             }
         }
         if configuration.database != 0 {
-            _ = try command(RedisCommand("SELECT", configuration.database)).checked(endpoint: endpoint, command: "SELECT")
+            _ = try setUp(RedisCommand("SELECT", configuration.database)).checked(endpoint: endpoint, command: "SELECT")
         }
         if let name = configuration.clientName {
-            _ = try command(RedisCommand("CLIENT", "SETNAME", name)).checked(endpoint: endpoint, command: "CLIENT SETNAME")
+            _ = try setUp(RedisCommand("CLIENT", "SETNAME", name)).checked(endpoint: endpoint, command: "CLIENT SETNAME")
         }
-        clientID = try command(RedisCommand("CLIENT", "ID")).integer
+        // Also the first command a server with a password refuses when the configuration has
+        // none; without this check, a pub/sub connection would wait for its SUBSCRIBE forever.
+        clientID = try setUp(RedisCommand("CLIENT", "ID")).integer
     }
 
     deinit { redisFree(raw) }
@@ -130,15 +140,59 @@ package final class RedisContext {
         }
     }
 
-    private func ioError() -> IvyError {
-        IvyError(.connectionFailed, endpoint: endpoint, detail: Self.errorText(raw))
+    /// A reply to a command that sets the connection up; NOAUTH fails the connection.
+    private func setUp(_ command: RedisCommand) throws(IvyError) -> RedisReply {
+        let reply = try self.command(command)
+        if let message = reply.errorMessage, let error = Self.authenticationError(message, endpoint: endpoint) {
+            throw error
+        }
+        return reply
     }
 
-    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
-        withUnsafeBytes(of: context.pointee.errstr) { bytes in
-            let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
-            return text.isEmpty ? "connection error \(context.pointee.err)" : text
+    /// The error for a reply that says the connection lacks the credentials the server wants
+    /// (`NOAUTH Authentication required.`), or nil for other replies.
+    package static func authenticationError(_ message: String, endpoint: String) -> IvyError? {
+        guard message.hasPrefix("NOAUTH") else { return nil }
+        return IvyError(
+            .connectionFailed, endpoint: endpoint,
+            detail: "authentication required (the server has a password; put it in the URL): \(message)")
+    }
+
+    /// Whether `error` says the credentials are wrong or missing: retrying will not help.
+    package static func isAuthenticationFailure(_ error: IvyError) -> Bool {
+        guard error.code == .connectionFailed, let detail = error.detail else { return false }
+        return detail.hasPrefix("authentication failed") || detail.hasPrefix("authentication required")
+    }
+
+    private func ioError() -> IvyError {
+        IvyError(.connectionFailed, endpoint: endpoint, detail: Self.errorText(raw, timeout: commandTimeout))
+    }
+
+    /// hiredis' text for the context's error; a socket timeout (which hiredis 0.14 reports as
+    /// `EAGAIN`, "Resource temporarily unavailable", or as `ETIMEDOUT` while connecting, and
+    /// hiredis 1.x as `REDIS_ERR_TIMEOUT`) says which timeout ran out instead.
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>, timeout: Duration) -> String {
+        let text = withUnsafeBytes(of: context.pointee.errstr) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         }
+        let redisErrorTimeout: Int32 = 6  // REDIS_ERR_TIMEOUT, which hiredis 0.14's header lacks
+        if context.pointee.err == redisErrorTimeout
+            || (context.pointee.err == REDIS_ERR_IO
+                && [EAGAIN, EWOULDBLOCK, ETIMEDOUT].contains { text == String(cString: strerror($0)) })
+        {
+            return "timed out after \(Self.seconds(timeout)) s"
+        }
+        return text.isEmpty ? "connection error \(context.pointee.err)" : text
+    }
+
+    /// `duration` in seconds for messages, to the millisecond: "5", "0.25".
+    static func seconds(_ duration: Duration) -> String {
+        let milliseconds = duration.wholeMilliseconds
+        let fraction = milliseconds % 1000
+        guard fraction != 0 else { return "\(milliseconds / 1000)" }
+        var decimals = String(fraction + 1000).dropFirst()
+        while decimals.last == "0" { decimals.removeLast() }
+        return "\(milliseconds / 1000).\(decimals)"
     }
 
     private static func copy(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {

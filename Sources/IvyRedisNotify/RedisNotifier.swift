@@ -3,6 +3,7 @@
 public import IvyCore
 public import IvyRedis
 internal import Foundation
+internal import Synchronization
 
 /// The Redis pub/sub notifier (`redis://…` as `--notify`).
 ///
@@ -22,15 +23,24 @@ public final class RedisNotifier: RedisPubSubNotifier {
     public let resultRetention: Duration?
     private let publisher: RedisConnection
     private let subscriber: RedisSubscriber
+    private let logger: any IvyLogger
+    private let closed = Atomic(false)
+    private var isClosed: Bool { closed.load(ordering: .relaxed) }
     /// Per channel: retained results batched into one script call.
     private let retainers = CoalescerTable<[UInt8], Void>(maximumBatch: 500)
 
     /// - Parameter resultRetention: Keep each result this long (at least 1 ms), so a producer
     ///   that was disconnected when it was published still gets it; nil (the default) for plain pub/sub.
-    public init(publisher: RedisConnection, resultRetention: Duration? = nil, logger: any IvyLogger = StderrLogger()) {
-        precondition(resultRetention.map { $0 >= .milliseconds(1) } ?? true, "resultRetention must be at least 1 ms")
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a retention under 1 ms or over 30 days.
+    public init(
+        publisher: RedisConnection, resultRetention: Duration? = nil, logger: any IvyLogger = StderrLogger()
+    ) throws(IvyError) {
+        if let resultRetention {
+            try IvyError.check("resultRetention", resultRetention, in: .milliseconds(1)...(.seconds(30 * 86_400)))
+        }
         self.publisher = publisher
         self.resultRetention = resultRetention
+        self.logger = logger
         endpoint = publisher.endpoint
         var replay: (@Sendable (String, RedisSubscriber) -> Void)?
         if let resultRetention {
@@ -51,15 +61,57 @@ public final class RedisNotifier: RedisPubSubNotifier {
         let configuration = try RedisConfiguration(url: url)
         let retention = try Self.resultRetention(in: url)
         let publisher = try await RedisConnection.connect(configuration, name: "ivy-redis-pub")
-        return RedisNotifier(publisher: publisher, resultRetention: retention, logger: logger)
+        return try RedisNotifier(publisher: publisher, resultRetention: retention, logger: logger)
     }
 
+    /// Publishes `payload` on `channel`; with ``resultRetention``, keeps it too.
+    ///
+    /// With durable results, a publication that fails because Redis is out of reach (a restart,
+    /// say) or not ready (`LOADING`) is tried again, with backoff and jitter
+    /// (``RedisConnection/retryDelay(afterFailures:)``), until it succeeds, the retention has
+    /// passed, the notifier is closed, or the calling task is cancelled. A try whose reply was
+    /// lost may have published already, so a result can arrive twice; the producer ignores the
+    /// second.
+    ///
+    /// - Throws: The last failure, when it gives up.
     public func publish(_ payload: [UInt8], to channel: String) async throws {
         guard let retention = resultRetention else {
             _ = try await publisher.command(RedisCommand("PUBLISH", channel, payload))
                 .checked(endpoint: endpoint, command: "PUBLISH")
             return
         }
+        let clock = ContinuousClock()
+        let giveUp = clock.now + retention
+        var failures = 0
+        while true {
+            do {
+                try await retainAndPublish(payload, to: channel, retention: retention)
+                if failures > 0 { logger.info("published a result after retrying", ["channel": channel, "tries": "\(failures + 1)"]) }
+                return
+            } catch {
+                let remaining = giveUp - clock.now
+                guard Self.isWorthRetrying(error), !isClosed, !Task.isCancelled, remaining > .zero else { throw error }
+                failures += 1
+                if failures == 1 {
+                    logger.warning(
+                        "publishing a result failed; retrying until it is published or its retention has passed",
+                        ["channel": channel, "error": "\(error)"])
+                }
+                try? await Task.sleep(for: min(RedisConnection.retryDelay(afterFailures: failures), remaining))
+            }
+        }
+    }
+
+    /// Whether a failed publication may succeed if tried again: the server was out of reach, or
+    /// said it is not ready yet.
+    static func isWorthRetrying(_ error: any Error) -> Bool {
+        guard let error = error as? IvyError else { return false }
+        if error.code == .connectionFailed { return !RedisContext.isAuthenticationFailure(error) }
+        guard error.code == .commandFailed, let detail = error.detail else { return false }
+        return ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"].contains { detail.hasPrefix("PUBLISH: \($0) ") }
+    }
+
+    private func retainAndPublish(_ payload: [UInt8], to channel: String, retention: Duration) async throws {
         // Results for one channel that arrive together are kept and published in one script call.
         try await retainers.submit(payload, key: channel) { [weak self] payloads, done in
             guard let self else { return done(payloads.map { _ in .failure(IvyError(.closed)) }) }
@@ -85,6 +137,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
     }
 
     public func close() async {
+        closed.store(true, ordering: .relaxed)
         subscriber.close()
         await publisher.close()
     }
@@ -145,7 +198,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
                     return
                 }
                 failures += 1
-                try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(failures, 6))))
+                try? await Task.sleep(for: RedisConnection.retryDelay(afterFailures: failures))
             }
         }
     }

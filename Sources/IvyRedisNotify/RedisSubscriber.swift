@@ -14,7 +14,9 @@ internal import Glibc
 ///
 /// The thread polls the socket together with a wake pipe: messages are handed to the channel's
 /// subscribers as they arrive, and subscription changes (or closing) wake it at once. When the
-/// connection drops it reconnects with backoff and subscribes again to every channel in use.
+/// connection drops it reconnects at once, then with backoff (``RedisConnection/retryDelay(afterFailures:)``:
+/// 25–75 ms first, at most 750 ms), and subscribes again to every channel in use. A subscription
+/// the server refuses (no password, `NOPERM`) fails its subscriber instead of leaving it waiting.
 final class RedisSubscriber: Sendable {
     /// Where one subscription's messages go, on the subscriber's thread.
     private struct Sink {
@@ -137,42 +139,53 @@ final class RedisSubscriber: Sendable {
 
     // MARK: The thread
 
-    private func run() {
-        var context: RedisContext?
+    /// What the thread knows of the current connection's subscriptions.
+    private struct Subscriptions {
+        /// Channels a SUBSCRIBE went out for, not refused and not unsubscribed since.
         var subscribed: Set<String> = []
-        var failures = 0
-        var hasConnected = false
+        /// Channels the server refused (`NOPERM`, say): asked for again only when a new
+        /// subscriber waits for one, so a refusal is not retried in a loop.
+        var refused: Set<String> = []
+        /// One entry per command on the wire, oldest first: whether it subscribes, and its
+        /// channel. Each command names one channel, so each gets one reply (a confirmation or an
+        /// error), and an error reply is known to be about this channel.
+        var awaiting: [(subscribes: Bool, channel: String)] = []
         /// Channels to hand to `onResubscribed` once the server confirms them again.
         var missedWhileAway: Set<String> = []
+    }
+
+    private func run() {
+        var context: RedisContext?
+        var subscriptions = Subscriptions()
+        /// Consecutive failed connection attempts.
+        var failures = 0
+        var hasConnected = false
+        var isReconnecting = false
         while !shared.withLock({ $0.isClosed }) {
             if context == nil {
                 do {
                     context = try RedisContext(configuration)
-                    if hasConnected { missedWhileAway = shared.withLock { Set($0.sinks.keys) } }
+                    subscriptions = Subscriptions()
+                    if hasConnected { subscriptions.missedWhileAway = shared.withLock { Set($0.sinks.keys) } }
                     hasConnected = true
-                    subscribed = []
-                    if failures > 0 { logger.info("notifier reconnected", ["endpoint": configuration.endpoint]) }
+                    if isReconnecting { logger.info("notifier reconnected", ["endpoint": configuration.endpoint]) }
+                    isReconnecting = false
                     failures = 0
                 } catch {
                     failures += 1
                     failConfirmations(with: error)
-                    if failures == 1 {
-                        logger.warning("notifier connection lost; reconnecting", ["endpoint": configuration.endpoint, "error": "\(error)"])
+                    if !isReconnecting {
+                        logger.warning("notifier connection failed; retrying", ["endpoint": configuration.endpoint, "error": "\(error)"])
                     }
-                    waitForWake(milliseconds: Int32(min(2000, 50 << min(failures, 6))))
+                    isReconnecting = true
+                    waitForWake(RedisConnection.retryDelay(afterFailures: failures))
                     continue
                 }
             }
             guard let connection = context else { continue }
             do {
-                let wanted = shared.withLock { Set($0.sinks.keys) }
-                var commands: [RedisCommand] = []
-                let joining = wanted.subtracting(subscribed).sorted()
-                let leaving = subscribed.subtracting(wanted).sorted()
-                if !joining.isEmpty { commands.append(RedisCommand(arguments: [Array("SUBSCRIBE".utf8)] + joining.map { Array($0.utf8) })) }
-                if !leaving.isEmpty { commands.append(RedisCommand(arguments: [Array("UNSUBSCRIBE".utf8)] + leaving.map { Array($0.utf8) })) }
+                let commands = changes(&subscriptions)
                 if !commands.isEmpty { try connection.write(commands) }
-                subscribed = wanted
                 var fds = [
                     pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0),
                     pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
@@ -183,7 +196,7 @@ final class RedisSubscriber: Sendable {
                 if fds[1].revents != 0 { wake.drain() }
                 if fds[0].revents != 0 {
                     for reply in try connection.readAvailable() {
-                        if let channel = handle(reply), missedWhileAway.remove(channel) != nil {
+                        if let channel = handle(reply, &subscriptions), subscriptions.missedWhileAway.remove(channel) != nil {
                             onResubscribed?(channel, self)
                         }
                     }
@@ -192,13 +205,45 @@ final class RedisSubscriber: Sendable {
                 logger.warning("notifier connection lost; reconnecting", ["endpoint": configuration.endpoint, "error": "\(error)"])
                 context = nil
                 shared.withLock { $0.confirmed.removeAll() }
-                failures = 1
+                // The first try comes at once: the connection may have been dropped, not the server.
+                isReconnecting = true
+                failures = 0
             }
         }
     }
 
+    /// The SUBSCRIBE and UNSUBSCRIBE commands that bring the connection to the channels in use,
+    /// one per channel.
+    private func changes(_ subscriptions: inout Subscriptions) -> [RedisCommand] {
+        let (wanted, waiting) = shared.withLock { (Set($0.sinks.keys), Set($0.confirming.keys)) }
+        subscriptions.refused.formIntersection(wanted)
+        let joining = wanted.subtracting(subscriptions.subscribed)
+            .filter { !subscriptions.refused.contains($0) || waiting.contains($0) }.sorted()
+        let leaving = subscriptions.subscribed.subtracting(wanted).sorted()
+        // Not confirmed from now on: a subscriber that comes before the UNSUBSCRIBE's reply
+        // waits for the SUBSCRIBE that follows it.
+        if !leaving.isEmpty { shared.withLock { $0.confirmed.subtract(leaving) } }
+        var commands: [RedisCommand] = []
+        for channel in joining {
+            commands.append(RedisCommand(arguments: [Array("SUBSCRIBE".utf8), Array(channel.utf8)]))
+            subscriptions.awaiting.append((true, channel))
+            subscriptions.subscribed.insert(channel)
+            subscriptions.refused.remove(channel)
+        }
+        for channel in leaving {
+            commands.append(RedisCommand(arguments: [Array("UNSUBSCRIBE".utf8), Array(channel.utf8)]))
+            subscriptions.awaiting.append((false, channel))
+            subscriptions.subscribed.remove(channel)
+        }
+        return commands
+    }
+
     /// Handles one pushed reply; returns the channel when it confirms a subscription.
-    private func handle(_ reply: RedisReply) -> String? {
+    private func handle(_ reply: RedisReply, _ subscriptions: inout Subscriptions) -> String? {
+        if let message = reply.errorMessage {
+            refused(message, &subscriptions)
+            return nil
+        }
         guard let parts = reply.array, parts.count == 3, let kind = parts[0].text, let channel = parts[1].text else {
             return nil
         }
@@ -206,6 +251,7 @@ final class RedisSubscriber: Sendable {
         case "message":
             if let payload = parts[2].bytes { deliver(payload, on: channel) }
         case "subscribe":
+            if !subscriptions.awaiting.isEmpty { subscriptions.awaiting.removeFirst() }
             let waiters = shared.withLock { shared in
                 shared.confirmed.insert(channel)
                 return shared.confirming.removeValue(forKey: channel) ?? []
@@ -213,11 +259,41 @@ final class RedisSubscriber: Sendable {
             for waiter in waiters { waiter.resume() }
             return channel
         case "unsubscribe":
+            if !subscriptions.awaiting.isEmpty { subscriptions.awaiting.removeFirst() }
             shared.withLock { _ = $0.confirmed.remove(channel) }
         default:
             break
         }
         return nil
+    }
+
+    /// An error reply to the oldest command on the wire: a refused SUBSCRIBE fails the
+    /// subscribers waiting for its channel.
+    private func refused(_ message: String, _ subscriptions: inout Subscriptions) {
+        guard !subscriptions.awaiting.isEmpty else {
+            logger.warning("unexpected error reply on the notifier connection", ["endpoint": configuration.endpoint, "error": message])
+            return
+        }
+        let (subscribes, channel) = subscriptions.awaiting.removeFirst()
+        guard subscribes else {
+            logger.warning("the server refused an UNSUBSCRIBE", ["endpoint": configuration.endpoint, "error": message])
+            return
+        }
+        subscriptions.subscribed.remove(channel)
+        subscriptions.refused.insert(channel)
+        subscriptions.missedWhileAway.remove(channel)
+        let error =
+            RedisContext.authenticationError(message, endpoint: configuration.endpoint)
+            ?? IvyError(.commandFailed, endpoint: configuration.endpoint, detail: "SUBSCRIBE: \(message)")
+        let waiters = shared.withLock { shared in
+            shared.confirmed.remove(channel)
+            return shared.confirming.removeValue(forKey: channel) ?? []
+        }
+        if waiters.isEmpty {
+            // Subscribers from before a reconnect: they no longer hear this channel.
+            logger.warning("the server refused a subscription", ["channel": channel, "error": "\(error)"])
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
     }
 
     private func failConfirmations(with error: any Error) {
@@ -229,9 +305,9 @@ final class RedisSubscriber: Sendable {
         // Their sinks stay registered until each subscriber that gave up removes its own.
     }
 
-    /// Sleeps for a backoff, or less if woken (a close).
-    private func waitForWake(milliseconds: Int32) {
+    /// Sleeps for a backoff, or less if woken (a close, or a new subscriber).
+    private func waitForWake(_ delay: Duration) {
         var fds = [pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
-        if poll(&fds, 1, milliseconds) > 0 { wake.drain() }
+        if poll(&fds, 1, Int32(clamping: delay.wholeMilliseconds)) > 0 { wake.drain() }
     }
 }
