@@ -127,6 +127,20 @@ struct CommandLineTests {
         #expect(tampered.status == 1)
     }
 
+    @Test func encryptWritesTheRouteOfATaskMessage() async throws {
+        let message = #"{"name":"testpackage.add","args":[1,2],"id":"p-42","notify":"ivy-notifier:p"}"#
+        let run = try await IvyProcess.run(["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "k"], input: message)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        // $ivy-v1$<route>$<sealed>: the route, readable without the key, names the call.
+        let parts = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "$")
+        #expect(parts.count == 3)
+        var route = String(parts.count == 3 ? parts[1] : "").replacingOccurrences(of: "-", with: "+")
+            .replacingOccurrences(of: "_", with: "/")
+        while route.count % 4 != 0 { route += "=" }
+        let json = Data(base64Encoded: route).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        #expect(json == #"{"id":"p-42","notify":"ivy-notifier:p"}"#)
+    }
+
     @Test func encryptWithoutAKeyIsAUsageError() async throws {
         let run = try await IvyProcess.run(["encrypt"], input: "x")
         #expect(run.status == 2)

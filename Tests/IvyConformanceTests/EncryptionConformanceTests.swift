@@ -13,7 +13,7 @@ struct EncryptionConformanceTests {
     private func withPair(
         _ kind: ConformanceBackend, producer producerEncryption: MessageEncryption?,
         worker workerEncryption: MessageEncryption?,
-        _ body: (Ivy, TestPackage, any InspectableQueueBackend, String) async throws -> Void
+        _ body: (Ivy, TestPackage, any InspectableQueueBackend, String, any Notifier) async throws -> Void
     ) async throws {
         let (backend, notifier) = try await kind.open()
         let queue = freshQueue("enc")
@@ -27,7 +27,7 @@ struct EncryptionConformanceTests {
             options: IvyOptions(logger: SilentLogger(), encryption: workerEncryption))
         let serving = Task { try await worker.listen(queues: [queue], concurrency: 4) }
         var failure: (any Error)?
-        do { try await body(producer, tasks, backend, queue) } catch { failure = error }
+        do { try await body(producer, tasks, backend, queue, notifier) } catch { failure = error }
         serving.cancel()
         _ = try? await serving.value
         await producer.close()
@@ -38,7 +38,7 @@ struct EncryptionConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func messagesOnTheQueueAreEncryptedAndCallsWork(_ kind: ConformanceBackend) async throws {
         let encryption = MessageEncryption(key: "queue-key")
-        try await withPair(kind, producer: encryption, worker: encryption) { producer, tasks, _, _ in
+        try await withPair(kind, producer: encryption, worker: encryption) { producer, tasks, _, _, _ in
             let echoed = try await producer.call(tasks.echo, "secret payload")
             #expect(echoed == "secret payload")
             let factorial = try await producer.call(tasks.factorial, 6)
@@ -63,7 +63,7 @@ struct EncryptionConformanceTests {
     func aWorkerWithTheWrongKeyDeadLettersTheMessageAndTheCallerIsTold(_ kind: ConformanceBackend) async throws {
         try await withPair(
             kind, producer: MessageEncryption(key: "producer-key"), worker: MessageEncryption(key: "worker-key")
-        ) { producer, tasks, backend, queue in
+        ) { producer, tasks, backend, queue, _ in
             let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.add, 1, 2) }
             #expect(error?.name == "DecryptionFailed")
             #expect(error?.taskName == "testpackage.add")
@@ -79,7 +79,7 @@ struct EncryptionConformanceTests {
     func aWorkerThatRequiresEncryptionRefusesPlaintext(_ kind: ConformanceBackend) async throws {
         try await withPair(
             kind, producer: nil, worker: MessageEncryption(key: "worker-key", requireEncryption: true)
-        ) { producer, tasks, backend, queue in
+        ) { producer, tasks, backend, queue, _ in
             let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.add, 1, 2) }
             #expect(error?.name == "EncryptionRequired")
             let letters = try await backend.deadLetters(of: queue, count: 10)
@@ -91,9 +91,40 @@ struct EncryptionConformanceTests {
     func aNodeIvyFormatProducerIsServedByAnAuthenticatedWorker(_ kind: ConformanceBackend) async throws {
         try await withPair(
             kind, producer: MessageEncryption(key: "shared", format: .legacy), worker: MessageEncryption(key: "shared")
-        ) { producer, tasks, _, _ in
+        ) { producer, tasks, _, _, _ in
             let sum = try await producer.call(tasks.add, 20, 22)
             #expect(sum == 42)
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aPlaintextCallToAKeyedWorkerIsAnsweredInPlaintext(_ kind: ConformanceBackend) async throws {
+        // The worker has a key but does not require encryption: the caller, who has none, must
+        // still read its answer, so the answer comes in the form the call came in.
+        try await withPair(kind, producer: nil, worker: MessageEncryption(key: "worker-key")) { producer, tasks, _, _, _ in
+            let sum = try await producer.call(tasks.add, 40, 2)
+            #expect(sum == 42)
+            let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.factorial, -1) }
+            #expect(error?.name == "ValueError")
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aNodeIvyFormatCallIsAnsweredInPlaintextAsNodeIvyReadsIt(_ kind: ConformanceBackend) async throws {
+        try await withPair(
+            kind, producer: MessageEncryption(key: "shared", format: .legacy), worker: MessageEncryption(key: "shared")
+        ) { producer, tasks, _, _, notifier in
+            let payloads = Locked<[[UInt8]]>([])
+            let subscription = try await notifier.subscribe(to: producer.notificationChannel) { payload in
+                payloads.withLock { $0.append(payload) }
+            }
+            let sum = try await producer.call(tasks.add, 20, 22)
+            #expect(sum == 42)
+            try await withDeadline(.seconds(10), "the notification to reach the second subscriber") {
+                while payloads.value.isEmpty { await Task.yield() }
+            }
+            #expect(payloads.value.first?.first == UInt8(ascii: "{"), "node ivy reads plaintext notifications only")
+            subscription.cancel()
         }
     }
 
@@ -104,7 +135,7 @@ struct EncryptionConformanceTests {
         try await withPair(
             kind, producer: MessageEncryption(key: "old", decryptionKeys: ["new"]),
             worker: MessageEncryption(key: "new", decryptionKeys: ["old"])
-        ) { producer, tasks, _, _ in
+        ) { producer, tasks, _, _, _ in
             let echoed = try await producer.call(tasks.echo, "rotating")
             #expect(echoed == "rotating")
         }

@@ -190,7 +190,7 @@ struct EncryptionTests {
             id: "p-1", name: "", args: bytes("[]"), queue: "q", attempt: 1,
             outcome: .failure(.init(name: "DecryptionFailed", message: "wrong key", retryable: false)))
         #expect(try codec.decodeNotification(notice.encoded()) == notice)
-        let sealed = codec.encode(forged)
+        let sealed = codec.encode(forged, answering: .authenticated)
         #expect(try codec.decodeNotification(sealed) == forged)
     }
 
@@ -207,5 +207,44 @@ struct EncryptionTests {
         dump(encryption, to: &dumped)
         #expect(!dumped.contains("hunter2"))
         #expect(!"\(encryption)".contains("hunter2"))
+    }
+}
+
+/// A producer that cannot read a result for a call it waits for ends that call at once.
+struct UnreadableResultTests {
+    private func producer(key: String) async throws -> (Ivy, MemoryNotifier, TaskDefinition<Int, Int>) {
+        let registry = TaskRegistry()
+        let add = try registry.register("t.one", queue: "nobody-serves-this") { (n: Int) in n }
+        let notifier = MemoryNotifier()
+        let ivy = try await Ivy(
+            registry: registry, backend: MemoryQueueBackend(), notifier: notifier,
+            options: IvyOptions(resultTimeout: .seconds(600), logger: SilentLogger(), encryption: MessageEncryption(key: Secret(key))))
+        return (ivy, notifier, add)
+    }
+
+    @Test func aPlaintextResultToASealedCallEndsItWithEncryptionRequired() async throws {
+        let (ivy, notifier, task) = try await producer(key: "k")
+        let pending = try await ivy.delayedCall(task, 1)
+        let forged = ResultNotification(
+            id: pending.taskID, name: "t.one", args: Array("[1]".utf8), queue: "q", attempt: 1,
+            outcome: .success(result: Array("[666]".utf8)))
+        try notifier.publish(forged.encoded(), to: ivy.notificationChannel)
+        // Not the forged value, and not after the ten-minute timeout: now, with the reason.
+        let error = await #expect(throws: IvyError.self) { _ = try await pending.value }
+        #expect(error?.code == .encryptionRequired)
+        await ivy.close()
+    }
+
+    @Test func aResultSealedWithAnotherKeyEndsTheCallWithDecryptionFailed() async throws {
+        let (ivy, notifier, task) = try await producer(key: "mine")
+        let pending = try await ivy.delayedCall(task, 1)
+        let other = MessageCodec(encryption: MessageEncryption(key: "theirs"))
+        let result = ResultNotification(
+            id: pending.taskID, name: "t.one", args: Array("[1]".utf8), queue: "q", attempt: 1,
+            outcome: .success(result: Array("[1]".utf8)))
+        try notifier.publish(other.encode(result, answering: .authenticated), to: ivy.notificationChannel)
+        let error = await #expect(throws: IvyError.self) { _ = try await pending.value }
+        #expect(error?.code == .decryptionFailed)
+        await ivy.close()
     }
 }

@@ -212,7 +212,7 @@ struct WireFormatTests {
             id: "id-\u{e9}-1", name: "testpackage.echo", args: bytes(#"["h\u00e9llo",{"a":[1,2]}]"#),
             options: bytes(#"{"k":"v"}"#), queue: "testpackage", attempt: 2,
             outcome: .success(result: bytes(#"[{"text":"é\n😀","n":-0.5e-3}]"#)))
-        let decoded = try codec.decodeNotification(codec.encode(notification))
+        let decoded = try codec.decodeNotification(codec.encode(notification, answering: .authenticated))
         #expect(decoded == notification)
         guard case .success(let result) = decoded.outcome else {
             Issue.record("expected a success, got \(decoded.outcome)")
@@ -229,7 +229,7 @@ struct WireFormatTests {
         let notification = ResultNotification(
             id: "id-2", name: "testpackage.factorial", args: bytes("[21]"), queue: "testpackage", attempt: 10,
             outcome: .failure(failure))
-        let encoded = codec.encode(notification)
+        let encoded = codec.encode(notification, answering: nil)
         let decoded = try codec.decodeNotification(encoded)
         #expect(decoded == notification)
         #expect(decoded.outcome == .failure(failure))

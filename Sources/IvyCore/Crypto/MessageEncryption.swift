@@ -79,9 +79,9 @@ public struct MessageEncryption: Sendable {
     /// Whether a body is an encryption token rather than plaintext JSON.
     static func isToken(_ body: [UInt8]) -> Bool { body.first == UInt8(ascii: "$") }
 
-    /// Encrypts with the current key in ``format``.
-    func seal(_ plaintext: [UInt8], route: Route?) -> [UInt8] {
-        switch format {
+    /// Encrypts with the current key in ``format``, or in `format` when given.
+    func seal(_ plaintext: [UInt8], route: Route?, format: Format? = nil) -> [UInt8] {
+        switch format ?? self.format {
         case .legacy: keys.current.legacy.encrypt(plaintext)
         case .authenticated: keys.current.authenticated.encrypt(plaintext, route: route.map(Self.encode) ?? [])
         }
@@ -126,9 +126,18 @@ public struct MessageEncryption: Sendable {
         throw IvyError(.decryptionFailed, detail: "unknown encryption format")
     }
 
-    /// Seals arbitrary bytes, with no route (for `ivy encrypt`).
+    /// The format of a token, or nil for plaintext (or a token of no known format).
+    static func format(of body: [UInt8]) -> Format? {
+        if body.starts(with: AuthenticatedCipher.prefix) { return .authenticated }
+        if body.starts(with: LegacyCipher.prefix) { return .legacy }
+        return nil
+    }
+
+    /// Seals arbitrary bytes (for `ivy encrypt`). A task message with an `id` gets its route, as
+    /// a producer's would, so a worker without the key can still tell its caller.
     public func token(for plaintext: [UInt8]) -> [UInt8] {
-        seal(plaintext, route: nil)
+        let message = try? TaskMessage(decoding: plaintext)
+        return seal(plaintext, route: message?.id.map { Route(id: $0, notify: message?.notify) })
     }
 
     /// Opens a token of either format without requiring the plaintext to be a JSON object (for

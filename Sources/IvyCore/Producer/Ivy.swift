@@ -64,7 +64,12 @@ public final class Ivy: Sendable {
                         logger.debug("result for no waiting call", ["task.id": notification.id])
                     }
                 } catch {
-                    logger.warning("undecodable notification", ["error": "\(error)"])
+                    // A waiting call ends now with the reason, not at its timeout.
+                    if let id = codec.callID(ofUnreadable: payload), router.finish(id, with: .failure(error)) {
+                        logger.warning("a result could not be read; its call ends", ["task.id": id, "error": "\(error)"])
+                    } else {
+                        logger.warning("undecodable notification", ["error": "\(error)"])
+                    }
                 }
             }
         } catch {

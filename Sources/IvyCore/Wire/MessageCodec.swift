@@ -15,27 +15,47 @@ struct MessageCodec: Sendable {
     }
 
     func decodeTask(_ body: [UInt8]) throws(IvyError) -> TaskMessage {
-        try TaskMessage(decoding: try open(body))
+        try decodeCall(body).message
     }
 
-    func encode(_ notification: ResultNotification) -> [UInt8] {
+    /// The message, and the format it came sealed in (nil: plaintext), which its outcome is
+    /// answered in (``encode(_:answering:)``).
+    func decodeCall(_ body: [UInt8]) throws(IvyError) -> (message: TaskMessage, sealedAs: MessageEncryption.Format?) {
+        (try TaskMessage(decoding: try open(body)), MessageEncryption.format(of: body))
+    }
+
+    /// A call's outcome, in the form the call came in (PROTOCOL §6.3): sealed for an
+    /// authenticated call, plaintext for a plaintext call and for node ivy's format, whose
+    /// producers read plaintext notifications only. So a caller always can read its answer.
+    func encode(_ notification: ResultNotification, answering form: MessageEncryption.Format?) -> [UInt8] {
         let plaintext = notification.encoded()
-        guard let encryption else { return plaintext }
-        return encryption.seal(plaintext, route: nil)
+        guard let encryption, form == .authenticated else { return plaintext }
+        // The route names the call, so that a producer that cannot open the result still ends it.
+        return encryption.seal(plaintext, route: .init(id: notification.id), format: .authenticated)
     }
 
     func decodeNotification(_ payload: [UInt8]) throws(IvyError) -> ResultNotification {
-        guard encryption != nil, !MessageEncryption.isToken(payload) else {
+        guard let encryption, !MessageEncryption.isToken(payload) else {
             return try ResultNotification(decoding: try open(payload))
         }
-        // With a key, results must be sealed: a plaintext one could be forged by anyone who can
-        // publish. The one exception: a worker that could not open a call's message says so in
-        // plaintext, since it does not share our key.
+        // Calls in node ivy's format are answered in plaintext, as node ivy does.
+        if encryption.format == .legacy { return try ResultNotification(decoding: payload) }
+        // Authenticated calls are answered sealed: a plaintext result could be forged by anyone
+        // who can publish. The one exception: a worker that could not open a call's message says
+        // so in plaintext, since it does not share our key.
         let notice = try ResultNotification(decoding: payload)
         guard case .failure(let remote) = notice.outcome, Self.undecryptableNames.contains(remote.name) else {
-            throw IvyError(.encryptionRequired, taskID: notice.id, detail: "plaintext result refused: encryption is on")
+            throw IvyError(
+                .encryptionRequired, taskID: notice.id, detail: "plaintext result refused: this producer's calls are sealed")
         }
         return notice
+    }
+
+    /// The call a notification that cannot be opened or trusted is about, read without the key
+    /// (so unverified: it may only end that call with an error, never give it a result).
+    func callID(ofUnreadable payload: [UInt8]) -> String? {
+        if MessageEncryption.isToken(payload) { return MessageEncryption.route(of: payload)?.id }
+        return try? ResultNotification(decoding: payload).id
     }
 
     /// The error names a worker uses when it cannot open a message.

@@ -169,9 +169,10 @@ final class Worker<Backend: QueueBackend>: Sendable {
     /// Runs one reserved message and settles it, unless the supervisor takes it over first.
     private func execute(_ delivered: Reservation<Backend.Receipt>, attempt id: UInt64) async {
         let message: TaskMessage
+        let form: MessageEncryption.Format?
         do {
             try backend.checkSize(delivered.body, queue: delivered.queue)
-            message = try codec.decodeTask(delivered.body)
+            (message, form) = try codec.decodeCall(delivered.body)
         } catch {
             guard let reservation = supervisor.end(id) else { return }
             await settle(reservation) {
@@ -194,7 +195,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker", retryable: false)
             guard let reservation = supervisor.end(id) else { return }
-            await fail(reservation, message, context, error: error, channel: message.notify)
+            await fail(reservation, message, context, error: error, channel: message.notify, form: form)
             return
         }
         let channel = task.options.resultWanted ? (message.notify ?? defaultChannel) : nil
@@ -215,7 +216,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 message: "attempt \(context.attempt) is past the \(deliveryLimit) deliveries \(message.name) allows",
                 retryable: false)
             guard let reservation = supervisor.end(id) else { return }
-            await fail(reservation, message, context, error: error, channel: channel)
+            await fail(reservation, message, context, error: error, channel: channel, form: form)
             return
         }
         // Before the clock starts, so that a timeout's events cannot come before it.
@@ -223,7 +224,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
         let started = supervisor.startClock(id, timeout: task.options.timeout) { reservation in
             let error = ResultNotification.RemoteError(
                 name: "TaskTimedOut", message: "ran longer than \(task.options.timeout)", retryable: true)
-            Task { await self.failed(reservation, message, context, task: task, error: error, channel: channel) }
+            Task { await self.failed(reservation, message, context, task: task, error: error, channel: channel, form: form) }
         }
         guard started else { return }
         let clock = ContinuousClock()
@@ -245,7 +246,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
             }
             // This task ends here: the backend reports the outcome, and the slot is freed then.
             let notification = notification(message, context, outcome: .success(result: value))
-            backend.ack(reservation, publishing: codec.encode(notification), to: channel, through: notifier) { outcome in
+            let payload = codec.encode(notification, answering: form)
+            backend.ack(reservation, publishing: payload, to: channel, through: notifier) { outcome in
                 if let error = outcome.ackError { self.ackFailed(taskID, error) }
                 if let error = outcome.publishError {
                     self.logger.error("publishing a result failed", ["task.id": taskID, "error": "\(error)"])
@@ -253,17 +255,19 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 self.settled(reservation)
             }
         case .failure(let error):
-            await failed(reservation, message, context, task: task, error: Self.remoteError(error), channel: channel)
+            await failed(
+                reservation, message, context, task: task, error: Self.remoteError(error), channel: channel, form: form)
         }
     }
 
     /// Retries a failed attempt if its error and the task's policy allow, or fails it for good.
     private func failed(
         _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
-        task: RegisteredTask, error remote: ResultNotification.RemoteError, channel: String?
+        task: RegisteredTask, error remote: ResultNotification.RemoteError, channel: String?,
+        form: MessageEncryption.Format?
     ) async {
         guard remote.retryable, let delay = task.options.retry.delay(afterAttempt: context.attempt) else {
-            await fail(reservation, message, context, error: remote, channel: channel)
+            await fail(reservation, message, context, error: remote, channel: channel, form: form)
             return
         }
         await settle(reservation) {
@@ -278,14 +282,14 @@ final class Worker<Backend: QueueBackend>: Sendable {
 
     private func fail(
         _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
-        error: ResultNotification.RemoteError, channel: String?
+        error: ResultNotification.RemoteError, channel: String?, form: MessageEncryption.Format?
     ) async {
         await settle(reservation) {
             await self.deadLetter(
                 reservation, reason: "\(error.name): \(error.message) (attempt \(context.attempt))", emit: false)
             self.events.emit(.failed(context, error: "\(error.name): \(error.message)"))
             if let channel {
-                await self.publish(self.notification(message, context, outcome: .failure(error)), to: channel)
+                await self.publish(self.notification(message, context, outcome: .failure(error)), to: channel, form: form)
             }
         }
     }
@@ -310,8 +314,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
             attempt: context.attempt, outcome: outcome)
     }
 
-    private func publish(_ notification: ResultNotification, to channel: String) async {
-        do { try await notifier.publish(codec.encode(notification), to: channel) } catch {
+    private func publish(_ notification: ResultNotification, to channel: String, form: MessageEncryption.Format?) async {
+        do { try await notifier.publish(codec.encode(notification, answering: form), to: channel) } catch {
             logger.error("publishing a result failed", ["task.id": notification.id, "error": "\(error)"])
         }
     }
