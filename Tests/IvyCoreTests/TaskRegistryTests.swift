@@ -319,3 +319,21 @@ struct TaskRegistryTests {
         #expect(throws: (any Error).self) { try ResultCoding.decode(Int.self, from: Array("[1".utf8)) }
     }
 }
+
+extension TaskRegistryTests {
+    @Test(arguments: ["[51090942171709440000]", "[1e400]", "[-1e400]", "[1.5e300]"])
+    func aValidNumberThatDoesNotFitSaysSo(_ args: String) async throws {
+        let registry = TaskRegistry()
+        try registry.register("t.int", queue: "q") { (n: Int) in n }
+        let task = try #require(registry.task(named: "t.int"))
+        let error = await #expect(throws: IvyError.self) { _ = try await task.run(Array(args.utf8)[...]) }
+        #expect(error?.code == .argumentsUndecodable)
+        #expect(error?.detail == "argument 1: a JSON number that does not fit Int", "got \(error?.detail ?? "")")
+    }
+
+    @Test func aResultThatDoesNotFitSaysSo() throws {
+        let error = #expect(throws: DecodingError.self) { _ = try ResultCoding.decode(Int.self, from: Array("[1e400]".utf8)) }
+        #expect(TaskRegistry.describe(error!) == "a JSON number that does not fit Int")
+        #expect(throws: DecodingError.self) { _ = try ResultCoding.decode(Double.self, from: Array("[1e400]".utf8)) }
+    }
+}

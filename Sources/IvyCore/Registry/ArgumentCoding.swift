@@ -43,7 +43,10 @@ final class ArgumentDecoder {
 
     func next<Value: Decodable>(_ type: Value.Type) throws -> Value {
         defer { index += 1 }
-        return try ValueDecoding.decode(Value.self, from: json[elements[index]], decoder: &decoder)
+        do { return try ValueDecoding.decode(Value.self, from: json[elements[index]], decoder: &decoder) } catch {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: [], debugDescription: "argument \(index + 1): \(TaskRegistry.describe(error))"))
+        }
     }
 
     static func count<each Value>(_ types: repeat (each Value).Type) -> Int {
@@ -62,7 +65,27 @@ enum ValueDecoding {
             return value
         }
         if decoder == nil { decoder = JSONDecoder() }
-        return try decoder!.decode(Value.self, from: Data(token))
+        do { return try decoder!.decode(Value.self, from: Data(token)) } catch DecodingError.dataCorrupted(let context)
+            where context.codingPath.isEmpty
+        {
+            // Foundation calls a number it cannot hold (21! as Int, 1e400) "not valid JSON".
+            // The token was validated with its message: say what did not fit instead.
+            let said = context.debugDescription.contains("valid JSON") ? "" : " (\(context.debugDescription))"
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: [], debugDescription: "\(kind(of: token)) that does not fit \(Value.self)\(said)"))
+        }
+    }
+
+    /// What a JSON token is, for messages that must not quote it.
+    static func kind(of token: ArraySlice<UInt8>) -> String {
+        switch token.first {
+        case UInt8(ascii: "\""): "a JSON string"
+        case UInt8(ascii: "["): "a JSON array"
+        case UInt8(ascii: "{"): "a JSON object"
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): "a JSON boolean"
+        case UInt8(ascii: "n"): "JSON null"
+        default: "a JSON number"
+        }
     }
 }
 

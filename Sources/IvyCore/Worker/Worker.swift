@@ -321,7 +321,16 @@ final class Worker<Backend: QueueBackend>: Sendable {
     }
 
     private func ackFailed(_ taskID: String, _ error: any Error) {
-        logger.warning("ack failed; the message will run again", ["task.id": taskID, "error": "\(error)"])
+        if (error as? IvyError)?.code == .reservationLost {
+            // Another worker may have taken the message after the lease expired, and run it or
+            // be running it: nothing is known to run again.
+            logger.warning(
+                "the reservation expired before the ack; another worker may run the message too",
+                ["task.id": taskID, "error": "\(error)"])
+        } else {
+            logger.warning(
+                "ack failed; the message runs again once its reservation expires", ["task.id": taskID, "error": "\(error)"])
+        }
     }
 
     /// Settles a message whose attempt this task ended or took over, then frees its slot.
