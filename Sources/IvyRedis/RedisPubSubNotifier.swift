@@ -10,6 +10,10 @@ public protocol RedisPubSubNotifier: Notifier {
     /// The server subscribers listen on (pub/sub spans its databases).
     var server: RedisConfiguration.Address { get }
     /// How long results are kept for producers that reconnect; nil for plain pub/sub. A backend
-    /// leaves publishing such results to the notifier, which keeps them.
+    /// on the same server that publishes a result keeps it too, in ``retainedResultsKey(_:)``.
     var resultRetention: Duration? { get }
 }
+
+/// The stream that keeps `channel`'s results for producers that reconnect (durable results):
+/// field `p` per result, trimmed to the retention, expiring with it (PROTOCOL.md §8).
+package func retainedResultsKey(_ channel: String) -> String { "ivy:{\(channel)}:results" }

@@ -113,23 +113,25 @@ extension RedisStreamBackend {
             return {out, 1, nextDue}
             """)
 
-    /// Acknowledges a batch and publishes results. KEYS stream, leases; ARGV group, then per
-    /// message: id, token, channel ('' for none), payload. The payload is published whether or
-    /// not the reservation was still held (the task did run). Returns 1 (acknowledged) or 0
-    /// (lost) per message.
+    /// Acknowledges a batch and publishes results. KEYS stream, leases, then per message the
+    /// stream that keeps its channel's results (any key when it keeps none); ARGV group, then
+    /// per message: id, token, channel ('' for none), payload, retention ms (0 for none). The
+    /// payload is kept (durable results: as the notifier's own script does) and published
+    /// whether or not the reservation was still held (the task did run). Returns 1
+    /// (acknowledged) or 0 (lost) per message.
     static let ack = RedisScript(
         name: "ack",
         source: clock + """
 
-            local count = (#ARGV - 1) / 4
+            local count = (#ARGV - 1) / 5
             local leases = {}
-            for i = 1, count do leases[i] = ARGV[4 * i - 2] .. '|' .. ARGV[4 * i - 1] end
+            for i = 1, count do leases[i] = ARGV[5 * i - 3] .. '|' .. ARGV[5 * i - 2] end
             local expiries = redis.call('ZMSCORE', KEYS[2], unpack(leases))
             local held, heldLeases, out = {}, {}, {}
             for i = 1, count do
               local expiry = tonumber(expiries[i])
               if expiry and expiry > now then
-                table.insert(held, ARGV[4 * i - 2])
+                table.insert(held, ARGV[5 * i - 3])
                 table.insert(heldLeases, leases[i])
                 out[i] = 1
               else
@@ -142,8 +144,15 @@ extension RedisStreamBackend {
               redis.call('ZREM', KEYS[2], unpack(heldLeases))
             end
             for i = 1, count do
-              local channel = ARGV[4 * i]
-              if channel ~= '' then redis.call('PUBLISH', channel, ARGV[4 * i + 1]) end
+              local channel, payload, retention = ARGV[5 * i - 1], ARGV[5 * i], tonumber(ARGV[5 * i + 1])
+              if channel ~= '' then
+                if retention > 0 then
+                  local oldest = math.floor(now / 1000) - retention
+                  redis.call('XADD', KEYS[2 + i], 'MINID', '~', oldest, '*', 'p', payload)
+                  redis.call('PEXPIRE', KEYS[2 + i], retention)
+                end
+                redis.call('PUBLISH', channel, payload)
+              end
             end
             return out
             """)

@@ -49,11 +49,19 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// script four times a second per queue.
     static let longestBlock = Duration.milliseconds(250)
 
-    /// One message to acknowledge, and the result to publish with it.
+    /// One message to acknowledge, and the result to publish (and keep, for durable results)
+    /// with it.
     private struct Acknowledgement: Sendable {
         let messageID: String
         let token: String
-        let publication: (channel: String, payload: [UInt8])?
+        let publication: Publication?
+    }
+
+    private struct Publication: Sendable {
+        let channel: String
+        let payload: [UInt8]
+        /// Milliseconds the notifier keeps results; 0 for plain pub/sub.
+        let retention: Int
     }
 
     /// - Parameters:
@@ -238,11 +246,11 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func ack(
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
     ) async -> AckAndPublishOutcome {
-        guard publishesWithAck(through: notifier) else {
+        guard let publication = publication(payload, to: channel, through: notifier) else {
             return await ackThenPublish(reservation, payload, to: channel, through: notifier)
         }
         return await withCheckedContinuation { continuation in
-            acknowledge(reservation, publication: (channel, payload)) {
+            acknowledge(reservation, publication: publication) {
                 continuation.resume(returning: self.outcome($0, reservation))
             }
         }
@@ -252,18 +260,21 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier,
         completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
     ) {
-        guard publishesWithAck(through: notifier) else {
+        guard let publication = publication(payload, to: channel, through: notifier) else {
             Task { completion(await ackThenPublish(reservation, payload, to: channel, through: notifier)) }
             return
         }
-        acknowledge(reservation, publication: (channel, payload)) { completion(self.outcome($0, reservation)) }
+        acknowledge(reservation, publication: publication) { completion(self.outcome($0, reservation)) }
     }
 
-    /// Whether the ack script can publish the result: the notifier's subscribers are on this
-    /// server and it keeps no copy of results.
-    private func publishesWithAck(through notifier: any Notifier) -> Bool {
-        guard let redis = notifier as? any RedisPubSubNotifier else { return false }
-        return redis.server == connection.configuration.address && redis.resultRetention == nil
+    /// What the ack script publishes (and keeps, for durable results), if it can: when the
+    /// notifier's subscribers are on this server.
+    private func publication(_ payload: [UInt8], to channel: String, through notifier: any Notifier) -> Publication? {
+        guard let redis = notifier as? any RedisPubSubNotifier, redis.server == connection.configuration.address else {
+            return nil
+        }
+        let retention = redis.resultRetention.map { max(1, $0.wholeMilliseconds) } ?? 0
+        return Publication(channel: channel, payload: payload, retention: retention)
     }
 
     /// The outcome of an ack script that also published.
@@ -276,14 +287,12 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     /// Whether the reservation was still held; batched with the acknowledgements around it.
-    private func acknowledge(
-        _ reservation: Reservation<Receipt>, publication: (channel: String, payload: [UInt8])?
-    ) async throws -> Bool {
+    private func acknowledge(_ reservation: Reservation<Receipt>, publication: Publication?) async throws -> Bool {
         try await awaiting { acknowledge(reservation, publication: publication, completion: $0) }
     }
 
     private func acknowledge(
-        _ reservation: Reservation<Receipt>, publication: (channel: String, payload: [UInt8])?,
+        _ reservation: Reservation<Receipt>, publication: Publication?,
         completion: @escaping @Sendable (Result<Bool, any Error>) -> Void
     ) {
         let queue = reservation.queue
@@ -292,12 +301,19 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         acknowledgers.submit(acknowledgement, key: queue, execute: { [weak self] batch, done in
             guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
             let keys = Keys(queue)
+            var scriptKeys = [keys.stream, keys.leases]
+            scriptKeys.reserveCapacity(2 + batch.count)
             var arguments: [any RedisArgument] = [Self.group]
-            arguments.reserveCapacity(1 + batch.count * 4)
+            arguments.reserveCapacity(1 + batch.count * 5)
             for item in batch {
-                arguments += [item.messageID, item.token, item.publication?.channel ?? "", item.publication?.payload ?? []]
+                let publication = item.publication
+                scriptKeys.append(publication.map { $0.retention > 0 ? retainedResultsKey($0.channel) : keys.stream } ?? keys.stream)
+                arguments += [
+                    item.messageID, item.token, publication?.channel ?? "", publication?.payload ?? [],
+                    publication?.retention ?? 0,
+                ]
             }
-            self.run(Self.ack, keys: [keys.stream, keys.leases], arguments: arguments) { [endpoint] reply in
+            self.run(Self.ack, keys: scriptKeys, arguments: arguments) { [endpoint] reply in
                 do {
                     let flags = try reply.get().array?.compactMap(\.integer) ?? []
                     guard flags.count == batch.count else {

@@ -145,7 +145,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
     // MARK: Durable results
 
     /// The stream that keeps `channel`'s results.
-    static func retainedKey(_ channel: String) -> String { "ivy:{\(channel)}:results" }
+    static func retainedKey(_ channel: String) -> String { retainedResultsKey(channel) }
 
     /// KEYS results stream; ARGV channel, retention ms, then payloads. Keeps the payloads
     /// (dropping entries older than the retention), then publishes them in order; returns how
