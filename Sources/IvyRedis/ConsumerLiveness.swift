@@ -95,16 +95,12 @@ final class ConsumerLiveness: Sendable {
     private func run() {
         let milliseconds = Int32(clamping: interval.wholeMilliseconds)
         while true {
-            let (queues, closed, sweep) = state.withLock { state -> ([(String, Bool)], Bool, Bool) in
+            let (streaks, closed, sweep) = state.withLock { state in
                 state.beats += 1
-                let mayReap = { (streak: Int) in streak >= Self.beatsPerTimeout }
-                return (
-                    state.queues.map { ($0.key, mayReap($0.value)) }, state.isClosed,
-                    state.beats % Self.beatsPerSweep == 0
-                )
+                return (state.queues, state.isClosed, state.beats % Self.beatsPerSweep == 0)
             }
             if closed { break }
-            for (queue, mayReap) in queues { beat(queue, mayReap: mayReap, sweep: sweep) }
+            for (queue, streak) in streaks { beat(queue, mayReap: streak >= Self.beatsPerTimeout, sweep: sweep) }
             var fds = [pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
             if poll(&fds, 1, milliseconds) > 0 { wake.drain() }
         }
