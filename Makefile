@@ -3,19 +3,27 @@ SWIFT ?= swift
 IVY_REDIS_PORT ?= 6390
 export IVY_REDIS_PORT
 
-.PHONY: demo test build release bench deps test-deps services-up services-down clean
+.PHONY: demo test chaos build release bench deps test-deps services-up services-down clean
 
 ## demo: install missing libraries, build, run the factorial demo on the memory backend
 demo: deps
 	$(SWIFT) build --product ivy
 	$(SWIFT) run --skip-build ivy demo
 
-## test: install what the tests need, start the servers on loopback, run every test, stop them
+## test: install what the tests need, start the servers on loopback, run every test and the short
+## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), stop them
 test: test-deps
 	$(SWIFT) build --build-tests
 	scripts/services.sh up
 	IVY_REQUIRE_SERVICES=1 IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) $(SWIFT) test --skip-build; \
-	  status=$$?; scripts/services.sh down; exit $$status
+	  status=$$?; \
+	  IVY_BINARY=.build/debug/ivy scripts/chaos.sh --short || status=1; \
+	  scripts/services.sh down; exit $$status
+
+## chaos: the full chaos suite (workers SIGKILLed, Redis kill -9ed, poison messages); see RELIABILITY.md
+chaos: test-deps
+	$(SWIFT) build --product ivy
+	IVY_BINARY=.build/debug/ivy scripts/chaos.sh $(CHAOS_ARGS)
 
 ## bench: release build, then `ivy bench` on the memory backend
 bench: deps
@@ -41,4 +49,4 @@ services-down:
 	scripts/services.sh down
 
 clean:
-	rm -rf .build .services
+	rm -rf .build .services .chaos

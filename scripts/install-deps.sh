@@ -15,6 +15,7 @@ done
 if [ "$mode" = test ]; then
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)   # scripts/chaos.sh's helpers
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -483,6 +483,10 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     private func parseReserveReply(_ reply: RedisReply, queue: String) throws(IvyError) -> ReserveOutcome {
+        if let message = reply.errorMessage {
+            // Behind a BLPOP, after a restart: LOADING, say, while the server reads its data.
+            throw IvyError(.commandFailed, endpoint: endpoint, detail: "\(Self.reserve.name): \(message)")
+        }
         guard let parts = reply.array, parts.count == 3, let entries = parts[0].array else {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected reserve reply")
         }

@@ -8,14 +8,19 @@ import IvyExamples
 enum BenchCommand {
     static let help = """
         usage: ivy bench [--queue URL] [--notify URL] [-n TASKS] [-c IN_FLIGHT] [--workers W]
-                         [--payload BYTES] [--latency-calls K] [--no-worker] [--json]
+                         [--payload BYTES] [--latency-calls K] [--phases LIST] [--rate R]
+                         [--timeout SECONDS] [--no-worker] [--json]
 
         Measures, with testpackage.echo and a payload of BYTES:
-          enqueue     calls accepted by the queue per second (TASKS calls, IN_FLIGHT at once)
+          enqueue     calls accepted by the queue per second (TASKS calls, IN_FLIGHT at once);
+                      their results are then awaited, outside the timed part
           round trip  calls completed with their result per second (TASKS calls, IN_FLIGHT at once)
           latency     p50/p90/p99 of K sequential calls
         Workers run in this process (W of them, each with concurrency IN_FLIGHT) unless
         --no-worker is given. With --json the last line of stdout is one JSON object.
+        Errors are counted once per call: send errors are calls the queue refused (never
+        queued), result errors are queued calls whose result failed or never came. The exit
+        status is 0 only if there were none.
 
         options:
         \(SharedOptions.help)
@@ -24,10 +29,19 @@ enum BenchCommand {
           --workers W        in-process workers (default 1)
           --payload BYTES    size of the echoed string (default 16)
           --latency-calls K  sequential calls for the latency percentiles (default 1000)
+          --phases LIST      phases to run, comma-separated: enqueue, roundtrip, latency (default: all)
+          --rate R           send at most R calls per second in the enqueue phase (default: no limit)
+          --timeout SECONDS  how long each call's result is awaited (default 60)
           --no-worker        use workers started elsewhere (`ivy worker`)
           --json             end with a JSON summary line
         """
 
+    /// The bench's phases, in the order they run.
+    enum Phase: String, CaseIterable {
+        case enqueue, roundtrip, latency
+    }
+
+    /// The summary; a phase that did not run has no figures (absent from the JSON).
     struct Report: Encodable {
         var backend: String
         var notifier: String
@@ -35,11 +49,17 @@ enum BenchCommand {
         var concurrency: Int
         var workers: Int
         var payload_bytes: Int
-        var enqueue_per_s: Double
-        var roundtrip_per_s: Double
-        var p50_ms: Double
-        var p90_ms: Double
-        var p99_ms: Double
+        var phases: [String]
+        var enqueue_per_s: Double?
+        var roundtrip_per_s: Double?
+        var p50_ms: Double?
+        var p90_ms: Double?
+        var p99_ms: Double?
+        /// Calls the queue refused: they were never queued.
+        var send_errors: Int
+        /// Calls the queue accepted whose result failed or never came.
+        var result_errors: Int
+        /// `send_errors + result_errors`.
         var errors: Int
     }
 
@@ -50,6 +70,9 @@ enum BenchCommand {
         let workerCount = try arguments.integer("--workers", default: 1, range: 1...256)
         let payloadSize = try arguments.integer("--payload", default: 16, range: 0...64 << 20)
         let latencyCalls = try arguments.integer("--latency-calls", default: 1000, range: 0...10_000_000)
+        let phases = try phaseSet(arguments.names("--phases"))
+        let rate = try arguments.integer("--rate", default: 0, range: 1...100_000_000)
+        let timeout = try arguments.seconds("--timeout", default: .seconds(60), range: .milliseconds(1)...(.seconds(86_400)))
         let noWorker = arguments.flag("--no-worker")
         let json = arguments.flag("--json")
         try arguments.finish()
@@ -57,11 +80,11 @@ enum BenchCommand {
             throw CommandLineArguments.UsageError(description: "--no-worker needs a shared broker, not memory://")
         }
 
-        let (producer, package) = try await shared.makeIvy()
+        let (producer, package) = try await shared.makeIvy(resultTimeout: timeout)
         // memory:// lives in one Ivy, so its workers share it; brokers get one Ivy per worker.
         var workerIvys: [Ivy] = []
         if !noWorker && !shared.isInProcess {
-            for _ in 0..<workerCount { workerIvys.append(try await shared.makeIvy().0) }
+            for _ in 0..<workerCount { workerIvys.append(try await shared.makeIvy(resultTimeout: timeout).0) }
         }
         let workers: [Task<Void, any Error>] =
             noWorker
@@ -71,45 +94,60 @@ enum BenchCommand {
                 return Task { try await ivy.listen(queues: [TestPackage.queue], concurrency: inFlight) }
             }
         let payload = String(repeating: "x", count: payloadSize)
-        let errors = ErrorCounter()
+        let errors = ErrorCounts()
 
-        // Warm up connections and code paths before measuring.
-        _ = try await producer.call(package.echo, payload)
+        // Warm up connections and code paths before measuring (an empty payload, which every
+        // queue accepts, so that a payload the queue refuses shows as send errors).
+        _ = try await producer.call(package.echo, "")
 
         // Phase 1: enqueue rate. Results are awaited afterwards, outside the timed part.
         let clock = ContinuousClock()
-        var start = clock.now
-        let pendings = await inLanes(tasks, lanes: inFlight, progress: "enqueue") { _ in
-            do { return try await producer.delayedCall(package.echo, payload) } catch {
-                errors.add()
-                return nil
+        var enqueuePerSecond: Double?
+        if phases.contains(.enqueue) {
+            let start = clock.now
+            let pendings = await inLanes(tasks, lanes: inFlight, progress: "enqueue") { index in
+                if rate > 0 {
+                    // Paced: call `index` goes out no earlier than index / rate seconds in.
+                    try? await Task.sleep(until: start + .seconds(Double(index) / Double(rate)), clock: clock)
+                }
+                do { return try await producer.delayedCall(package.echo, payload) } catch {
+                    errors.addSendError()
+                    return nil
+                }
             }
-        }
-        let enqueueSeconds = seconds(clock.now - start)
-        _ = await inLanes(pendings.count, lanes: inFlight, progress: "draining") { index in
-            if (try? await pendings[index]?.value) == nil { errors.add() }
-            return Optional<Int>.none
+            enqueuePerSecond = rounded(Double(tasks) / seconds(clock.now - start))
+            // A refused send was counted above; only queued calls can have a result error.
+            _ = await inLanes(pendings.count, lanes: inFlight, progress: "draining") { index in
+                if let pending = pendings[index], (try? await pending.value) == nil { errors.addResultError() }
+                return Optional<Int>.none
+            }
         }
 
         // Phase 2: round trips with IN_FLIGHT calls outstanding.
-        start = clock.now
-        _ = await inLanes(tasks, lanes: inFlight, progress: "round trip") { _ in
-            do { _ = try await producer.call(package.echo, payload) } catch { errors.add() }
-            return Optional<Int>.none
+        var roundTripsPerSecond: Double?
+        if phases.contains(.roundtrip) {
+            let start = clock.now
+            _ = await inLanes(tasks, lanes: inFlight, progress: "round trip") { _ in
+                do { _ = try await producer.call(package.echo, payload) } catch { errors.add(error) }
+                return Optional<Int>.none
+            }
+            roundTripsPerSecond = rounded(Double(tasks) / seconds(clock.now - start))
         }
-        let roundTripSeconds = seconds(clock.now - start)
 
         // Phase 3: latency of sequential calls.
         var latencies: [Double] = []
-        latencies.reserveCapacity(latencyCalls)
-        for index in 0..<latencyCalls {
-            if index % 100 == 0 { Console.progress("latency \(index)/\(latencyCalls)") }
-            let callStart = clock.now
-            do { _ = try await producer.call(package.echo, payload) } catch { errors.add() }
-            latencies.append(seconds(clock.now - callStart) * 1000)
+        if phases.contains(.latency) {
+            latencies.reserveCapacity(latencyCalls)
+            for index in 0..<latencyCalls {
+                if index % 100 == 0 { Console.progress("latency \(index)/\(latencyCalls)") }
+                let callStart = clock.now
+                do { _ = try await producer.call(package.echo, payload) } catch { errors.add(error) }
+                latencies.append(seconds(clock.now - callStart) * 1000)
+            }
+            Console.endProgress()
+            latencies.sort()
         }
-        Console.endProgress()
-        latencies.sort()
+        let measuredLatency = phases.contains(.latency) && !latencies.isEmpty
 
         for worker in workers { worker.cancel() }
         for worker in workers { _ = try? await worker.value }
@@ -119,9 +157,13 @@ enum BenchCommand {
         let report = Report(
             backend: shared.redactedQueue, notifier: shared.redactedNotify, tasks: tasks, concurrency: inFlight,
             workers: noWorker ? 0 : workerCount, payload_bytes: payloadSize,
-            enqueue_per_s: rounded(Double(tasks) / enqueueSeconds), roundtrip_per_s: rounded(Double(tasks) / roundTripSeconds),
-            p50_ms: percentile(latencies, 0.50), p90_ms: percentile(latencies, 0.90), p99_ms: percentile(latencies, 0.99),
-            errors: errors.value)
+            phases: Phase.allCases.filter(phases.contains).map(\.rawValue),
+            enqueue_per_s: enqueuePerSecond, roundtrip_per_s: roundTripsPerSecond,
+            p50_ms: measuredLatency ? percentile(latencies, 0.50) : nil,
+            p90_ms: measuredLatency ? percentile(latencies, 0.90) : nil,
+            p99_ms: measuredLatency ? percentile(latencies, 0.99) : nil,
+            send_errors: errors.sendErrors, result_errors: errors.resultErrors,
+            errors: errors.sendErrors + errors.resultErrors)
         printTable(report)
         if json {
             let encoder = JSONEncoder()
@@ -129,6 +171,20 @@ enum BenchCommand {
             Console.out(String(decoding: try encoder.encode(report), as: UTF8.self))
         }
         return report.errors == 0 ? 0 : 1
+    }
+
+    /// The phases named by `--phases`; all of them when it is absent.
+    private static func phaseSet(_ names: [String]?) throws(CommandLineArguments.UsageError) -> Set<Phase> {
+        guard let names else { return Set(Phase.allCases) }
+        var phases: Set<Phase> = []
+        for name in names {
+            guard let phase = Phase(rawValue: name.lowercased()) else {
+                throw CommandLineArguments.UsageError(
+                    description: "--phases takes a comma-separated list of enqueue, roundtrip, latency")
+            }
+            phases.insert(phase)
+        }
+        return phases
     }
 
     /// Runs `count` operations over `lanes` concurrent lanes and collects their results in order.
@@ -166,12 +222,15 @@ enum BenchCommand {
         Console.out(
             "ivy bench  queue \(report.backend)  notifier \(report.notifier)  tasks \(report.tasks)  in flight \(report.concurrency)  workers \(report.workers)  payload \(report.payload_bytes) B"
         )
-        Console.out("  enqueue      \(pad(number(report.enqueue_per_s), 12)) tasks/s")
-        Console.out("  round trip   \(pad(number(report.roundtrip_per_s), 12)) tasks/s")
-        Console.out("  latency p50  \(pad(String(format: "%.3f", report.p50_ms), 12)) ms")
-        Console.out("  latency p90  \(pad(String(format: "%.3f", report.p90_ms), 12)) ms")
-        Console.out("  latency p99  \(pad(String(format: "%.3f", report.p99_ms), 12)) ms")
-        Console.out("  errors       \(pad(String(report.errors), 12))")
+        func milliseconds(_ value: Double?) -> String {
+            value.map { pad(String(format: "%.3f", $0), 12) + " ms" } ?? pad("-", 12)
+        }
+        Console.out("  enqueue      \(report.enqueue_per_s.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))")
+        Console.out("  round trip   \(report.roundtrip_per_s.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))")
+        Console.out("  latency p50  \(milliseconds(report.p50_ms))")
+        Console.out("  latency p90  \(milliseconds(report.p90_ms))")
+        Console.out("  latency p99  \(milliseconds(report.p99_ms))")
+        Console.out("  errors       \(pad(String(report.errors), 12))  (send \(report.send_errors), result \(report.result_errors))")
     }
 
     private static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {

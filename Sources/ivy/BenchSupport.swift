@@ -1,5 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+import Ivy
 import Synchronization
 
 /// A shared counter for bench lanes.
@@ -8,11 +9,34 @@ final class Counter: Sendable {
     func increment() -> Int { storage.add(1, ordering: .relaxed).newValue }
 }
 
-/// Counts failed calls across lanes.
-final class ErrorCounter: Sendable {
-    private let storage = Atomic<Int>(0)
-    func add() { storage.add(1, ordering: .relaxed) }
-    var value: Int { storage.load(ordering: .relaxed) }
+/// Counts failed calls across lanes, once each: refused sends apart from lost or failed results.
+final class ErrorCounts: Sendable {
+    private let sends = Atomic<Int>(0)
+    private let results = Atomic<Int>(0)
+
+    /// A call the queue refused: it was never queued.
+    func addSendError() { sends.add(1, ordering: .relaxed) }
+    /// A queued call whose result failed or never came.
+    func addResultError() { results.add(1, ordering: .relaxed) }
+
+    /// Counts a failed `call`, which reports a refused send and a failed result alike: errors
+    /// about the result (the remote task's, none in time, one that could not be read) are
+    /// result errors, everything else happened on the way to the queue.
+    func add(_ error: any Error) {
+        if Self.isAboutTheResult(error) { addResultError() } else { addSendError() }
+    }
+
+    var sendErrors: Int { sends.load(ordering: .relaxed) }
+    var resultErrors: Int { results.load(ordering: .relaxed) }
+
+    static func isAboutTheResult(_ error: any Error) -> Bool {
+        switch error {
+        case is RemoteTaskError: return true
+        case let error as IvyError:
+            return [.resultTimedOut, .resultUndecodable, .decryptionFailed, .encryptionRequired].contains(error.code)
+        default: return false
+        }
+    }
 }
 
 /// Results of concurrent lanes, by index.

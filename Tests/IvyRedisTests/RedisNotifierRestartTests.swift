@@ -49,7 +49,8 @@ struct RedisNotifierRestartTests {
     @Test func aSubscriberReconnectsAndHearsAResultPublishedAfterTheRestart() async throws {
         try await RedisServerProcess.with(Self.persistent) { redis in
             let logger = RecordingLogger()
-            let producer = try await RedisNotifier.connect(url: redis.url(), logger: logger)
+            // Plain pub/sub: the reconnect alone, with no retained results to read back.
+            let producer = try await RedisNotifier.connect(url: "\(redis.url())?retain_results=0", logger: logger)
             let messages = try await producer.subscribe(to: "ivy-test-restart")
             await redis.crash()
             try await withDeadline(.seconds(30), "the subscriber to notice") { await logger.waitFor("notifier connection lost") }
@@ -58,7 +59,7 @@ struct RedisNotifierRestartTests {
             try await withDeadline(.seconds(30), "the subscriber to subscribe again") {
                 while try await subscribers(on: redis) == 0 { try await Task.sleep(for: .milliseconds(10)) }
             }
-            let worker = try await RedisNotifier.connect(url: redis.url(), logger: SilentLogger())
+            let worker = try await RedisNotifier.connect(url: "\(redis.url())?retain_results=0", logger: SilentLogger())
             try await worker.publish(Array("after".utf8), to: "ivy-test-restart")
             let received = try await withDeadline(.seconds(20), "the result after the restart") { await messages.first { _ in true } }
             #expect(received == Array("after".utf8))

@@ -20,7 +20,7 @@ struct RedisNotifierTests {
     /// A notifier whose connections carry a name of their own, so the test can find them.
     private func notifier(retainResults: Bool) async throws -> (RedisNotifier, name: String) {
         let name = "ivy-test-\(UUID().uuidString.prefix(8))"
-        let retention = retainResults ? "&retain_results=30" : ""
+        let retention = retainResults ? "&retain_results=30" : "&retain_results=0"
         return (try await RedisNotifier.connect(url: "\(Services.redisURL)?name=\(name)\(retention)", logger: SilentLogger()), name)
     }
 
@@ -136,10 +136,11 @@ struct RedisNotifierTests {
     }
 
     @Test func retentionIsReadFromTheURL() throws {
-        #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390") == nil)
+        #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390") == .seconds(30), "durable by default")
+        #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390?retain_results=0") == nil)
         #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390?retain_results=2.5") == .milliseconds(2500))
         #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1:6390?retain_results=soon") }
-        let error = #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1?retain_results=0") }
+        let error = #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1?retain_results=-1") }
         #expect(error.map { "\($0)" }?.contains("pw") == false, "the password is not in the error")
     }
 }
