@@ -23,7 +23,11 @@ let package = Package(
     targets: [
         // System libraries, linked through pkg-config (no Swift package dependencies).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        // hiredis without pkg-config: its cflags add -D_FILE_OFFSET_BITS=64, which SwiftPM flags in
+        // every build of every package that depends on Ivy ("prohibited flag"). The shim includes
+        // <hiredis/hiredis.h> and the modulemap links the library, so nothing else is needed; the
+        // define changes nothing on 64-bit Linux, where off_t is 64 bits already.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
 
