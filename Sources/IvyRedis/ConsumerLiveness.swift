@@ -11,23 +11,23 @@ internal import Glibc
 /// Keeps one consumer announced as alive on every queue it reserves from, and through those
 /// announcements frees the reservations of consumers that stopped announcing (a killed worker).
 ///
-/// A thread of its own submits a ``RedisStreamBackend/beat`` script per queue every
-/// `timeout / 4` (the script runs on the connection's thread; this one only submits and sleeps),
-/// so tasks that hog the cooperative pool cannot make a live worker look dead. A consumer whose
-/// liveness ran out has its leases expired by the next beat of a live consumer, which reserves
-/// them straight away: a killed worker's messages come back within about `timeout` plus a beat,
-/// not after their visibility timeout. A consumer reaps only after its own beats succeeded for a
-/// whole `timeout`, so that after a Redis restart, or any outage every consumer saw, live
-/// consumers get the time to announce themselves again before anyone is taken for dead.
+/// A thread of its own, started with the first queue, submits a ``RedisStreamBackend/beat``
+/// script per queue every `timeout / 4` (the script runs on the connection's thread; this one
+/// only submits and sleeps), so tasks that hog the cooperative pool cannot make a live worker
+/// look dead. The script frees the leases of every consumer whose liveness ran out before this
+/// consumer's previous beat ran, as the server reported that beat's time: a killed worker's
+/// messages come back within about `timeout` plus two beats, not after their visibility timeout,
+/// while beats that waited through a stall of the server, or a restart, free nobody's work.
 final class ConsumerLiveness: Sendable {
     private struct State {
-        /// Per queue, beats in a row that succeeded.
-        var queues: [String: Int] = [:]
+        /// Per queue, the server time (µs) the last beat that got an answer ran at; "" for none.
+        var queues: [String: String] = [:]
         var beats = 0
+        var hasThread = false
         var isClosed = false
         /// Whether the thread has left its loop, and who waits for that.
         var hasExited = false
-        var onExit: CheckedContinuation<Void, Never>?
+        var onExit: [CheckedContinuation<Void, Never>] = []
     }
 
     private let connection: RedisConnection
@@ -38,10 +38,13 @@ final class ConsumerLiveness: Sendable {
     private let state = Mutex(State())
     private let wake = WakePipe()
 
-    /// Beats in a row that make a whole liveness period.
+    /// Beats per liveness period.
     private static let beatsPerTimeout = 4
     /// Consumers from before liveness are swept once a minute (at the default beat).
     private static let beatsPerSweep = 60
+    /// How long closing waits for the `leave` scripts: a server that is away must not hold up a
+    /// shutdown (its consumers are then deleted by others' beats, once nothing is pending).
+    private static let leaveLimit = Duration.seconds(2)
 
     init(connection: RedisConnection, consumer: String, timeout: Duration, logger: any IvyLogger) {
         self.connection = connection
@@ -49,45 +52,105 @@ final class ConsumerLiveness: Sendable {
         self.timeout = timeout
         interval = timeout / Self.beatsPerTimeout
         self.logger = logger
-        DedicatedThread.start(name: "ivy-redis-beat") { [self] in run() }
     }
 
     /// Announces the consumer on `queue` from now on; the first beat goes out at once.
     func join(_ queue: String) {
-        let isNew = state.withLock { state in
-            guard !state.isClosed, state.queues[queue] == nil else { return false }
-            state.queues[queue] = 0
-            return true
+        let (isNew, startThread) = state.withLock { state -> (Bool, Bool) in
+            guard !state.isClosed, state.queues[queue] == nil else { return (false, false) }
+            state.queues[queue] = ""
+            defer { state.hasThread = true }
+            return (true, !state.hasThread)
         }
-        if isNew { wake.signal() }
+        if startThread {
+            DedicatedThread.start(name: "ivy-redis-beat") { [self] in run() }
+        } else if isNew {
+            wake.signal()
+        }
     }
 
     /// Stops announcing and leaves every queue: deleted from its group, or marked for deletion
     /// once nothing is pending for it.
     func close() async {
-        let queues = state.withLock { state -> [String] in
-            guard !state.isClosed else { return [] }
-            state.isClosed = true
-            return Array(state.queues.keys)
+        let (queues, hasThread) = state.withLock { state -> ([String], Bool) in
+            defer { state.isClosed = true }
+            return (state.isClosed ? [] : Array(state.queues.keys), state.hasThread)
         }
-        await withCheckedContinuation { continuation in
-            let exited = state.withLock { state in
-                if !state.hasExited { state.onExit = continuation }
-                return state.hasExited
+        if hasThread {
+            await withCheckedContinuation { continuation in
+                let exited = state.withLock { state in
+                    if !state.hasExited { state.onExit.append(continuation) }
+                    return state.hasExited
+                }
+                if exited { continuation.resume() } else { wake.signal() }
             }
-            if exited { continuation.resume() } else { wake.signal() }
         }
-        for queue in queues {
-            let keys = RedisStreamBackend.Keys(queue)
-            do {
-                _ = try await connection.evaluate(
-                    RedisStreamBackend.leave, keys: [keys.stream, keys.consumers],
+        guard !queues.isEmpty else { return }
+        await leave(queues)
+    }
+
+    /// Resumes its waiter once: when `count` reports came in, or at ``finish()``, whichever is first.
+    private final class Countdown: Sendable {
+        private struct State {
+            var left: Int
+            var isFinished = false
+            var waiter: CheckedContinuation<Void, Never>?
+        }
+        private let state: Mutex<State>
+
+        init(_ count: Int) { state = Mutex(State(left: count)) }
+
+        func wait(_ continuation: CheckedContinuation<Void, Never>) {
+            let done = state.withLock { state -> Bool in
+                guard state.left > 0, !state.isFinished else { return true }
+                state.waiter = continuation
+                return false
+            }
+            if done { continuation.resume() }
+        }
+
+        func report() {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.left -= 1
+                return state.left <= 0 ? state.waiter.take() : nil
+            }
+            waiter?.resume()
+        }
+
+        func finish() {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.isFinished = true
+                return state.waiter.take()
+            }
+            waiter?.resume()
+        }
+    }
+
+    /// Runs the `leave` scripts together and waits for them at most ``leaveLimit``.
+    private func leave(_ queues: [String]) async {
+        let outstanding = Countdown(queues.count)
+        let timer = Task {
+            try? await Task.sleep(for: Self.leaveLimit)
+            outstanding.finish()
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            outstanding.wait(continuation)
+            for queue in queues {
+                let keys = RedisStreamBackend.Keys(queue)
+                connection.evaluate(
+                    RedisStreamBackend.leave, keys: [keys.stream, keys.leases, keys.consumers],
                     arguments: [RedisStreamBackend.group, consumer]
-                ).checked(endpoint: connection.endpoint, command: RedisStreamBackend.leave.name)
-            } catch {
-                logger.debug("leaving the consumer group failed", ["queue": queue, "error": "\(error)"])
+                ) { [logger, endpoint = connection.endpoint] result in
+                    if case .failure(let error) = result.flatMap({ reply in
+                        Result { try reply.checked(endpoint: endpoint, command: RedisStreamBackend.leave.name) }
+                    }) {
+                        logger.debug("leaving the consumer group failed", ["queue": queue, "error": "\(error)"])
+                    }
+                    outstanding.report()
+                }
             }
         }
+        timer.cancel()
     }
 
     // MARK: The thread
@@ -95,40 +158,44 @@ final class ConsumerLiveness: Sendable {
     private func run() {
         let milliseconds = Int32(clamping: interval.wholeMilliseconds)
         while true {
-            let (streaks, closed, sweep) = state.withLock { state in
+            let (queues, closed, sweep) = state.withLock { state in
                 state.beats += 1
                 return (state.queues, state.isClosed, state.beats % Self.beatsPerSweep == 0)
             }
             if closed { break }
-            for (queue, streak) in streaks { beat(queue, mayReap: streak >= Self.beatsPerTimeout, sweep: sweep) }
+            for (queue, previousBeat) in queues { beat(queue, previousBeat: previousBeat, sweep: sweep) }
             var fds = [pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
             if poll(&fds, 1, milliseconds) > 0 { wake.drain() }
         }
-        let waiter = state.withLock { state in
+        let waiters = state.withLock { state in
             state.hasExited = true
-            defer { state.onExit = nil }
+            defer { state.onExit = [] }
             return state.onExit
         }
-        waiter?.resume()
+        for waiter in waiters { waiter.resume() }
     }
 
-    private func beat(_ queue: String, mayReap: Bool, sweep: Bool) {
+    private func beat(_ queue: String, previousBeat: String, sweep: Bool) {
         let keys = RedisStreamBackend.Keys(queue)
         connection.evaluate(
             RedisStreamBackend.beat, keys: [keys.stream, keys.leases, keys.consumers, keys.signal],
-            arguments: [RedisStreamBackend.group, consumer, timeout.wholeMilliseconds, mayReap ? 1 : 0, sweep ? 1 : 0]
+            arguments: [RedisStreamBackend.group, consumer, timeout.wholeMilliseconds, previousBeat, sweep ? 1 : 0]
         ) { [self] result in
             // On the connection's thread: only bookkeeping here.
             let reply = result.flatMap { reply in
                 Result { try reply.checked(endpoint: connection.endpoint, command: RedisStreamBackend.beat.name) }
             }
-            state.withLock { state in
-                guard state.queues[queue] != nil else { return }
-                if case .success = reply { state.queues[queue]! += 1 } else { state.queues[queue] = 0 }
-            }
             switch reply {
-            case .success(let expired):
-                if let count = expired.integer, count > 0 {
+            case .success(let reply):
+                let parts = reply.array ?? []
+                if parts.count == 2, let now = parts[1].text {
+                    // A later time only: answers to beats that waited can come in any order.
+                    state.withLock { state in
+                        guard let known = state.queues[queue] else { return }
+                        if known.isEmpty || (Double(now) ?? 0) > (Double(known) ?? 0) { state.queues[queue] = now }
+                    }
+                }
+                if let count = parts.first?.integer, count > 0 {
                     logger.warning(
                         "a consumer stopped announcing itself; its reserved messages go to live ones",
                         ["queue": queue, "messages": "\(count)"])

@@ -10,7 +10,8 @@
 /// - `ivy:{q}:signal`: a short list that blocked consumers BLPOP; sends, releases and requeues
 ///   push to it, and a reserve that finds nothing more to read empties it;
 /// - `ivy:{q}:consumers`: ZSET of the consumers serving the queue, scored by when their
-///   liveness runs out (µs), or 0 once another consumer found it run out (see ``beat``).
+///   liveness runs out (µs); a negative score marks one that was found dead or closed and waits
+///   to be deleted from the group (see ``beat``).
 ///
 /// A reservation's token is its first expiry in microseconds of the server's clock, and its
 /// lease member is `<entry id>|<token>`: extending moves the score, not the member, so the token
@@ -47,8 +48,10 @@ extension RedisStreamBackend {
         return 1
         """
 
-    /// KEYS stream, leases, delayed, signal; ARGV group, consumer, count, visibility ms.
-    /// Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`. `drained` is
+    /// KEYS stream, leases, delayed, signal, consumers; ARGV group, consumer, count, visibility
+    /// ms, liveness ms. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
+    /// A consumer not yet in the consumers set is added (its beats renew it), so none holds a
+    /// lease unannounced. `drained` is
     /// 1 when nothing was left to read: the signal list is emptied then, and the next due time
     /// is when the earliest delayed message or lease (this batch's included) comes due.
     static let reserve = RedisScript(
@@ -92,6 +95,7 @@ extension RedisStreamBackend {
               end
             end
             if #out > 0 then
+              redis.call('ZADD', KEYS[5], 'NX', stamp(now + tonumber(ARGV[5]) * 1000), ARGV[2])
               -- Every lease of the batch in one command: the expiry, then `id|token`.
               for _, message in ipairs(out) do
                 table.insert(leased, token)
@@ -195,46 +199,50 @@ extension RedisStreamBackend {
             """ + forget)
 
     /// A live consumer's heartbeat. KEYS stream, leases, consumers, signal; ARGV group, consumer,
-    /// liveness ms, may-reap flag, sweep flag. Returns how many leases it expired.
+    /// liveness ms, the server time (µs) this consumer's previous beat reported ('' for none),
+    /// sweep flag. Returns `{leases expired, now}`.
     ///
-    /// Renews the consumer's liveness. With the may-reap flag (the caller's own beats have
-    /// succeeded for a whole liveness period, so it was not cut off itself, say by a restart),
-    /// every lease of a consumer whose liveness ran out expires now, so the next reserve claims
-    /// its messages, and that consumer is marked 0. A marked consumer is deleted from the group
-    /// once its pending list is empty: `XGROUP DELCONSUMER` drops pending entries, and they could
-    /// never be claimed again (redis/redis#9745). With the sweep flag, consumers not in the set
-    /// (from Ivy before liveness) are deleted when idle for an hour with nothing pending.
+    /// Renews the consumer's liveness. Every consumer whose liveness ran out before the caller's
+    /// previous beat ran is dead: the caller was beating then, and a live consumer would have
+    /// been too. Deciding by that earlier time, never by now, means beats that waited through a
+    /// stall of the server (all run at once when it resumes) free nobody's work, nor does a
+    /// consumer's first beat. Each lease a dead consumer holds (the entries `XPENDING … consumer`
+    /// lists) expires now, so the next reserve claims its message, and the consumer is marked. A
+    /// marked consumer is deleted from the group once its pending list is empty, never before:
+    /// `XGROUP DELCONSUMER` drops pending entries, which could then never be claimed again
+    /// (redis/redis#9745). With the sweep flag, consumers not in the set (from Ivy before
+    /// liveness, other implementations) are deleted when idle for an hour with nothing pending.
     static let beat = RedisScript(
         name: "beat",
-        source: clock + """
+        source: clock + markedConsumers + """
 
             redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[3]) * 1000), ARGV[2])
-            if ARGV[4] ~= '1' then return 0 end
             local expired = 0
-            for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(0', now, 'LIMIT', 0, 8)) do
-              local held = {}
-              for _, entry in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100000, name)) do
-                held[entry[1]] = true
-              end
-              if next(held) then
-                for _, lease in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-                  if held[string.match(lease, '^[^|]*')] then
-                    redis.call('ZADD', KEYS[2], 'XX', 0, lease)
-                    expired = expired + 1
+            if ARGV[4] ~= '' then
+              for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(0', '(' .. ARGV[4], 'LIMIT', 0, 8)) do
+                local held = {}
+                for _, entry in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100000, name)) do
+                  held[entry[1]] = true
+                end
+                if next(held) then
+                  for _, lease in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+                    if held[string.match(lease, '^[^|]*')] then
+                      redis.call('ZADD', KEYS[2], 'XX', 0, lease)
+                      expired = expired + 1
+                    end
                   end
                 end
+                mark(name)
               end
-              redis.call('ZADD', KEYS[3], 'XX', 0, name)
             end
             if expired > 0 then
               for _ = 1, math.min(expired, 100) do redis.call('LPUSH', KEYS[4], 1) end
               redis.call('LTRIM', KEYS[4], 0, 99)
             end
-            for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], 0, 0, 'LIMIT', 0, 16)) do
-              if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, name) == 0 then
-                redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
-                redis.call('ZREM', KEYS[3], name)
-              end
+            -- The marked consumers checked longest ago first; one still holding entries is
+            -- marked again, to the back, so a few with long retries cannot hold up the rest.
+            for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(0', 'LIMIT', 0, 16)) do
+              forgetIfIdle(name)
             end
             if ARGV[5] == '1' then
               for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
@@ -246,23 +254,37 @@ extension RedisStreamBackend {
                 end
               end
             end
-            return expired
+            return {expired, stamp(now)}
             """)
 
-    /// A consumer closing. KEYS stream, consumers; ARGV group, consumer. Deleted from the group
-    /// if nothing is pending for it, else marked 0 for the next live consumer's beat to delete
-    /// once its pending list empties.
+    /// A consumer closing. KEYS stream, leases, consumers; ARGV group, consumer. Deleted from the group
+    /// if nothing is pending for it, else marked for a live consumer's beat to delete once its
+    /// pending list is empty.
     static let leave = RedisScript(
         name: "leave",
-        source: """
-            if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
-              redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-              redis.call('ZREM', KEYS[2], ARGV[2])
-            else
-              redis.call('ZADD', KEYS[2], 'XX', 0, ARGV[2])
-            end
+        source: clock + markedConsumers + """
+
+            forgetIfIdle(ARGV[2])
             return 1
             """)
+
+    /// `mark(name)`: the consumer is dead or gone; its score becomes negative, ordered by when it
+    /// was (last) marked. `forgetIfIdle(name)`: deletes it from the group and the set if nothing
+    /// is pending for it, else marks it again. Need `now`, KEYS[1] stream, KEYS[3] the consumers
+    /// set and ARGV[1] group.
+    private static let markedConsumers = """
+
+        local consumers = KEYS[3]
+        local function mark(name) redis.call('ZADD', consumers, stamp(now - 1e17), name) end
+        local function forgetIfIdle(name)
+          if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, name) == 0 then
+            redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+            redis.call('ZREM', consumers, name)
+          else
+            mark(name)
+          end
+        end
+        """
 
     /// KEYS stream, leases, delayed, dead; ARGV group. `{ready, delayed, reserved, dead}`.
     static let size = RedisScript(

@@ -25,6 +25,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private let connection: RedisConnection
     private let waiters: RedisConnectionPool
     private let consumer: String
+    private let livenessTimeout: Duration
     private let liveness: ConsumerLiveness
     private let groupsCreated = Mutex<Set<String>>([])
     /// Per queue, what the last reserve script said if it found nothing more to read.
@@ -84,6 +85,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         endpoint = connection.endpoint
         waiters = RedisConnectionPool(configuration: connection.configuration, name: "ivy-redis-wait")
         consumer = "ivy-\(UInt64.random(in: .min ... .max))"
+        self.livenessTimeout = livenessTimeout
         liveness = ConsumerLiveness(connection: connection, consumer: consumer, timeout: livenessTimeout, logger: logger)
     }
 
@@ -187,9 +189,10 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let keys = Keys(queue)
         try await ensureGroup(keys)
         liveness.join(queue)
-        let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal]
+        let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal, keys.consumers]
         let arguments: [any RedisArgument] = [
             Self.group, consumer, min(count, Self.maximumBatch), visibility.wholeMilliseconds,
+            livenessTimeout.wholeMilliseconds,
         ]
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)

@@ -75,6 +75,18 @@ final class RedisServerProcess: Sendable {
         }
     }
 
+    /// Stops the server without ending it (SIGSTOP), as a stalled disk or a paused VM would;
+    /// ``resume()`` lets it go on with what waited.
+    func pause() {
+        guard let server = process.withLock({ $0 }) else { return }
+        kill(server.processIdentifier, SIGSTOP)
+    }
+
+    func resume() {
+        guard let server = process.withLock({ $0 }) else { return }
+        kill(server.processIdentifier, SIGCONT)
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     func crash() async {
         guard let server = process.withLock({ $0 }) else { return }

@@ -206,4 +206,45 @@ struct RedisWorkerTests {
         await other.close()
         await producer.close()
     }
+
+    @Test func aStalledServerMakesNoLiveWorkerLookDead() async throws {
+        // Beats wait while the server is stopped and all run when it goes on; none may free the
+        // work of a worker that was beating as well.
+        try await RedisServerProcess.with { redis in
+            let queue = "rp-\(UUID().uuidString.prefix(8))"
+            let runs = Locked(0)
+            let registry = TaskRegistry()
+            let long = try registry.register("redis.paused", queue: queue) { (ms: Int) -> Int in
+                runs.withLock { $0 += 1 }
+                try await Task.sleep(for: .milliseconds(ms))
+                return ms
+            }
+            let channel = "ivy-notifier-\(queue)"
+            let producer = try await makeIvy(registry, url: redis.url(), channel: channel, timeout: .seconds(120))
+            // Several others, so that the holder's beat is rarely the first to run after the stall.
+            var others: [Ivy] = []
+            for _ in 0..<3 { others.append(try await makeIvy(registry, url: redis.url(), channel: channel)) }
+            let options = WorkerOptions(concurrency: 1, visibilityTimeout: .seconds(120))
+            let events = producer.events()
+            let pending = try await producer.delayedCall(long, 12_000)
+            let serving = Task { try await producer.listen(queues: [queue], options: options) }
+            _ = try await events.collect(1, "the task to start", where: \.isStarted)
+            let asking = others.map { other in Task { try await other.listen(queues: [queue], options: options) } }
+            try await withDeadline(.seconds(30), "every worker to announce itself") {
+                let admin = try await RedisConnection.connect(try RedisConfiguration(url: redis.url()))
+                while try await admin.command(RedisCommand("ZCARD", "ivy:{\(queue)}:consumers")).integer != 4 {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                await admin.close()
+            }
+            redis.pause()
+            try await Task.sleep(for: .seconds(6))  // the stall itself: longer than a liveness period
+            redis.resume()
+            #expect(try await pending.value == 12_000)
+            #expect(runs.value == 1, "a live worker's message was taken from it after the stall")
+            for task in [serving] + asking { task.cancel() }
+            for task in [serving] + asking { try await task.value }
+            for ivy in others + [producer] { await ivy.close() }
+        }
+    }
 }
