@@ -4,9 +4,9 @@
 #   scripts/test-under-load.sh [RUNS] [-- extra swift test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-1}
-shift || true
-[ "${1:-}" = "--" ] && shift
+runs=1
+if [[ ${1:-} =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
+if [ "${1:-}" = "--" ]; then shift; fi
 loops=()
 for _ in $(seq 1 "$(nproc)"); do
   (while :; do :; done) &

@@ -105,6 +105,16 @@ public struct RedisConfiguration: Sendable {
         commandTimeout = .seconds(10)
     }
 
+    /// Checks the values a program may set after parsing; a connection does before it connects.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
+    public func validate() throws(IvyError) {
+        try IvyError.check("RedisConfiguration.connectTimeout", connectTimeout, in: .milliseconds(1)...(.seconds(86_400)))
+        try IvyError.check("RedisConfiguration.commandTimeout", commandTimeout, in: .milliseconds(1)...(.seconds(86_400)))
+        try IvyError.check("RedisConfiguration.database", database, in: 0...Int(Int32.max))
+        if case .tcp(_, let port) = address { try IvyError.check("RedisConfiguration port", port, in: 1...65_535) }
+    }
+
     /// The address for logs and errors, credentials as `***`.
     public var endpoint: String {
         let credentials = (username != nil || password != nil) ? "***@" : ""

@@ -48,6 +48,7 @@ public final class RedisConnection: Sendable {
     public static func connect(_ configuration: RedisConfiguration, name: String = "ivy-redis") async throws
         -> RedisConnection
     {
+        try configuration.validate()
         let connection = RedisConnection(configuration: configuration, name: name)
         _ = try await connection.submit([], extraTime: .zero, failsFast: true, onCancel: .awaitReply)
         return connection

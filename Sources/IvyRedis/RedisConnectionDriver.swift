@@ -140,7 +140,7 @@ final class RedisConnectionDriver {
         var timeout = pollTimeout()
         if parked {
             // Requests written meanwhile are not in `inFlight` yet: wake in time for theirs.
-            let cap = Int32(clamping: configuration.commandTimeout.wholeMilliseconds + 1)
+            let cap = Int32(clamping: min(configuration.commandTimeout.wholeMilliseconds, 86_400_000) + 1)
             timeout = timeout < 0 ? cap : min(timeout, cap)
         }
         let ready = poll(&fds, nfds_t(fds.count), timeout)
@@ -180,7 +180,7 @@ final class RedisConnectionDriver {
         guard let until else { return -1 }
         let remaining = until - clock.now
         guard remaining > .zero else { return 0 }
-        return Int32(min(remaining.wholeMilliseconds + 1, 60_000))
+        return Int32(min(remaining.wholeMilliseconds, 60_000) + 1)
     }
 
     private func readReplies() {

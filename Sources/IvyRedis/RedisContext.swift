@@ -25,6 +25,7 @@ package final class RedisContext {
     ///   credentials ("authentication failed: WRONGPASS …"), or wants credentials the
     ///   configuration lacks ("authentication required: NOAUTH …").
     package init(_ configuration: RedisConfiguration) throws(IvyError) {
+        try configuration.validate()
         endpoint = configuration.endpoint
         commandTimeout = configuration.commandTimeout
         let connectTimeout = Self.timeval(configuration.connectTimeout)

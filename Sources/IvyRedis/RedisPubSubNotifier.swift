@@ -9,11 +9,9 @@ public import IvyCore
 public protocol RedisPubSubNotifier: Notifier {
     /// The server subscribers listen on (pub/sub spans its databases).
     var server: RedisConfiguration.Address { get }
+    /// The database its results are kept in (durable results); pub/sub itself spans databases.
+    var database: Int { get }
     /// How long results are kept for producers that reconnect; nil for plain pub/sub. A backend
-    /// on the same server that publishes a result keeps it too, in ``retainedResultsKey(_:)``.
+    /// on the same server and database that publishes a result keeps it too.
     var resultRetention: Duration? { get }
 }
-
-/// The stream that keeps `channel`'s results for producers that reconnect (durable results):
-/// field `p` per result, trimmed to the retention, expiring with it (PROTOCOL.md §8).
-package func retainedResultsKey(_ channel: String) -> String { "ivy:{\(channel)}:results" }

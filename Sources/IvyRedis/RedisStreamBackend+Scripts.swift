@@ -125,7 +125,7 @@ extension RedisStreamBackend {
     /// (acknowledged) or 0 (lost) per message.
     static let ack = RedisScript(
         name: "ack",
-        source: clock + """
+        source: clock + RetainedResults.keepFunction + """
 
             local count = (#ARGV - 1) / 5
             local leases = {}
@@ -150,11 +150,7 @@ extension RedisStreamBackend {
             for i = 1, count do
               local channel, payload, retention = ARGV[5 * i - 1], ARGV[5 * i], tonumber(ARGV[5 * i + 1])
               if channel ~= '' then
-                if retention > 0 then
-                  local oldest = math.floor(now / 1000) - retention
-                  redis.call('XADD', KEYS[2 + i], 'MINID', '~', oldest, '*', 'p', payload)
-                  redis.call('PEXPIRE', KEYS[2 + i], retention)
-                end
+                if retention > 0 then keep(KEYS[2 + i], payload, retention, math.floor(now / 1000)) end
                 redis.call('PUBLISH', channel, payload)
               end
             end

@@ -253,7 +253,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             return await ackThenPublish(reservation, payload, to: channel, through: notifier)
         }
         return await withCheckedContinuation { continuation in
-            acknowledge(reservation, publication: publication) {
+            acknowledge(reservation, keeping: publication) {
                 continuation.resume(returning: self.outcome($0, reservation))
             }
         }
@@ -267,17 +267,41 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             Task { completion(await ackThenPublish(reservation, payload, to: channel, through: notifier)) }
             return
         }
-        acknowledge(reservation, publication: publication) { completion(self.outcome($0, reservation)) }
+        acknowledge(reservation, keeping: publication) { completion(self.outcome($0, reservation)) }
     }
 
     /// What the ack script publishes (and keeps, for durable results), if it can: when the
-    /// notifier's subscribers are on this server.
+    /// notifier's subscribers are on this server, and its results are kept in this database.
     private func publication(_ payload: [UInt8], to channel: String, through notifier: any Notifier) -> Publication? {
         guard let redis = notifier as? any RedisPubSubNotifier, redis.server == connection.configuration.address else {
             return nil
         }
         let retention = redis.resultRetention.map { max(1, $0.wholeMilliseconds) } ?? 0
+        guard retention == 0 || redis.database == connection.configuration.database else { return nil }
         return Publication(channel: channel, payload: payload, retention: retention)
+    }
+
+    /// Acknowledges and publishes; with durable results, a script that failed on a server out of
+    /// reach (a restart) runs again, after a backoff with jitter, until it runs or the retention
+    /// has passed, as the notifier's own publication does. Running it twice is safe: the second
+    /// run finds the lease gone but keeps and publishes the result again, which the producer
+    /// ignores.
+    private func acknowledge(
+        _ reservation: Reservation<Receipt>, keeping publication: Publication, failures: Int = 0,
+        giveUp: ContinuousClock.Instant? = nil, completion: @escaping @Sendable (Result<Bool, any Error>) -> Void
+    ) {
+        acknowledge(reservation, publication: publication) { [weak self] result in
+            let clock = ContinuousClock()
+            let giveUp = giveUp ?? clock.now.advanced(by: .milliseconds(publication.retention))
+            guard let self, case .failure(let error) = result, publication.retention > 0,
+                RetainedResults.isWorthRetrying(error), clock.now < giveUp
+            else { return completion(result) }
+            let delay = RedisConnection.retryDelay(afterFailures: failures + 1)
+            Task {
+                try? await Task.sleep(for: delay)
+                self.acknowledge(reservation, keeping: publication, failures: failures + 1, giveUp: giveUp, completion: completion)
+            }
+        }
     }
 
     /// The outcome of an ack script that also published.
@@ -310,7 +334,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             arguments.reserveCapacity(1 + batch.count * 5)
             for item in batch {
                 let publication = item.publication
-                scriptKeys.append(publication.map { $0.retention > 0 ? retainedResultsKey($0.channel) : keys.stream } ?? keys.stream)
+                scriptKeys.append(publication.map { $0.retention > 0 ? RetainedResults.key($0.channel) : keys.stream } ?? keys.stream)
                 arguments += [
                     item.messageID, item.token, publication?.channel ?? "", publication?.payload ?? [],
                     publication?.retention ?? 0,

@@ -22,6 +22,7 @@ internal import Synchronization
 public final class RedisNotifier: RedisPubSubNotifier {
     public let endpoint: String
     public var server: RedisConfiguration.Address { publisher.configuration.address }
+    public var database: Int { publisher.configuration.database }
     /// How long each result is kept for producers that reconnect; nil for plain pub/sub.
     public let resultRetention: Duration?
     private let publisher: RedisConnection
@@ -99,7 +100,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
                 return
             } catch {
                 let remaining = giveUp - clock.now
-                guard Self.isWorthRetrying(error), !isClosed, !Task.isCancelled, remaining > .zero else { throw error }
+                guard RetainedResults.isWorthRetrying(error), !isClosed, !Task.isCancelled, remaining > .zero else { throw error }
                 failures += 1
                 if failures == 1 {
                     logger.warning(
@@ -109,15 +110,6 @@ public final class RedisNotifier: RedisPubSubNotifier {
                 try? await Task.sleep(for: min(RedisConnection.retryDelay(afterFailures: failures), remaining))
             }
         }
-    }
-
-    /// Whether a failed publication may succeed if tried again: the server was out of reach, or
-    /// said it is not ready yet.
-    static func isWorthRetrying(_ error: any Error) -> Bool {
-        guard let error = error as? IvyError else { return false }
-        if error.code == .connectionFailed { return !RedisContext.isAuthenticationFailure(error) }
-        guard error.code == .commandFailed, let detail = error.detail else { return false }
-        return ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"].contains { detail.hasPrefix("PUBLISH: \($0) ") }
     }
 
     private func retainAndPublish(_ payload: [UInt8], to channel: String, retention: Duration) async throws {
@@ -154,19 +146,18 @@ public final class RedisNotifier: RedisPubSubNotifier {
     // MARK: Durable results
 
     /// The stream that keeps `channel`'s results.
-    static func retainedKey(_ channel: String) -> String { retainedResultsKey(channel) }
+    static func retainedKey(_ channel: String) -> String { RetainedResults.key(channel) }
 
     /// KEYS results stream; ARGV channel, retention ms, then payloads. Keeps the payloads
     /// (dropping entries older than the retention), then publishes them in order; returns how
     /// many deliveries the publications made.
     static let retainAndPublish = RedisScript(
         name: "retain-and-publish",
-        source: """
+        source: RetainedResults.keepFunction + """
+
             local clock = redis.call('TIME')
             local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-            local oldest = now - tonumber(ARGV[2])
-            for i = 3, #ARGV do redis.call('XADD', KEYS[1], 'MINID', '~', oldest, '*', 'p', ARGV[i]) end
-            redis.call('PEXPIRE', KEYS[1], ARGV[2])
+            for i = 3, #ARGV do keep(KEYS[1], ARGV[i], tonumber(ARGV[2]), now) end
             local delivered = 0
             for i = 3, #ARGV do delivered = delivered + redis.call('PUBLISH', ARGV[1], ARGV[i]) end
             return delivered

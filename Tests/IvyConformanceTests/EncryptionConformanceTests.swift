@@ -121,7 +121,7 @@ struct EncryptionConformanceTests {
             let sum = try await producer.call(tasks.add, 20, 22)
             #expect(sum == 42)
             try await withDeadline(.seconds(10), "the notification to reach the second subscriber") {
-                while payloads.value.isEmpty { await Task.yield() }
+                while payloads.value.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
             }
             #expect(payloads.value.first?.first == UInt8(ascii: "{"), "node ivy reads plaintext notifications only")
             subscription.cancel()

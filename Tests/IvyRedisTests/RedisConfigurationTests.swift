@@ -43,3 +43,16 @@ struct RedisConfigurationTests {
         #expect(!"\(String(describing: error))".contains("topsecret"))
     }
 }
+
+extension RedisConfigurationTests {
+    @Test func timeoutsOutOfRangeAreRefusedBeforeConnecting() async throws {
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:1")
+        configuration.commandTimeout = .seconds(Int64.max)  // "no timeout", as some write it
+        let error = await #expect(throws: IvyError.self) { _ = try await RedisConnection.connect(configuration) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.detail?.hasPrefix("RedisConfiguration.commandTimeout") == true)
+        configuration.commandTimeout = .seconds(10)
+        configuration.connectTimeout = .zero
+        #expect(throws: IvyError.self) { try configuration.validate() }
+    }
+}

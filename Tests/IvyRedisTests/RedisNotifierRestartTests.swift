@@ -46,6 +46,39 @@ struct RedisNotifierRestartTests {
         }
     }
 
+    @Test func aResultWhoseAckScriptFailsInARestartStillReachesItsCaller() async throws {
+        // Queue and notifier on one server: the ack script keeps and publishes the result. When
+        // it fails because Redis is down, it runs again once Redis is back, long before the
+        // message's reservation (60 s) could expire and the caller's wait (20 s) end.
+        try await RedisServerProcess.with(Self.persistent) { redis in
+            let queue = "ack-restart"
+            let (gate, open) = AsyncStream<Void>.makeStream()
+            let registry = TaskRegistry()
+            let task = try registry.register("restart.gated", queue: queue) { (value: Int) -> Int in
+                for await _ in gate { break }
+                return value
+            }
+            let options = IvyOptions(resultTimeout: .seconds(20), logger: SilentLogger(), encryption: nil)
+            let ivy = try await Ivy(registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
+            let events = ivy.events()
+            let serving = Task {
+                try await ivy.listen(queues: [queue], options: WorkerOptions(concurrency: 1, visibilityTimeout: .seconds(60)))
+            }
+            let pending = try await ivy.delayedCall(task, 7)
+            _ = try await events.collect(1, "the task to start", where: \.isStarted)
+            await redis.crash()
+            open.yield()  // the task returns while Redis is down: its ack script fails
+            // The outage, longer than a connection's own reconnect attempts for a request: a
+            // fault's length, not a wait for state.
+            try await Task.sleep(for: .seconds(2))
+            try await redis.run()
+            #expect(try await pending.value == 7)
+            serving.cancel()
+            try await serving.value
+            await ivy.close()
+        }
+    }
+
     @Test func aSubscriberReconnectsAndHearsAResultPublishedAfterTheRestart() async throws {
         try await RedisServerProcess.with(Self.persistent) { redis in
             let logger = RecordingLogger()
@@ -97,11 +130,11 @@ struct RedisNotifierRestartTests {
     }
 
     @Test func onlyFailuresThatMayPassAreRetried() {
-        #expect(RedisNotifier.isWorthRetrying(IvyError(.connectionFailed, detail: "Connection refused")))
-        #expect(RedisNotifier.isWorthRetrying(IvyError(.commandFailed, detail: "PUBLISH: LOADING Redis is loading the dataset in memory")))
-        #expect(!RedisNotifier.isWorthRetrying(IvyError(.commandFailed, detail: "PUBLISH: WRONGTYPE Operation against a key")))
-        #expect(!RedisNotifier.isWorthRetrying(IvyError(.connectionFailed, detail: "authentication failed: WRONGPASS invalid")))
-        #expect(!RedisNotifier.isWorthRetrying(IvyError(.closed)))
-        #expect(!RedisNotifier.isWorthRetrying(CancellationError()))
+        #expect(RetainedResults.isWorthRetrying(IvyError(.connectionFailed, detail: "Connection refused")))
+        #expect(RetainedResults.isWorthRetrying(IvyError(.commandFailed, detail: "PUBLISH: LOADING Redis is loading the dataset in memory")))
+        #expect(!RetainedResults.isWorthRetrying(IvyError(.commandFailed, detail: "PUBLISH: WRONGTYPE Operation against a key")))
+        #expect(!RetainedResults.isWorthRetrying(IvyError(.connectionFailed, detail: "authentication failed: WRONGPASS invalid")))
+        #expect(!RetainedResults.isWorthRetrying(IvyError(.closed)))
+        #expect(!RetainedResults.isWorthRetrying(CancellationError()))
     }
 }

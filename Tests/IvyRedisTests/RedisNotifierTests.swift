@@ -143,4 +143,32 @@ struct RedisNotifierTests {
         let error = #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1?retain_results=-1") }
         #expect(error.map { "\($0)" }?.contains("pw") == false, "the password is not in the error")
     }
+
+    @Test func resultsAreKeptInTheNotifiersDatabaseWhenTheQueueUsesAnother() async throws {
+        let registry = TaskRegistry()
+        let queue = "db-\(UUID().uuidString.prefix(8))"
+        let tasks = try TestPackage.register(in: registry, queue: queue)
+        let ivy: Ivy
+        do {
+            ivy = try await Ivy(
+                registry: registry, queue: .url("\(Services.redisURL)/0"), notifier: .url("\(Services.redisURL)/1"),
+                options: IvyOptions(logger: SilentLogger(), encryption: nil))
+        } catch let error as IvyError where error.code == .connectionFailed {
+            try Services.unavailable("Redis", error)
+        }
+        let serving = Task { try await ivy.listen(queues: [queue], concurrency: 2) }
+        #expect(try await ivy.call(tasks.add, 1, 2) == 3)
+        let key = RedisNotifier.retainedKey(ivy.notificationChannel)
+        let inNotifiers = try await connect("\(Services.redisURL)/1")
+        let inQueues = try await connect("\(Services.redisURL)/0")
+        // Where the producer reads it back after a reconnect.
+        #expect(try await inNotifiers.command(RedisCommand("XLEN", key)) == .integer(1))
+        #expect(try await inQueues.command(RedisCommand("EXISTS", key)) == .integer(0))
+        serving.cancel()
+        _ = await serving.result
+        _ = try await inNotifiers.command(RedisCommand("DEL", key))
+        await ivy.close()
+        await inNotifiers.close()
+        await inQueues.close()
+    }
 }

@@ -53,7 +53,7 @@ struct RedisStreamBackendTests {
         #expect((outcome.ackError as? IvyError)?.code == .reservationLost)
         #expect(outcome.publishError == nil)
         try await withDeadline(.seconds(10), "the published result") {
-            while published.value.isEmpty { await Task.yield() }
+            while published.value.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(published.value == [Array("done".utf8)])
         // The form that reports through a callback (the worker's) behaves the same.
@@ -67,7 +67,7 @@ struct RedisStreamBackendTests {
         #expect((reported.ackError as? IvyError)?.code == .reservationLost)
         #expect(reported.publishError == nil)
         try await withDeadline(.seconds(10), "the second published result") {
-            while published.value.count < 2 { await Task.yield() }
+            while published.value.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(published.value == [Array("done".utf8), Array("again".utf8)])
         subscription.cancel()
@@ -149,7 +149,7 @@ struct RedisStreamBackendTests {
         let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))
         try await withDeadline(.seconds(20), "the reserve to block") {
             while !(try await admin.command(RedisCommand("CLIENT", "LIST")).text ?? "").contains("cmd=blpop") {
-                await Task.yield()
+                try await Task.sleep(for: .milliseconds(10))
             }
         }
         reserving.cancel()
@@ -172,7 +172,7 @@ struct RedisStreamBackendTests {
         _ = try await admin.command(RedisCommand("LPUSH", signal, "marker"))
         let reserving = Task { try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(3600)) }
         try await withDeadline(.seconds(20), "the reserve to find the queue empty") {
-            while try await admin.command(RedisCommand("EXISTS", signal)).integer != 0 { await Task.yield() }
+            while try await admin.command(RedisCommand("EXISTS", signal)).integer != 0 { try await Task.sleep(for: .milliseconds(10)) }
         }
         // As another language's producer might: XADD, and no push to the signal list.
         _ = try await admin.command(RedisCommand("XADD", "ivy:{\(queue)}:stream", "*", "b", "foreign"))

@@ -153,7 +153,7 @@ struct RedisWorkerTests {
             while true {
                 let size = try await inspector.size(of: queue)
                 if size.reserved == 2 { return }
-                await Task.yield()
+                try await Task.sleep(for: .milliseconds(10))
             }
         }
         kill(child.processIdentifier, SIGKILL)
@@ -169,7 +169,7 @@ struct RedisWorkerTests {
         #expect(results == [1000, 1000])
         // The dead consumer is deleted from the group once nothing is pending for it.
         try await withDeadline(.seconds(30), "the dead consumer to be deleted from the group") {
-            while try await consumers(of: queue, through: admin).count > 1 { await Task.yield() }
+            while try await consumers(of: queue, through: admin).count > 1 { try await Task.sleep(for: .milliseconds(10)) }
         }
         rescuer.cancel()
         try await rescuer.value
