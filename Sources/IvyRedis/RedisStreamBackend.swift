@@ -78,8 +78,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         connection: RedisConnection, maximumMessageSize: Int = 16 << 20, livenessTimeout: Duration = .seconds(4),
         logger: any IvyLogger = StderrLogger()
     ) throws(IvyError) {
-        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(512 << 20))
-        try IvyError.check("livenessTimeout", livenessTimeout, in: .milliseconds(100)...(.seconds(3600)))
+        try Self.check(maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout)
         self.connection = connection
         self.maximumMessageSize = maximumMessageSize
         endpoint = connection.endpoint
@@ -94,12 +93,17 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         url: String, maximumMessageSize: Int = 16 << 20, livenessTimeout: Duration = .seconds(4),
         logger: any IvyLogger = StderrLogger()
     ) async throws -> RedisStreamBackend {
-        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(512 << 20))
-        try IvyError.check("livenessTimeout", livenessTimeout, in: .milliseconds(100)...(.seconds(3600)))
+        try check(maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout)
         let connection = try await RedisConnection.connect(try RedisConfiguration(url: url), name: "ivy-redis-queue")
         return try RedisStreamBackend(
             connection: connection, maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout,
             logger: logger)
+    }
+
+    /// Checked before connecting too, so that a bad value costs no connection.
+    private static func check(maximumMessageSize: Int, livenessTimeout: Duration) throws(IvyError) {
+        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(512 << 20))
+        try IvyError.check("livenessTimeout", livenessTimeout, in: .milliseconds(100)...(.seconds(3600)))
     }
 
     // MARK: Sending
