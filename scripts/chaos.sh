@@ -41,7 +41,7 @@ case "${1:-}" in
   *) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" >&2; exit 2 ;;
 esac
 if [[ $mode == short ]]; then
-  tasks=${CHAOS_TASKS:-2000} rate=${CHAOS_RATE:-250} rounds=${CHAOS_ROUNDS:-1} outage=${CHAOS_OUTAGE:-1}
+  tasks=${CHAOS_TASKS:-3000} rate=${CHAOS_RATE:-250} rounds=${CHAOS_ROUNDS:-1} outage=${CHAOS_OUTAGE:-1}
   timeout=${CHAOS_TIMEOUT:-60} settle=${CHAOS_SETTLE:-45}
 else
   tasks=${CHAOS_TASKS:-30000} rate=${CHAOS_RATE:-800} rounds=${CHAOS_ROUNDS:-3} outage=${CHAOS_OUTAGE:-2}
