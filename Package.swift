@@ -35,18 +35,24 @@ let package = Package(
         .target(name: "IvyRedis", dependencies: ["IvyCore", "CHiredis"], swiftSettings: swiftSettings),
         .target(name: "IvyRedisNotify", dependencies: ["IvyCore", "IvyRedis"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
-        .target(name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify"], swiftSettings: swiftSettings),
+        .target(
+            name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify"], swiftSettings: swiftSettings
+        ),
         .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
 
         // Helpers shared by the test targets; not a product.
-        .target(name: "IvyTestSupport", dependencies: ["IvyCore"], path: "Tests/IvyTestSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "IvyTestSupport", dependencies: ["IvyCore"], path: "Tests/IvyTestSupport",
+            swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples", "IvyTestSupport"], swiftSettings: swiftSettings),
+            name: "IvyCoreTests", dependencies: ["IvyCore", "IvyExamples", "IvyTestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyConformanceTests",
             dependencies: ["Ivy", "IvyCore", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
-        .testTarget(name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyRedisTests",
             dependencies: ["ivy", "Ivy", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],

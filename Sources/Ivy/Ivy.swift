@@ -1,9 +1,9 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+internal import Foundation
 @_exported public import IvyCore
 @_exported public import IvyRedis
 @_exported public import IvyRedisNotify
-internal import Foundation
 
 /// Where a queue or notifier lives: a URL, or an instance you made.
 public enum BackendLocation: Sendable, ExpressibleByStringLiteral {
@@ -44,7 +44,8 @@ extension Ivy {
     }
 
     /// The queue backend a location names, connected.
-    public static func backend(_ location: BackendLocation, logger: any IvyLogger = StderrLogger()) async throws
+    public static func backend(_ location: BackendLocation, logger: any IvyLogger = StderrLogger())
+        async throws
         -> any QueueBackend
     {
         switch try BackendURL(location) {
@@ -54,7 +55,8 @@ extension Ivy {
     }
 
     /// The notifier a location names, connected.
-    public static func notifier(_ location: BackendLocation, logger: any IvyLogger = StderrLogger()) async throws
+    public static func notifier(_ location: BackendLocation, logger: any IvyLogger = StderrLogger())
+        async throws
         -> any Notifier
     {
         switch try BackendURL(location) {
@@ -96,7 +98,8 @@ enum BackendURL {
         case .memory: self = .memory
         case .url(let text):
             guard let schemeEnd = text.range(of: "://") else {
-                throw IvyError(.invalidURL, endpoint: Redaction.redact(url: text), detail: "expected scheme://…")
+                throw IvyError(
+                    .invalidURL, endpoint: Redaction.redact(url: text), detail: "expected scheme://…")
             }
             let scheme = text[..<schemeEnd.lowerBound].lowercased()
             switch scheme {

@@ -24,18 +24,26 @@ public struct TestPackage: Sendable {
     /// Registers the package's tasks.
     ///
     /// - Parameter queue: The queue they travel on; tests give each run its own.
-    public static func register(in registry: TaskRegistry, queue: String = TestPackage.queue) throws(IvyError) -> TestPackage {
+    public static func register(in registry: TaskRegistry, queue: String = TestPackage.queue) throws(IvyError)
+        -> TestPackage
+    {
         try TestPackage(
-            factorial: registry.register("testpackage.factorial", queue: queue, retry: .exponential(maxAttempts: 10)) {
+            factorial: registry.register(
+                "testpackage.factorial", queue: queue, retry: .exponential(maxAttempts: 10)
+            ) {
                 (n: Int) async throws -> Int in
                 try factorial(n)
             },
             add: registry.register("testpackage.add", queue: queue) { (a: Int, b: Int) async throws -> Int in
                 let (sum, overflow) = a.addingReportingOverflow(b)
-                guard !overflow else { throw TaskFailure("OverflowError", "\(a) + \(b) overflows Int", retryable: false) }
+                guard !overflow else {
+                    throw TaskFailure("OverflowError", "\(a) + \(b) overflows Int", retryable: false)
+                }
                 return sum
             },
-            echo: registry.register("testpackage.echo", queue: queue) { (text: String) async throws -> String in text },
+            echo: registry.register("testpackage.echo", queue: queue) {
+                (text: String) async throws -> String in text
+            },
             sleep: registry.register("testpackage.sleep", queue: queue, timeout: .seconds(300)) {
                 (milliseconds: Int) async throws -> Int in
                 try await Task.sleep(for: .milliseconds(milliseconds))
@@ -49,7 +57,9 @@ public struct TestPackage: Sendable {
     }
 
     static func factorial(_ n: Int) throws -> Int {
-        guard n >= 0 else { throw TaskFailure("ValueError", "factorial(\(n)): n must not be negative", retryable: false) }
+        guard n >= 0 else {
+            throw TaskFailure("ValueError", "factorial(\(n)): n must not be negative", retryable: false)
+        }
         var product = 1
         for factor in stride(from: 2, through: n, by: 1) {
             let (next, overflow) = product.multipliedReportingOverflow(by: factor)

@@ -5,7 +5,7 @@ internal import IvyCore
 internal import Synchronization
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// Keeps one consumer announced as alive on every queue it reserves from, and through those
@@ -142,9 +142,12 @@ final class ConsumerLiveness: Sendable {
                     arguments: [RedisStreamBackend.group, consumer]
                 ) { [logger, endpoint = connection.endpoint] result in
                     if case .failure(let error) = result.flatMap({ reply in
-                        Result { try reply.checked(endpoint: endpoint, command: RedisStreamBackend.leave.name) }
+                        Result {
+                            try reply.checked(endpoint: endpoint, command: RedisStreamBackend.leave.name)
+                        }
                     }) {
-                        logger.debug("leaving the consumer group failed", ["queue": queue, "error": "\(error)"])
+                        logger.debug(
+                            "leaving the consumer group failed", ["queue": queue, "error": "\(error)"])
                     }
                     outstanding.report()
                 }
@@ -179,11 +182,15 @@ final class ConsumerLiveness: Sendable {
         let keys = RedisStreamBackend.Keys(queue)
         connection.evaluate(
             RedisStreamBackend.beat, keys: [keys.stream, keys.leases, keys.consumers, keys.signal],
-            arguments: [RedisStreamBackend.group, consumer, timeout.wholeMilliseconds, previousBeat, sweep ? 1 : 0]
+            arguments: [
+                RedisStreamBackend.group, consumer, timeout.wholeMilliseconds, previousBeat, sweep ? 1 : 0,
+            ]
         ) { [self] result in
             // On the connection's thread: only bookkeeping here.
             let reply = result.flatMap { reply in
-                Result { try reply.checked(endpoint: connection.endpoint, command: RedisStreamBackend.beat.name) }
+                Result {
+                    try reply.checked(endpoint: connection.endpoint, command: RedisStreamBackend.beat.name)
+                }
             }
             switch reply {
             case .success(let reply):
@@ -192,7 +199,9 @@ final class ConsumerLiveness: Sendable {
                     // A later time only: answers to beats that waited can come in any order.
                     state.withLock { state in
                         guard let known = state.queues[queue] else { return }
-                        if known.isEmpty || (Double(now) ?? 0) > (Double(known) ?? 0) { state.queues[queue] = now }
+                        if known.isEmpty || (Double(now) ?? 0) > (Double(known) ?? 0) {
+                            state.queues[queue] = now
+                        }
                     }
                 }
                 if let count = parts.first?.integer, count > 0 {

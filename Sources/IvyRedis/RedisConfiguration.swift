@@ -1,7 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-public import IvyCore
 internal import Foundation
+public import IvyCore
 
 /// Where and how to reach a Redis server.
 ///
@@ -55,20 +55,27 @@ public struct RedisConfiguration: Sendable {
             // An IPv6 literal comes in brackets ("[::1]"); the resolver wants the address alone.
             if host.hasPrefix("[") && host.hasSuffix("]") {
                 host = String(host.dropFirst().dropLast())
-                guard !host.isEmpty else { throw IvyError(.invalidURL, endpoint: redacted, detail: "no host") }
+                guard !host.isEmpty else {
+                    throw IvyError(.invalidURL, endpoint: redacted, detail: "no host")
+                }
             }
             let port = components.port ?? 6379
-            guard (1...65535).contains(port) else { throw IvyError(.invalidURL, endpoint: redacted, detail: "bad port") }
+            guard (1...65535).contains(port) else {
+                throw IvyError(.invalidURL, endpoint: redacted, detail: "bad port")
+            }
             address = .tcp(host: host, port: port)
             let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             if !path.isEmpty {
                 guard let number = Int(path), number >= 0 else {
-                    throw IvyError(.invalidURL, endpoint: redacted, detail: "the path must be a database number")
+                    throw IvyError(
+                        .invalidURL, endpoint: redacted, detail: "the path must be a database number")
                 }
                 database = number
             }
         case "unix":
-            guard !components.path.isEmpty else { throw IvyError(.invalidURL, endpoint: redacted, detail: "no socket path") }
+            guard !components.path.isEmpty else {
+                throw IvyError(.invalidURL, endpoint: redacted, detail: "no socket path")
+            }
             address = .unix(path: components.path)
         default:
             throw IvyError(.unsupportedBackend, endpoint: redacted, detail: "expected redis:// or unix://")
@@ -82,8 +89,10 @@ public struct RedisConfiguration: Sendable {
         clientName = nil
         for item in components.queryItems ?? [] where item.name == "name" {
             // CLIENT SETNAME refuses spaces and newlines; so does this, up front.
-            guard let name = item.value, !name.isEmpty, name.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
-                throw IvyError(.invalidURL, endpoint: redacted, detail: "name must be non-empty ASCII without spaces")
+            guard let name = item.value, !name.isEmpty, name.allSatisfy({ $0.isASCII && !$0.isWhitespace })
+            else {
+                throw IvyError(
+                    .invalidURL, endpoint: redacted, detail: "name must be non-empty ASCII without spaces")
             }
             clientName = name
         }
@@ -109,10 +118,14 @@ public struct RedisConfiguration: Sendable {
     ///
     /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
     public func validate() throws(IvyError) {
-        try IvyError.check("RedisConfiguration.connectTimeout", connectTimeout, in: .milliseconds(1)...(.seconds(86_400)))
-        try IvyError.check("RedisConfiguration.commandTimeout", commandTimeout, in: .milliseconds(1)...(.seconds(86_400)))
+        try IvyError.check(
+            "RedisConfiguration.connectTimeout", connectTimeout, in: .milliseconds(1)...(.seconds(86_400)))
+        try IvyError.check(
+            "RedisConfiguration.commandTimeout", commandTimeout, in: .milliseconds(1)...(.seconds(86_400)))
         try IvyError.check("RedisConfiguration.database", database, in: 0...Int(Int32.max))
-        if case .tcp(_, let port) = address { try IvyError.check("RedisConfiguration port", port, in: 1...65_535) }
+        if case .tcp(_, let port) = address {
+            try IvyError.check("RedisConfiguration port", port, in: 1...65_535)
+        }
     }
 
     /// The address for logs and errors, credentials as `***`.

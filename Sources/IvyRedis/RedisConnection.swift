@@ -1,7 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-internal import IvyCore
 internal import Foundation
+internal import IvyCore
 
 /// A connection to Redis that owns one OS thread: every hiredis call runs there (DESIGN.md §6).
 ///
@@ -66,7 +66,9 @@ public final class RedisConnection: Sendable {
     ///   - wait: How long the server may hold the first command (BLPOP, XREADGROUP BLOCK), on
     ///     top of the configuration's command timeout.
     ///   - onCancel: What cancelling the calling task does.
-    public func send(_ commands: [RedisCommand], wait: Duration = .zero, onCancel: CancellationAction = .awaitReply)
+    public func send(
+        _ commands: [RedisCommand], wait: Duration = .zero, onCancel: CancellationAction = .awaitReply
+    )
         async throws -> [RedisReply]
     {
         precondition(!commands.isEmpty, "send needs at least one command")
@@ -80,7 +82,9 @@ public final class RedisConnection: Sendable {
     /// closed): it must return quickly and never block. For callers with something else to
     /// await, such as a producer whose result will come through the notifier, this saves a
     /// task switch per request.
-    public func send(_ commands: [RedisCommand], completion: @escaping @Sendable (Result<[RedisReply], any Error>) -> Void) {
+    public func send(
+        _ commands: [RedisCommand], completion: @escaping @Sendable (Result<[RedisReply], any Error>) -> Void
+    ) {
         precondition(!commands.isEmpty, "send needs at least one command")
         enqueue(queue.makeID(), commands, extraTime: .zero, failsFast: false, completion: completion)
     }
@@ -118,10 +122,13 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    private func enqueue(_ id: UInt64, _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool) async throws
+    private func enqueue(_ id: UInt64, _ commands: [RedisCommand], extraTime: Duration, failsFast: Bool)
+        async throws
         -> [RedisReply]
     {
-        try await awaiting { enqueue(id, commands, extraTime: extraTime, failsFast: failsFast, completion: $0) }
+        try await awaiting {
+            enqueue(id, commands, extraTime: extraTime, failsFast: failsFast, completion: $0)
+        }
     }
 
     private func enqueue(
@@ -136,7 +143,8 @@ public final class RedisConnection: Sendable {
         }
         queue.submit(
             .init(
-                id: id, encoded: encoded, replyCount: commands.count, label: commands.first?.name ?? "connect",
+                id: id, encoded: encoded, replyCount: commands.count,
+                label: commands.first?.name ?? "connect",
                 extraTime: extraTime, failsFast: failsFast, completion: completion),
             endpoint: endpoint)
     }

@@ -5,7 +5,7 @@ internal import Foundation
 internal import IvyCore
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// The loop on a connection's own thread: the only code that touches its hiredis context.
@@ -153,7 +153,8 @@ final class RedisConnectionDriver {
             let limit = RedisContext.seconds(configuration.commandTimeout + head.request.extraTime)
             connectionLost(
                 IvyError(
-                    .connectionFailed, endpoint: configuration.endpoint, detail: "\(head.request.label) timed out after \(limit) s"))
+                    .connectionFailed, endpoint: configuration.endpoint,
+                    detail: "\(head.request.label) timed out after \(limit) s"))
         }
     }
 
@@ -161,7 +162,10 @@ final class RedisConnectionDriver {
     private func takeUnparked() {
         let unparked = queue.unpark()
         for sent in unparked.sent {
-            inFlight.append(InFlight(request: sent.request, deadline: sent.at + configuration.commandTimeout + sent.request.extraTime))
+            inFlight.append(
+                InFlight(
+                    request: sent.request,
+                    deadline: sent.at + configuration.commandTimeout + sent.request.extraTime))
         }
         guard !unparked.remainder.isEmpty, let context else { return }
         do {
@@ -193,7 +197,10 @@ final class RedisConnectionDriver {
         var done: [(RedisRequestQueue.Request, [RedisReply])] = []
         for reply in replies {
             guard let head = inFlight.first else {
-                connectionLost(IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "a reply nobody asked for"))
+                connectionLost(
+                    IvyError(
+                        .connectionFailed, endpoint: configuration.endpoint,
+                        detail: "a reply nobody asked for"))
                 break
             }
             headReplies.append(reply)
@@ -222,7 +229,9 @@ final class RedisConnectionDriver {
         dropContext()
         let (cancelled, others) = requests.partitioned { ids.contains($0.id) }
         fail(cancelled, with: CancellationError())
-        fail(others, with: IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "interrupted"))
+        fail(
+            others, with: IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: "interrupted")
+        )
     }
 
     /// Fails every request on the wire and drops the context; the next request reconnects.

@@ -4,7 +4,7 @@ internal import CHiredis
 package import IvyCore
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// One hiredis connection: the owner of its `redisContext`.
@@ -52,14 +52,17 @@ package final class RedisContext {
             auth.append(password.exposedValue)
             if case .error(let message) = try command(auth) {
                 // The server's text ("WRONGPASS invalid username-password pair…") has no secret.
-                throw IvyError(.connectionFailed, endpoint: endpoint, detail: "authentication failed: \(message)")
+                throw IvyError(
+                    .connectionFailed, endpoint: endpoint, detail: "authentication failed: \(message)")
             }
         }
         if configuration.database != 0 {
-            _ = try setUp(RedisCommand("SELECT", configuration.database)).checked(endpoint: endpoint, command: "SELECT")
+            _ = try setUp(RedisCommand("SELECT", configuration.database)).checked(
+                endpoint: endpoint, command: "SELECT")
         }
         if let name = configuration.clientName {
-            _ = try setUp(RedisCommand("CLIENT", "SETNAME", name)).checked(endpoint: endpoint, command: "CLIENT SETNAME")
+            _ = try setUp(RedisCommand("CLIENT", "SETNAME", name)).checked(
+                endpoint: endpoint, command: "CLIENT SETNAME")
         }
         // Also the first command a server with a password refuses when the configuration has
         // none; without this check, a pub/sub connection would wait for its SUBSCRIBE forever.
@@ -104,7 +107,8 @@ package final class RedisContext {
     /// Queues commands already in the Redis protocol; ``flush()`` writes them.
     func append(encoded bytes: [UInt8]) throws(IvyError) {
         let status = bytes.withUnsafeBytes { bytes in
-            redisAppendFormattedCommand(raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+            redisAppendFormattedCommand(
+                raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
         }
         guard status == REDIS_OK else { throw ioError() }
     }
@@ -135,7 +139,8 @@ package final class RedisContext {
         // hiredis copies preformatted bytes as they are: the header, then the arguments.
         for part in [command.header, command.encodedArguments] {
             let status = part.withUnsafeBytes { bytes in
-                redisAppendFormattedCommand(raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+                redisAppendFormattedCommand(
+                    raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
             }
             guard status == REDIS_OK else { throw ioError() }
         }
@@ -144,7 +149,8 @@ package final class RedisContext {
     /// A reply to a command that sets the connection up; NOAUTH fails the connection.
     private func setUp(_ command: RedisCommand) throws(IvyError) -> RedisReply {
         let reply = try self.command(command)
-        if let message = reply.errorMessage, let error = Self.authenticationError(message, endpoint: endpoint) {
+        if let message = reply.errorMessage, let error = Self.authenticationError(message, endpoint: endpoint)
+        {
             throw error
         }
         return reply
@@ -172,7 +178,8 @@ package final class RedisContext {
     /// hiredis' text for the context's error; a socket timeout (which hiredis 0.14 reports as
     /// `EAGAIN`, "Resource temporarily unavailable", or as `ETIMEDOUT` while connecting, and
     /// hiredis 1.x as `REDIS_ERR_TIMEOUT`) says which timeout ran out instead.
-    private static func errorText(_ context: UnsafeMutablePointer<redisContext>, timeout: Duration) -> String {
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>, timeout: Duration) -> String
+    {
         let text = withUnsafeBytes(of: context.pointee.errstr) { bytes in
             String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -200,7 +207,8 @@ package final class RedisContext {
         let value = reply.pointee
         switch value.type {
         case REDIS_REPLY_STRING:
-            return .string(value.str.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(value.len))) } ?? [])
+            return .string(
+                value.str.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(value.len))) } ?? [])
         case REDIS_REPLY_STATUS:
             return .status(value.str.map { String(cString: $0) } ?? "")
         case REDIS_REPLY_ERROR:

@@ -106,9 +106,12 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
         if value < 0 { buffer.append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var count = 0
         withUnsafeMutableBytes(of: &digits) { digits in
             repeat {
@@ -129,7 +132,9 @@ public protocol RedisArgument: Sendable {
 
 extension String: RedisArgument {
     public func appendBulk(to buffer: inout [UInt8]) {
-        if let done: Void = utf8.withContiguousStorageIfAvailable({ RedisCommand.appendBulk(UnsafeRawBufferPointer($0), to: &buffer) }) {
+        if let done: Void = utf8.withContiguousStorageIfAvailable({
+            RedisCommand.appendBulk(UnsafeRawBufferPointer($0), to: &buffer)
+        }) {
             return done
         }
         Array(utf8).appendBulk(to: &buffer)

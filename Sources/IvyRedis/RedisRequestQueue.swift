@@ -4,9 +4,9 @@ internal import IvyCore
 internal import Synchronization
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// Where callers leave commands for a connection's thread, and how they wake it.
@@ -78,9 +78,9 @@ final class RedisRequestQueue: Sendable {
     static let largestCallerWrite = 64 << 10
 
     #if os(Linux)
-    private static let callerWriteFlags = Int32(MSG_DONTWAIT | MSG_NOSIGNAL)
+        private static let callerWriteFlags = Int32(MSG_DONTWAIT | MSG_NOSIGNAL)
     #else
-    private static let callerWriteFlags = Int32(MSG_DONTWAIT)
+        private static let callerWriteFlags = Int32(MSG_DONTWAIT)
     #endif
 
     let wake = WakePipe()
@@ -96,7 +96,10 @@ final class RedisRequestQueue: Sendable {
     /// Hands a request to the thread, or writes it to the socket when the thread is parked; fails
     /// it at once when the queue is closed or the request was interrupted before it got here.
     func submit(_ request: Request, endpoint: String) {
-        enum Outcome { case queued(wake: Bool), written, closed, interrupted }
+        enum Outcome {
+            case queued(wake: Bool)
+            case written, closed, interrupted
+        }
         let outcome = state.withLock { state -> Outcome in
             if state.work.isClosed { return .closed }
             if state.earlyInterrupts.remove(request.id) != nil { return .interrupted }

@@ -28,7 +28,9 @@ extension RedisConnection {
     /// Runs `script`, loading it first when the server does not know it (a restart, a flush).
     ///
     /// - Returns: The script's reply, which may be an error reply.
-    public func evaluate(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
+    public func evaluate(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws
+        -> RedisReply
+    {
         try await awaiting { evaluate(script, keys: keys, arguments: arguments, completion: $0) }
     }
 
@@ -40,11 +42,14 @@ extension RedisConnection {
     ) {
         let command = script.command(keys: keys, arguments: arguments)
         send([command]) { result in
-            guard case .success(let replies) = result, replies[0].errorMessage?.hasPrefix("NOSCRIPT") == true else {
+            guard case .success(let replies) = result, replies[0].errorMessage?.hasPrefix("NOSCRIPT") == true
+            else {
                 completion(result.map { $0[0] })
                 return
             }
-            self.send([RedisCommand("SCRIPT", "LOAD", script.source), command]) { completion($0.map { $0[1] }) }
+            self.send([RedisCommand("SCRIPT", "LOAD", script.source), command]) {
+                completion($0.map { $0[1] })
+            }
         }
     }
 }

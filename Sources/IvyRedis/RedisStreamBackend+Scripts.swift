@@ -32,12 +32,13 @@ extension RedisStreamBackend {
 
     /// Stops the script with 0 unless ARGV[2] is reserved under token ARGV[3] and not expired;
     /// `lease` is its member in KEYS[2] leases.
-    private static let held = clock + """
+    private static let held =
+        clock + """
 
-        local lease = ARGV[2] .. '|' .. ARGV[3]
-        local expiry = redis.call('ZSCORE', KEYS[2], lease)
-        if not expiry or tonumber(expiry) <= now then return 0 end
-        """
+            local lease = ARGV[2] .. '|' .. ARGV[3]
+            local expiry = redis.call('ZSCORE', KEYS[2], lease)
+            if not expiry or tonumber(expiry) <= now then return 0 end
+            """
 
     /// Deletes the held message ARGV[2] and its lease, then returns 1.
     private static let forget = """

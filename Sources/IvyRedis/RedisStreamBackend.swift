@@ -1,7 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-public import IvyCore
 internal import Foundation
+public import IvyCore
 internal import Synchronization
 
 /// A queue backend on Redis Streams with a consumer group (`redis://…`).
@@ -75,7 +75,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// - Throws: ``IvyError/Code/invalidConfiguration`` for a size below 1 B or above 512 MiB, or
     ///   a liveness timeout below 100 ms or above an hour.
     public init(
-        connection: RedisConnection, maximumMessageSize: Int = 16 << 20, livenessTimeout: Duration = .seconds(4),
+        connection: RedisConnection, maximumMessageSize: Int = 16 << 20,
+        livenessTimeout: Duration = .seconds(4),
         logger: any IvyLogger = StderrLogger()
     ) throws(IvyError) {
         try Self.check(maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout)
@@ -85,7 +86,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         waiters = RedisConnectionPool(configuration: connection.configuration, name: "ivy-redis-wait")
         consumer = "ivy-\(UInt64.random(in: .min ... .max))"
         self.livenessTimeout = livenessTimeout
-        liveness = ConsumerLiveness(connection: connection, consumer: consumer, timeout: livenessTimeout, logger: logger)
+        liveness = ConsumerLiveness(
+            connection: connection, consumer: consumer, timeout: livenessTimeout, logger: logger)
     }
 
     /// Connects to `url` (checking address and credentials) and returns the backend.
@@ -94,7 +96,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         logger: any IvyLogger = StderrLogger()
     ) async throws -> RedisStreamBackend {
         try check(maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout)
-        let connection = try await RedisConnection.connect(try RedisConfiguration(url: url), name: "ivy-redis-queue")
+        let connection = try await RedisConnection.connect(
+            try RedisConfiguration(url: url), name: "ivy-redis-queue")
         return try RedisStreamBackend(
             connection: connection, maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout,
             logger: logger)
@@ -113,7 +116,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         return try await awaiting { submit(body, to: queue, completion: $0) }
     }
 
-    public func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+    public func send(
+        _ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+    ) {
         do {
             try checkSize(body, queue: queue)
         } catch {
@@ -123,17 +128,21 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     /// Sends `body` in the queue's next transaction (single sends that arrive together share one).
-    private func submit(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+    private func submit(
+        _ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+    ) {
         // Weak: the coalescer is stored in this backend.
-        senders.submit(body, key: queue, execute: { [weak self] bodies, done in
-            guard let self else { return done(bodies.map { _ in .failure(IvyError(.closed)) }) }
-            self.sendNow(bodies, to: queue) { result in
-                switch result {
-                case .success(let ids): done(ids.map { .success($0) })
-                case .failure(let error): done(bodies.map { _ in .failure(error) })
+        senders.submit(
+            body, key: queue,
+            execute: { [weak self] bodies, done in
+                guard let self else { return done(bodies.map { _ in .failure(IvyError(.closed)) }) }
+                self.sendNow(bodies, to: queue) { result in
+                    switch result {
+                    case .success(let ids): done(ids.map { .success($0) })
+                    case .failure(let error): done(bodies.map { _ in .failure(error) })
+                    }
                 }
-            }
-        }, completion: completion)
+            }, completion: completion)
     }
 
     public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
@@ -157,7 +166,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     private func sendNow(
-        _ bodies: [[UInt8]], to queue: String, completion: @escaping @Sendable (Result<[String], any Error>) -> Void
+        _ bodies: [[UInt8]], to queue: String,
+        completion: @escaping @Sendable (Result<[String], any Error>) -> Void
     ) {
         let keys = Keys(queue)
         var commands = [RedisCommand("MULTI")]
@@ -171,7 +181,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             completion(
                 Result {
                     let replies = try result.get()
-                    let results = try replies[replies.count - 1].checked(endpoint: endpoint, command: "EXEC").array ?? []
+                    let results =
+                        try replies[replies.count - 1].checked(endpoint: endpoint, command: "EXEC").array
+                        ?? []
                     let ids = results.prefix(bodies.count).compactMap(\.text)
                     guard ids.count == bodies.count else {
                         let reason =
@@ -222,23 +234,27 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             if Task.isCancelled { return [] }
             let remaining = max(deadline - clock.now, .milliseconds(1))
             let block = min(
-                Self.longestBlock, nextDue.map { min(remaining, max($0 - clock.now, .milliseconds(1))) } ?? remaining)
+                Self.longestBlock,
+                nextDue.map { min(remaining, max($0 - clock.now, .milliseconds(1))) } ?? remaining)
             // The reserve is pipelined behind the BLPOP, so the server runs it the moment a
             // send wakes the BLPOP: no round trip between the wake-up and the messages.
             // Cancelling unblocks the BLPOP rather than dropping the connection, so messages
             // the reserve took on the way out are returned, not stranded until they expire.
-            let blpop = RedisCommand("BLPOP", keys.signal, String(format: "%.3f", max(0.001, Self.seconds(block))))
+            let blpop = RedisCommand(
+                "BLPOP", keys.signal, String(format: "%.3f", max(0.001, Self.seconds(block))))
             let replies: [RedisReply]
             do {
                 replies = try await waiters.withConnection { waiter in
                     try await waiter.send(
-                        [blpop, reserveCommand], wait: block, onCancel: .unblock(through: connection, grace: .seconds(1)))
+                        [blpop, reserveCommand], wait: block,
+                        onCancel: .unblock(through: connection, grace: .seconds(1)))
                 }
             } catch is CancellationError {
                 return []
             }
             reply = replies[1]
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") || message.contains("NOGROUP") {
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") || message.contains("NOGROUP")
+            {
                 // A restarted or emptied server: what this process knew of the queue is gone too.
                 drainedQueues.withLock { $0[queue] = nil }
                 reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
@@ -251,7 +267,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     public func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
+        through notifier: any Notifier
     ) async -> AckAndPublishOutcome {
         guard let publication = publication(payload, to: channel, through: notifier) else {
             return await ackThenPublish(reservation, payload, to: channel, through: notifier)
@@ -264,7 +281,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     public func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier,
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
+        through notifier: any Notifier,
         completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
     ) {
         guard let publication = publication(payload, to: channel, through: notifier) else {
@@ -276,8 +294,12 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// What the ack script publishes (and keeps, for durable results), if it can: when the
     /// notifier's subscribers are on this server, and its results are kept in this database.
-    private func publication(_ payload: [UInt8], to channel: String, through notifier: any Notifier) -> Publication? {
-        guard let redis = notifier as? any RedisPubSubNotifier, redis.server == connection.configuration.address else {
+    private func publication(_ payload: [UInt8], to channel: String, through notifier: any Notifier)
+        -> Publication?
+    {
+        guard let redis = notifier as? any RedisPubSubNotifier,
+            redis.server == connection.configuration.address
+        else {
             return nil
         }
         let retention = redis.resultRetention.map { max(1, $0.wholeMilliseconds) } ?? 0
@@ -292,7 +314,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// ignores.
     private func acknowledge(
         _ reservation: Reservation<Receipt>, keeping publication: Publication, failures: Int = 0,
-        giveUp: ContinuousClock.Instant? = nil, completion: @escaping @Sendable (Result<Bool, any Error>) -> Void
+        giveUp: ContinuousClock.Instant? = nil,
+        completion: @escaping @Sendable (Result<Bool, any Error>) -> Void
     ) {
         acknowledge(reservation, publication: publication) { [weak self] result in
             let clock = ContinuousClock()
@@ -303,13 +326,17 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             let delay = RedisConnection.retryDelay(afterFailures: failures + 1)
             Task {
                 try? await Task.sleep(for: delay)
-                self.acknowledge(reservation, keeping: publication, failures: failures + 1, giveUp: giveUp, completion: completion)
+                self.acknowledge(
+                    reservation, keeping: publication, failures: failures + 1, giveUp: giveUp,
+                    completion: completion)
             }
         }
     }
 
     /// The outcome of an ack script that also published.
-    private func outcome(_ acknowledged: Result<Bool, any Error>, _ reservation: Reservation<Receipt>) -> AckAndPublishOutcome {
+    private func outcome(_ acknowledged: Result<Bool, any Error>, _ reservation: Reservation<Receipt>)
+        -> AckAndPublishOutcome
+    {
         switch acknowledged {
         case .success(true): return AckAndPublishOutcome()
         case .success(false): return AckAndPublishOutcome(ackError: lost(reservation))
@@ -318,7 +345,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     /// Whether the reservation was still held; batched with the acknowledgements around it.
-    private func acknowledge(_ reservation: Reservation<Receipt>, publication: Publication?) async throws -> Bool {
+    private func acknowledge(_ reservation: Reservation<Receipt>, publication: Publication?) async throws
+        -> Bool
+    {
         try await awaiting { acknowledge(reservation, publication: publication, completion: $0) }
     }
 
@@ -329,40 +358,50 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let queue = reservation.queue
         let acknowledgement = Acknowledgement(
             messageID: reservation.messageID, token: reservation.receipt.token, publication: publication)
-        acknowledgers.submit(acknowledgement, key: queue, execute: { [weak self] batch, done in
-            guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
-            let keys = Keys(queue)
-            var scriptKeys = [keys.stream, keys.leases]
-            scriptKeys.reserveCapacity(2 + batch.count)
-            var arguments: [any RedisArgument] = [Self.group]
-            arguments.reserveCapacity(1 + batch.count * 5)
-            for item in batch {
-                let publication = item.publication
-                scriptKeys.append(publication.map { $0.retention > 0 ? RetainedResults.key($0.channel) : keys.stream } ?? keys.stream)
-                arguments += [
-                    item.messageID, item.token, publication?.channel ?? "", publication?.payload ?? [],
-                    publication?.retention ?? 0,
-                ]
-            }
-            self.run(Self.ack, keys: scriptKeys, arguments: arguments) { [endpoint] reply in
-                do {
-                    let flags = try reply.get().array?.compactMap(\.integer) ?? []
-                    guard flags.count == batch.count else {
-                        throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected ack reply")
-                    }
-                    done(flags.map { .success($0 == 1) })
-                } catch {
-                    done(batch.map { _ in .failure(error) })
+        acknowledgers.submit(
+            acknowledgement, key: queue,
+            execute: { [weak self] batch, done in
+                guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
+                let keys = Keys(queue)
+                var scriptKeys = [keys.stream, keys.leases]
+                scriptKeys.reserveCapacity(2 + batch.count)
+                var arguments: [any RedisArgument] = [Self.group]
+                arguments.reserveCapacity(1 + batch.count * 5)
+                for item in batch {
+                    let publication = item.publication
+                    scriptKeys.append(
+                        publication.map { $0.retention > 0 ? RetainedResults.key($0.channel) : keys.stream }
+                            ?? keys.stream)
+                    arguments += [
+                        item.messageID, item.token, publication?.channel ?? "", publication?.payload ?? [],
+                        publication?.retention ?? 0,
+                    ]
                 }
-            }
-        }, completion: completion)
+                self.run(Self.ack, keys: scriptKeys, arguments: arguments) { [endpoint] reply in
+                    do {
+                        let flags = try reply.get().array?.compactMap(\.integer) ?? []
+                        guard flags.count == batch.count else {
+                            throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected ack reply")
+                        }
+                        done(flags.map { .success($0 == 1) })
+                    } catch {
+                        done(batch.map { _ in .failure(error) })
+                    }
+                }
+            }, completion: completion)
     }
 
-    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt> {
+    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<
+        Receipt
+    > {
         let keys = Keys(reservation.queue)
         try await held(
-            run(Self.extend, keys: [keys.stream, keys.leases],
-                arguments: [Self.group, reservation.messageID, reservation.receipt.token, visibility.wholeMilliseconds]),
+            run(
+                Self.extend, keys: [keys.stream, keys.leases],
+                arguments: [
+                    Self.group, reservation.messageID, reservation.receipt.token,
+                    visibility.wholeMilliseconds,
+                ]),
             reservation)
         // The token stays: a heartbeat whose reply is lost, or one racing the ack, costs nothing.
         return reservation
@@ -371,16 +410,22 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws {
         let keys = Keys(reservation.queue)
         try await held(
-            run(Self.release, keys: [keys.stream, keys.leases, keys.delayed, keys.signal],
-                arguments: [Self.group, reservation.messageID, reservation.receipt.token, max(delay, .zero).wholeMilliseconds]),
+            run(
+                Self.release, keys: [keys.stream, keys.leases, keys.delayed, keys.signal],
+                arguments: [
+                    Self.group, reservation.messageID, reservation.receipt.token,
+                    max(delay, .zero).wholeMilliseconds,
+                ]),
             reservation)
     }
 
     public func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws {
         let keys = Keys(reservation.queue)
         try await held(
-            run(Self.deadLetter, keys: [keys.stream, keys.leases, keys.dead],
-                arguments: [Self.group, reservation.messageID, reservation.receipt.token, reason]), reservation)
+            run(
+                Self.deadLetter, keys: [keys.stream, keys.leases, keys.dead],
+                arguments: [Self.group, reservation.messageID, reservation.receipt.token, reason]),
+            reservation)
     }
 
     public func close() async {
@@ -394,9 +439,13 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     public func size(of queue: String) async throws -> QueueSize {
         let keys = Keys(queue)
         try await ensureGroup(keys)
-        let counts = (try await run(Self.size, keys: [keys.stream, keys.leases, keys.delayed, keys.dead], arguments: [Self.group]))
+        let counts =
+            (try await run(
+                Self.size, keys: [keys.stream, keys.leases, keys.delayed, keys.dead], arguments: [Self.group]))
             .array?.compactMap(\.integer) ?? []
-        guard counts.count == 4 else { throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected size reply") }
+        guard counts.count == 4 else {
+            throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected size reply")
+        }
         return QueueSize(ready: counts[0], delayed: counts[1], reserved: counts[2], dead: counts[3])
     }
 
@@ -405,20 +454,26 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         try await ensureGroup(keys)
         let reply = try await run(Self.peek, keys: [keys.stream], arguments: [Self.group, count])
         return (reply.array ?? []).compactMap { entry in
-            guard let parts = entry.array, parts.count == 2, let id = parts[0].text, let body = parts[1].bytes else { return nil }
+            guard let parts = entry.array, parts.count == 2, let id = parts[0].text, let body = parts[1].bytes
+            else { return nil }
             return QueuedMessage(messageID: id, body: body, deliveryCount: 0)
         }
     }
 
     public func deadLetters(of queue: String, count: Int) async throws -> [DeadLetter] {
-        let reply = try await connection.command(RedisCommand("XRANGE", Keys(queue).dead, "-", "+", "COUNT", count))
-            .checked(endpoint: endpoint, command: "XRANGE")
+        let reply = try await connection.command(
+            RedisCommand("XRANGE", Keys(queue).dead, "-", "+", "COUNT", count)
+        )
+        .checked(endpoint: endpoint, command: "XRANGE")
         return (reply.array ?? []).compactMap { entry in
             guard let parts = entry.array, parts.count == 2, let list = parts[1].array else { return nil }
             var fields: [String: RedisReply] = [:]
-            for index in stride(from: 0, to: list.count - 1, by: 2) { fields[list[index].text ?? ""] = list[index + 1] }
+            for index in stride(from: 0, to: list.count - 1, by: 2) {
+                fields[list[index].text ?? ""] = list[index + 1]
+            }
             return DeadLetter(
-                queue: queue, messageID: fields["o"]?.text ?? parts[0].text ?? "", body: fields["b"]?.bytes ?? [],
+                queue: queue, messageID: fields["o"]?.text ?? parts[0].text ?? "",
+                body: fields["b"]?.bytes ?? [],
                 reason: fields["r"]?.text ?? "", deliveryCount: fields["c"]?.integer ?? 0,
                 deadLetteredAt: Date(timeIntervalSince1970: Double(fields["t"]?.integer ?? 0) / 1000))
         }
@@ -426,7 +481,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     public func requeueDeadLetters(of queue: String, count: Int) async throws -> Int {
         let keys = Keys(queue)
-        return try await run(Self.requeue, keys: [keys.dead, keys.stream, keys.signal], arguments: [count]).integer ?? 0
+        return try await run(Self.requeue, keys: [keys.dead, keys.stream, keys.signal], arguments: [count])
+            .integer ?? 0
     }
 
     public func purge(_ queue: String) async throws -> Int {
@@ -460,7 +516,8 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     private func ensureGroup(_ keys: Keys) async throws {
         guard !groupsCreated.withLock({ $0.contains(keys.stream) }) else { return }
-        let reply = try await connection.command(RedisCommand("XGROUP", "CREATE", keys.stream, Self.group, "0", "MKSTREAM"))
+        let reply = try await connection.command(
+            RedisCommand("XGROUP", "CREATE", keys.stream, Self.group, "0", "MKSTREAM"))
         if case .error(let message) = reply, !message.hasPrefix("BUSYGROUP") {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "XGROUP CREATE: \(message)")
         }
@@ -468,7 +525,9 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     }
 
     /// Runs a script on the shared connection; error replies become ``IvyError/Code/commandFailed``.
-    private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisReply {
+    private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws
+        -> RedisReply
+    {
         try await awaiting { run(script, keys: keys, arguments: arguments, completion: $0) }
     }
 
@@ -522,10 +581,13 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected reserve reply")
         }
         let reservations = entries.compactMap { entry -> Reservation<Receipt>? in
-            guard let fields = entry.array, fields.count == 4, let id = fields[0].text, let body = fields[1].bytes,
+            guard let fields = entry.array, fields.count == 4, let id = fields[0].text,
+                let body = fields[1].bytes,
                 let deliveries = fields[2].integer, let token = fields[3].text
             else { return nil }
-            return Reservation(queue: queue, messageID: id, body: body, deliveryCount: deliveries, receipt: Receipt(token: token))
+            return Reservation(
+                queue: queue, messageID: id, body: body, deliveryCount: deliveries,
+                receipt: Receipt(token: token))
         }
         let nextDue = parts[2].integer.flatMap { $0 >= 0 ? $0 : nil }
         return ReserveOutcome(reservations: reservations, drained: parts[1].integer == 1, nextDue: nextDue)

@@ -1,7 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// A pipe another thread writes to, to wake a thread blocked in `poll` (cancellation, close).

@@ -1,8 +1,8 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+internal import Foundation
 public import IvyCore
 public import IvyRedis
-internal import Foundation
 internal import Synchronization
 
 /// The Redis pub/sub notifier (`redis://…` as `--notify`).
@@ -45,7 +45,8 @@ public final class RedisNotifier: RedisPubSubNotifier {
         logger: any IvyLogger = StderrLogger()
     ) throws(IvyError) {
         if let resultRetention {
-            try IvyError.check("resultRetention", resultRetention, in: .milliseconds(1)...(.seconds(30 * 86_400)))
+            try IvyError.check(
+                "resultRetention", resultRetention, in: .milliseconds(1)...(.seconds(30 * 86_400)))
         }
         self.publisher = publisher
         self.resultRetention = resultRetention
@@ -56,18 +57,22 @@ public final class RedisNotifier: RedisPubSubNotifier {
             replay = { @Sendable [publisher, logger] channel, subscriber in
                 _ = Task {
                     await Self.replayRetained(
-                        on: channel, from: publisher, into: subscriber, retention: resultRetention, logger: logger)
+                        on: channel, from: publisher, into: subscriber, retention: resultRetention,
+                        logger: logger)
                 }
             }
         }
-        subscriber = RedisSubscriber(configuration: publisher.configuration, logger: logger, onResubscribed: replay)
+        subscriber = RedisSubscriber(
+            configuration: publisher.configuration, logger: logger, onResubscribed: replay)
     }
 
     /// Connects to `url` (checking address and credentials) and returns the notifier.
     ///
     /// `?retain_results=SECONDS` in the URL sets ``resultRetention`` (30 s when absent);
     /// `retain_results=0` makes results plain pub/sub.
-    public static func connect(url: String, logger: any IvyLogger = StderrLogger()) async throws -> RedisNotifier {
+    public static func connect(url: String, logger: any IvyLogger = StderrLogger()) async throws
+        -> RedisNotifier
+    {
         let configuration = try RedisConfiguration(url: url)
         let retention = try Self.resultRetention(in: url)
         let publisher = try await RedisConnection.connect(configuration, name: "ivy-redis-pub")
@@ -96,18 +101,23 @@ public final class RedisNotifier: RedisPubSubNotifier {
         while true {
             do {
                 try await retainAndPublish(payload, to: channel, retention: retention)
-                if failures > 0 { logger.info("published a result after retrying", ["channel": channel, "tries": "\(failures + 1)"]) }
+                if failures > 0 {
+                    logger.info(
+                        "published a result after retrying", ["channel": channel, "tries": "\(failures + 1)"])
+                }
                 return
             } catch {
                 let remaining = giveUp - clock.now
-                guard RetainedResults.isWorthRetrying(error), !isClosed, !Task.isCancelled, remaining > .zero else { throw error }
+                guard RetainedResults.isWorthRetrying(error), !isClosed, !Task.isCancelled, remaining > .zero
+                else { throw error }
                 failures += 1
                 if failures == 1 {
                     logger.warning(
                         "publishing a result failed; retrying until it is published or its retention has passed",
                         ["channel": channel, "error": "\(error)"])
                 }
-                try? await Task.sleep(for: min(RedisConnection.retryDelay(afterFailures: failures), remaining))
+                try? await Task.sleep(
+                    for: min(RedisConnection.retryDelay(afterFailures: failures), remaining))
             }
         }
     }
@@ -119,9 +129,13 @@ public final class RedisNotifier: RedisPubSubNotifier {
             var arguments: [any RedisArgument] = [channel, retention.wholeMilliseconds]
             arguments.reserveCapacity(2 + payloads.count)
             for payload in payloads { arguments.append(payload) }
-            self.publisher.evaluate(Self.retainAndPublish, keys: [Self.retainedKey(channel)], arguments: arguments) {
+            self.publisher.evaluate(
+                Self.retainAndPublish, keys: [Self.retainedKey(channel)], arguments: arguments
+            ) {
                 [endpoint] reply in
-                let outcome = Result<Void, any Error> { _ = try reply.get().checked(endpoint: endpoint, command: "PUBLISH") }
+                let outcome = Result<Void, any Error> {
+                    _ = try reply.get().checked(endpoint: endpoint, command: "PUBLISH")
+                }
                 done(payloads.map { _ in outcome })
             }
         }
@@ -170,7 +184,8 @@ public final class RedisNotifier: RedisPubSubNotifier {
     /// publishing connection may still hold a dead socket: failures are retried with backoff,
     /// from where the last page ended, until the retention has passed or the notifier closed.
     private static func replayRetained(
-        on channel: String, from connection: RedisConnection, into subscriber: RedisSubscriber, retention: Duration,
+        on channel: String, from connection: RedisConnection, into subscriber: RedisSubscriber,
+        retention: Duration,
         logger: any IvyLogger
     ) async {
         let clock = ContinuousClock()
@@ -179,14 +194,18 @@ public final class RedisNotifier: RedisPubSubNotifier {
         var failures = 0
         while true {
             do {
-                let reply = try await connection.command(RedisCommand("XRANGE", retainedKey(channel), start, "+", "COUNT", 500))
-                    .checked(endpoint: connection.endpoint, command: "XRANGE")
+                let reply = try await connection.command(
+                    RedisCommand("XRANGE", retainedKey(channel), start, "+", "COUNT", 500)
+                )
+                .checked(endpoint: connection.endpoint, command: "XRANGE")
                 let entries = reply.array ?? []
                 var payloads: [[UInt8]] = []
                 for entry in entries {
                     guard let parts = entry.array, parts.count == 2, let id = parts[0].text else { continue }
                     start = "(" + id
-                    if let fields = parts[1].array, fields.count == 2, let payload = fields[1].bytes { payloads.append(payload) }
+                    if let fields = parts[1].array, fields.count == 2, let payload = fields[1].bytes {
+                        payloads.append(payload)
+                    }
                 }
                 subscriber.deliver(payloads, on: channel)
                 if entries.count < 500 { return }
@@ -194,7 +213,10 @@ public final class RedisNotifier: RedisPubSubNotifier {
             } catch {
                 let closed = (error as? IvyError)?.code == .closed
                 if closed || clock.now >= giveUp {
-                    if !closed { logger.warning("reading retained results failed", ["channel": channel, "error": "\(error)"]) }
+                    if !closed {
+                        logger.warning(
+                            "reading retained results failed", ["channel": channel, "error": "\(error)"])
+                    }
                     return
                 }
                 failures += 1
@@ -207,12 +229,16 @@ public final class RedisNotifier: RedisPubSubNotifier {
     /// (plain pub/sub) for 0.
     static func resultRetention(in url: String) throws(IvyError) -> Duration? {
         let items = URLComponents(string: url)?.queryItems ?? []
-        guard let item = items.last(where: { $0.name == "retain_results" }) else { return defaultResultRetention }
-        guard let text = item.value, let seconds = Double(text), seconds == 0 || (0.001...(86_400 * 30)).contains(seconds)
+        guard let item = items.last(where: { $0.name == "retain_results" }) else {
+            return defaultResultRetention
+        }
+        guard let text = item.value, let seconds = Double(text),
+            seconds == 0 || (0.001...(86_400 * 30)).contains(seconds)
         else {
             throw IvyError(
                 .invalidURL, endpoint: Redaction.redact(url: url),
-                detail: "retain_results must be 0 (plain pub/sub) or a number of seconds from 0.001 to 2592000")
+                detail:
+                    "retain_results must be 0 (plain pub/sub) or a number of seconds from 0.001 to 2592000")
         }
         guard seconds > 0 else { return nil }
         return .milliseconds(Int((seconds * 1000).rounded()))

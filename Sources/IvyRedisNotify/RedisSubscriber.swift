@@ -7,7 +7,7 @@ internal import IvyRedis
 internal import Synchronization
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// One pub/sub connection on its own thread, shared by every subscription of a notifier.
@@ -74,7 +74,8 @@ final class RedisSubscriber: Sendable {
     /// A stream of `channel`'s messages, returned once the server confirmed the subscription.
     func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
-        let id = try await add(Sink(receive: { continuation.yield($0) }, finish: { continuation.finish() }), to: channel)
+        let id = try await add(
+            Sink(receive: { continuation.yield($0) }, finish: { continuation.finish() }), to: channel)
         continuation.onTermination = { [weak self] _ in self?.remove(id, from: channel) }
         return stream
     }
@@ -96,7 +97,8 @@ final class RedisSubscriber: Sendable {
             return shared.nextID
         }
         do {
-            try await withCheckedThrowingContinuation { (confirmation: CheckedContinuation<Void, any Error>) in
+            try await withCheckedThrowingContinuation {
+                (confirmation: CheckedContinuation<Void, any Error>) in
                 let alreadyConfirmed = shared.withLock { shared in
                     if shared.confirmed.contains(channel) { return true }
                     shared.confirming[channel, default: []].append(confirmation)
@@ -133,7 +135,9 @@ final class RedisSubscriber: Sendable {
             return (shared.sinks.values.flatMap(\.values), shared.confirming.values.flatMap { $0 })
         }
         for sink in sinks { sink.finish?() }
-        for waiter in confirming { waiter.resume(throwing: IvyError(.closed, endpoint: configuration.endpoint)) }
+        for waiter in confirming {
+            waiter.resume(throwing: IvyError(.closed, endpoint: configuration.endpoint))
+        }
         wake.signal()
     }
 
@@ -168,14 +172,18 @@ final class RedisSubscriber: Sendable {
                     subscriptions = Subscriptions()
                     if hasConnected { subscriptions.missedWhileAway = shared.withLock { Set($0.sinks.keys) } }
                     hasConnected = true
-                    if isReconnecting { logger.info("notifier reconnected", ["endpoint": configuration.endpoint]) }
+                    if isReconnecting {
+                        logger.info("notifier reconnected", ["endpoint": configuration.endpoint])
+                    }
                     isReconnecting = false
                     failures = 0
                 } catch {
                     failures += 1
                     failConfirmations(with: error)
                     if !isReconnecting {
-                        logger.warning("notifier connection failed; retrying", ["endpoint": configuration.endpoint, "error": "\(error)"])
+                        logger.warning(
+                            "notifier connection failed; retrying",
+                            ["endpoint": configuration.endpoint, "error": "\(error)"])
                     }
                     isReconnecting = true
                     waitForWake(RedisConnection.retryDelay(afterFailures: failures))
@@ -196,13 +204,17 @@ final class RedisSubscriber: Sendable {
                 if fds[1].revents != 0 { wake.drain() }
                 if fds[0].revents != 0 {
                     for reply in try connection.readAvailable() {
-                        if let channel = handle(reply, &subscriptions), subscriptions.missedWhileAway.remove(channel) != nil {
+                        if let channel = handle(reply, &subscriptions),
+                            subscriptions.missedWhileAway.remove(channel) != nil
+                        {
                             onResubscribed?(channel, self)
                         }
                     }
                 }
             } catch {
-                logger.warning("notifier connection lost; reconnecting", ["endpoint": configuration.endpoint, "error": "\(error)"])
+                logger.warning(
+                    "notifier connection lost; reconnecting",
+                    ["endpoint": configuration.endpoint, "error": "\(error)"])
                 context = nil
                 shared.withLock { $0.confirmed.removeAll() }
                 // The first try comes at once: the connection may have been dropped, not the server.
@@ -244,7 +256,8 @@ final class RedisSubscriber: Sendable {
             refused(message, &subscriptions)
             return nil
         }
-        guard let parts = reply.array, parts.count == 3, let kind = parts[0].text, let channel = parts[1].text else {
+        guard let parts = reply.array, parts.count == 3, let kind = parts[0].text, let channel = parts[1].text
+        else {
             return nil
         }
         switch kind {
@@ -271,12 +284,15 @@ final class RedisSubscriber: Sendable {
     /// subscribers waiting for its channel.
     private func refused(_ message: String, _ subscriptions: inout Subscriptions) {
         guard !subscriptions.awaiting.isEmpty else {
-            logger.warning("unexpected error reply on the notifier connection", ["endpoint": configuration.endpoint, "error": message])
+            logger.warning(
+                "unexpected error reply on the notifier connection",
+                ["endpoint": configuration.endpoint, "error": message])
             return
         }
         let (subscribes, channel) = subscriptions.awaiting.removeFirst()
         guard subscribes else {
-            logger.warning("the server refused an UNSUBSCRIBE", ["endpoint": configuration.endpoint, "error": message])
+            logger.warning(
+                "the server refused an UNSUBSCRIBE", ["endpoint": configuration.endpoint, "error": message])
             return
         }
         subscriptions.subscribed.remove(channel)

@@ -48,19 +48,32 @@ enum BenchCommand {
         var tasks: Int
         var concurrency: Int
         var workers: Int
-        var payload_bytes: Int
+        var payloadBytes: Int
         var phases: [String]
-        var enqueue_per_s: Double?
-        var roundtrip_per_s: Double?
-        var p50_ms: Double?
-        var p90_ms: Double?
-        var p99_ms: Double?
+        var enqueuePerSecond: Double?
+        var roundTripsPerSecond: Double?
+        var p50Milliseconds: Double?
+        var p90Milliseconds: Double?
+        var p99Milliseconds: Double?
         /// Calls the queue refused: they were never queued.
-        var send_errors: Int
+        var sendErrors: Int
         /// Calls the queue accepted whose result failed or never came.
-        var result_errors: Int
-        /// `send_errors + result_errors`.
+        var resultErrors: Int
+        /// `sendErrors + resultErrors`.
         var errors: Int
+
+        /// The JSON keys scripts read (README, BENCHMARKS.md).
+        enum CodingKeys: String, CodingKey {
+            case backend, notifier, tasks, concurrency, workers, phases, errors
+            case payloadBytes = "payload_bytes"
+            case enqueuePerSecond = "enqueue_per_s"
+            case roundTripsPerSecond = "roundtrip_per_s"
+            case p50Milliseconds = "p50_ms"
+            case p90Milliseconds = "p90_ms"
+            case p99Milliseconds = "p99_ms"
+            case sendErrors = "send_errors"
+            case resultErrors = "result_errors"
+        }
     }
 
     static func run(_ arguments: inout CommandLineArguments) async throws -> Int32 {
@@ -72,12 +85,14 @@ enum BenchCommand {
         let latencyCalls = try arguments.integer("--latency-calls", default: 1000, range: 0...10_000_000)
         let phases = try phaseSet(arguments.names("--phases"))
         let rate = try arguments.integer("--rate", default: 0, range: 1...100_000_000)
-        let timeout = try arguments.seconds("--timeout", default: .seconds(60), range: .milliseconds(1)...(.seconds(86_400)))
+        let timeout = try arguments.seconds(
+            "--timeout", default: .seconds(60), range: .milliseconds(1)...(.seconds(86_400)))
         let noWorker = arguments.flag("--no-worker")
         let json = arguments.flag("--json")
         try arguments.finish()
         if noWorker && shared.isInProcess {
-            throw CommandLineArguments.UsageError(description: "--no-worker needs a shared broker, not memory://")
+            throw CommandLineArguments.UsageError(
+                description: "--no-worker needs a shared broker, not memory://")
         }
 
         let (producer, package) = try await shared.makeIvy(resultTimeout: timeout)
@@ -118,7 +133,9 @@ enum BenchCommand {
             enqueuePerSecond = rounded(Double(tasks) / seconds(clock.now - start))
             // A refused send was counted above; only queued calls can have a result error.
             _ = await inLanes(pendings.count, lanes: inFlight, progress: "draining") { index in
-                if let pending = pendings[index], (try? await pending.value) == nil { errors.addResultError() }
+                if let pending = pendings[index], (try? await pending.value) == nil {
+                    errors.addResultError()
+                }
                 return Optional<Int>.none
             }
         }
@@ -155,14 +172,15 @@ enum BenchCommand {
         await producer.close()
 
         let report = Report(
-            backend: shared.redactedQueue, notifier: shared.redactedNotify, tasks: tasks, concurrency: inFlight,
-            workers: noWorker ? 0 : workerCount, payload_bytes: payloadSize,
+            backend: shared.redactedQueue, notifier: shared.redactedNotify, tasks: tasks,
+            concurrency: inFlight,
+            workers: noWorker ? 0 : workerCount, payloadBytes: payloadSize,
             phases: Phase.allCases.filter(phases.contains).map(\.rawValue),
-            enqueue_per_s: enqueuePerSecond, roundtrip_per_s: roundTripsPerSecond,
-            p50_ms: measuredLatency ? percentile(latencies, 0.50) : nil,
-            p90_ms: measuredLatency ? percentile(latencies, 0.90) : nil,
-            p99_ms: measuredLatency ? percentile(latencies, 0.99) : nil,
-            send_errors: errors.sendErrors, result_errors: errors.resultErrors,
+            enqueuePerSecond: enqueuePerSecond, roundTripsPerSecond: roundTripsPerSecond,
+            p50Milliseconds: measuredLatency ? percentile(latencies, 0.50) : nil,
+            p90Milliseconds: measuredLatency ? percentile(latencies, 0.90) : nil,
+            p99Milliseconds: measuredLatency ? percentile(latencies, 0.99) : nil,
+            sendErrors: errors.sendErrors, resultErrors: errors.resultErrors,
             errors: errors.sendErrors + errors.resultErrors)
         printTable(report)
         if json {
@@ -220,17 +238,23 @@ enum BenchCommand {
             String(repeating: " ", count: max(0, width - text.count)) + text
         }
         Console.out(
-            "ivy bench  queue \(report.backend)  notifier \(report.notifier)  tasks \(report.tasks)  in flight \(report.concurrency)  workers \(report.workers)  payload \(report.payload_bytes) B"
+            "ivy bench  queue \(report.backend)  notifier \(report.notifier)  tasks \(report.tasks)  in flight \(report.concurrency)  workers \(report.workers)  payload \(report.payloadBytes) B"
         )
         func milliseconds(_ value: Double?) -> String {
             value.map { pad(String(format: "%.3f", $0), 12) + " ms" } ?? pad("-", 12)
         }
-        Console.out("  enqueue      \(report.enqueue_per_s.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))")
-        Console.out("  round trip   \(report.roundtrip_per_s.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))")
-        Console.out("  latency p50  \(milliseconds(report.p50_ms))")
-        Console.out("  latency p90  \(milliseconds(report.p90_ms))")
-        Console.out("  latency p99  \(milliseconds(report.p99_ms))")
-        Console.out("  errors       \(pad(String(report.errors), 12))  (send \(report.send_errors), result \(report.result_errors))")
+        Console.out(
+            "  enqueue      \(report.enqueuePerSecond.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))"
+        )
+        Console.out(
+            "  round trip   \(report.roundTripsPerSecond.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))"
+        )
+        Console.out("  latency p50  \(milliseconds(report.p50Milliseconds))")
+        Console.out("  latency p90  \(milliseconds(report.p90Milliseconds))")
+        Console.out("  latency p99  \(milliseconds(report.p99Milliseconds))")
+        Console.out(
+            "  errors       \(pad(String(report.errors), 12))  (send \(report.sendErrors), result \(report.resultErrors))"
+        )
     }
 
     private static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {

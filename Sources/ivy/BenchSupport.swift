@@ -33,7 +33,8 @@ final class ErrorCounts: Sendable {
         switch error {
         case is RemoteTaskError: return true
         case let error as IvyError:
-            return [.resultTimedOut, .resultUndecodable, .decryptionFailed, .encryptionRequired].contains(error.code)
+            return [.resultTimedOut, .resultUndecodable, .decryptionFailed, .encryptionRequired].contains(
+                error.code)
         default: return false
         }
     }

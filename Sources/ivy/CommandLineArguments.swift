@@ -33,7 +33,9 @@ struct CommandLineArguments {
         while index < remaining.count {
             let argument = remaining[index]
             if names.contains(argument) {
-                guard index + 1 < remaining.count else { throw UsageError(description: "\(argument) needs a value") }
+                guard index + 1 < remaining.count else {
+                    throw UsageError(description: "\(argument) needs a value")
+                }
                 value = remaining[index + 1]
                 remaining.removeSubrange(index...index + 1)
                 continue
@@ -49,28 +51,35 @@ struct CommandLineArguments {
     }
 
     /// An integer option within `range`.
-    mutating func integer(_ names: String..., default fallback: Int, range: ClosedRange<Int>) throws(UsageError) -> Int {
+    mutating func integer(_ names: String..., default fallback: Int, range: ClosedRange<Int>)
+        throws(UsageError) -> Int
+    {
         var value: String?
         for name in names {
             if let found = try option(name) { value = found }
         }
         guard let value else { return fallback }
         guard let number = Int(value), range.contains(number) else {
-            throw UsageError(description: "\(names[0]) takes a whole number from \(range.lowerBound) to \(range.upperBound)")
+            throw UsageError(
+                description:
+                    "\(names[0]) takes a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
     }
 
     /// A number of seconds, possibly fractional, within `range`.
     mutating func seconds(
-        _ name: String, default fallback: Duration, range: ClosedRange<Duration> = .zero...(.seconds(86_400 * 366))
+        _ name: String, default fallback: Duration,
+        range: ClosedRange<Duration> = .zero...(.seconds(86_400 * 366))
     ) throws(UsageError) -> Duration {
         guard let value = try option(name) else { return fallback }
         let lowest = Self.seconds(range.lowerBound)
         let highest = Self.seconds(range.upperBound)
         // Rejects nan and inf too: neither lies in a closed range of finite numbers.
         guard let seconds = Double(value), seconds >= lowest, seconds <= highest else {
-            throw UsageError(description: "\(name) takes a number of seconds from \(Self.text(lowest)) to \(Self.text(highest))")
+            throw UsageError(
+                description:
+                    "\(name) takes a number of seconds from \(Self.text(lowest)) to \(Self.text(highest))")
         }
         return .milliseconds(Int64((seconds * 1000).rounded()))
     }

@@ -1,9 +1,9 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writing to the terminal: results on stdout, diagnostics on stderr.
@@ -28,9 +28,9 @@ enum Console {
     }
 
     #if canImport(Glibc)
-    private static let systemWrite = Glibc.write
+        private static let systemWrite = Glibc.write
     #else
-    private static let systemWrite = Darwin.write
+        private static let systemWrite = Darwin.write
     #endif
 
     static func isTerminal(_ descriptor: Int32) -> Bool { isatty(descriptor) == 1 }

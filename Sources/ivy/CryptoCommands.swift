@@ -39,7 +39,8 @@ enum CryptoCommands {
         let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         let token = Array(input.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
         guard token.first == UInt8(ascii: "$") else {
-            throw IvyError(.decryptionFailed, detail: "standard input is not a token ($ivy-v1$… or $aes-256-cbc$…)")
+            throw IvyError(
+                .decryptionFailed, detail: "standard input is not a token ($ivy-v1$… or $aes-256-cbc$…)")
         }
         FileHandle.standardOutput.write(Data(try encryption.plaintext(of: token)))
         return 0
@@ -47,7 +48,8 @@ enum CryptoCommands {
 
     private static func require(_ keys: KeyOptions) throws -> MessageEncryption {
         guard let encryption = keys.encryption else {
-            throw CommandLineArguments.UsageError(description: "no key: set MESSAGES_ENCRYPTION_KEY or pass --key-file PATH")
+            throw CommandLineArguments.UsageError(
+                description: "no key: set MESSAGES_ENCRYPTION_KEY or pass --key-file PATH")
         }
         return encryption
     }

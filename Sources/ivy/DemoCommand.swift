@@ -24,7 +24,8 @@ enum DemoCommand {
         let shared = try SharedOptions(&arguments)
         let noWorker = arguments.flag("--no-worker")
         let n = try arguments.integer("-n", default: 5, range: 0...1000)
-        let timeout = try arguments.seconds("--timeout", default: .seconds(30), range: .milliseconds(1)...(.seconds(86_400)))
+        let timeout = try arguments.seconds(
+            "--timeout", default: .seconds(30), range: .milliseconds(1)...(.seconds(86_400)))
         try arguments.finish()
         if noWorker && shared.isInProcess {
             throw CommandLineArguments.UsageError(
@@ -34,7 +35,8 @@ enum DemoCommand {
         let (ivy, tasks) = try await shared.makeIvy(resultTimeout: timeout)
         Console.out("queue    \(shared.redactedQueue)   notifier \(shared.redactedNotify)")
         let events = ivy.events()
-        let worker = noWorker ? nil : Task { try await ivy.listen(queues: [TestPackage.queue], concurrency: 4) }
+        let worker =
+            noWorker ? nil : Task { try await ivy.listen(queues: [TestPackage.queue], concurrency: 4) }
 
         let pending = try await ivy.delayedCall(tasks.factorial, n)
         let outcome: Result<Int, any Error>
@@ -66,13 +68,24 @@ enum DemoCommand {
         case .scheduled(let c):
             return (0, "producer → queue      scheduled \(c.taskName) id=\(c.taskID) on queue '\(c.queue)'")
         case .started(let c):
-            return (1 + 3 * (c.attempt - 1), "queue    → worker     running \(c.taskName), attempt \(c.attempt)")
+            return (
+                1 + 3 * (c.attempt - 1), "queue    → worker     running \(c.taskName), attempt \(c.attempt)"
+            )
         case .retried(let c, let delay, let error):
-            return (2 + 3 * (c.attempt - 1), "worker   → queue      attempt \(c.attempt) failed (\(error)); retry in \(delay)")
+            return (
+                2 + 3 * (c.attempt - 1),
+                "worker   → queue      attempt \(c.attempt) failed (\(error)); retry in \(delay)"
+            )
         case .succeeded(let c, let duration):
-            return (3 + 3 * (c.attempt - 1), "worker   → notifier   succeeded in \(milliseconds(duration)) ms; result published on \(ivy.notificationChannel)")
+            return (
+                3 + 3 * (c.attempt - 1),
+                "worker   → notifier   succeeded in \(milliseconds(duration)) ms; result published on \(ivy.notificationChannel)"
+            )
         case .failed(let c, let error):
-            return (3 + 3 * (c.attempt - 1), "worker   → notifier   failed for good: \(error); message dead-lettered")
+            return (
+                3 + 3 * (c.attempt - 1),
+                "worker   → notifier   failed for good: \(error); message dead-lettered"
+            )
         case .callerResumed(_, let succeeded):
             return (1000, "notifier → caller     caller resumed with the \(succeeded ? "result" : "error")")
         case .deadLettered:

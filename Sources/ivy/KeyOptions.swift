@@ -25,12 +25,15 @@ struct KeyOptions {
                 throw CommandLineArguments.UsageError(description: "cannot read the key file \(keyFile)")
             }
             keys = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
-            guard !keys.isEmpty else { throw CommandLineArguments.UsageError(description: "the key file \(keyFile) is empty") }
+            guard !keys.isEmpty else {
+                throw CommandLineArguments.UsageError(description: "the key file \(keyFile) is empty")
+            }
         } else if let key = ProcessInfo.processInfo.environment["MESSAGES_ENCRYPTION_KEY"], !key.isEmpty {
             keys = [key]
         }
         if requireEncryption && keys.isEmpty {
-            throw CommandLineArguments.UsageError(description: "--require-encryption needs a key (--key-file or $MESSAGES_ENCRYPTION_KEY)")
+            throw CommandLineArguments.UsageError(
+                description: "--require-encryption needs a key (--key-file or $MESSAGES_ENCRYPTION_KEY)")
         }
         encryption = keys.first.map {
             MessageEncryption(

@@ -4,7 +4,7 @@ import IvyCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SIGTERM and SIGINT, turned into calls on a thread of their own.

@@ -4,7 +4,7 @@ import Ivy
 import IvyExamples
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `ivy worker`: serves the example tasks until SIGTERM or SIGINT, then drains.
@@ -36,17 +36,20 @@ enum WorkerCommand {
         let printEvents = arguments.flag("--events")
         try arguments.finish()
         if shared.isInProcess {
-            Console.error("ivy worker: note: memory:// is private to this process; use a broker URL to share work")
+            Console.error(
+                "ivy worker: note: memory:// is private to this process; use a broker URL to share work")
         }
 
         let (ivy, _) = try await shared.makeIvy()
-        let options = WorkerOptions(concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
+        let options = WorkerOptions(
+            concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
         let serving = Task { try await ivy.listen(queues: queues, options: options) }
         TerminationSignals.shared.onSignal { signal in
             Console.error("ivy worker: \(signal == SIGTERM ? "SIGTERM" : "SIGINT") received; draining")
             serving.cancel()
         }
-        let printer = printEvents ? Task { for await event in ivy.events() { Console.error("event: \(event)") } } : nil
+        let printer =
+            printEvents ? Task { for await event in ivy.events() { Console.error("event: \(event)") } } : nil
         Console.error(
             "ivy worker: serving \(queues.joined(separator: ", ")) on \(shared.redactedQueue) (notifier \(shared.redactedNotify)), concurrency \(concurrency); pid \(getpid())"
         )

@@ -47,7 +47,9 @@ func runCommandLine() async -> Int32 {
     } catch let error as CommandLineArguments.UsageError {
         Console.error("ivy \(command): \(error) (see `ivy \(command) --help`)")
         return 2
-    } catch let error as IvyError where [.invalidConfiguration, .invalidURL, .unsupportedBackend].contains(error.code) {
+    } catch let error as IvyError
+        where [.invalidConfiguration, .invalidURL, .unsupportedBackend].contains(error.code)
+    {
         // Configuration is input like the flags: the same one line and exit status.
         Console.error("ivy \(command): \(error)")
         return 2

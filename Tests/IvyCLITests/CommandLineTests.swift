@@ -5,7 +5,7 @@ import IvyTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `ivy` executable, run as a user would.
@@ -15,7 +15,9 @@ struct CommandLineTests {
         let run = try await IvyProcess.run(["demo"])
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stdoutLines.last == "testpackage.factorial(5) = 120")
-        for step in ["scheduled testpackage.factorial", "running testpackage.factorial", "succeeded", "caller resumed"] {
+        for step in [
+            "scheduled testpackage.factorial", "running testpackage.factorial", "succeeded", "caller resumed",
+        ] {
             #expect(run.stdout.contains(step), "missing step '\(step)'")
         }
     }
@@ -28,13 +30,16 @@ struct CommandLineTests {
     }
 
     @Test func benchPrintsATableAndEndsWithOneJSONLine() async throws {
-        let run = try await IvyProcess.run(["bench", "-n", "300", "-c", "8", "--latency-calls", "40", "--json"])
+        let run = try await IvyProcess.run([
+            "bench", "-n", "300", "-c", "8", "--latency-calls", "40", "--json",
+        ])
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stdout.contains("round trip"))
         let last = try #require(run.stdoutLines.last)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
         for key in [
-            "backend", "tasks", "concurrency", "enqueue_per_s", "roundtrip_per_s", "p50_ms", "p90_ms", "p99_ms",
+            "backend", "tasks", "concurrency", "enqueue_per_s", "roundtrip_per_s", "p50_ms", "p90_ms",
+            "p99_ms",
             "send_errors", "result_errors", "errors",
         ] {
             #expect(object[key] != nil, "missing key \(key)")
@@ -51,7 +56,9 @@ struct CommandLineTests {
 
     @Test func benchCountsARefusedSendOnceAsASendError() async throws {
         // Bodies over the memory queue's 16 MiB are refused before they are queued.
-        let run = try await IvyProcess.run(["bench", "-n", "1", "--payload", "17000000", "--phases", "enqueue", "--json"])
+        let run = try await IvyProcess.run([
+            "bench", "-n", "1", "--payload", "17000000", "--phases", "enqueue", "--json",
+        ])
         #expect(run.status == 1)
         let last = try #require(run.stdoutLines.last)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
@@ -83,7 +90,9 @@ struct CommandLineTests {
     }
 
     @Test func credentialsInABackendURLAreNeverPrinted() async throws {
-        let run = try await IvyProcess.run(["demo", "--queue", "nosuch://admin:s3cret-pw@127.0.0.1:1/x?token=tok-123"])
+        let run = try await IvyProcess.run([
+            "demo", "--queue", "nosuch://admin:s3cret-pw@127.0.0.1:1/x?token=tok-123",
+        ])
         #expect(run.status != 0)
         #expect(!run.stderr.contains("s3cret-pw"))
         #expect(!run.stderr.contains("tok-123"))
@@ -93,7 +102,8 @@ struct CommandLineTests {
 
     @Test func encryptWritesNodeIvysTokenAndDecryptReadsIt() async throws {
         let key = ["MESSAGES_ENCRYPTION_KEY": "pass"]
-        let encrypted = try await IvyProcess.run(["encrypt", "--legacy"], environment: key, input: "Hello Crypto")
+        let encrypted = try await IvyProcess.run(
+            ["encrypt", "--legacy"], environment: key, input: "Hello Crypto")
         #expect(encrypted.status == 0, "stderr: \(encrypted.stderr)")
         #expect(encrypted.stdout == "$aes-256-cbc$DWKO1589bRhzNrgivtoXyw==\n")
         let decrypted = try await IvyProcess.run(["decrypt"], environment: key, input: encrypted.stdout)
@@ -102,34 +112,42 @@ struct CommandLineTests {
     }
 
     @Test func authenticatedTokensRoundTripWithAKeyFile() async throws {
-        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("ivy-key-\(UUID().uuidString)")
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ivy-key-\(UUID().uuidString)")
         try "new-key\nold-key\n".write(to: keyFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: keyFile) }
-        let encrypted = try await IvyProcess.run(["encrypt", "--key-file", keyFile.path], input: "ünïcode ✓\n")
+        let encrypted = try await IvyProcess.run(
+            ["encrypt", "--key-file", keyFile.path], input: "ünïcode ✓\n")
         #expect(encrypted.stdout.hasPrefix("$ivy-v1$"))
-        let decrypted = try await IvyProcess.run(["decrypt", "--key-file", keyFile.path], input: encrypted.stdout)
+        let decrypted = try await IvyProcess.run(
+            ["decrypt", "--key-file", keyFile.path], input: encrypted.stdout)
         #expect(decrypted.stdout == "ünïcode ✓\n")
         // An older key in the file still opens what it sealed.
-        let old = try await IvyProcess.run(["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "old-key"], input: "rotated")
+        let old = try await IvyProcess.run(
+            ["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "old-key"], input: "rotated")
         let opened = try await IvyProcess.run(["decrypt", "--key-file", keyFile.path], input: old.stdout)
         #expect(opened.stdout == "rotated")
     }
 
     @Test func decryptingWithTheWrongKeyFailsWithOneLineAndNoKey() async throws {
-        let encrypted = try await IvyProcess.run(["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "right-key-123"], input: "x")
-        let run = try await IvyProcess.run(["decrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "wrong-key-456"], input: encrypted.stdout)
+        let encrypted = try await IvyProcess.run(
+            ["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "right-key-123"], input: "x")
+        let run = try await IvyProcess.run(
+            ["decrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "wrong-key-456"], input: encrypted.stdout)
         #expect(run.status == 1)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.split(separator: "\n").count == 1)
         #expect(run.stderr.contains("decryptionFailed"))
         #expect(!run.stderr.contains("right-key-123") && !run.stderr.contains("wrong-key-456"))
-        let tampered = try await IvyProcess.run(["decrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "k"], input: "$ivy-v1$$AAAA")
+        let tampered = try await IvyProcess.run(
+            ["decrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "k"], input: "$ivy-v1$$AAAA")
         #expect(tampered.status == 1)
     }
 
     @Test func encryptWritesTheRouteOfATaskMessage() async throws {
         let message = #"{"name":"testpackage.add","args":[1,2],"id":"p-42","notify":"ivy-notifier:p"}"#
-        let run = try await IvyProcess.run(["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "k"], input: message)
+        let run = try await IvyProcess.run(
+            ["encrypt"], environment: ["MESSAGES_ENCRYPTION_KEY": "k"], input: message)
         #expect(run.status == 0, "stderr: \(run.stderr)")
         // $ivy-v1$<route>$<sealed>: the route, readable without the key, names the call.
         let parts = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "$")
@@ -155,7 +173,9 @@ struct CommandLineTests {
 
     @Test func workerDrainsAndExitsZeroOnSIGTERM() async throws {
         let worker = try IvyProcess(["worker", "--concurrency", "2"])
-        try await withDeadline(.seconds(60), "the worker to start") { await worker.waitForStderr(containing: "serving testpackage") }
+        try await withDeadline(.seconds(60), "the worker to start") {
+            await worker.waitForStderr(containing: "serving testpackage")
+        }
         kill(worker.processIdentifier, SIGTERM)
         let run = try await withDeadline(.seconds(60), "the worker to exit") { await worker.finish() }
         #expect(run.status == 0, "stderr: \(run.stderr)")
@@ -167,7 +187,8 @@ struct CommandLineTests {
         ["demo", "--timeout", "0"], ["demo", "--timeout", "nan"], ["demo", "--timeout", "-1"],
         ["demo", "--timeout", "1e30"], ["worker", "--queues", ","], ["worker", "--queues", ""],
         ["worker", "--queues", "a,,b"], ["worker", "--concurrency", "0"], ["worker", "--grace", "-1"],
-        ["worker", "--visibility", "0.001"], ["demo", "--queue", "redis://"], ["demo", "--queue", "redis://h:99999"],
+        ["worker", "--visibility", "0.001"], ["demo", "--queue", "redis://"],
+        ["demo", "--queue", "redis://h:99999"],
         ["bench", "-c", "0"],
     ])
     func badValuesAreRejectedWithOneLineAndExitCode2(_ arguments: [String]) async throws {

@@ -2,8 +2,8 @@
 
 import Foundation
 import Ivy
-import Synchronization
 import IvyTestSupport
+import Synchronization
 import Testing
 
 /// The queue backend contract (PROTOCOL.md, "Backend contract"), checked on every backend.
@@ -32,7 +32,8 @@ struct BackendConformanceTests {
     private func sendReserveAck(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
         let id = try await backend.send(Self.body("hello"), to: queue)
         #expect(try await backend.size(of: queue).ready == 1)
-        let batch = try await backend.reserve(from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
+        let batch = try await backend.reserve(
+            from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
         #expect(batch.count == 1)
         let reservation = try #require(batch.first)
         #expect(reservation.messageID == id)
@@ -47,19 +48,25 @@ struct BackendConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
-    func reservedMessageIsInvisibleUntilTheVisibilityTimeoutThenComesBack(_ kind: ConformanceBackend) async throws {
+    func reservedMessageIsInvisibleUntilTheVisibilityTimeoutThenComesBack(_ kind: ConformanceBackend)
+        async throws
+    {
         try await withBackend(kind) { backend, queue in try await visibilityExpiry(backend, queue) }
     }
 
-    private func visibilityExpiry<Backend: InspectableQueueBackend>(_ backend: Backend, _ queue: String) async throws {
+    private func visibilityExpiry<Backend: InspectableQueueBackend>(_ backend: Backend, _ queue: String)
+        async throws
+    {
         _ = try await backend.send(batch: (0..<3).map { Self.body("m\($0)") }, to: queue)
         // A consumer reserves everything and "crashes": it never acks. The reservations start
         // during the call, so the time is taken before it.
         let clock = ContinuousClock()
         let reservedAt = clock.now
-        let first = try await backend.reserve(from: queue, count: 3, visibility: .milliseconds(400), wait: .seconds(5))
+        let first = try await backend.reserve(
+            from: queue, count: 3, visibility: .milliseconds(400), wait: .seconds(5))
         #expect(first.count == 3)
-        #expect(try await backend.reserve(from: queue, count: 3, visibility: .seconds(30), wait: .zero).isEmpty)
+        #expect(
+            try await backend.reserve(from: queue, count: 3, visibility: .seconds(30), wait: .zero).isEmpty)
         // Another consumer's blocking reserve wakes when the reservations expire.
         var redelivered: [Reservation<Backend.Receipt>] = []
         while redelivered.count < 3 {
@@ -83,9 +90,12 @@ struct BackendConformanceTests {
     private func lateAck(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
         _ = try await backend.send(Self.body("late"), to: queue)
         let stale = try #require(
-            try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(100), wait: .seconds(5)).first)
+            try await backend.reserve(
+                from: queue, count: 1, visibility: .milliseconds(100), wait: .seconds(5)
+            ).first)
         let fresh = try #require(
-            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(10)).first,
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(10))
+                .first,
             "the expired reservation did not come back")
         #expect(fresh.messageID == stale.messageID)
         await #expect(throws: IvyError.self) { try await backend.ack(stale) }
@@ -101,23 +111,29 @@ struct BackendConformanceTests {
     private func extend(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
         _ = try await backend.send(Self.body("long"), to: queue)
         let reservation = try #require(
-            try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(300), wait: .seconds(5)).first)
+            try await backend.reserve(
+                from: queue, count: 1, visibility: .milliseconds(300), wait: .seconds(5)
+            ).first)
         let extended = try await backend.extend(reservation, visibility: .seconds(30))
         // Past the original timeout, another consumer still sees nothing.
-        let stolen = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .milliseconds(900))
+        let stolen = try await backend.reserve(
+            from: queue, count: 1, visibility: .seconds(30), wait: .milliseconds(900))
         #expect(stolen.isEmpty)
         try await backend.ack(extended)
     }
 
     @Test(arguments: ConformanceBackend.all)
-    func releaseWithDelayHidesTheMessageForTheDelayAndCountsTheDelivery(_ kind: ConformanceBackend) async throws {
+    func releaseWithDelayHidesTheMessageForTheDelayAndCountsTheDelivery(_ kind: ConformanceBackend)
+        async throws
+    {
         try await withBackend(kind) { backend, queue in try await releaseWithDelay(backend, queue) }
     }
 
     private func releaseWithDelay(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
         _ = try await backend.send(Self.body("retry me"), to: queue)
         _ = try await backend.send(Self.body("much later"), to: queue)
-        let batch = try await backend.reserve(from: queue, count: 2, visibility: .seconds(30), wait: .seconds(5))
+        let batch = try await backend.reserve(
+            from: queue, count: 2, visibility: .seconds(30), wait: .seconds(5))
         let first = try #require(batch.first { $0.body == Self.body("retry me") })
         let later = try #require(batch.first { $0.body == Self.body("much later") })
         // One delay no machine outlasts, to see the message hidden; one short enough to wait out.
@@ -132,7 +148,9 @@ struct BackendConformanceTests {
         #expect(early.allSatisfy { $0.messageID != later.messageID }, "a delayed message came back early")
         var second = early.first
         if second == nil {
-            second = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(10)).first
+            second = try await backend.reserve(
+                from: queue, count: 1, visibility: .seconds(30), wait: .seconds(10)
+            ).first
         }
         let again = try #require(second, "the released message did not come back")
         #expect(clock.now - releasedAt >= .milliseconds(300))
@@ -142,7 +160,8 @@ struct BackendConformanceTests {
         // Released without delay: visible at once.
         try await backend.release(again, delay: .zero)
         let third = try #require(
-            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
         #expect(third.deliveryCount == 3)
         #expect(third.messageID == first.messageID)
         try await backend.ack(third)
@@ -157,9 +176,12 @@ struct BackendConformanceTests {
 
     private func deadLetter(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
         _ = try await backend.send(batch: [Self.body("bad 1"), Self.body("bad 2")], to: queue)
-        let batch = try await backend.reserve(from: queue, count: 2, visibility: .seconds(30), wait: .seconds(5))
+        let batch = try await backend.reserve(
+            from: queue, count: 2, visibility: .seconds(30), wait: .seconds(5))
         #expect(batch.count == 2)
-        for reservation in batch { try await backend.deadLetter(reservation, reason: "reason for \(reservation.messageID)") }
+        for reservation in batch {
+            try await backend.deadLetter(reservation, reason: "reason for \(reservation.messageID)")
+        }
         #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 2))
         let letters = try await backend.deadLetters(of: queue, count: 10)
         #expect(letters.map(\.body) == [Self.body("bad 1"), Self.body("bad 2")])
@@ -169,7 +191,8 @@ struct BackendConformanceTests {
         #expect(try await backend.requeueDeadLetters(of: queue, count: 1) == 1)
         #expect(try await backend.size(of: queue) == QueueSize(ready: 1, delayed: 0, reserved: 0, dead: 1))
         let requeued = try #require(
-            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
         #expect(requeued.body == Self.body("bad 1"))
         try await backend.ack(requeued)
         #expect(try await backend.purgeDeadLetters(of: queue) == 1)
@@ -189,7 +212,8 @@ struct BackendConformanceTests {
         #expect(try await backend.peek(queue, count: 3).map(\.body) == singles.prefix(3).map(Self.body))
         var received: [String] = []
         while received.count < 50 {
-            let batch = try await backend.reserve(from: queue, count: 7, visibility: .seconds(30), wait: .seconds(5))
+            let batch = try await backend.reserve(
+                from: queue, count: 7, visibility: .seconds(30), wait: .seconds(5))
             try #require(!batch.isEmpty)
             #expect(batch.count <= 7)
             received += batch.map { String(decoding: $0.body, as: UTF8.self) }
@@ -215,7 +239,8 @@ struct BackendConformanceTests {
         #expect(try await backend.size(of: queue).ready == sent)
         var received = 0
         while received < sent {
-            let batch = try await backend.reserve(from: queue, count: 100, visibility: .seconds(30), wait: .seconds(5))
+            let batch = try await backend.reserve(
+                from: queue, count: 100, visibility: .seconds(30), wait: .seconds(5))
             try #require(!batch.isEmpty)
             #expect(batch.count <= 100)
             received += batch.count
@@ -244,13 +269,16 @@ struct BackendConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
-    func aSendThatReportsThroughACallbackDeliversTheMessageUnderTheIdItReports(_ kind: ConformanceBackend) async throws {
+    func aSendThatReportsThroughACallbackDeliversTheMessageUnderTheIdItReports(_ kind: ConformanceBackend)
+        async throws
+    {
         try await withBackend(kind) { backend, queue in try await sendReporting(backend, queue) }
     }
 
     private func sendReporting(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
         let id = try await Self.sendReporting(Self.body("reported"), to: queue, through: backend).get()
-        let reserved = try await backend.reserve(from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
+        let reserved = try await backend.reserve(
+            from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
         #expect(reserved.map(\.messageID) == [id])
         #expect(reserved.first?.body == Self.body("reported"))
         for reservation in reserved { try await backend.ack(reservation) }
@@ -309,10 +337,13 @@ struct BackendConformanceTests {
 
     private func cancelledReserve(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
         let reserving = Task {
-            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(60)).count
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(60))
+                .count
         }
         reserving.cancel()
-        let count = try await withDeadline(.seconds(10), "the cancelled reserve") { try await reserving.value }
+        let count = try await withDeadline(.seconds(10), "the cancelled reserve") {
+            try await reserving.value
+        }
         #expect(count == 0)
     }
 }

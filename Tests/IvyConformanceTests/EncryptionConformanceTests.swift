@@ -21,7 +21,8 @@ struct EncryptionConformanceTests {
         let tasks = try TestPackage.register(in: registry, queue: queue)
         let producer = try await Ivy(
             registry: registry, backend: backend, notifier: notifier,
-            options: IvyOptions(resultTimeout: .seconds(20), logger: SilentLogger(), encryption: producerEncryption))
+            options: IvyOptions(
+                resultTimeout: .seconds(20), logger: SilentLogger(), encryption: producerEncryption))
         let worker = try await Ivy(
             registry: registry, backend: backend, notifier: notifier,
             options: IvyOptions(logger: SilentLogger(), encryption: workerEncryption))
@@ -60,11 +61,16 @@ struct EncryptionConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
-    func aWorkerWithTheWrongKeyDeadLettersTheMessageAndTheCallerIsTold(_ kind: ConformanceBackend) async throws {
+    func aWorkerWithTheWrongKeyDeadLettersTheMessageAndTheCallerIsTold(_ kind: ConformanceBackend)
+        async throws
+    {
         try await withPair(
-            kind, producer: MessageEncryption(key: "producer-key"), worker: MessageEncryption(key: "worker-key")
+            kind, producer: MessageEncryption(key: "producer-key"),
+            worker: MessageEncryption(key: "worker-key")
         ) { producer, tasks, backend, queue, _ in
-            let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.add, 1, 2) }
+            let error = await #expect(throws: RemoteTaskError.self) {
+                try await producer.call(tasks.add, 1, 2)
+            }
             #expect(error?.name == "DecryptionFailed")
             #expect(error?.taskName == "testpackage.add")
             let letters = try await backend.deadLetters(of: queue, count: 10)
@@ -80,7 +86,9 @@ struct EncryptionConformanceTests {
         try await withPair(
             kind, producer: nil, worker: MessageEncryption(key: "worker-key", requireEncryption: true)
         ) { producer, tasks, backend, queue, _ in
-            let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.add, 1, 2) }
+            let error = await #expect(throws: RemoteTaskError.self) {
+                try await producer.call(tasks.add, 1, 2)
+            }
             #expect(error?.name == "EncryptionRequired")
             let letters = try await backend.deadLetters(of: queue, count: 10)
             #expect(letters.first?.reason.contains("encryptionRequired") == true)
@@ -90,7 +98,8 @@ struct EncryptionConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func aNodeIvyFormatProducerIsServedByAnAuthenticatedWorker(_ kind: ConformanceBackend) async throws {
         try await withPair(
-            kind, producer: MessageEncryption(key: "shared", format: .legacy), worker: MessageEncryption(key: "shared")
+            kind, producer: MessageEncryption(key: "shared", format: .legacy),
+            worker: MessageEncryption(key: "shared")
         ) { producer, tasks, _, _, _ in
             let sum = try await producer.call(tasks.add, 20, 22)
             #expect(sum == 42)
@@ -101,10 +110,13 @@ struct EncryptionConformanceTests {
     func aPlaintextCallToAKeyedWorkerIsAnsweredInPlaintext(_ kind: ConformanceBackend) async throws {
         // The worker has a key but does not require encryption: the caller, who has none, must
         // still read its answer, so the answer comes in the form the call came in.
-        try await withPair(kind, producer: nil, worker: MessageEncryption(key: "worker-key")) { producer, tasks, _, _, _ in
+        try await withPair(kind, producer: nil, worker: MessageEncryption(key: "worker-key")) {
+            producer, tasks, _, _, _ in
             let sum = try await producer.call(tasks.add, 40, 2)
             #expect(sum == 42)
-            let error = await #expect(throws: RemoteTaskError.self) { try await producer.call(tasks.factorial, -1) }
+            let error = await #expect(throws: RemoteTaskError.self) {
+                try await producer.call(tasks.factorial, -1)
+            }
             #expect(error?.name == "ValueError")
         }
     }
@@ -112,7 +124,8 @@ struct EncryptionConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func aNodeIvyFormatCallIsAnsweredInPlaintextAsNodeIvyReadsIt(_ kind: ConformanceBackend) async throws {
         try await withPair(
-            kind, producer: MessageEncryption(key: "shared", format: .legacy), worker: MessageEncryption(key: "shared")
+            kind, producer: MessageEncryption(key: "shared", format: .legacy),
+            worker: MessageEncryption(key: "shared")
         ) { producer, tasks, _, _, notifier in
             let payloads = Locked<[[UInt8]]>([])
             let subscription = try await notifier.subscribe(to: producer.notificationChannel) { payload in
@@ -123,7 +136,9 @@ struct EncryptionConformanceTests {
             try await withDeadline(.seconds(10), "the notification to reach the second subscriber") {
                 while payloads.value.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
             }
-            #expect(payloads.value.first?.first == UInt8(ascii: "{"), "node ivy reads plaintext notifications only")
+            #expect(
+                payloads.value.first?.first == UInt8(ascii: "{"),
+                "node ivy reads plaintext notifications only")
             subscription.cancel()
         }
     }

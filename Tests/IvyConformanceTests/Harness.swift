@@ -33,10 +33,12 @@ struct Harness: Sendable {
         let ivy = try await Ivy(
             registry: registry, backend: backend, notifier: notifier,
             options: IvyOptions(
-                resultTimeout: resultTimeout, notificationChannel: "ivy-notifier-\(queue)", logger: SilentLogger()))
+                resultTimeout: resultTimeout, notificationChannel: "ivy-notifier-\(queue)",
+                logger: SilentLogger()))
         let harness = Harness(
             ivy: ivy, tasks: tasks, registry: registry, backend: backend, notifier: notifier, queue: queue)
-        let serving = worker.map { options in Task { try await ivy.listen(queues: [queue], options: options) } }
+        let serving = worker.map { options in Task { try await ivy.listen(queues: [queue], options: options) }
+        }
         do { try await body(harness) } catch {
             serving?.cancel()
             _ = try? await serving?.value
@@ -53,5 +55,7 @@ struct Harness: Sendable {
     func deadLetters() async throws -> [DeadLetter] { try await backend.deadLetters(of: queue, count: 100) }
 
     /// Sends raw bytes to the harness queue, as a foreign producer would.
-    func sendRaw(_ text: String) async throws -> String { try await backend.send(Array(text.utf8), to: queue) }
+    func sendRaw(_ text: String) async throws -> String {
+        try await backend.send(Array(text.utf8), to: queue)
+    }
 }

@@ -2,8 +2,8 @@
 
 import Foundation
 import Ivy
-import Synchronization
 import IvyTestSupport
+import Synchronization
 import Testing
 
 /// A unique queue name per test, so suites can run in parallel on one broker.
@@ -13,7 +13,13 @@ func freshQueue(_ label: String = "t") -> String { "\(label)-\(UUID().uuidString
 final class ConcurrencyProbe: Sendable {
     private let state = Mutex((running: 0, maximum: 0, total: 0))
 
-    func enter() { state.withLock { $0.running += 1; $0.total += 1; $0.maximum = max($0.maximum, $0.running) } }
+    func enter() {
+        state.withLock {
+            $0.running += 1
+            $0.total += 1
+            $0.maximum = max($0.maximum, $0.running)
+        }
+    }
     func leave() { state.withLock { $0.running -= 1 } }
     var maximum: Int { state.withLock { $0.maximum } }
     var total: Int { state.withLock { $0.total } }

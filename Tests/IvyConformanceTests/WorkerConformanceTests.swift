@@ -38,7 +38,9 @@ struct WorkerConformanceTests {
             let events = h.ivy.events()
             let pending = try await h.ivy.delayedCall(h.tasks.add, 40, 2)
             #expect(try await pending.value == 42)
-            let flow = try await events.collect(4, "the call's four events") { $0.context?.taskID == pending.taskID }
+            let flow = try await events.collect(4, "the call's four events") {
+                $0.context?.taskID == pending.taskID
+            }
             #expect(flow.contains { if case .scheduled = $0 { true } else { false } })
             #expect(flow.contains { $0.isStarted })
             #expect(flow.contains { $0.isSucceeded })
@@ -47,10 +49,14 @@ struct WorkerConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
-    func aFailingTaskIsRetriedThenDeadLetteredAndTheCallerGetsATypedError(_ kind: ConformanceBackend) async throws {
+    func aFailingTaskIsRetriedThenDeadLetteredAndTheCallerGetsATypedError(_ kind: ConformanceBackend)
+        async throws
+    {
         try await Harness.run(kind) { h in
             let events = h.ivy.events()
-            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(h.tasks.fail, "boom") }
+            let error = await #expect(throws: RemoteTaskError.self) {
+                try await h.ivy.call(h.tasks.fail, "boom")
+            }
             #expect(error?.name == "TestFailure")
             #expect(error?.message == "boom")
             #expect(error?.attempt == 3)
@@ -67,7 +73,9 @@ struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func aPermanentFailureIsNotRetried(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(h.tasks.factorial, 21) }
+            let error = await #expect(throws: RemoteTaskError.self) {
+                try await h.ivy.call(h.tasks.factorial, 21)
+            }
             #expect(error?.name == "OverflowError")
             #expect(error?.attempt == 1)
             #expect(error?.retryable == false)
@@ -79,7 +87,8 @@ struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func anUnknownTaskIsDeadLetteredAndTheCallerTold(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            let missing = try TaskDefinition<Int, Int>(name: "testpackage.missing", options: TaskOptions(queue: h.queue))
+            let missing = try TaskDefinition<Int, Int>(
+                name: "testpackage.missing", options: TaskOptions(queue: h.queue))
             let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(missing, 1) }
             #expect(error?.name == "UnknownTask")
             let letters = try await h.deadLetters()
@@ -95,7 +104,9 @@ struct WorkerConformanceTests {
             // A producer whose registration disagrees with the worker's.
             let mismatched = try TaskDefinition<String, Int>(
                 name: "testpackage.factorial", options: TaskOptions(queue: h.queue))
-            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(mismatched, "five") }
+            let error = await #expect(throws: RemoteTaskError.self) {
+                try await h.ivy.call(mismatched, "five")
+            }
             #expect(error?.name == "ArgumentsUndecodable")
             #expect(error?.attempt == 1, "factorial retries, but undecodable arguments never succeed")
             #expect(try await h.deadLetters().count == 1)
@@ -103,11 +114,14 @@ struct WorkerConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
-    func malformedMessagesAreDeadLetteredWithTheReasonAndTheWorkerKeepsGoing(_ kind: ConformanceBackend) async throws {
+    func malformedMessagesAreDeadLetteredWithTheReasonAndTheWorkerKeepsGoing(_ kind: ConformanceBackend)
+        async throws
+    {
         try await Harness.run(kind) { h in
             let events = h.ivy.events()
             let bodies = [
-                "{not json", "[1,2,3]", #"{"name":"testpackage.add"}"#, #"{"name":"testpackage.add","args":{}}"#, "",
+                "{not json", "[1,2,3]", #"{"name":"testpackage.add"}"#,
+                #"{"name":"testpackage.add","args":{}}"#, "",
             ]
             for body in bodies { _ = try await h.sendRaw(body) }
             let dead = try await events.collect(bodies.count, "dead letters", where: \.isDeadLettered)
@@ -128,7 +142,9 @@ struct WorkerConformanceTests {
             let messageID = try await h.sendRaw(#"{"name":"testpackage.add","options":{},"args":[2,3]}"#)
             let notification = try await withDeadline(.seconds(20), "the base-channel notification") {
                 for await payload in base {
-                    if let notification = try? ResultNotification(decoding: payload), notification.id == messageID {
+                    if let notification = try? ResultNotification(decoding: payload),
+                        notification.id == messageID
+                    {
                         return notification
                     }
                 }
@@ -147,7 +163,8 @@ struct WorkerConformanceTests {
             let letters = try await h.deadLetters()
             #expect(letters.count == 1)
         } register: { registry, queue in
-            try registry.register("conformance.hang", queue: queue, timeout: .milliseconds(200)) { (ms: Int) in
+            try registry.register("conformance.hang", queue: queue, timeout: .milliseconds(200)) {
+                (ms: Int) in
                 try await Task.sleep(for: .milliseconds(ms))
                 return ms
             }
@@ -164,8 +181,10 @@ struct WorkerConformanceTests {
         // Heartbeats every second keep a 3 s reservation for a 7 s task: each beat has two
         // seconds of slack, which a machine with every core busy still leaves
         // (scripts/test-under-load.sh).
-        try await Harness.run(kind, worker: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(3))) { h in
-            let slow = try TaskDefinition<Int, Int>(name: "conformance.slow", options: TaskOptions(queue: h.queue))
+        try await Harness.run(kind, worker: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(3))) {
+            h in
+            let slow = try TaskDefinition<Int, Int>(
+                name: "conformance.slow", options: TaskOptions(queue: h.queue))
             #expect(try await h.ivy.call(slow, 7000) == 7000)
             #expect(probe.total == 1, "the message was redelivered while its task was running")
         } register: { registry, queue in
@@ -182,7 +201,8 @@ struct WorkerConformanceTests {
     func concurrencyLimitIsHonoured(_ kind: ConformanceBackend) async throws {
         let probe = ConcurrencyProbe()
         try await Harness.run(kind, worker: WorkerOptions(concurrency: 3)) { h in
-            let track = try TaskDefinition<Int, Int>(name: "conformance.track", options: TaskOptions(queue: h.queue))
+            let track = try TaskDefinition<Int, Int>(
+                name: "conformance.track", options: TaskOptions(queue: h.queue))
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<12 { group.addTask { try await h.ivy.call(track, index) } }
                 var sum = 0
@@ -205,7 +225,9 @@ struct WorkerConformanceTests {
     func aThousandConcurrentCallsAllGetTheirOwnResult(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind, worker: WorkerOptions(concurrency: 32)) { h in
             let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
-                for index in 0..<1000 { group.addTask { (index, try await h.ivy.call(h.tasks.add, index, index)) } }
+                for index in 0..<1000 {
+                    group.addTask { (index, try await h.ivy.call(h.tasks.add, index, index)) }
+                }
                 var results: [Int: Int] = [:]
                 for try await (index, value) in group { results[index] = value }
                 return results
@@ -221,7 +243,8 @@ struct WorkerConformanceTests {
         try await Harness.run(kind, worker: nil) { h in
             let events = h.ivy.events()
             let worker = Task {
-                try await h.ivy.listen(queues: [h.queue], options: WorkerOptions(concurrency: 4, gracePeriod: .seconds(30)))
+                try await h.ivy.listen(
+                    queues: [h.queue], options: WorkerOptions(concurrency: 4, gracePeriod: .seconds(30)))
             }
             var pendings: [PendingResult<Int>] = []
             for _ in 0..<4 { pendings.append(try await h.ivy.delayedCall(h.tasks.sleep, 300)) }
@@ -234,12 +257,15 @@ struct WorkerConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
-    func tasksStillRunningAfterTheGracePeriodAreReleasedForAnotherWorker(_ kind: ConformanceBackend) async throws {
+    func tasksStillRunningAfterTheGracePeriodAreReleasedForAnotherWorker(_ kind: ConformanceBackend)
+        async throws
+    {
         try await Harness.run(kind, worker: nil) { h in
             let events = h.ivy.events()
             let worker = Task {
                 try await h.ivy.listen(
-                    queues: [h.queue], options: WorkerOptions(concurrency: 2, gracePeriod: .milliseconds(100)))
+                    queues: [h.queue], options: WorkerOptions(concurrency: 2, gracePeriod: .milliseconds(100))
+                )
             }
             _ = try await h.ivy.enqueue(h.tasks.sleep, 60_000)
             _ = try await events.collect(1, "the task started", where: \.isStarted)
@@ -314,7 +340,8 @@ struct WorkerConformanceTests {
         let registry = TaskRegistry()
         let tasks = try TestPackage.register(in: registry, queue: freshQueue())
         let ivy = try await Ivy(
-            registry: registry, backend: backend, notifier: notifier, options: IvyOptions(logger: SilentLogger()))
+            registry: registry, backend: backend, notifier: notifier,
+            options: IvyOptions(logger: SilentLogger()))
         let pending = try await ivy.delayedCall(tasks.factorial, 3)
         await ivy.close()
         let error = await #expect(throws: IvyError.self) { try await pending.value }
@@ -328,9 +355,12 @@ struct WorkerConformanceTests {
         let gate = Gate()
         try await Harness.run(kind, worker: nil) { h in
             let worker = Task {
-                try await h.ivy.listen(queues: [h.queue], options: WorkerOptions(concurrency: 1, gracePeriod: .milliseconds(100)))
+                try await h.ivy.listen(
+                    queues: [h.queue], options: WorkerOptions(concurrency: 1, gracePeriod: .milliseconds(100))
+                )
             }
-            let stubborn = try TaskDefinition<Int, Int>(name: "conformance.stubborn", options: TaskOptions(queue: h.queue))
+            let stubborn = try TaskDefinition<Int, Int>(
+                name: "conformance.stubborn", options: TaskOptions(queue: h.queue))
             let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(stubborn, 1) }
             #expect(error?.name == "TaskTimedOut")
             // Its only slot is free again although the body still runs.
@@ -341,7 +371,8 @@ struct WorkerConformanceTests {
             worker.cancel()
             try await withDeadline(.seconds(20), "the worker to stop") { try await worker.value }
         } register: { registry, queue in
-            try registry.register("conformance.stubborn", queue: queue, timeout: .milliseconds(200)) { (value: Int) in
+            try registry.register("conformance.stubborn", queue: queue, timeout: .milliseconds(200)) {
+                (value: Int) in
                 await gate.wait()
                 return value
             }
@@ -355,7 +386,8 @@ struct WorkerConformanceTests {
             let events = h.ivy.events()
             // As if earlier deliveries had crashed their workers: attempt 5 of a task allowed 1
             // attempt and 3 redeliveries.
-            let message = TaskMessage(name: "testpackage.add", args: Array("[1,2]".utf8), id: "crashy-1", attempt: 5)
+            let message = TaskMessage(
+                name: "testpackage.add", args: Array("[1,2]".utf8), id: "crashy-1", attempt: 5)
             _ = try await h.backend.send(message.encoded(), to: h.queue)
             let failed = try await events.collect(1, "the failure", where: \.isFailed)
             guard case .failed(_, let reason) = failed[0] else { return }

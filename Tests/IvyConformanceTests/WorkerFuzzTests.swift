@@ -16,17 +16,21 @@ struct WorkerFuzzTests {
         let count = 1500
         try await Harness.run(kind, worker: WorkerOptions(concurrency: 16)) { h in
             let events = h.ivy.events(bufferingNewest: 4 * count)
-            var fuzzer = MessageFuzzer(seed: 0xF022, taskNames: h.registry.names.filter { $0.hasPrefix("fuzz.") })
+            var fuzzer = MessageFuzzer(
+                seed: 0xF022, taskNames: h.registry.names.filter { $0.hasPrefix("fuzz.") })
             var bodies: [[UInt8]] = []
             while bodies.count < count {
                 let body = fuzzer.next()
                 if !body.isEmpty { bodies.append(body) }  // an empty body is no message
             }
             for start in stride(from: 0, to: count, by: 250) {
-                _ = try await h.backend.send(batch: Array(bodies[start..<min(count, start + 250)]), to: h.queue)
+                _ = try await h.backend.send(
+                    batch: Array(bodies[start..<min(count, start + 250)]), to: h.queue)
             }
             // Every message ends in exactly one of these.
-            let outcomes = try await events.collect(count, within: .seconds(120), "an outcome for every message") {
+            let outcomes = try await events.collect(
+                count, within: .seconds(120), "an outcome for every message"
+            ) {
                 $0.isSucceeded || $0.isFailed || $0.isDeadLettered
             }
             let succeeded = outcomes.filter(\.isSucceeded).count
@@ -47,7 +51,8 @@ struct WorkerFuzzTests {
     func aMessageAtTheLastAttemptAnIntHoldsIsDeadLetteredNotATrap(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
             let events = h.ivy.events()
-            _ = try await h.sendRaw(#"{"name":"\#(h.tasks.add.name)","args":[1,2],"attempt":9223372036854775807}"#)
+            _ = try await h.sendRaw(
+                #"{"name":"\#(h.tasks.add.name)","args":[1,2],"attempt":9223372036854775807}"#)
             let failed = try await events.collect(1, "the message's failure", where: \.isFailed)
             #expect(failed.first?.context?.attempt == Int.max)
             #expect(try await h.deadLetters().first?.reason.contains("AttemptsExhausted") == true)

@@ -24,29 +24,53 @@ struct ConfigurationValidationTests {
 
     @Test func workerOptionsNameTheFieldOutOfRange() {
         #expect(field { try WorkerOptions().validate() } == nil)
-        #expect(field { try WorkerOptions(concurrency: 0).validate() }?.hasPrefix("WorkerOptions.concurrency") == true)
-        #expect(field { try WorkerOptions(visibilityTimeout: .milliseconds(5)).validate() }?.hasPrefix("WorkerOptions.visibilityTimeout") == true)
-        #expect(field { try WorkerOptions(pollWait: .seconds(-1)).validate() }?.hasPrefix("WorkerOptions.pollWait") == true)
-        #expect(field { try WorkerOptions(gracePeriod: .seconds(-1)).validate() }?.hasPrefix("WorkerOptions.gracePeriod") == true)
-        #expect(field { try WorkerOptions(errorBackoff: .seconds(1e9)).validate() }?.hasPrefix("WorkerOptions.errorBackoff") == true)
-        #expect(field { try WorkerOptions(extraDeliveries: -1).validate() }?.hasPrefix("WorkerOptions.extraDeliveries") == true)
+        #expect(
+            field { try WorkerOptions(concurrency: 0).validate() }?.hasPrefix("WorkerOptions.concurrency")
+                == true)
+        #expect(
+            field { try WorkerOptions(visibilityTimeout: .milliseconds(5)).validate() }?.hasPrefix(
+                "WorkerOptions.visibilityTimeout") == true)
+        #expect(
+            field { try WorkerOptions(pollWait: .seconds(-1)).validate() }?.hasPrefix(
+                "WorkerOptions.pollWait") == true)
+        #expect(
+            field { try WorkerOptions(gracePeriod: .seconds(-1)).validate() }?.hasPrefix(
+                "WorkerOptions.gracePeriod") == true)
+        #expect(
+            field { try WorkerOptions(errorBackoff: .seconds(1e9)).validate() }?.hasPrefix(
+                "WorkerOptions.errorBackoff") == true)
+        #expect(
+            field { try WorkerOptions(extraDeliveries: -1).validate() }?.hasPrefix(
+                "WorkerOptions.extraDeliveries") == true)
     }
 
     @Test func producerTaskAndRetryOptionsNameTheFieldOutOfRange() {
         let options = IvyOptions(resultTimeout: .zero, logger: SilentLogger(), encryption: nil)
         #expect(field { try options.validate() }?.hasPrefix("IvyOptions.resultTimeout") == true)
-        #expect(field { try IvyOptions(notificationChannel: "", encryption: nil).validate() }?.hasPrefix("IvyOptions.notificationChannel") == true)
-        #expect(field { try MessageEncryption(key: "").validate() }?.contains("key must not be empty") == true)
-        #expect(field { try TaskOptions(queue: "q", timeout: .zero).validate() }?.hasPrefix("TaskOptions.timeout") == true)
+        #expect(
+            field { try IvyOptions(notificationChannel: "", encryption: nil).validate() }?.hasPrefix(
+                "IvyOptions.notificationChannel") == true)
+        #expect(
+            field { try MessageEncryption(key: "").validate() }?.contains("key must not be empty") == true)
+        #expect(
+            field { try TaskOptions(queue: "q", timeout: .zero).validate() }?.hasPrefix("TaskOptions.timeout")
+                == true)
         #expect(field { try TaskOptions(queue: "").validate() }?.hasPrefix("TaskOptions.queue") == true)
-        #expect(field { try RetryPolicy(maxAttempts: 0, backoff: .immediate).validate() }?.hasPrefix("RetryPolicy.maxAttempts") == true)
-        #expect(field { try RetryPolicy.fixed(.seconds(-1)).validate() }?.hasPrefix("RetryPolicy.fixed") == true)
-        #expect(field { try RetryPolicy.exponential(maximum: .seconds(1e12)).validate() }?.hasPrefix("RetryPolicy.exponential maximum") == true)
+        #expect(
+            field { try RetryPolicy(maxAttempts: 0, backoff: .immediate).validate() }?.hasPrefix(
+                "RetryPolicy.maxAttempts") == true)
+        #expect(
+            field { try RetryPolicy.fixed(.seconds(-1)).validate() }?.hasPrefix("RetryPolicy.fixed") == true)
+        #expect(
+            field { try RetryPolicy.exponential(maximum: .seconds(1e12)).validate() }?.hasPrefix(
+                "RetryPolicy.exponential maximum") == true)
     }
 
     @Test func registeringATaskWithOptionsOutOfRangeThrows() {
         let registry = TaskRegistry()
-        #expect(throws: IvyError.self) { try registry.register("a.b", queue: "q", timeout: .zero) { (n: Int) in n } }
+        #expect(throws: IvyError.self) {
+            try registry.register("a.b", queue: "q", timeout: .zero) { (n: Int) in n }
+        }
         #expect(throws: IvyError.self) {
             try registry.register("a.c", queue: "q", retry: .linear(maxAttempts: -3)) { (n: Int) in n }
         }
@@ -78,7 +102,8 @@ struct ConfigurationValidationTests {
     @Test func retryDelaysNeverOverflowWhateverTheAttempt() {
         let linear = RetryPolicy(maxAttempts: Int.max, backoff: .linear(step: .seconds(86_400)))
         #expect(linear.delay(afterAttempt: Int.max - 1) == RetryPolicy.longestDelay)
-        let exponential = RetryPolicy(maxAttempts: Int.max, backoff: .exponential(base: .seconds(1), maximum: .seconds(1e12)))
+        let exponential = RetryPolicy(
+            maxAttempts: Int.max, backoff: .exponential(base: .seconds(1), maximum: .seconds(1e12)))
         #expect(exponential.delay(afterAttempt: 1_000) == RetryPolicy.longestDelay)
         #expect(RetryPolicy.fixed(.seconds(1e12)).delay(afterAttempt: 1) == RetryPolicy.longestDelay)
         #expect(RetryPolicy.linear(.milliseconds(50)).delay(afterAttempt: 3) == .milliseconds(150))

@@ -218,7 +218,9 @@ struct UnreadableResultTests {
         let notifier = MemoryNotifier()
         let ivy = try await Ivy(
             registry: registry, backend: MemoryQueueBackend(), notifier: notifier,
-            options: IvyOptions(resultTimeout: .seconds(600), logger: SilentLogger(), encryption: MessageEncryption(key: Secret(key))))
+            options: IvyOptions(
+                resultTimeout: .seconds(600), logger: SilentLogger(),
+                encryption: MessageEncryption(key: Secret(key))))
         return (ivy, notifier, add)
     }
 

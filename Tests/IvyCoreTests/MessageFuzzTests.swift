@@ -29,8 +29,12 @@ struct MessageFuzzTests {
             // What decodes survives a round trip through the encoder (times to the millisecond
             // the wire format keeps).
             var again = try TaskMessage(decoding: message.encoded())
-            #expect(abs((again.createdAt ?? .distantPast).timeIntervalSince(message.createdAt ?? .distantPast)) < 0.001)
-            #expect(abs((again.deadline ?? .distantPast).timeIntervalSince(message.deadline ?? .distantPast)) < 0.001)
+            #expect(
+                abs((again.createdAt ?? .distantPast).timeIntervalSince(message.createdAt ?? .distantPast))
+                    < 0.001)
+            #expect(
+                abs((again.deadline ?? .distantPast).timeIntervalSince(message.deadline ?? .distantPast))
+                    < 0.001)
             (again.createdAt, again.deadline) = (message.createdAt, message.deadline)
             #expect(again == message)
             #expect(message.attempt >= 1)
@@ -42,7 +46,9 @@ struct MessageFuzzTests {
     func argumentsThatDoNotFitAreRefusedBeforeTheTaskRuns(seed: UInt64) async throws {
         var ran = 0
         try await forEachBody(seed: seed) { body, registry in
-            guard let message = try? TaskMessage(decoding: body), let task = registry.task(named: message.name) else {
+            guard let message = try? TaskMessage(decoding: body),
+                let task = registry.task(named: message.name)
+            else {
                 return
             }
             do {

@@ -12,8 +12,12 @@ struct NotifierSubscriptionTests {
     private struct StreamOnlyNotifier: Notifier {
         let base = MemoryNotifier()
         var endpoint: String { base.endpoint }
-        func publish(_ payload: [UInt8], to channel: String) async throws { try base.publish(payload, to: channel) }
-        func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> { try base.subscribe(to: channel) }
+        func publish(_ payload: [UInt8], to channel: String) async throws {
+            try base.publish(payload, to: channel)
+        }
+        func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
+            try base.subscribe(to: channel)
+        }
         func close() async { base.close() }
     }
 
@@ -35,11 +39,15 @@ struct NotifierSubscriptionTests {
     @Test func aCancelledMemorySubscriptionGetsNothingMore() throws {
         let notifier = MemoryNotifier()
         let received = Locked<[[UInt8]]>([])
-        let subscription = try notifier.subscribe(to: "results") { payload in received.withLock { $0.append(payload) } }
+        let subscription = try notifier.subscribe(to: "results") { payload in
+            received.withLock { $0.append(payload) }
+        }
         try notifier.publish([1], to: "results")
         subscription.cancel()
         try notifier.publish([2], to: "results")
-        #expect(received.value == [[1]], "the memory notifier delivers while publishing, so nothing can be in flight")
+        #expect(
+            received.value == [[1]],
+            "the memory notifier delivers while publishing, so nothing can be in flight")
         notifier.close()
     }
 

@@ -90,7 +90,10 @@ struct RFC3339Tests {
         #expect(changed.count == 0, "such as \(changed.prefix(3))")
     }
 
-    @Test(arguments: ["2026-02-31T00:00:00Z", "2026-04-31T10:00:00Z", "2026-11-23T10:15:30+99:99", "2026-11-23T10:15:30+24:00"])
+    @Test(arguments: [
+        "2026-02-31T00:00:00Z", "2026-04-31T10:00:00Z", "2026-11-23T10:15:30+99:99",
+        "2026-11-23T10:15:30+24:00",
+    ])
     func impossibleDatesAndOffsetsAreRejected(_ text: String) {
         #expect(RFC3339.parse(text) == nil)
     }

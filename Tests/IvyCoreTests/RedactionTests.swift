@@ -41,8 +41,14 @@ struct RedactionTests {
         ("https://host/x?a=1=2&Pass=1=2", "https://host/x?a=1=2&Pass=***"),
         ("https://host/x?", "https://host/x?"),
         ("https://u:p@host/x?k=v", "https://***@host/x?k=v"),
-        ("https://host/x?API-Key=v&access_token=t&X-Amz-Signature=s&sig=s", "https://host/x?API-Key=***&access_token=***&X-Amz-Signature=***&sig=***"),
-        ("https://host/x?pass%77ord=v&pwd=v&client_secret=v&auth=v", "https://host/x?pass%77ord=***&pwd=***&client_secret=***&auth=***"),
+        (
+            "https://host/x?API-Key=v&access_token=t&X-Amz-Signature=s&sig=s",
+            "https://host/x?API-Key=***&access_token=***&X-Amz-Signature=***&sig=***"
+        ),
+        (
+            "https://host/x?pass%77ord=v&pwd=v&client_secret=v&auth=v",
+            "https://host/x?pass%77ord=***&pwd=***&client_secret=***&auth=***"
+        ),
         ("https://host/x?token=abc#frag", "https://host/x?token=***#frag"),
     ])
     func secretQueryValuesAreMasked(_ url: String, _ expected: String) {
@@ -67,7 +73,8 @@ struct RedactionTests {
     /// Settings are no secrets: `?retain_results=60` must print as it is, or operators cannot
     /// tell which configuration runs.
     @Test(arguments: [
-        "redis://127.0.0.1:6390?retain_results=60", "redis://127.0.0.1:6390/0?retain_results=2.5&name=worker-1",
+        "redis://127.0.0.1:6390?retain_results=60",
+        "redis://127.0.0.1:6390/0?retain_results=2.5&name=worker-1",
         "unix:///run/redis.sock?db=2", "https://host/x?timeout=5&flag&a=1",
     ])
     func settingsInTheQueryAreShown(_ url: String) {

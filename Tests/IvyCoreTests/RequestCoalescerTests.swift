@@ -26,7 +26,9 @@ struct RequestCoalescerTests {
         let heldOpen = Locked<(@Sendable () -> Void)?>(nil)
         let coalescer = RequestCoalescer<Int, Int>(maximumBatch: 4) { requests, done in
             batches.withLock { $0.append(requests) }
-            let results: [Result<Int, any Error>] = requests.map { $0 == 7 ? .failure(Refused()) : .success($0 * 10) }
+            let results: [Result<Int, any Error>] = requests.map {
+                $0 == 7 ? .failure(Refused()) : .success($0 * 10)
+            }
             if requests == [0] {
                 heldOpen.withLock { $0 = { done(results) } }
             } else {

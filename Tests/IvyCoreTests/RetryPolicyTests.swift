@@ -86,7 +86,8 @@ struct RetryPolicyTests {
 
     /// The cap applies before multiplying: `base × 2^62` would overflow `Duration` and trap.
     @Test func exponentialWithALargeBaseStaysCappedForLateAttempts() {
-        let policy = RetryPolicy(maxAttempts: 100, backoff: .exponential(base: .seconds(60), maximum: .seconds(3600)))
+        let policy = RetryPolicy(
+            maxAttempts: 100, backoff: .exponential(base: .seconds(60), maximum: .seconds(3600)))
         #expect(policy.delay(afterAttempt: 6) == .seconds(1920))
         for attempt in [7, 62, 63, 70, 99] {
             #expect(policy.delay(afterAttempt: attempt) == .seconds(3600), "attempt \(attempt)")

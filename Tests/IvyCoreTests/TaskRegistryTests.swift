@@ -328,12 +328,17 @@ extension TaskRegistryTests {
         let task = try #require(registry.task(named: "t.int"))
         let error = await #expect(throws: IvyError.self) { _ = try await task.run(Array(args.utf8)[...]) }
         #expect(error?.code == .argumentsUndecodable)
-        #expect(error?.detail == "argument 1: a JSON number that does not fit Int", "got \(error?.detail ?? "")")
+        #expect(
+            error?.detail == "argument 1: a JSON number that does not fit Int", "got \(error?.detail ?? "")")
     }
 
     @Test func aResultThatDoesNotFitSaysSo() throws {
-        let error = #expect(throws: DecodingError.self) { _ = try ResultCoding.decode(Int.self, from: Array("[1e400]".utf8)) }
+        let error = #expect(throws: DecodingError.self) {
+            _ = try ResultCoding.decode(Int.self, from: Array("[1e400]".utf8))
+        }
         #expect(TaskRegistry.describe(error!) == "a JSON number that does not fit Int")
-        #expect(throws: DecodingError.self) { _ = try ResultCoding.decode(Double.self, from: Array("[1e400]".utf8)) }
+        #expect(throws: DecodingError.self) {
+            _ = try ResultCoding.decode(Double.self, from: Array("[1e400]".utf8))
+        }
     }
 }

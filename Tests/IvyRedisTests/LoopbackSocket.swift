@@ -3,7 +3,7 @@
 import IvyCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A listening TCP socket on a loopback address and a port the kernel chose.

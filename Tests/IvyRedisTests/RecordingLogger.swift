@@ -15,7 +15,8 @@ final class RecordingLogger: IvyLogger {
     }
 
     func log(_ level: LogLevel, _ message: String, metadata: [String: String]) {
-        let line = ([message] + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ")
+        let line = ([message] + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(
+            separator: " ")
         lines.withLock { $0.append(line) }
         changed.yield()
     }

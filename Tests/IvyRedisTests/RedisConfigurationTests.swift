@@ -39,7 +39,9 @@ struct RedisConfigurationTests {
     }
 
     @Test func aBadURLNeverShowsItsPassword() {
-        let error = #expect(throws: IvyError.self) { try RedisConfiguration(url: "redis://user:topsecret@host/x") }
+        let error = #expect(throws: IvyError.self) {
+            try RedisConfiguration(url: "redis://user:topsecret@host/x")
+        }
         #expect(!"\(String(describing: error))".contains("topsecret"))
     }
 }
@@ -48,7 +50,9 @@ extension RedisConfigurationTests {
     @Test func timeoutsOutOfRangeAreRefusedBeforeConnecting() async throws {
         var configuration = try RedisConfiguration(url: "redis://127.0.0.1:1")
         configuration.commandTimeout = .seconds(Int64.max)  // "no timeout", as some write it
-        let error = await #expect(throws: IvyError.self) { _ = try await RedisConnection.connect(configuration) }
+        let error = await #expect(throws: IvyError.self) {
+            _ = try await RedisConnection.connect(configuration)
+        }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.detail?.hasPrefix("RedisConfiguration.commandTimeout") == true)
         configuration.commandTimeout = .seconds(10)

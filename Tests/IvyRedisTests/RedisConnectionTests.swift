@@ -22,7 +22,9 @@ struct RedisConnectionTests {
             RedisCommand("LRANGE", key, 0, -1), RedisCommand("DEL", key),
         ])
         #expect(replies[0] == .integer(6))
-        #expect(replies[1] == .array(["-42", "0", "1234567890123", "", "héllo ✓", ""].map { .string(Array($0.utf8)) }))
+        #expect(
+            replies[1]
+                == .array(["-42", "0", "1234567890123", "", "héllo ✓", ""].map { .string(Array($0.utf8)) }))
     }
 
     @Test func commandsAndPipelinesRoundTripBinaryValues() async throws {
@@ -30,14 +32,18 @@ struct RedisConnectionTests {
         let key = "ivy-test:\(UUID().uuidString)"
         let binary: [UInt8] = [0, 1, 2, 255, 13, 10, 0]
         let replies = try await redis.send([
-            RedisCommand("SET", key, binary), RedisCommand("GET", key), RedisCommand("DEL", key), RedisCommand("GET", key),
+            RedisCommand("SET", key, binary), RedisCommand("GET", key), RedisCommand("DEL", key),
+            RedisCommand("GET", key),
         ])
         #expect(replies[0] == .status("OK"))
         #expect(replies[1] == .string(binary))
         #expect(replies[2] == .integer(1))
         #expect(replies[3] == .null)
         let error = try await redis.command(RedisCommand("NOSUCHCOMMAND"))
-        guard case .error(let message) = error else { Issue.record("expected an error reply"); return }
+        guard case .error(let message) = error else {
+            Issue.record("expected an error reply")
+            return
+        }
         #expect(message.contains("unknown command"))
         await redis.close()
     }
@@ -45,7 +51,11 @@ struct RedisConnectionTests {
     @Test func manyConcurrentCommandsShareOnePipelineAndEachGetsItsReply() async throws {
         let redis = try await connect()
         let replies = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
-            for index in 0..<500 { group.addTask { (index, try await redis.command(RedisCommand("ECHO", "value-\(index)")).text) } }
+            for index in 0..<500 {
+                group.addTask {
+                    (index, try await redis.command(RedisCommand("ECHO", "value-\(index)")).text)
+                }
+            }
             var replies: [Int: String?] = [:]
             for try await (index, text) in group { replies[index] = text }
             return replies
@@ -58,20 +68,30 @@ struct RedisConnectionTests {
     @Test func aWrongPasswordIsAClearErrorThatDoesNotShowThePassword() async throws {
         let admin = try await connect()
         let user = "ivy-test-\(UUID().uuidString.prefix(8))"
-        _ = try await admin.command(RedisCommand("ACL", "SETUSER", user, "on", ">right-password", "~*", "+@all"))
-            .checked(endpoint: admin.endpoint, command: "ACL SETUSER")
-        defer { Task { _ = try? await admin.command(RedisCommand("ACL", "DELUSER", user)); await admin.close() } }
+        _ = try await admin.command(
+            RedisCommand("ACL", "SETUSER", user, "on", ">right-password", "~*", "+@all")
+        )
+        .checked(endpoint: admin.endpoint, command: "ACL SETUSER")
+        defer {
+            Task {
+                _ = try? await admin.command(RedisCommand("ACL", "DELUSER", user))
+                await admin.close()
+            }
+        }
         let base = try RedisConfiguration(url: Services.redisURL)
         guard case .tcp(let host, let port) = base.address else { return }
 
         let wrong = "redis://\(user):wrong-password@\(host):\(port)"
-        let error = await #expect(throws: IvyError.self) { _ = try await RedisConnection.connect(try RedisConfiguration(url: wrong)) }
+        let error = await #expect(throws: IvyError.self) {
+            _ = try await RedisConnection.connect(try RedisConfiguration(url: wrong))
+        }
         #expect(error?.code == .connectionFailed)
         #expect(error?.detail?.contains("authentication failed") == true)
         #expect(error?.detail?.contains("WRONGPASS") == true)
         #expect(!"\(String(describing: error))".contains("wrong-password"))
 
-        let right = try await RedisConnection.connect(try RedisConfiguration(url: "redis://\(user):right-password@\(host):\(port)"))
+        let right = try await RedisConnection.connect(
+            try RedisConfiguration(url: "redis://\(user):right-password@\(host):\(port)"))
         #expect(try await right.command(RedisCommand("PING")) == .status("PONG"))
         await right.close()
     }
@@ -86,7 +106,10 @@ struct RedisConnectionTests {
 
     @Test func aBlockingCommandEndsAtOnceWhenItsTaskIsCancelled() async throws {
         let redis = try await connect()
-        let waiting = Task { try await redis.blockingCommand(RedisCommand("BLPOP", "ivy-test:never:\(UUID())", "30"), wait: .seconds(30)) }
+        let waiting = Task {
+            try await redis.blockingCommand(
+                RedisCommand("BLPOP", "ivy-test:never:\(UUID())", "30"), wait: .seconds(30))
+        }
         // Cancel once the BLPOP is on the wire: the server lists the client as blocked.
         let admin = try await connect()
         try await withDeadline(.seconds(20), "the BLPOP to block") {

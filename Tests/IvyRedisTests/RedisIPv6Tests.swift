@@ -12,10 +12,15 @@ struct RedisIPv6Tests {
         ("redis://[::1]:6379", "::1", 6379, "redis://[::1]:6379/0"),
         ("redis://[::1]", "::1", 6379, "redis://[::1]:6379/0"),
         ("redis://app:s3cret@[::1]:6390/2", "::1", 6390, "redis://***@[::1]:6390/2"),
-        ("redis://[2001:db8::10]:7000?retain_results=5", "2001:db8::10", 7000, "redis://[2001:db8::10]:7000/0"),
+        (
+            "redis://[2001:db8::10]:7000?retain_results=5", "2001:db8::10", 7000,
+            "redis://[2001:db8::10]:7000/0"
+        ),
         ("redis://[::ffff:127.0.0.1]:1", "::ffff:127.0.0.1", 1, "redis://[::ffff:127.0.0.1]:1/0"),
     ])
-    func anAddressInBracketsReachesTheResolverWithoutThem(_ url: String, _ host: String, _ port: Int, _ endpoint: String) throws {
+    func anAddressInBracketsReachesTheResolverWithoutThem(
+        _ url: String, _ host: String, _ port: Int, _ endpoint: String
+    ) throws {
         let configuration = try RedisConfiguration(url: url)
         #expect(configuration.address == .tcp(host: host, port: port))
         #expect(configuration.endpoint == endpoint)
@@ -23,7 +28,9 @@ struct RedisIPv6Tests {
 
     @Test func hostNamesAndIPv4AreUnchanged() throws {
         #expect(try RedisConfiguration(url: "redis://127.0.0.1:6390").endpoint == "redis://127.0.0.1:6390/0")
-        #expect(try RedisConfiguration(url: "redis://cache.local").address == .tcp(host: "cache.local", port: 6379))
+        #expect(
+            try RedisConfiguration(url: "redis://cache.local").address
+                == .tcp(host: "cache.local", port: 6379))
     }
 
     @Test func aServerOnTheIPv6LoopbackIsReached() async throws {
@@ -42,7 +49,9 @@ struct RedisIPv6Tests {
             let notifier = try await RedisNotifier.connect(url: url, logger: SilentLogger())
             let messages = try await notifier.subscribe(to: "ivy-test-ipv6")
             try await notifier.publish(Array("over ::1".utf8), to: "ivy-test-ipv6")
-            let received = try await withDeadline(.seconds(20), "the message over ::1") { await messages.first { _ in true } }
+            let received = try await withDeadline(.seconds(20), "the message over ::1") {
+                await messages.first { _ in true }
+            }
             #expect(received == Array("over ::1".utf8))
             await notifier.close()
         }

@@ -21,24 +21,31 @@ struct RedisNotifierTests {
     private func notifier(retainResults: Bool) async throws -> (RedisNotifier, name: String) {
         let name = "ivy-test-\(UUID().uuidString.prefix(8))"
         let retention = retainResults ? "&retain_results=30" : "&retain_results=0"
-        return (try await RedisNotifier.connect(url: "\(Services.redisURL)?name=\(name)\(retention)", logger: SilentLogger()), name)
+        return (
+            try await RedisNotifier.connect(
+                url: "\(Services.redisURL)?name=\(name)\(retention)", logger: SilentLogger()), name
+        )
     }
 
     /// Kills the named pub/sub connection and publishes `payload` in one transaction, so the
     /// subscriber cannot hear it live.
     private func publishWhileDisconnected(
-        _ payload: [UInt8], on channel: String, subscriberName name: String, retained: Bool, admin: RedisConnection
+        _ payload: [UInt8], on channel: String, subscriberName name: String, retained: Bool,
+        admin: RedisConnection
     ) async throws {
         let clients = try await admin.command(RedisCommand("CLIENT", "LIST", "TYPE", "pubsub")).text ?? ""
         let line = try #require(clients.split(separator: "\n").first { $0.contains("name=\(name) ") })
-        let id = try #require(line.split(separator: " ").first { $0.hasPrefix("id=") }.flatMap { Int($0.dropFirst(3)) })
+        let id = try #require(
+            line.split(separator: " ").first { $0.hasPrefix("id=") }.flatMap { Int($0.dropFirst(3)) })
         let publish =
             retained
             ? RedisNotifier.retainAndPublish.command(
                 keys: [RedisNotifier.retainedKey(channel)], arguments: [channel, 30_000, payload])
             : RedisCommand("PUBLISH", channel, payload)
         _ = try await admin.command(RedisCommand("SCRIPT", "LOAD", RedisNotifier.retainAndPublish.source))
-        let replies = try await admin.send([RedisCommand("MULTI"), RedisCommand("CLIENT", "KILL", "ID", id), publish, RedisCommand("EXEC")])
+        let replies = try await admin.send([
+            RedisCommand("MULTI"), RedisCommand("CLIENT", "KILL", "ID", id), publish, RedisCommand("EXEC"),
+        ])
         let results = try #require(replies.last?.array)
         #expect(results.first == .integer(1), "the subscriber's connection was killed")
         #expect(results.last == .integer(0), "nobody was subscribed when it was published")
@@ -50,7 +57,8 @@ struct RedisNotifierTests {
         let channel = "ivy-test-durable-\(UUID().uuidString)"
         let messages = try await notifier.subscribe(to: channel)
         let payload = Array("result while away".utf8)
-        try await publishWhileDisconnected(payload, on: channel, subscriberName: name, retained: true, admin: admin)
+        try await publishWhileDisconnected(
+            payload, on: channel, subscriberName: name, retained: true, admin: admin)
         let received = try await withDeadline(.seconds(20), "the retained result after the reconnect") {
             await messages.first { _ in true }
         }
@@ -65,7 +73,8 @@ struct RedisNotifierTests {
         let (notifier, name) = try await notifier(retainResults: false)
         let channel = "ivy-test-plain-\(UUID().uuidString)"
         let messages = try await notifier.subscribe(to: channel)
-        try await publishWhileDisconnected(Array("lost".utf8), on: channel, subscriberName: name, retained: false, admin: admin)
+        try await publishWhileDisconnected(
+            Array("lost".utf8), on: channel, subscriberName: name, retained: false, admin: admin)
         // Publish markers until the resubscribed connection hears one: the first message it gets
         // is a marker, never the one published while it was away.
         let marker = Array("marker".utf8)
@@ -75,7 +84,9 @@ struct RedisNotifierTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        let first = try await withDeadline(.seconds(20), "a marker after the reconnect") { await messages.first { _ in true } }
+        let first = try await withDeadline(.seconds(20), "a marker after the reconnect") {
+            await messages.first { _ in true }
+        }
         publishing.cancel()
         #expect(first == marker)
         await notifier.close()
@@ -87,10 +98,14 @@ struct RedisNotifierTests {
         let (notifier, _) = try await notifier(retainResults: true)
         let channel = "ivy-test-durable-\(UUID().uuidString)"
         let received = Locked<[[UInt8]]>([])
-        let subscription = try await notifier.subscribe(to: channel) { payload in received.withLock { $0.append(payload) } }
+        let subscription = try await notifier.subscribe(to: channel) { payload in
+            received.withLock { $0.append(payload) }
+        }
         // Published together, they go out in batches: each still arrives once and is kept once.
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in 0..<200 { group.addTask { try await notifier.publish(Array("r\(index)".utf8), to: channel) } }
+            for index in 0..<200 {
+                group.addTask { try await notifier.publish(Array("r\(index)".utf8), to: channel) }
+            }
             try await group.waitForAll()
         }
         try await withDeadline(.seconds(20), "200 results") {
@@ -98,7 +113,8 @@ struct RedisNotifierTests {
         }
         #expect(Set(received.value) == Set((0..<200).map { Array("r\($0)".utf8) }))
         #expect(received.value.count == 200, "no result arrived twice")
-        let kept = try await admin.command(RedisCommand("XRANGE", RedisNotifier.retainedKey(channel), "-", "+"))
+        let kept = try await admin.command(
+            RedisCommand("XRANGE", RedisNotifier.retainedKey(channel), "-", "+"))
         let keptPayloads = (kept.array ?? []).compactMap { $0.array?.last?.array?.last?.bytes }
         #expect(keptPayloads == received.value, "the stream keeps them in the order subscribers heard them")
         subscription.cancel()
@@ -117,7 +133,8 @@ struct RedisNotifierTests {
         do {
             ivy = try await Ivy(
                 registry: registry, queue: .url(Services.redisURL), notifier: .url(url),
-                options: IvyOptions(notificationChannel: channelBase, logger: SilentLogger(), encryption: nil))
+                options: IvyOptions(notificationChannel: channelBase, logger: SilentLogger(), encryption: nil)
+            )
         } catch let error as IvyError where error.code == .connectionFailed {
             try Services.unavailable("Redis", error)
         }
@@ -136,11 +153,19 @@ struct RedisNotifierTests {
     }
 
     @Test func retentionIsReadFromTheURL() throws {
-        #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390") == .seconds(30), "durable by default")
+        #expect(
+            try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390") == .seconds(30),
+            "durable by default")
         #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390?retain_results=0") == nil)
-        #expect(try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390?retain_results=2.5") == .milliseconds(2500))
-        #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1:6390?retain_results=soon") }
-        let error = #expect(throws: IvyError.self) { try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1?retain_results=-1") }
+        #expect(
+            try RedisNotifier.resultRetention(in: "redis://127.0.0.1:6390?retain_results=2.5")
+                == .milliseconds(2500))
+        #expect(throws: IvyError.self) {
+            try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1:6390?retain_results=soon")
+        }
+        let error = #expect(throws: IvyError.self) {
+            try RedisNotifier.resultRetention(in: "redis://:pw@127.0.0.1?retain_results=-1")
+        }
         #expect(error.map { "\($0)" }?.contains("pw") == false, "the password is not in the error")
     }
 
@@ -151,7 +176,8 @@ struct RedisNotifierTests {
         let ivy: Ivy
         do {
             ivy = try await Ivy(
-                registry: registry, queue: .url("\(Services.redisURL)/0"), notifier: .url("\(Services.redisURL)/1"),
+                registry: registry, queue: .url("\(Services.redisURL)/0"),
+                notifier: .url("\(Services.redisURL)/1"),
                 options: IvyOptions(logger: SilentLogger(), encryption: nil))
         } catch let error as IvyError where error.code == .connectionFailed {
             try Services.unavailable("Redis", error)

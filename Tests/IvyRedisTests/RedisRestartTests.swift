@@ -19,10 +19,13 @@ struct RedisRestartTests {
             return value
         }
         let options = IvyOptions(resultTimeout: .seconds(5), logger: SilentLogger(), encryption: nil)
-        let producer = try await Ivy(registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
-        let worker = try await Ivy(registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
+        let producer = try await Ivy(
+            registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
+        let worker = try await Ivy(
+            registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
         let serving = Task {
-            try await worker.listen(queues: [queue], options: WorkerOptions(concurrency: 8, visibilityTimeout: .seconds(2)))
+            try await worker.listen(
+                queues: [queue], options: WorkerOptions(concurrency: 8, visibilityTimeout: .seconds(2)))
         }
 
         // Before the crash, calls work.

@@ -20,6 +20,7 @@ struct RedisRetryDelayTests {
             #expect(delays.allSatisfy { $0 >= base / 2 && $0 <= base * 3 / 2 })
             #expect(Set(delays).count > 1, "jittered")
         }
-        #expect((0..<200).allSatisfy { _ in RedisConnection.retryDelay(afterFailures: 1) <= .milliseconds(75) })
+        #expect(
+            (0..<200).allSatisfy { _ in RedisConnection.retryDelay(afterFailures: 1) <= .milliseconds(75) })
     }
 }

@@ -6,7 +6,7 @@ import IvyTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A redis-server of the test's own, on a free port of a loopback address, with whatever
@@ -36,22 +36,28 @@ final class RedisServerProcess: Sendable {
 
     /// Starts a server with `settings` (such as `["--requirepass", "x"]`) on `host`
     /// (`127.0.0.1` or `::1`); without an append-only file unless the settings ask for one.
-    static func start(host: String = "127.0.0.1", _ settings: [String] = []) async throws -> RedisServerProcess {
+    static func start(host: String = "127.0.0.1", _ settings: [String] = []) async throws
+        -> RedisServerProcess
+    {
         guard let path = Services.executable("redis-server") else {
-            try Services.unavailable("redis-server", IvyError(.connectionFailed, detail: "redis-server is not on PATH"))
+            try Services.unavailable(
+                "redis-server", IvyError(.connectionFailed, detail: "redis-server is not on PATH"))
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ivy-redis-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ivy-redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let redis = RedisServerProcess(
             executable: URL(fileURLWithPath: path), host: host,
-            port: try LoopbackSocket.freePort(ipv6: host.contains(":")), directory: directory, settings: settings)
+            port: try LoopbackSocket.freePort(ipv6: host.contains(":")), directory: directory,
+            settings: settings)
         try await redis.run()
         return redis
     }
 
     /// Runs `body` with a server made by ``start(host:_:)``, and removes the server on every path.
     static func with<Result>(
-        host: String = "127.0.0.1", _ settings: [String] = [], _ body: (RedisServerProcess) async throws -> Result
+        host: String = "127.0.0.1", _ settings: [String] = [],
+        _ body: (RedisServerProcess) async throws -> Result
     ) async throws -> Result {
         let redis = try await start(host: host, settings)
         let result: Result
@@ -67,8 +73,11 @@ final class RedisServerProcess: Sendable {
     func run() async throws {
         let server = try IvyProcess(
             executable: executable,
-            ["--port", "\(port)", "--bind", host, "--dir", directory.path, "--save", "", "--appendonly", "no",
-             "--protected-mode", "no"] + settings)
+            [
+                "--port", "\(port)", "--bind", host, "--dir", directory.path, "--save", "", "--appendonly",
+                "no",
+                "--protected-mode", "no",
+            ] + settings)
         process.withLock { $0 = server }
         try await withDeadline(.seconds(30), "redis-server on port \(port) to start") {
             await server.waitForStdout(containing: "Ready to accept connections")

@@ -25,15 +25,20 @@ struct RedisStartupFailureTests {
     @Test func aNotifierURLWithoutThePasswordFailsAtStartUp() async throws {
         try await withServerWithPassword { redis in
             let error = try await withDeadline(.seconds(30), "the notifier to fail") {
-                await #expect(throws: IvyError.self) { _ = try await RedisNotifier.connect(url: redis.url(), logger: SilentLogger()) }
+                await #expect(throws: IvyError.self) {
+                    _ = try await RedisNotifier.connect(url: redis.url(), logger: SilentLogger())
+                }
             }
             expectAuthenticationRequired(error)
 
             // The same with the password works.
-            let notifier = try await RedisNotifier.connect(url: redis.url(credentials: Self.password), logger: SilentLogger())
+            let notifier = try await RedisNotifier.connect(
+                url: redis.url(credentials: Self.password), logger: SilentLogger())
             let messages = try await notifier.subscribe(to: "ivy-test-auth")
             try await notifier.publish(Array("ok".utf8), to: "ivy-test-auth")
-            #expect(try await withDeadline(.seconds(20), "the message") { await messages.first { _ in true } } == Array("ok".utf8))
+            #expect(
+                try await withDeadline(.seconds(20), "the message") { await messages.first { _ in true } }
+                    == Array("ok".utf8))
             await notifier.close()
         }
     }
@@ -44,7 +49,8 @@ struct RedisStartupFailureTests {
             let error = try await withDeadline(.seconds(30), "the producer to fail") {
                 await #expect(throws: IvyError.self) {
                     _ = try await Ivy(
-                        registry: TaskRegistry(), queue: .url(redis.url(credentials: Self.password)), notifier: .url(redis.url()),
+                        registry: TaskRegistry(), queue: .url(redis.url(credentials: Self.password)),
+                        notifier: .url(redis.url()),
                         options: IvyOptions(logger: SilentLogger(), encryption: nil))
                 }
             }
@@ -56,7 +62,8 @@ struct RedisStartupFailureTests {
     @Test func aSubscriberWithoutThePasswordFailsInsteadOfWaiting() async throws {
         try await withServerWithPassword { redis in
             let configuration = try RedisConfiguration(url: redis.url())
-            let notifier = try RedisNotifier(publisher: RedisConnection(configuration: configuration), logger: SilentLogger())
+            let notifier = try RedisNotifier(
+                publisher: RedisConnection(configuration: configuration), logger: SilentLogger())
             let error = try await withDeadline(.seconds(30), "the subscription to fail") {
                 await #expect(throws: IvyError.self) { _ = try await notifier.subscribe(to: "ivy-test-auth") }
             }
@@ -68,11 +75,15 @@ struct RedisStartupFailureTests {
     /// An ACL user without the channel (NOPERM): that subscription fails, others still work.
     @Test func aSubscriptionTheServerRefusesFailsOnlyItsSubscriber() async throws {
         try await withServerWithPassword { redis in
-            let admin = try await RedisConnection.connect(try RedisConfiguration(url: redis.url(credentials: Self.password)))
+            let admin = try await RedisConnection.connect(
+                try RedisConfiguration(url: redis.url(credentials: Self.password)))
             _ = try await admin.command(
-                RedisCommand("ACL", "SETUSER", "limited", "on", ">limited-pw", "~*", "resetchannels", "&allowed-*", "+@all")
+                RedisCommand(
+                    "ACL", "SETUSER", "limited", "on", ">limited-pw", "~*", "resetchannels", "&allowed-*",
+                    "+@all")
             ).checked(endpoint: admin.endpoint, command: "ACL SETUSER")
-            let notifier = try await RedisNotifier.connect(url: redis.url(credentials: "limited:limited-pw"), logger: SilentLogger())
+            let notifier = try await RedisNotifier.connect(
+                url: redis.url(credentials: "limited:limited-pw"), logger: SilentLogger())
 
             let allowed = try await notifier.subscribe(to: "allowed-1")
             for _ in 0..<2 {
@@ -84,9 +95,15 @@ struct RedisStartupFailureTests {
                 #expect(error?.detail?.contains("NOPERM") == true, "\(String(describing: error))")
             }
             let later = try await notifier.subscribe(to: "allowed-2")
-            _ = try await admin.send([RedisCommand("PUBLISH", "allowed-1", "one"), RedisCommand("PUBLISH", "allowed-2", "two")])
-            #expect(try await withDeadline(.seconds(20), "allowed-1") { await allowed.first { _ in true } } == Array("one".utf8))
-            #expect(try await withDeadline(.seconds(20), "allowed-2") { await later.first { _ in true } } == Array("two".utf8))
+            _ = try await admin.send([
+                RedisCommand("PUBLISH", "allowed-1", "one"), RedisCommand("PUBLISH", "allowed-2", "two"),
+            ])
+            #expect(
+                try await withDeadline(.seconds(20), "allowed-1") { await allowed.first { _ in true } }
+                    == Array("one".utf8))
+            #expect(
+                try await withDeadline(.seconds(20), "allowed-2") { await later.first { _ in true } }
+                    == Array("two".utf8))
             await notifier.close()
             await admin.close()
         }
@@ -107,7 +124,8 @@ struct RedisStartupFailureTests {
         #expect(error?.detail == "timed out after 0.25 s", "\(String(describing: error))")
 
         // The notifier's pub/sub connection says the same.
-        let notifier = try RedisNotifier(publisher: RedisConnection(configuration: configuration), logger: SilentLogger())
+        let notifier = try RedisNotifier(
+            publisher: RedisConnection(configuration: configuration), logger: SilentLogger())
         let subscribeError = try await withDeadline(.seconds(30), "the subscription to fail") {
             await #expect(throws: IvyError.self) { _ = try await notifier.subscribe(to: "ivy-test-silent") }
         }

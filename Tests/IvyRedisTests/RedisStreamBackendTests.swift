@@ -21,13 +21,17 @@ struct RedisStreamBackendTests {
     @Test func anExtensionKeepsTheReceiptSoALateHeartbeatCannotCostTheAck() async throws {
         let (backend, notifier, queue) = try await open()
         _ = try await backend.send(Array("m".utf8), to: queue)
-        let reservation = try #require(try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+        let reservation = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
         let extended = try await backend.extend(reservation, visibility: .seconds(60))
         #expect(extended.receipt == reservation.receipt)
         // The heartbeat's answer never reached the worker: it acks with what it had.
         try await backend.ack(reservation)
         #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
-        let error = await #expect(throws: IvyError.self) { _ = try await backend.extend(reservation, visibility: .seconds(1)) }
+        let error = await #expect(throws: IvyError.self) {
+            _ = try await backend.extend(reservation, visibility: .seconds(1))
+        }
         #expect(error?.code == .reservationLost, "an acknowledged message cannot be extended")
         await notifier.close()
         await backend.close()
@@ -37,13 +41,19 @@ struct RedisStreamBackendTests {
         let (backend, notifier, queue) = try await open()
         let channel = "ivy-test-\(queue)"
         let published = Locked<[[UInt8]]>([])
-        let subscription = try await notifier.subscribe(to: channel) { payload in published.withLock { $0.append(payload) } }
+        let subscription = try await notifier.subscribe(to: channel) { payload in
+            published.withLock { $0.append(payload) }
+        }
         _ = try await backend.send(Array("m".utf8), to: queue)
-        let first = try #require(try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(50), wait: .seconds(5)).first)
+        let first = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .milliseconds(50), wait: .seconds(5))
+                .first)
         // Another consumer takes the message once the first reservation has expired.
         let second = try await withDeadline(.seconds(10), "the expired message to come back") {
             while true {
-                if let again = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(1)).first {
+                if let again = try await backend.reserve(
+                    from: queue, count: 1, visibility: .seconds(30), wait: .seconds(1)
+                ).first {
                     return again
                 }
             }
@@ -88,7 +98,8 @@ struct RedisStreamBackendTests {
             var bodies: [String] = []
             while bodies.count < 3 {
                 try Task.checkCancellation()
-                let batch = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(30))
+                let batch = try await backend.reserve(
+                    from: queue, count: 1, visibility: .seconds(30), wait: .seconds(30))
                 for reservation in batch {
                     bodies.append(String(decoding: reservation.body, as: UTF8.self))
                     try await backend.ack(reservation)
@@ -98,9 +109,13 @@ struct RedisStreamBackendTests {
         }
         #expect(bodies == ["a", "b", "c"])
         // The third batch was full too, and emptied the queue: the next reserve blocks until a send.
-        let waiting = Task { try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(30)) }
+        let waiting = Task {
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(30))
+        }
         _ = try await backend.send(Array("d".utf8), to: queue)
-        let next = try await withDeadline(.seconds(10), "the reserve woken by a send") { try await waiting.value }
+        let next = try await withDeadline(.seconds(10), "the reserve woken by a send") {
+            try await waiting.value
+        }
         #expect(next.map { String(decoding: $0.body, as: UTF8.self) } == ["d"])
         await notifier.close()
         await backend.close()
@@ -109,7 +124,8 @@ struct RedisStreamBackendTests {
     @Test func aReserveThatLastFoundTheQueueEmptyWakesWhenALeaseExpires() async throws {
         let (backend, notifier, queue) = try await open()
         _ = try await backend.send(Array("m".utf8), to: queue)
-        let first = try await backend.reserve(from: queue, count: 4, visibility: .milliseconds(300), wait: .seconds(5))
+        let first = try await backend.reserve(
+            from: queue, count: 4, visibility: .milliseconds(300), wait: .seconds(5))
         #expect(first.count == 1)
         // No ack and no send: only the lease's expiry can end this wait early.
         let again = try await withDeadline(.seconds(10), "the expired message to come back") {
@@ -130,9 +146,11 @@ struct RedisStreamBackendTests {
         // learns when the message comes due and empties the signal list. The first knows nothing
         // of this, and nothing will push to the list again.
         let id = try await second.send(Array("m".utf8), to: queue)
-        let taken = try #require(try await second.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .zero).first)
+        let taken = try #require(
+            try await second.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .zero).first)
         try await second.release(taken, delay: .milliseconds(200))
-        #expect(try await second.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .zero).isEmpty)
+        #expect(
+            try await second.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .zero).isEmpty)
         let again = try await withDeadline(.seconds(10), "the released message to come back") {
             try await first.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(30))
         }
@@ -145,18 +163,24 @@ struct RedisStreamBackendTests {
 
     @Test func aReserveCancelledWhileBlockedReturnsAtOnceAndTheConnectionServesAgain() async throws {
         let (backend, notifier, queue) = try await open()
-        let reserving = Task { try await backend.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(30)) }
+        let reserving = Task {
+            try await backend.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(30))
+        }
         let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))
         try await withDeadline(.seconds(20), "the reserve to block") {
-            while !(try await admin.command(RedisCommand("CLIENT", "LIST")).text ?? "").contains("cmd=blpop") {
+            while !(try await admin.command(RedisCommand("CLIENT", "LIST")).text ?? "").contains("cmd=blpop")
+            {
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
         reserving.cancel()
-        let reserved = try await withDeadline(.seconds(5), "the cancelled reserve") { try await reserving.value }
+        let reserved = try await withDeadline(.seconds(5), "the cancelled reserve") {
+            try await reserving.value
+        }
         #expect(reserved.isEmpty)
         _ = try await backend.send(Array("m".utf8), to: queue)
-        let next = try await backend.reserve(from: queue, count: 4, visibility: .seconds(30), wait: .seconds(5))
+        let next = try await backend.reserve(
+            from: queue, count: 4, visibility: .seconds(30), wait: .seconds(5))
         #expect(next.count == 1)
         await admin.close()
         await notifier.close()
@@ -170,13 +194,19 @@ struct RedisStreamBackendTests {
         // The reserve's script empties the signal list when it finds the queue drained: once the
         // marker is gone, the reserve has gone on to block.
         _ = try await admin.command(RedisCommand("LPUSH", signal, "marker"))
-        let reserving = Task { try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(3600)) }
+        let reserving = Task {
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(3600))
+        }
         try await withDeadline(.seconds(20), "the reserve to find the queue empty") {
-            while try await admin.command(RedisCommand("EXISTS", signal)).integer != 0 { try await Task.sleep(for: .milliseconds(10)) }
+            while try await admin.command(RedisCommand("EXISTS", signal)).integer != 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
         // As another language's producer might: XADD, and no push to the signal list.
         _ = try await admin.command(RedisCommand("XADD", "ivy:{\(queue)}:stream", "*", "b", "foreign"))
-        let taken = try await withDeadline(.seconds(30), "the reserve to take the message (it waited for a push before)") {
+        let taken = try await withDeadline(
+            .seconds(30), "the reserve to take the message (it waited for a push before)"
+        ) {
             try await reserving.value
         }
         #expect(taken.map { String(decoding: $0.body, as: UTF8.self) } == ["foreign"])

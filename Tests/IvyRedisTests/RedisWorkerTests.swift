@@ -7,7 +7,7 @@ import IvyTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Producers and workers on a real Redis: several workers, crashed workers, several processes.
@@ -15,12 +15,15 @@ import Glibc
 struct RedisWorkerTests {
     /// A producer/worker on its own connections to `url`.
     private func makeIvy(
-        _ registry: TaskRegistry, url: String = Services.redisURL, channel: String, timeout: Duration = .seconds(30)
+        _ registry: TaskRegistry, url: String = Services.redisURL, channel: String,
+        timeout: Duration = .seconds(30)
     ) async throws -> Ivy {
         do {
             return try await Ivy(
                 registry: registry, queue: .url(url), notifier: .url(url),
-                options: IvyOptions(resultTimeout: timeout, notificationChannel: channel, logger: SilentLogger(), encryption: nil))
+                options: IvyOptions(
+                    resultTimeout: timeout, notificationChannel: channel, logger: SilentLogger(),
+                    encryption: nil))
         } catch let error as IvyError where error.code == .connectionFailed {
             try Services.unavailable("Redis at \(url)", error)
         }
@@ -36,8 +39,12 @@ struct RedisWorkerTests {
         }
         let channel = "ivy-notifier-\(queue)"
         let producer = try await makeIvy(registry, channel: channel)
-        let workers = [try await makeIvy(registry, channel: channel), try await makeIvy(registry, channel: channel)]
-        let serving = workers.map { worker in Task { try await worker.listen(queues: [queue], concurrency: 8) } }
+        let workers = [
+            try await makeIvy(registry, channel: channel), try await makeIvy(registry, channel: channel),
+        ]
+        let serving = workers.map { worker in
+            Task { try await worker.listen(queues: [queue], concurrency: 8) }
+        }
         let results = try await withThrowingTaskGroup(of: Int.self) { group in
             for value in 0..<400 { group.addTask { try await producer.call(record, value) } }
             var results: [Int] = []
@@ -62,8 +69,10 @@ struct RedisWorkerTests {
 
         // A worker in its own process, with a one-second reservation.
         let child = try IvyProcess(
-            ["worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues", queue,
-             "--visibility", "1", "--concurrency", "1", "--events"],
+            [
+                "worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues", queue,
+                "--visibility", "1", "--concurrency", "1", "--events",
+            ],
             environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel])
         let pending = try await producer.delayedCall(tasks.sleep, 1500)
         try await withDeadline(.seconds(30), "the child worker to start the task") {
@@ -76,7 +85,8 @@ struct RedisWorkerTests {
         // Another worker takes the message over once the dead worker's reservation expires.
         let events = producer.events()
         let rescuer = Task {
-            try await producer.listen(queues: [queue], options: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(5)))
+            try await producer.listen(
+                queues: [queue], options: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(5)))
         }
         #expect(try await pending.value == 1500)
         let started = try await events.collect(1, "the rescuing worker to start") {
@@ -99,15 +109,19 @@ struct RedisWorkerTests {
         let environment = ["IVY_NOTIFICATION_CHANNEL_NAME": channel]
         let worker = try IvyProcess(
             ["worker", "--queue", Services.redisURL, "--notify", Services.redisURL], environment: environment)
-        try await withDeadline(.seconds(30), "the worker to start") { await worker.waitForStderr(containing: "serving") }
+        try await withDeadline(.seconds(30), "the worker to start") {
+            await worker.waitForStderr(containing: "serving")
+        }
         let demo = try await IvyProcess.run(
             ["demo", "--no-worker", "-n", "10", "--queue", Services.redisURL, "--notify", Services.redisURL],
             environment: environment)
         #expect(demo.status == 0, "stderr: \(demo.stderr)")
         #expect(demo.stdoutLines.last == "testpackage.factorial(10) = 3628800")
         let bench = try await IvyProcess.run(
-            ["bench", "--no-worker", "-n", "200", "-c", "8", "--latency-calls", "20", "--json",
-             "--queue", Services.redisURL, "--notify", Services.redisURL],
+            [
+                "bench", "--no-worker", "-n", "200", "-c", "8", "--latency-calls", "20", "--json",
+                "--queue", Services.redisURL, "--notify", Services.redisURL,
+            ],
             environment: environment)
         #expect(bench.status == 0, "stderr: \(bench.stderr)")
         #expect(bench.stdoutLines.last?.contains("\"errors\":0") == true)
@@ -118,7 +132,8 @@ struct RedisWorkerTests {
 
     /// The group's consumers, by name, with how many entries each has pending.
     private func consumers(of queue: String, through admin: RedisConnection) async throws -> [String: Int] {
-        let reply = try await admin.command(RedisCommand("XINFO", "CONSUMERS", "ivy:{\(queue)}:stream", "ivy"))
+        let reply = try await admin.command(
+            RedisCommand("XINFO", "CONSUMERS", "ivy:{\(queue)}:stream", "ivy"))
         var consumers: [String: Int] = [:]
         for consumer in reply.array ?? [] {
             let fields = consumer.array ?? []
@@ -144,8 +159,10 @@ struct RedisWorkerTests {
 
         // A worker in its own process whose reservations would last five minutes.
         let child = try IvyProcess(
-            ["worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues", queue,
-             "--visibility", "300", "--concurrency", "2", "--events"],
+            [
+                "worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues", queue,
+                "--visibility", "300", "--concurrency", "2", "--events",
+            ],
             environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel])
         let first = try await producer.delayedCall(tasks.sleep, 1000)
         let second = try await producer.delayedCall(tasks.sleep, 1000)
@@ -161,15 +178,20 @@ struct RedisWorkerTests {
 
         // A live worker frees the dead one's reservations once it stops announcing itself.
         let rescuer = Task {
-            try await producer.listen(queues: [queue], options: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(300)))
+            try await producer.listen(
+                queues: [queue], options: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(300)))
         }
-        let results = try await withDeadline(.seconds(60), "the killed worker's messages to run again (not after 300 s)") {
+        let results = try await withDeadline(
+            .seconds(60), "the killed worker's messages to run again (not after 300 s)"
+        ) {
             [try await first.value, try await second.value]
         }
         #expect(results == [1000, 1000])
         // The dead consumer is deleted from the group once nothing is pending for it.
         try await withDeadline(.seconds(30), "the dead consumer to be deleted from the group") {
-            while try await consumers(of: queue, through: admin).count > 1 { try await Task.sleep(for: .milliseconds(10)) }
+            while try await consumers(of: queue, through: admin).count > 1 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
         rescuer.cancel()
         try await rescuer.value
@@ -220,7 +242,8 @@ struct RedisWorkerTests {
                 return ms
             }
             let channel = "ivy-notifier-\(queue)"
-            let producer = try await makeIvy(registry, url: redis.url(), channel: channel, timeout: .seconds(120))
+            let producer = try await makeIvy(
+                registry, url: redis.url(), channel: channel, timeout: .seconds(120))
             // Several others, so that the holder's beat is rarely the first to run after the stall.
             var others: [Ivy] = []
             for _ in 0..<3 { others.append(try await makeIvy(registry, url: redis.url(), channel: channel)) }
@@ -229,10 +252,13 @@ struct RedisWorkerTests {
             let pending = try await producer.delayedCall(long, 12_000)
             let serving = Task { try await producer.listen(queues: [queue], options: options) }
             _ = try await events.collect(1, "the task to start", where: \.isStarted)
-            let asking = others.map { other in Task { try await other.listen(queues: [queue], options: options) } }
+            let asking = others.map { other in
+                Task { try await other.listen(queues: [queue], options: options) }
+            }
             try await withDeadline(.seconds(30), "every worker to announce itself") {
                 let admin = try await RedisConnection.connect(try RedisConfiguration(url: redis.url()))
-                while try await admin.command(RedisCommand("ZCARD", "ivy:{\(queue)}:consumers")).integer != 4 {
+                while try await admin.command(RedisCommand("ZCARD", "ivy:{\(queue)}:consumers")).integer != 4
+                {
                     try await Task.sleep(for: .milliseconds(20))
                 }
                 await admin.close()

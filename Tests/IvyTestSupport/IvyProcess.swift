@@ -4,7 +4,7 @@ public import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The built `ivy` executable run as a child process, with its output captured.
@@ -19,7 +19,9 @@ public final class IvyProcess: Sendable {
     /// What the child wrote, shared with the pipes' handlers.
     private final class Output: Sendable {
         let buffers = Mutex((stdout: Data(), stderr: Data(), closedPipes: 0, exited: false))
-        func withLock<T>(_ body: (inout (stdout: Data, stderr: Data, closedPipes: Int, exited: Bool)) -> T) -> T {
+        func withLock<T>(_ body: (inout (stdout: Data, stderr: Data, closedPipes: Int, exited: Bool)) -> T)
+            -> T
+        {
             buffers.withLock { body(&$0) }
         }
     }
@@ -32,15 +34,20 @@ public final class IvyProcess: Sendable {
     /// The executable next to the test bundle, or `IVY_BINARY`.
     public static var executable: URL {
         if let path = ProcessInfo.processInfo.environment["IVY_BINARY"] { return URL(fileURLWithPath: path) }
-        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ivy")
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("ivy")
     }
 
-    public convenience init(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
+    public convenience init(_ arguments: [String], environment: [String: String] = [:], input: String? = nil)
+        throws
+    {
         try self.init(executable: Self.executable, arguments, environment: environment, input: input)
     }
 
     /// Runs another program, such as a private `redis-server`.
-    public init(executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws {
+    public init(
+        executable: URL, _ arguments: [String], environment: [String: String] = [:], input: String? = nil
+    ) throws {
         (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         process = Process()
         process.executableURL = executable
@@ -124,7 +131,8 @@ public final class IvyProcess: Sendable {
     }
 
     /// Runs `ivy` with `arguments` to the end.
-    public static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws
+    public static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil)
+        async throws
         -> Finished
     {
         try await IvyProcess(arguments, environment: environment, input: input).finish()

@@ -37,7 +37,8 @@ public struct MessageFuzzer: Sendable {
         }
         try registry.register("fuzz.echo", queue: queue) { (text: String) async throws -> String in text }
         try registry.register("fuzz.one", queue: queue) { (n: Int) async throws -> Int in n }
-        try registry.register("fuzz.mixed", queue: queue) { (a: Int, b: String, c: Double) async throws -> String in
+        try registry.register("fuzz.mixed", queue: queue) {
+            (a: Int, b: String, c: Double) async throws -> String in
             "\(a)\(b)\(c)"
         }
         try registry.register("fuzz.fail", queue: queue, retry: .fixed(.zero, maxAttempts: 2)) {
@@ -49,48 +50,68 @@ public struct MessageFuzzer: Sendable {
 
     private mutating func generatedMessage(plausible: Bool = false) -> String {
         var members: [String] = []
-        let name = plausible && !taskNames.isEmpty ? "\"\(taskNames[random.below(taskNames.count)])\"" : pick(names)
+        let name =
+            plausible && !taskNames.isEmpty ? "\"\(taskNames[random.below(taskNames.count)])\"" : pick(names)
         if plausible || random.below(8) != 0 { members.append("\"name\":\(name)") }
-        if plausible || random.below(8) != 0 { members.append("\"args\":\(plausible ? plausibleArgs() : arguments())") }
-        if random.below(3) == 0 { members.append("\"options\":\(pick(["{}", "null", "[]", "1", "{\"a\":{\"b\":[1,2]}}", "\"x\""]))") }
+        if plausible || random.below(8) != 0 {
+            members.append("\"args\":\(plausible ? plausibleArgs() : arguments())")
+        }
+        if random.below(3) == 0 {
+            members.append("\"options\":\(pick(["{}", "null", "[]", "1", "{\"a\":{\"b\":[1,2]}}", "\"x\""]))")
+        }
         if random.below(2) == 0 { members.append("\"id\":\(pick(ids))") }
         if random.below(3) == 0 { members.append("\"notify\":\(pick(channels))") }
         if random.below(2) == 0 { members.append("\"attempt\":\(plausible ? "1" : pick(integers))") }
         if random.below(3) == 0 { members.append("\"created_at\":\(pick(times))") }
-        if random.below(3) == 0 { members.append("\"deadline\":\(plausible ? pick(futureTimes) : pick(times))") }
-        if random.below(6) == 0 { members.append("\"\(pick(["name", "args", "attempt", "extra", "é", ""]))\":\(jsonValue(depth: 1))") }
+        if random.below(3) == 0 {
+            members.append("\"deadline\":\(plausible ? pick(futureTimes) : pick(times))")
+        }
+        if random.below(6) == 0 {
+            members.append(
+                "\"\(pick(["name", "args", "attempt", "extra", "é", ""]))\":\(jsonValue(depth: 1))")
+        }
         if !plausible { members.shuffle(using: &random) }
         return "{" + members.joined(separator: random.below(10) == 0 ? " , " : ",") + "}"
     }
 
     private var names: [String] {
         taskNames.map { "\"\($0)\"" } + [
-            "\"\"", "\"unknown.task\"", "\"testpackage\"", "\"a.b\\u0000c\"", "\"\\ud800.x\"", "\"𝕏.ÿ\"", "null", "42",
+            "\"\"", "\"unknown.task\"", "\"testpackage\"", "\"a.b\\u0000c\"", "\"\\ud800.x\"", "\"𝕏.ÿ\"",
+            "null", "42",
             "[\"testpackage.add\"]", "\"" + String(repeating: "n.", count: 300) + "x\"",
         ]
     }
 
     private var integers: [String] {
         [
-            "0", "1", "2", "-1", "-0", "3", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
-            "-9223372036854775809", "18446744073709551616", "1e400", "-1e400", "1.5", "1e3", "1E+2", "0.0", "2147483648",
+            "0", "1", "2", "-1", "-0", "3", "9223372036854775807", "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809", "18446744073709551616", "1e400", "-1e400", "1.5", "1e3", "1E+2", "0.0",
+            "2147483648",
             "4294967296", "99999999999999999999999999999", "\"5\"", "true", "null", "[]",
         ]
     }
 
     private var ids: [String] {
-        ["\"\"", "\"x\"", "\"a-1\"", "\"\\u0000\"", "\"" + String(repeating: "i", count: 2000) + "\"", "7", "null", "\"💥\""]
+        [
+            "\"\"", "\"x\"", "\"a-1\"", "\"\\u0000\"", "\"" + String(repeating: "i", count: 2000) + "\"", "7",
+            "null", "\"💥\"",
+        ]
     }
 
     private var channels: [String] {
-        ["\"\"", "\"ivy-notifier\"", "\"fuzz:ch\"", "\"\\n\\r*?[\"", "null", "1", "\"" + String(repeating: "c", count: 600) + "\""]
+        [
+            "\"\"", "\"ivy-notifier\"", "\"fuzz:ch\"", "\"\\n\\r*?[\"", "null", "1",
+            "\"" + String(repeating: "c", count: 600) + "\"",
+        ]
     }
 
     private var times: [String] {
         [
             "\"2026-01-01T00:00:00Z\"", "\"1970-01-01T00:00:00.000Z\"", "\"0000-01-01T00:00:00Z\"",
             "\"9999-12-31T23:59:59.999Z\"", "\"2026-02-31T00:00:00Z\"", "\"2026-13-01T00:00:00Z\"",
-            "\"2026-01-01T00:00:00+23:59\"", "\"2026-01-01T00:00:00.1234567890123456789Z\"", "\"yesterday\"", "\"\"",
+            "\"2026-01-01T00:00:00+23:59\"", "\"2026-01-01T00:00:00.1234567890123456789Z\"", "\"yesterday\"",
+            "\"\"",
             "0", "-1", "1e400", "null", "{}",
         ]
     }
@@ -108,11 +129,14 @@ public struct MessageFuzzer: Sendable {
     }
 
     private mutating func integer() -> String {
-        random.below(3) == 0 ? pick(integers) : pick(["0", "7", "-12", "9223372036854775807", "-9223372036854775808"])
+        random.below(3) == 0
+            ? pick(integers) : pick(["0", "7", "-12", "9223372036854775807", "-9223372036854775808"])
     }
 
     private mutating func arguments() -> String {
-        random.below(4) == 0 ? jsonValue(depth: 0) : "[" + (0..<random.below(4)).map { _ in jsonValue(depth: 1) }.joined(separator: ",") + "]"
+        random.below(4) == 0
+            ? jsonValue(depth: 0)
+            : "[" + (0..<random.below(4)).map { _ in jsonValue(depth: 1) }.joined(separator: ",") + "]"
     }
 
     // MARK: JSON values
@@ -124,9 +148,13 @@ public struct MessageFuzzer: Sendable {
         case 1: return string()
         case 2: return pick(["true", "false", "null"])
         case 3: return pick(["1.0", "-2.5e-308", "5e-324", "1.7976931348623157e308", "0.1"])
-        case 4: return "[" + (0..<random.below(4)).map { _ in jsonValue(depth: depth + 1) }.joined(separator: ",") + "]"
+        case 4:
+            return "[" + (0..<random.below(4)).map { _ in jsonValue(depth: depth + 1) }.joined(separator: ",")
+                + "]"
         case 5:
-            return "{" + (0..<random.below(3)).map { _ in "\(string()):\(jsonValue(depth: depth + 1))" }.joined(separator: ",") + "}"
+            return "{"
+                + (0..<random.below(3)).map { _ in "\(string()):\(jsonValue(depth: depth + 1))" }.joined(
+                    separator: ",") + "}"
         default:
             // Nesting deeper than any decoder should follow.
             let levels = 1 + random.below(3000)
@@ -136,8 +164,10 @@ public struct MessageFuzzer: Sendable {
 
     private mutating func string() -> String {
         pick([
-            "\"\"", "\"hello\"", "\"héllo ✓\"", "\"\\u0000\"", "\"\\ud800\"", "\"\\udc00\\ud800\"", "\"\\uD83D\\uDE00\"",
-            "\"\\\\\\\"\\/\\b\\f\\n\\r\\t\"", "\"\\x\"", "\"\u{202E}rtl\"", "\"\u{FEFF}bom\"", "\"e\u{301}\u{301}\u{301}\"",
+            "\"\"", "\"hello\"", "\"héllo ✓\"", "\"\\u0000\"", "\"\\ud800\"", "\"\\udc00\\ud800\"",
+            "\"\\uD83D\\uDE00\"",
+            "\"\\\\\\\"\\/\\b\\f\\n\\r\\t\"", "\"\\x\"", "\"\u{202E}rtl\"", "\"\u{FEFF}bom\"",
+            "\"e\u{301}\u{301}\u{301}\"",
             "\"" + String(repeating: "s", count: 5000) + "\"",
         ])
     }
@@ -154,7 +184,10 @@ public struct MessageFuzzer: Sendable {
             case 1: bytes.removeSubrange(at..<min(bytes.count, at + 1 + random.below(8)))
             case 2: bytes = Array(bytes[..<at])
             case 3: bytes.insert(UInt8(truncatingIfNeeded: random.next()), at: at)
-            case 4: bytes.insert(contentsOf: Array(pick(["\"", "\\", "{", "]", ",", "\u{0}", "\u{FFFF}", "9"]).utf8), at: at)
+            case 4:
+                bytes.insert(
+                    contentsOf: Array(pick(["\"", "\\", "{", "]", ",", "\u{0}", "\u{FFFF}", "9"]).utf8),
+                    at: at)
             default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + 1 + random.below(16))], at: at)
             }
         }

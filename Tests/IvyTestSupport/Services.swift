@@ -6,7 +6,8 @@ import Testing
 /// The servers integration tests talk to: loopback defaults, overridable by the environment.
 public enum Services {
     /// `IVY_REDIS_URL`, else the instance `make services-up` starts.
-    public static let redisURL = ProcessInfo.processInfo.environment["IVY_REDIS_URL"] ?? "redis://127.0.0.1:6390"
+    public static let redisURL =
+        ProcessInfo.processInfo.environment["IVY_REDIS_URL"] ?? "redis://127.0.0.1:6390"
 
     /// Whether a missing server fails the run (`make test` sets `IVY_REQUIRE_SERVICES=1`).
     public static var areRequired: Bool { ProcessInfo.processInfo.environment["IVY_REQUIRE_SERVICES"] == "1" }

@@ -13,7 +13,8 @@ public struct DeadLetter: Sendable, Hashable {
     public var deadLetteredAt: Date
 
     public init(
-        queue: String, messageID: String, body: [UInt8], reason: String, deliveryCount: Int, deadLetteredAt: Date
+        queue: String, messageID: String, body: [UInt8], reason: String, deliveryCount: Int,
+        deadLetteredAt: Date
     ) {
         self.queue = queue
         self.messageID = messageID

@@ -67,7 +67,8 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         let deadline = clock.now.advanced(by: wait)
         while true {
             let now = clock.now
-            let taken = queues[queue, default: MemoryQueue()].take(count: count, visibility: visibility, now: now)
+            let taken = queues[queue, default: MemoryQueue()].take(
+                count: count, visibility: visibility, now: now)
             if !taken.isEmpty {
                 return taken.map {
                     Reservation(
@@ -85,7 +86,9 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         _ = try removeReservation(reservation)
     }
 
-    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) throws -> Reservation<Receipt> {
+    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) throws -> Reservation<
+        Receipt
+    > {
         let now = clock.now
         try checkHeld(reservation, now: now)
         queues[reservation.queue]?.extend(reservation.receipt.token, until: now.advanced(by: visibility))
@@ -169,7 +172,8 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         return "mem-\(nextMessageNumber)"
     }
 
-    private func checkHeld(_ reservation: Reservation<Receipt>, now: ContinuousClock.Instant) throws(IvyError) {
+    private func checkHeld(_ reservation: Reservation<Receipt>, now: ContinuousClock.Instant) throws(IvyError)
+    {
         guard queues[reservation.queue]?.holds(reservation.receipt.token, now: now) == true else {
             wakeAll(on: reservation.queue)
             throw IvyError(
@@ -178,7 +182,8 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         }
     }
 
-    private func removeReservation(_ reservation: Reservation<Receipt>) throws(IvyError) -> MemoryQueue.Record {
+    private func removeReservation(_ reservation: Reservation<Receipt>) throws(IvyError) -> MemoryQueue.Record
+    {
         try checkHeld(reservation, now: clock.now)
         return queues[reservation.queue]!.removeReservation(reservation.receipt.token)!
     }

@@ -33,7 +33,9 @@ public protocol QueueBackend: Sendable {
     /// so a send that fails reaches it through the result slot, and a send that succeeds costs
     /// it no task switch. The default runs ``send(_:to:)`` in a new task; backends that finish
     /// sends on a thread of their own (Redis) or at once (memory) call `completion` directly.
-    func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void)
+    func send(
+        _ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+    )
 
     /// Enqueues messages in as few round trips as the broker allows; returns their ids in order.
     func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String]
@@ -58,7 +60,8 @@ public protocol QueueBackend: Sendable {
     /// The default awaits ``ack(_:)`` and then publishes; a backend whose broker also carries
     /// `notifier`'s messages does both in one request (Redis), saving the caller a round trip.
     func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
+        through notifier: any Notifier
     ) async -> AckAndPublishOutcome
 
     /// Acknowledges and publishes like ``ack(_:publishing:to:through:)``, without suspending:
@@ -66,14 +69,17 @@ public protocol QueueBackend: Sendable {
     /// not block. The worker settles a run's message this way, so the task that ran it ends
     /// at once. The default runs the suspending form in a new task.
     func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier,
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
+        through notifier: any Notifier,
         completion: @escaping @Sendable (AckAndPublishOutcome) -> Void)
 
     /// Keeps a reservation for another `visibility` from now (a heartbeat for long tasks).
     ///
     /// - Returns: The reservation to use from now on: brokers such as IronMQ hand out a new
     ///   receipt on every extension and refuse the old one.
-    func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<Receipt>
+    func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws -> Reservation<
+        Receipt
+    >
 
     /// Gives a reserved message back to the queue, visible again after `delay` (a backend may
     /// round the delay up to its granularity).
@@ -91,13 +97,16 @@ public protocol QueueBackend: Sendable {
 
 extension QueueBackend {
     public func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier,
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
+        through notifier: any Notifier,
         completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
     ) {
         Task { completion(await ack(reservation, publishing: payload, to: channel, through: notifier)) }
     }
 
-    public func send(_ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+    public func send(
+        _ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+    ) {
         Task {
             do {
                 completion(.success(try await send(body, to: queue)))
@@ -108,14 +117,16 @@ extension QueueBackend {
     }
 
     public func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String, through notifier: any Notifier
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
+        through notifier: any Notifier
     ) async -> AckAndPublishOutcome {
         await ackThenPublish(reservation, payload, to: channel, through: notifier)
     }
 
     /// ``ack(_:publishing:to:through:)`` in two requests: ``ack(_:)``, then the publication.
     public func ackThenPublish(
-        _ reservation: Reservation<Receipt>, _ payload: [UInt8], to channel: String, through notifier: any Notifier
+        _ reservation: Reservation<Receipt>, _ payload: [UInt8], to channel: String,
+        through notifier: any Notifier
     ) async -> AckAndPublishOutcome {
         var outcome = AckAndPublishOutcome()
         do { try await ack(reservation) } catch { outcome.ackError = error }

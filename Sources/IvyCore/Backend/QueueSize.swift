@@ -18,5 +18,7 @@ public struct QueueSize: Sendable, Hashable, CustomStringConvertible {
         self.dead = dead
     }
 
-    public var description: String { "ready \(ready), delayed \(delayed), reserved \(reserved), dead \(dead)" }
+    public var description: String {
+        "ready \(ready), delayed \(delayed), reserved \(reserved), dead \(dead)"
+    }
 }

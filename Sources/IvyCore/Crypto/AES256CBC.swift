@@ -18,13 +18,17 @@ enum AES256CBC {
     }
 
     /// - Throws: ``Failure`` on bad padding (a wrong key or tampered data) or bad lengths.
-    static func decrypt(_ ciphertext: ArraySlice<UInt8>, key: [UInt8], iv: [UInt8]) throws(Failure) -> [UInt8] {
+    static func decrypt(_ ciphertext: ArraySlice<UInt8>, key: [UInt8], iv: [UInt8]) throws(Failure) -> [UInt8]
+    {
         guard !ciphertext.isEmpty, ciphertext.count % blockSize == 0 else { throw Failure() }
         return try crypt(Array(ciphertext), key: key, iv: iv, encrypt: false)
     }
 
-    private static func crypt(_ input: [UInt8], key: [UInt8], iv: [UInt8], encrypt: Bool) throws(Failure) -> [UInt8] {
-        precondition(key.count == keySize && iv.count == blockSize, "AES-256-CBC needs a 32-byte key and a 16-byte IV")
+    private static func crypt(_ input: [UInt8], key: [UInt8], iv: [UInt8], encrypt: Bool) throws(Failure)
+        -> [UInt8]
+    {
+        precondition(
+            key.count == keySize && iv.count == blockSize, "AES-256-CBC needs a 32-byte key and a 16-byte IV")
         guard let context = EVP_CIPHER_CTX_new() else { preconditionFailure("out of memory") }
         defer { EVP_CIPHER_CTX_free(context) }
         var output = [UInt8](repeating: 0, count: input.count + blockSize)
@@ -34,8 +38,13 @@ enum AES256CBC {
             iv.withUnsafeBufferPointer { iv in
                 output.withUnsafeMutableBufferPointer { out in
                     input.withUnsafeBufferPointer { input -> Bool in
-                        guard EVP_CipherInit_ex(context, EVP_aes_256_cbc(), nil, key.baseAddress, iv.baseAddress, encrypt ? 1 : 0) == 1,
-                            EVP_CipherUpdate(context, out.baseAddress, &written, input.baseAddress, Int32(input.count)) == 1,
+                        guard
+                            EVP_CipherInit_ex(
+                                context, EVP_aes_256_cbc(), nil, key.baseAddress, iv.baseAddress,
+                                encrypt ? 1 : 0) == 1,
+                            EVP_CipherUpdate(
+                                context, out.baseAddress, &written, input.baseAddress, Int32(input.count))
+                                == 1,
                             EVP_CipherFinal_ex(context, out.baseAddress! + Int(written), &final) == 1
                         else { return false }
                         return true

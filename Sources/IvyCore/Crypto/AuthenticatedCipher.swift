@@ -25,7 +25,8 @@ struct AuthenticatedCipher: CustomReflectable {
 
     init(password: String) {
         var bytes = Array(password.utf8)
-        var derived = OpenSSL.pbkdf2SHA256(password: bytes, salt: Self.salt, iterations: Self.iterations, count: 64)
+        var derived = OpenSSL.pbkdf2SHA256(
+            password: bytes, salt: Self.salt, iterations: Self.iterations, count: 64)
         encryptionKey = Array(derived[0..<32])
         macKey = Array(derived[32..<64])
         OpenSSL.wipe(&derived)
@@ -33,10 +34,13 @@ struct AuthenticatedCipher: CustomReflectable {
     }
 
     /// - Parameter iv: A fixed IV, for test vectors only; random by default.
-    func encrypt(_ plaintext: [UInt8], route: [UInt8], iv: [UInt8] = OpenSSL.randomBytes(AES256CBC.blockSize)) -> [UInt8] {
+    func encrypt(_ plaintext: [UInt8], route: [UInt8], iv: [UInt8] = OpenSSL.randomBytes(AES256CBC.blockSize))
+        -> [UInt8]
+    {
         let ciphertext = AES256CBC.encrypt(plaintext, key: encryptionKey, iv: iv)
         let tag = tag(route: route[...], iv: iv[...], ciphertext: ciphertext[...])
-        return Self.prefix + route + [UInt8(ascii: "$")] + Array(Data(iv + ciphertext + tag).base64EncodedString().utf8)
+        return Self.prefix + route + [UInt8(ascii: "$")]
+            + Array(Data(iv + ciphertext + tag).base64EncodedString().utf8)
     }
 
     /// Checks the tag, then decrypts; nil when this key did not produce the token.
@@ -44,11 +48,15 @@ struct AuthenticatedCipher: CustomReflectable {
         let iv = sealed[0..<AES256CBC.blockSize]
         let ciphertext = sealed[AES256CBC.blockSize..<(sealed.count - Self.tagSize)]
         let tag = sealed[(sealed.count - Self.tagSize)...]
-        guard OpenSSL.constantTimeEqual(tag, self.tag(route: route, iv: iv, ciphertext: ciphertext)) else { return nil }
+        guard OpenSSL.constantTimeEqual(tag, self.tag(route: route, iv: iv, ciphertext: ciphertext)) else {
+            return nil
+        }
         return try? AES256CBC.decrypt(ciphertext, key: encryptionKey, iv: Array(iv))
     }
 
-    private func tag(route: ArraySlice<UInt8>, iv: ArraySlice<UInt8>, ciphertext: ArraySlice<UInt8>) -> [UInt8] {
+    private func tag(route: ArraySlice<UInt8>, iv: ArraySlice<UInt8>, ciphertext: ArraySlice<UInt8>)
+        -> [UInt8]
+    {
         OpenSSL.hmacSHA256(key: macKey, [[Self.version][...], route, [0][...], iv, ciphertext])
     }
 

@@ -13,7 +13,9 @@ final class KeyRing: @unchecked Sendable, CustomReflectable {
 
     init(passwords: [Secret]) {
         all = passwords.map {
-            Keys(legacy: LegacyCipher(password: $0.exposedValue), authenticated: AuthenticatedCipher(password: $0.exposedValue))
+            Keys(
+                legacy: LegacyCipher(password: $0.exposedValue),
+                authenticated: AuthenticatedCipher(password: $0.exposedValue))
         }
     }
 

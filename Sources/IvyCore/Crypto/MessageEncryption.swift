@@ -46,7 +46,8 @@ public struct MessageEncryption: Sendable {
     ///   - acceptsLegacyFormat: Open node ivy's unauthenticated tokens (on by default, for
     ///     queues shared with node ivy; always on with the legacy `format`).
     public init(
-        key: Secret, decryptionKeys: [Secret] = [], format: Format = .authenticated, requireEncryption: Bool = false,
+        key: Secret, decryptionKeys: [Secret] = [], format: Format = .authenticated,
+        requireEncryption: Bool = false,
         acceptsLegacyFormat: Bool = true
     ) {
         hasEmptyKey = key.exposedValue.isEmpty
@@ -69,7 +70,8 @@ public struct MessageEncryption: Sendable {
     ///
     /// - Parameter environment: The variables to read; the process's by default.
     public static func fromEnvironment(
-        _ environment: [String: String]? = nil, format: Format = .authenticated, requireEncryption: Bool = false
+        _ environment: [String: String]? = nil, format: Format = .authenticated,
+        requireEncryption: Bool = false
     ) -> MessageEncryption? {
         let environment = environment ?? ProcessInfo.processInfo.environment
         guard let key = environment["MESSAGES_ENCRYPTION_KEY"], !key.isEmpty else { return nil }
@@ -83,7 +85,8 @@ public struct MessageEncryption: Sendable {
     func seal(_ plaintext: [UInt8], route: Route?, format: Format? = nil) -> [UInt8] {
         switch format ?? self.format {
         case .legacy: keys.current.legacy.encrypt(plaintext)
-        case .authenticated: keys.current.authenticated.encrypt(plaintext, route: route.map(Self.encode) ?? [])
+        case .authenticated:
+            keys.current.authenticated.encrypt(plaintext, route: route.map(Self.encode) ?? [])
         }
     }
 
@@ -95,20 +98,26 @@ public struct MessageEncryption: Sendable {
     func open(_ body: [UInt8]) throws(IvyError) -> [UInt8] {
         guard Self.isToken(body) else {
             guard !requireEncryption else {
-                throw IvyError(.encryptionRequired, detail: "plaintext message refused: encryption is required")
+                throw IvyError(
+                    .encryptionRequired, detail: "plaintext message refused: encryption is required")
             }
             return body
         }
         if body.starts(with: AuthenticatedCipher.prefix) {
             let (route, sealed) = try Self.splitAuthenticated(body)
             for key in keys.all {
-                if let plaintext = key.authenticated.decrypt(route: route, sealed: sealed) { return plaintext }
+                if let plaintext = key.authenticated.decrypt(route: route, sealed: sealed) {
+                    return plaintext
+                }
             }
-            throw IvyError(.decryptionFailed, detail: "no configured key authenticates this message (wrong key or tampered)")
+            throw IvyError(
+                .decryptionFailed,
+                detail: "no configured key authenticates this message (wrong key or tampered)")
         }
         if body.starts(with: LegacyCipher.prefix) {
             guard acceptsLegacyFormat else {
-                throw IvyError(.decryptionFailed, detail: "node ivy's unauthenticated format is not accepted here")
+                throw IvyError(
+                    .decryptionFailed, detail: "node ivy's unauthenticated format is not accepted here")
             }
             let ciphertext = try Self.base64(body[LegacyCipher.prefix.count...])
             guard !ciphertext.isEmpty, ciphertext.count % AES256CBC.blockSize == 0 else {
@@ -117,11 +126,14 @@ public struct MessageEncryption: Sendable {
             // The legacy format has no tag: a key is taken as right when the padding checks and
             // the plaintext looks like a JSON object.
             for key in keys.all {
-                if let plaintext = key.legacy.decrypt(ciphertext: ciphertext), Self.looksLikeJSONObject(plaintext) {
+                if let plaintext = key.legacy.decrypt(ciphertext: ciphertext),
+                    Self.looksLikeJSONObject(plaintext)
+                {
                     return plaintext
                 }
             }
-            throw IvyError(.decryptionFailed, detail: "no configured key decrypts this message (wrong key or damaged)")
+            throw IvyError(
+                .decryptionFailed, detail: "no configured key decrypts this message (wrong key or damaged)")
         }
         throw IvyError(.decryptionFailed, detail: "unknown encryption format")
     }
@@ -157,7 +169,8 @@ public struct MessageEncryption: Sendable {
         for key in keys.all {
             if let plaintext = key.legacy.decrypt(ciphertext: ciphertext) { return plaintext }
         }
-        throw IvyError(.decryptionFailed, detail: "no configured key decrypts this message (wrong key or damaged)")
+        throw IvyError(
+            .decryptionFailed, detail: "no configured key decrypts this message (wrong key or damaged)")
     }
 
     /// The route of an authenticated token, read without the key (and so unverified).
@@ -170,7 +183,9 @@ public struct MessageEncryption: Sendable {
 
     // MARK: Token parts
 
-    private static func splitAuthenticated(_ body: [UInt8]) throws(IvyError) -> (route: ArraySlice<UInt8>, sealed: [UInt8]) {
+    private static func splitAuthenticated(_ body: [UInt8]) throws(IvyError) -> (
+        route: ArraySlice<UInt8>, sealed: [UInt8]
+    ) {
         let rest = body[AuthenticatedCipher.prefix.count...]
         guard let separator = rest.firstIndex(of: UInt8(ascii: "$")) else {
             throw IvyError(.decryptionFailed, detail: "truncated message")

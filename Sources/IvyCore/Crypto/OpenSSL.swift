@@ -9,7 +9,8 @@ package enum OpenSSL {
         var digest = [UInt8](repeating: 0, count: 20)
         _ = bytes.withUnsafeBufferPointer { SHA1($0.baseAddress, $0.count, &digest) }
         let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: digest.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+        return String(
+            decoding: digest.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
     }
 
     static func sha512(_ bytes: [UInt8]) -> [UInt8] {
@@ -35,7 +36,8 @@ package enum OpenSSL {
         let ok = password.withUnsafeBufferPointer { password in
             password.withMemoryRebound(to: CChar.self) { password in
                 PKCS5_PBKDF2_HMAC(
-                    password.baseAddress, Int32(password.count), salt, Int32(salt.count), Int32(iterations), EVP_sha256(),
+                    password.baseAddress, Int32(password.count), salt, Int32(salt.count), Int32(iterations),
+                    EVP_sha256(),
                     Int32(count), &output)
             }
         }

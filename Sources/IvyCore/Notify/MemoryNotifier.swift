@@ -31,7 +31,8 @@ public final class MemoryNotifier: Notifier {
 
     public func subscribe(to channel: String) throws(IvyError) -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
-        let id = try add(Subscriber(receive: { continuation.yield($0) }, finish: { continuation.finish() }), to: channel)
+        let id = try add(
+            Subscriber(receive: { continuation.yield($0) }, finish: { continuation.finish() }), to: channel)
         continuation.onTermination = { [weak self] _ in self?.remove(id, from: channel) }
         return stream
     }

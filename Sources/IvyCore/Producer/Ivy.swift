@@ -39,7 +39,8 @@ public final class Ivy: Sendable {
     ///
     /// ``close()`` closes the backend and the notifier too.
     public init(
-        registry: TaskRegistry, backend: any QueueBackend, notifier: any Notifier, options: IvyOptions = .init()
+        registry: TaskRegistry, backend: any QueueBackend, notifier: any Notifier,
+        options: IvyOptions = .init()
     ) async throws {
         do { try options.validate() } catch {
             await notifier.close()
@@ -65,8 +66,10 @@ public final class Ivy: Sendable {
                     }
                 } catch {
                     // A waiting call ends now with the reason, not at its timeout.
-                    if let id = codec.callID(ofUnreadable: payload), router.finish(id, with: .failure(error)) {
-                        logger.warning("a result could not be read; its call ends", ["task.id": id, "error": "\(error)"])
+                    if let id = codec.callID(ofUnreadable: payload), router.finish(id, with: .failure(error))
+                    {
+                        logger.warning(
+                            "a result could not be read; its call ends", ["task.id": id, "error": "\(error)"])
                     } else {
                         logger.warning("undecodable notification", ["error": "\(error)"])
                     }
@@ -98,7 +101,8 @@ public final class Ivy: Sendable {
     ) async throws -> String {
         let id = nextTaskID()
         let message = TaskMessage(
-            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments), id: id, createdAt: Date())
+            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments), id: id,
+            createdAt: Date())
         try await send(message, queue: task.options.queue)
         return id
     }
@@ -146,10 +150,13 @@ public final class Ivy: Sendable {
     /// The message for a call, and its slot in the router, registered before the message is
     /// sent so that a fast result cannot arrive unseen.
     private func prepareCall<each Argument, Result>(
-        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument, timeout: Duration?
+        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
+        timeout: Duration?
     ) throws -> (TaskMessage, PendingResult<Result>) {
         guard task.options.resultWanted else {
-            throw IvyError(.resultNotWanted, taskName: task.name, detail: "registered with resultWanted: false; use enqueue")
+            throw IvyError(
+                .resultNotWanted, taskName: task.name,
+                detail: "registered with resultWanted: false; use enqueue")
         }
         let timeout = timeout ?? options.resultTimeout
         let id = nextTaskID()
@@ -170,7 +177,8 @@ public final class Ivy: Sendable {
 
     /// Sends without suspending; `completion` gets the outcome (after the `.scheduled` event).
     private func send(
-        _ message: TaskMessage, queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+        _ message: TaskMessage, queue: String,
+        completion: @escaping @Sendable (Result<String, any Error>) -> Void
     ) throws {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
         backend.send(codec.encode(message), to: queue) { [broadcaster] outcome in
@@ -179,10 +187,13 @@ public final class Ivy: Sendable {
         }
     }
 
-    private static func emitScheduled(_ message: TaskMessage, queue: String, to broadcaster: EventBroadcaster) {
+    private static func emitScheduled(_ message: TaskMessage, queue: String, to broadcaster: EventBroadcaster)
+    {
         broadcaster.emit(
             .scheduled(
-                TaskEventContext(taskName: message.name, taskID: message.id ?? "", queue: queue, attempt: message.attempt)))
+                TaskEventContext(
+                    taskName: message.name, taskID: message.id ?? "", queue: queue, attempt: message.attempt))
+        )
     }
 
     // MARK: Worker
@@ -194,7 +205,8 @@ public final class Ivy: Sendable {
     public func listen(queues: [String]? = nil, options workerOptions: WorkerOptions = .init()) async throws {
         let queues = queues ?? registry.queues
         guard !queues.isEmpty else {
-            throw IvyError(.invalidConfiguration, detail: "no queue to listen on: register a task or name a queue")
+            throw IvyError(
+                .invalidConfiguration, detail: "no queue to listen on: register a task or name a queue")
         }
         guard !queues.contains("") else {
             throw IvyError.invalidConfiguration("queues", mustBe: "non-empty names", got: "\"\"")

@@ -34,9 +34,11 @@ public struct IvyOptions: Sendable {
     ///
     /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
     public func validate() throws(IvyError) {
-        try IvyError.check("IvyOptions.resultTimeout", resultTimeout, in: .milliseconds(1)...(.seconds(366 * 86_400)))
+        try IvyError.check(
+            "IvyOptions.resultTimeout", resultTimeout, in: .milliseconds(1)...(.seconds(366 * 86_400)))
         guard !notificationChannel.isEmpty else {
-            throw IvyError.invalidConfiguration("IvyOptions.notificationChannel", mustBe: "a non-empty name", got: "\"\"")
+            throw IvyError.invalidConfiguration(
+                "IvyOptions.notificationChannel", mustBe: "a non-empty name", got: "\"\"")
         }
         try encryption?.validate()
     }

@@ -36,7 +36,8 @@ final class ResultRouter: Sendable {
     /// Registers a call before its message is sent, so a fast result cannot arrive unseen.
     func expect(_ taskID: String, taskName: String, timeout: Duration) -> Promise<Outcome> {
         let slot = Promise<Outcome>()
-        let waiting = Waiting(slot: slot, taskName: taskName, timeout: timeout, deadline: clock.now.advanced(by: timeout))
+        let waiting = Waiting(
+            slot: slot, taskName: taskName, timeout: timeout, deadline: clock.now.advanced(by: timeout))
         let wasIdle = calls.withLock { calls in
             defer {
                 calls.waiting[taskID] = waiting

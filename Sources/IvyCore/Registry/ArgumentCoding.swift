@@ -43,9 +43,13 @@ final class ArgumentDecoder {
 
     func next<Value: Decodable>(_ type: Value.Type) throws -> Value {
         defer { index += 1 }
-        do { return try ValueDecoding.decode(Value.self, from: json[elements[index]], decoder: &decoder) } catch {
+        do {
+            return try ValueDecoding.decode(Value.self, from: json[elements[index]], decoder: &decoder)
+        } catch {
             throw DecodingError.dataCorrupted(
-                .init(codingPath: [], debugDescription: "argument \(index + 1): \(TaskRegistry.describe(error))"))
+                .init(
+                    codingPath: [], debugDescription: "argument \(index + 1): \(TaskRegistry.describe(error))"
+                ))
         }
     }
 
@@ -61,18 +65,23 @@ enum ValueDecoding {
     static func decode<Value: Decodable>(
         _ type: Value.Type, from token: ArraySlice<UInt8>, decoder: inout JSONDecoder?
     ) throws -> Value {
-        if let primitive = Value.self as? any JSONPrimitive.Type, let value = primitive.readJSON(token) as? Value {
+        if let primitive = Value.self as? any JSONPrimitive.Type,
+            let value = primitive.readJSON(token) as? Value
+        {
             return value
         }
         if decoder == nil { decoder = JSONDecoder() }
-        do { return try decoder!.decode(Value.self, from: Data(token)) } catch DecodingError.dataCorrupted(let context)
+        do { return try decoder!.decode(Value.self, from: Data(token)) } catch DecodingError.dataCorrupted(
+            let context)
             where context.codingPath.isEmpty
         {
             // Foundation calls a number it cannot hold (21! as Int, 1e400) "not valid JSON".
             // The token was validated with its message: say what did not fit instead.
             let said = context.debugDescription.contains("valid JSON") ? "" : " (\(context.debugDescription))"
             throw DecodingError.dataCorrupted(
-                .init(codingPath: [], debugDescription: "\(kind(of: token)) that does not fit \(Value.self)\(said)"))
+                .init(
+                    codingPath: [],
+                    debugDescription: "\(kind(of: token)) that does not fit \(Value.self)\(said)"))
         }
     }
 

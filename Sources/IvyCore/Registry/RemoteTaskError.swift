@@ -15,7 +15,9 @@ public struct RemoteTaskError: Error, Sendable, Hashable, CustomStringConvertibl
     /// Whether the worker considered the error retryable (it was, until attempts ran out).
     public var retryable: Bool
 
-    public init(taskName: String, taskID: String, attempt: Int, name: String, message: String, retryable: Bool) {
+    public init(
+        taskName: String, taskID: String, attempt: Int, name: String, message: String, retryable: Bool
+    ) {
         self.taskName = taskName
         self.taskID = taskID
         self.attempt = attempt

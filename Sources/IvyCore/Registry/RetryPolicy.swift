@@ -76,7 +76,9 @@ public struct RetryPolicy: Sendable, Hashable {
         return delay(afterAttempt: attempt, using: &generator)
     }
 
-    public func delay(afterAttempt attempt: Int, using generator: inout some RandomNumberGenerator) -> Duration? {
+    public func delay(afterAttempt attempt: Int, using generator: inout some RandomNumberGenerator)
+        -> Duration?
+    {
         guard attempt < maxAttempts else { return nil }
         // Products are checked and every wait is capped at `longestDelay`, so no policy and no
         // attempt number (it comes from a message) can overflow a `Duration`.

@@ -42,7 +42,9 @@ public final class TaskRegistry: Sendable {
         let task = RegisteredTask(name: name, options: options) { json in
             // Every argument is decoded before the body starts, so a decoding failure is
             // told apart from the body's own errors.
-            func decoded<Value: Decodable>(_ type: Value.Type, _ decoder: ArgumentDecoder) throws(IvyError) -> Value {
+            func decoded<Value: Decodable>(_ type: Value.Type, _ decoder: ArgumentDecoder) throws(IvyError)
+                -> Value
+            {
                 do { return try decoder.next(type) } catch {
                     throw IvyError(.argumentsUndecodable, taskName: name, detail: Self.describe(error))
                 }
@@ -81,7 +83,9 @@ public final class TaskRegistry: Sendable {
             segments.allSatisfy({ segment in
                 !segment.isEmpty
                     && segment.unicodeScalars.allSatisfy {
-                        $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-")
+                        $0.isASCII
+                            && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_"
+                                || $0 == "-")
                     }
             })
         else {
@@ -96,7 +100,8 @@ public final class TaskRegistry: Sendable {
         if let failure = error as? JSONObjectReader.Failure { return "invalid JSON: \(failure)" }
         guard let error = error as? DecodingError else { return "\(type(of: error))" }
         func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.isEmpty ? "" : " at " + context.codingPath.map(\.stringValue).joined(separator: ".")
+            context.codingPath.isEmpty
+                ? "" : " at " + context.codingPath.map(\.stringValue).joined(separator: ".")
         }
         switch error {
         case .typeMismatch(let type, let context): return "expected \(type)\(path(context))"

@@ -18,13 +18,16 @@ package final class CoalescerTable<Request: Sendable, Response: Sendable>: Senda
     ///
     /// Tables are usually stored in the object whose work `execute` does: capture it weakly.
     package func submit(
-        _ request: Request, key: String, execute: @escaping Coalescer.Execute, completion: @escaping Coalescer.Completion
+        _ request: Request, key: String, execute: @escaping Coalescer.Execute,
+        completion: @escaping Coalescer.Completion
     ) {
         coalescer(for: key, execute: execute).submit(request, completion: completion)
     }
 
     /// Carries out `request` in `key`'s batches and returns its response.
-    package func submit(_ request: Request, key: String, execute: @escaping Coalescer.Execute) async throws -> Response {
+    package func submit(_ request: Request, key: String, execute: @escaping Coalescer.Execute) async throws
+        -> Response
+    {
         try await coalescer(for: key, execute: execute).submit(request)
     }
 

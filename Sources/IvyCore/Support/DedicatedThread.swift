@@ -3,7 +3,7 @@
 package import Foundation
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// Starts an OS thread that runs one closure and lets go of it when done.
@@ -35,15 +35,15 @@ package enum DedicatedThread {
     /// Sets the kernel's name of the calling thread (what `top -H` and debuggers show).
     private static func nameCurrentThread(_ name: String) {
         #if os(Linux)
-        // pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module lacks; this file
-        // is the same thing.
-        let descriptor = open("/proc/thread-self/comm", O_WRONLY)
-        guard descriptor >= 0 else { return }
-        let bytes = Array(name.utf8.prefix(15))
-        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        close(descriptor)
+            // pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module lacks; this file
+            // is the same thing.
+            let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+            guard descriptor >= 0 else { return }
+            let bytes = Array(name.utf8.prefix(15))
+            _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            close(descriptor)
         #else
-        Thread.current.name = name
+            Thread.current.name = name
         #endif
     }
 }

@@ -106,16 +106,20 @@ extension IvyError {
     }
 
     /// Throws ``Code/invalidConfiguration`` unless `duration` lies in `range`.
-    package static func check(_ field: String, _ duration: Duration, in range: ClosedRange<Duration>) throws(IvyError) {
+    package static func check(_ field: String, _ duration: Duration, in range: ClosedRange<Duration>)
+        throws(IvyError)
+    {
         guard range.contains(duration) else {
-            throw invalidConfiguration(field, mustBe: "from \(range.lowerBound) to \(range.upperBound)", got: duration)
+            throw invalidConfiguration(
+                field, mustBe: "from \(range.lowerBound) to \(range.upperBound)", got: duration)
         }
     }
 
     /// Throws ``Code/invalidConfiguration`` unless `value` lies in `range`.
     package static func check(_ field: String, _ value: Int, in range: ClosedRange<Int>) throws(IvyError) {
         guard range.contains(value) else {
-            throw invalidConfiguration(field, mustBe: "from \(range.lowerBound) to \(range.upperBound)", got: value)
+            throw invalidConfiguration(
+                field, mustBe: "from \(range.lowerBound) to \(range.upperBound)", got: value)
         }
     }
 }

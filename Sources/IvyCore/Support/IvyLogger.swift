@@ -1,9 +1,9 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// How much a log line matters.

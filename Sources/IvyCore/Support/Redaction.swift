@@ -16,7 +16,8 @@ public enum Redaction {
         // "?" or "#", or when the text is no well-formed URL at all: masking too much is fine,
         // masking too little is not.
         if let at = text.lastIndex(of: "@") {
-            let start = text.range(of: "://").map(\.upperBound)
+            let start =
+                text.range(of: "://").map(\.upperBound)
                 ?? text.range(of: ":/").map(\.upperBound)
                 ?? text.startIndex
             if start <= at {
@@ -27,13 +28,17 @@ public enum Redaction {
         }
         guard let query = text.firstIndex(of: "?") else { return text }
         let end = text[query...].firstIndex(of: "#") ?? text.endIndex
-        let parameters = text[text.index(after: query)..<end].split(separator: "&", omittingEmptySubsequences: false)
-            .map { pair -> String in
-                guard let equals = pair.firstIndex(of: "="), isSecret(queryItem: String(pair.prefix(upTo: equals))) else {
-                    return String(pair)
-                }
-                return pair[..<equals] + "=***"
+        let parameters = text[text.index(after: query)..<end].split(
+            separator: "&", omittingEmptySubsequences: false
+        )
+        .map { pair -> String in
+            guard let equals = pair.firstIndex(of: "="),
+                isSecret(queryItem: String(pair.prefix(upTo: equals)))
+            else {
+                return String(pair)
             }
+            return pair[..<equals] + "=***"
+        }
         return String(text[...query]) + parameters.joined(separator: "&") + String(text[end...])
     }
 

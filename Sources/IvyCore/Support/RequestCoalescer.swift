@@ -27,7 +27,8 @@ package final class RequestCoalescer<Request: Sendable, Response: Sendable>: Sen
     /// Starts a batch, and later calls `done` once, from any thread, with one result per request
     /// in order. It must not block: it runs on the thread of whoever started the batch.
     package typealias Execute =
-        @Sendable (_ batch: [Request], _ done: @escaping @Sendable ([Result<Response, any Error>]) -> Void) -> Void
+        @Sendable (_ batch: [Request], _ done: @escaping @Sendable ([Result<Response, any Error>]) -> Void) ->
+        Void
 
     /// Requests and their callers side by side, so a batch is handed to `execute` as it is:
     /// this code runs unspecialised, where every copy of a composite element costs a look-up of

@@ -1,7 +1,9 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 /// A credential or key that never prints: its descriptions are `***`.
-public struct Secret: Sendable, CustomStringConvertible, CustomDebugStringConvertible, ExpressibleByStringLiteral {
+public struct Secret: Sendable, CustomStringConvertible, CustomDebugStringConvertible,
+    ExpressibleByStringLiteral
+{
     /// The secret itself; read it only where it is used.
     public let exposedValue: String
 

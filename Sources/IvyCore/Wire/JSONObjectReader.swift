@@ -1,9 +1,9 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// Validates one JSON document whose top level is an object and indexes its members.

@@ -20,7 +20,9 @@ struct MessageCodec: Sendable {
 
     /// The message, and the format it came sealed in (nil: plaintext), which its outcome is
     /// answered in (``encode(_:answering:)``).
-    func decodeCall(_ body: [UInt8]) throws(IvyError) -> (message: TaskMessage, sealedAs: MessageEncryption.Format?) {
+    func decodeCall(_ body: [UInt8]) throws(IvyError) -> (
+        message: TaskMessage, sealedAs: MessageEncryption.Format?
+    ) {
         (try TaskMessage(decoding: try open(body)), MessageEncryption.format(of: body))
     }
 
@@ -46,7 +48,8 @@ struct MessageCodec: Sendable {
         let notice = try ResultNotification(decoding: payload)
         guard case .failure(let remote) = notice.outcome, Self.undecryptableNames.contains(remote.name) else {
             throw IvyError(
-                .encryptionRequired, taskID: notice.id, detail: "plaintext result refused: this producer's calls are sealed")
+                .encryptionRequired, taskID: notice.id,
+                detail: "plaintext result refused: this producer's calls are sealed")
         }
         return notice
     }
@@ -67,7 +70,9 @@ struct MessageCodec: Sendable {
     ) -> (channel: String, payload: [UInt8])? {
         let route: MessageEncryption.Route?
         let name: String
-        if error.code == .encryptionRequired, let message = try? TaskMessage(decoding: body), let id = message.id {
+        if error.code == .encryptionRequired, let message = try? TaskMessage(decoding: body),
+            let id = message.id
+        {
             route = .init(id: id, notify: message.notify)
             name = "EncryptionRequired"
         } else if error.code == .decryptionFailed {
@@ -87,7 +92,8 @@ struct MessageCodec: Sendable {
         if let encryption { return try encryption.open(body) }
         guard !MessageEncryption.isToken(body) else {
             throw IvyError(
-                .decryptionFailed, detail: "the message is encrypted and no key is configured (MESSAGES_ENCRYPTION_KEY)")
+                .decryptionFailed,
+                detail: "the message is encrypted and no key is configured (MESSAGES_ENCRYPTION_KEY)")
         }
         return body
     }

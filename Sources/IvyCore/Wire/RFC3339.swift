@@ -3,9 +3,9 @@
 internal import Foundation
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// RFC 3339 timestamps as the wire format writes them (`2026-11-23T10:15:30.123Z`) and reads
@@ -96,7 +96,8 @@ enum RFC3339 {
         }
         var offset = 0
         if skip("Zz") {
-        } else if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+        } else if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")
+        {
             let sign = bytes[index] == UInt8(ascii: "-") ? -1 : 1
             index += 1
             guard let offsetHours = number(2), skip(":"), let offsetMinutes = number(2), offsetHours < 24,
@@ -121,7 +122,9 @@ enum RFC3339 {
         guard parts.tm_mday == Int32(day), parts.tm_mon == Int32(month - 1) else { return nil }
         // Only times the writer can give back (years 0000 to 9999, to the millisecond).
         let milliseconds = ((Double(epoch - offset) + fraction) * 1000).rounded()
-        guard milliseconds >= Self.earliestMilliseconds, milliseconds <= Self.latestMilliseconds else { return nil }
+        guard milliseconds >= Self.earliestMilliseconds, milliseconds <= Self.latestMilliseconds else {
+            return nil
+        }
         return Date(timeIntervalSince1970: Double(epoch - offset) + fraction)
     }
 }

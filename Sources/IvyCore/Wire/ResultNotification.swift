@@ -85,7 +85,9 @@ public struct ResultNotification: Sendable, Hashable {
     public init(decoding bytes: [UInt8]) throws(IvyError) {
         do {
             let object = try JSONObjectReader(bytes)
-            guard let id = try object.string("id") else { throw IvyError(.malformedMessage, detail: "missing \"id\"") }
+            guard let id = try object.string("id") else {
+                throw IvyError(.malformedMessage, detail: "missing \"id\"")
+            }
             let name = try object.string("name") ?? ""
             let outcome: Outcome
             if let error = try object.object("error") {
@@ -96,11 +98,13 @@ public struct ResultNotification: Sendable, Hashable {
             } else if let result = object.raw("result"), result.first == UInt8(ascii: "[") {
                 outcome = .success(result: Array(result))
             } else {
-                throw IvyError(.malformedMessage, taskID: id, detail: "neither \"result\" array nor \"error\"")
+                throw IvyError(
+                    .malformedMessage, taskID: id, detail: "neither \"result\" array nor \"error\"")
             }
             self.init(
                 id: id, name: name, args: object.raw("args").map { Array($0) } ?? Array("[]".utf8),
-                options: object.raw("options").map { Array($0) } ?? Array("{}".utf8), queue: try object.string("queue") ?? "",
+                options: object.raw("options").map { Array($0) } ?? Array("{}".utf8),
+                queue: try object.string("queue") ?? "",
                 attempt: try object.integer("attempt") ?? 1, outcome: outcome)
         } catch let failure as JSONObjectReader.Failure {
             throw IvyError(.malformedMessage, detail: "invalid JSON: \(failure)")

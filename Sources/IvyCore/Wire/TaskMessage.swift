@@ -82,7 +82,8 @@ public struct TaskMessage: Sendable, Hashable {
                 throw IvyError(.malformedMessage, detail: "missing \"name\"")
             }
             guard let args = object.raw("args"), args.first == UInt8(ascii: "[") else {
-                throw IvyError(.malformedMessage, taskName: name, detail: "\"args\" is missing or not an array")
+                throw IvyError(
+                    .malformedMessage, taskName: name, detail: "\"args\" is missing or not an array")
             }
             var options = Array("{}".utf8)
             if let raw = object.raw("options"), !object.isNull("options") {
@@ -98,7 +99,8 @@ public struct TaskMessage: Sendable, Hashable {
             func date(_ key: String) throws -> Date? {
                 guard let text = try object.string(key) else { return nil }
                 guard let date = RFC3339.parse(text) else {
-                    throw IvyError(.malformedMessage, taskName: name, detail: "\"\(key)\" is not an RFC 3339 time")
+                    throw IvyError(
+                        .malformedMessage, taskName: name, detail: "\"\(key)\" is not an RFC 3339 time")
                 }
                 return date
             }

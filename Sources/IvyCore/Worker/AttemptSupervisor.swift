@@ -112,7 +112,9 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
         let taken = state.withLock { state in
             state.isInterrupting = true
             defer { state.attempts.removeAll() }
-            for (id, attempt) in state.attempts where attempt.task == nil { state.takenBeforeAttach.insert(id) }
+            for (id, attempt) in state.attempts where attempt.task == nil {
+                state.takenBeforeAttach.insert(id)
+            }
             return Array(state.attempts.values)
         }
         for attempt in taken { attempt.task?.cancel() }
@@ -151,7 +153,8 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
                     let renewed = try await backend.extend(reservation, visibility: visibility)
                     state.withLock { $0.attempts[id]?.reservation = renewed }
                 } catch {
-                    logger.warning("heartbeat failed", ["message.id": reservation.messageID, "error": "\(error)"])
+                    logger.warning(
+                        "heartbeat failed", ["message.id": reservation.messageID, "error": "\(error)"])
                 }
             }
         }

@@ -14,7 +14,8 @@ final class EventBroadcaster: Sendable {
     /// A new stream of every event emitted from now on, until the subscriber stops iterating
     /// or ``finish()`` is called.
     func subscribe(bufferingNewest limit: Int) -> AsyncStream<IvyEvent> {
-        let (stream, continuation) = AsyncStream<IvyEvent>.makeStream(bufferingPolicy: .bufferingNewest(limit))
+        let (stream, continuation) = AsyncStream<IvyEvent>.makeStream(
+            bufferingPolicy: .bufferingNewest(limit))
         let id = state.withLock { state in
             state.nextID += 1
             state.subscribers[state.nextID] = continuation

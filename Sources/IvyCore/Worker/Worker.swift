@@ -34,7 +34,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
     private let control = Mutex(Control())
 
     init(
-        backend: Backend, notifier: any Notifier, registry: TaskRegistry, codec: MessageCodec, queues: [String],
+        backend: Backend, notifier: any Notifier, registry: TaskRegistry, codec: MessageCodec,
+        queues: [String],
         options: WorkerOptions, defaultChannel: String, events: EventBroadcaster, logger: any IvyLogger
     ) {
         precondition(!queues.isEmpty, "a worker needs at least one queue")
@@ -50,7 +51,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
         // Concurrency is shared out evenly, at least one slot per queue.
         let share = max(1, options.concurrency / queues.count)
         limiters = Dictionary(uniqueKeysWithValues: queues.map { ($0, ConcurrencyLimiter(capacity: share)) })
-        supervisor = AttemptSupervisor(backend: backend, visibility: options.visibilityTimeout, logger: logger)
+        supervisor = AttemptSupervisor(
+            backend: backend, visibility: options.visibilityTimeout, logger: logger)
     }
 
     /// Serves until the calling task is cancelled or ``stop()`` is called, then drains.
@@ -82,7 +84,9 @@ final class Worker<Backend: QueueBackend>: Sendable {
             control.reservers = reservers
             return control.isStopping
         }
-        if stopRequested { reservers.forEach { $0.cancel() } }
+        if stopRequested {
+            for reserver in reservers { reserver.cancel() }
+        }
         let supervising = Task { await supervisor.supervise() }
         logger.info("worker started", ["queues": queues.joined(separator: ","), "backend": backend.endpoint])
         for reserver in reservers { await reserver.value }
@@ -178,7 +182,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
             await settle(reservation) {
                 await self.deadLetter(reservation, reason: "\(error)")
                 if let notice = self.codec.undecryptableNotice(
-                    reservation.body, queue: reservation.queue, deliveryCount: reservation.deliveryCount, error: error)
+                    reservation.body, queue: reservation.queue, deliveryCount: reservation.deliveryCount,
+                    error: error)
                 {
                     do { try await self.notifier.publish(notice.payload, to: notice.channel) } catch {
                         self.logger.error("telling the caller failed", ["error": "\(error)"])
@@ -193,7 +198,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
             attempt: Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount))
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
-                name: "UnknownTask", message: "\(message.name) is not registered on this worker", retryable: false)
+                name: "UnknownTask", message: "\(message.name) is not registered on this worker",
+                retryable: false)
             guard let reservation = supervisor.end(id) else { return }
             await fail(reservation, message, context, error: error, channel: message.notify, form: form)
             return
@@ -213,7 +219,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
             // reservation kept expiring): stop here rather than forever.
             let error = ResultNotification.RemoteError(
                 name: "AttemptsExhausted",
-                message: "attempt \(context.attempt) is past the \(deliveryLimit) deliveries \(message.name) allows",
+                message:
+                    "attempt \(context.attempt) is past the \(deliveryLimit) deliveries \(message.name) allows",
                 retryable: false)
             guard let reservation = supervisor.end(id) else { return }
             await fail(reservation, message, context, error: error, channel: channel, form: form)
@@ -224,7 +231,10 @@ final class Worker<Backend: QueueBackend>: Sendable {
         let started = supervisor.startClock(id, timeout: task.options.timeout) { reservation in
             let error = ResultNotification.RemoteError(
                 name: "TaskTimedOut", message: "ran longer than \(task.options.timeout)", retryable: true)
-            Task { await self.failed(reservation, message, context, task: task, error: error, channel: channel, form: form) }
+            Task {
+                await self.failed(
+                    reservation, message, context, task: task, error: error, channel: channel, form: form)
+            }
         }
         guard started else { return }
         let clock = ContinuousClock()
@@ -256,7 +266,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
             }
         case .failure(let error):
             await failed(
-                reservation, message, context, task: task, error: Self.remoteError(error), channel: channel, form: form)
+                reservation, message, context, task: task, error: Self.remoteError(error), channel: channel,
+                form: form)
         }
     }
 
@@ -286,23 +297,32 @@ final class Worker<Backend: QueueBackend>: Sendable {
     ) async {
         await settle(reservation) {
             await self.deadLetter(
-                reservation, reason: "\(error.name): \(error.message) (attempt \(context.attempt))", emit: false)
+                reservation, reason: "\(error.name): \(error.message) (attempt \(context.attempt))",
+                emit: false)
             self.events.emit(.failed(context, error: "\(error.name): \(error.message)"))
             if let channel {
-                await self.publish(self.notification(message, context, outcome: .failure(error)), to: channel, form: form)
+                await self.publish(
+                    self.notification(message, context, outcome: .failure(error)), to: channel, form: form)
             }
         }
     }
 
-    private func deadLetter(_ reservation: Reservation<Backend.Receipt>, reason: String, emit: Bool = true) async {
+    private func deadLetter(_ reservation: Reservation<Backend.Receipt>, reason: String, emit: Bool = true)
+        async
+    {
         do {
             try await backend.deadLetter(reservation, reason: reason)
-            logger.warning("dead-lettered", ["queue": reservation.queue, "message.id": reservation.messageID, "reason": reason])
+            logger.warning(
+                "dead-lettered",
+                ["queue": reservation.queue, "message.id": reservation.messageID, "reason": reason])
             if emit {
-                events.emit(.deadLettered(queue: reservation.queue, messageID: reservation.messageID, reason: reason))
+                events.emit(
+                    .deadLettered(queue: reservation.queue, messageID: reservation.messageID, reason: reason))
             }
         } catch {
-            logger.error("dead-letter failed; the message will come back", ["message.id": reservation.messageID, "error": "\(error)"])
+            logger.error(
+                "dead-letter failed; the message will come back",
+                ["message.id": reservation.messageID, "error": "\(error)"])
         }
     }
 
@@ -310,11 +330,14 @@ final class Worker<Backend: QueueBackend>: Sendable {
         _ message: TaskMessage, _ context: TaskEventContext, outcome: ResultNotification.Outcome
     ) -> ResultNotification {
         ResultNotification(
-            id: context.taskID, name: message.name, args: message.args, options: message.options, queue: context.queue,
+            id: context.taskID, name: message.name, args: message.args, options: message.options,
+            queue: context.queue,
             attempt: context.attempt, outcome: outcome)
     }
 
-    private func publish(_ notification: ResultNotification, to channel: String, form: MessageEncryption.Format?) async {
+    private func publish(
+        _ notification: ResultNotification, to channel: String, form: MessageEncryption.Format?
+    ) async {
         do { try await notifier.publish(codec.encode(notification, answering: form), to: channel) } catch {
             logger.error("publishing a result failed", ["task.id": notification.id, "error": "\(error)"])
         }
@@ -329,7 +352,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 ["task.id": taskID, "error": "\(error)"])
         } else {
             logger.warning(
-                "ack failed; the message runs again once its reservation expires", ["task.id": taskID, "error": "\(error)"])
+                "ack failed; the message runs again once its reservation expires",
+                ["task.id": taskID, "error": "\(error)"])
         }
     }
 
@@ -338,7 +362,9 @@ final class Worker<Backend: QueueBackend>: Sendable {
     /// The supervisor cancels only the attempts it takes over, never a task that ended its
     /// attempt, so the bookkeeping normally runs right here, with no hand-off. Should the current
     /// task be cancelled anyway, it runs in a fresh task that cancellation cannot cut short.
-    private func settle(_ reservation: Reservation<Backend.Receipt>, _ body: @escaping @Sendable () async -> Void) async {
+    private func settle(
+        _ reservation: Reservation<Backend.Receipt>, _ body: @escaping @Sendable () async -> Void
+    ) async {
         if Task.isCancelled {
             await Task { await body() }.value
         } else {

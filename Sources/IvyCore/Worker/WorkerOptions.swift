@@ -24,7 +24,8 @@ public struct WorkerOptions: Sendable {
 
     public init(
         concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30), pollWait: Duration = .seconds(5),
-        gracePeriod: Duration = .seconds(30), errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3
+        gracePeriod: Duration = .seconds(30), errorBackoff: Duration = .milliseconds(500),
+        extraDeliveries: Int = 3
     ) {
         self.extraDeliveries = extraDeliveries
         self.concurrency = concurrency
@@ -39,7 +40,8 @@ public struct WorkerOptions: Sendable {
     /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
     public func validate() throws(IvyError) {
         try IvyError.check("WorkerOptions.concurrency", concurrency, in: 1...100_000)
-        try IvyError.check("WorkerOptions.visibilityTimeout", visibilityTimeout, in: .milliseconds(30)...(.seconds(86_400)))
+        try IvyError.check(
+            "WorkerOptions.visibilityTimeout", visibilityTimeout, in: .milliseconds(30)...(.seconds(86_400)))
         try IvyError.check("WorkerOptions.pollWait", pollWait, in: .zero...(.seconds(3_600)))
         try IvyError.check("WorkerOptions.gracePeriod", gracePeriod, in: .zero...(.seconds(86_400)))
         try IvyError.check("WorkerOptions.errorBackoff", errorBackoff, in: .zero...(.seconds(3_600)))
