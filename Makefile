@@ -3,7 +3,7 @@ SWIFT ?= swift
 IVY_REDIS_PORT ?= 6390
 export IVY_REDIS_PORT
 
-.PHONY: demo test chaos build release bench deps test-deps services-up services-down clean
+.PHONY: demo test chaos lint build release bench deps test-deps services-up services-down clean
 
 ## demo: install missing libraries, build, run the factorial demo on the memory backend
 demo: deps
@@ -24,6 +24,10 @@ test: test-deps
 chaos: test-deps
 	$(SWIFT) build --product ivy
 	IVY_BINARY=.build/debug/ivy scripts/chaos.sh $(CHAOS_ARGS)
+
+## lint: swift-format's strict lint, and the DocC catalogs with warnings as errors
+lint: deps
+	scripts/lint.sh
 
 ## bench: release build, then `ivy bench` on the memory backend
 bench: deps
@@ -49,4 +53,4 @@ services-down:
 	scripts/services.sh down
 
 clean:
-	rm -rf .build .services .chaos
+	rm -rf .build .build-docs .services .chaos

@@ -22,9 +22,14 @@ extension Ivy {
     /// let ivy = try await Ivy(registry: registry, queue: .url("memory://"), notifier: .url("memory://"))
     /// ```
     ///
-    /// - Parameter encryptionKey: Encrypts messages and results (authenticated format); it
-    ///   replaces ``IvyOptions/encryption``. Use ``MessageEncryption`` through `options` for
-    ///   rotation, the node-ivy format or `requireEncryption`.
+    /// - Parameters:
+    ///   - registry: The tasks it calls and runs.
+    ///   - queue: The queue backend, by URL or ``BackendLocation/memory``.
+    ///   - notifier: The notifier results travel through, by URL or ``BackendLocation/memory``.
+    ///   - encryptionKey: Encrypts messages and results (authenticated format); it replaces
+    ///     ``IvyOptions/encryption``. Use ``MessageEncryption`` through `options` for rotation,
+    ///     the node-ivy format or `requireEncryption`.
+    ///   - options: Result timeout, channel, logger and encryption.
     /// - Throws: ``IvyError/Code/invalidURL`` or ``IvyError/Code/unsupportedBackend``; the message
     ///   shows the URL with its credentials replaced by `***`.
     public convenience init(

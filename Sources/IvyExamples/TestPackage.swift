@@ -4,7 +4,7 @@ public import IvyCore
 
 /// The example registered-task plugin: the tasks of ivy's `testpackage`, on queue `testpackage`.
 ///
-/// Producer and worker both call ``register(in:)`` so their registries match, as ivy requires.
+/// Producer and worker both call ``register(in:queue:)`` so their registries match, as ivy requires.
 public struct TestPackage: Sendable {
     /// The queue the package's tasks travel on unless another is given.
     public static let queue = "testpackage"
@@ -23,7 +23,9 @@ public struct TestPackage: Sendable {
 
     /// Registers the package's tasks.
     ///
-    /// - Parameter queue: The queue they travel on; tests give each run its own.
+    /// - Parameters:
+    ///   - registry: Where to register them.
+    ///   - queue: The queue they travel on; tests give each run its own.
     public static func register(in registry: TaskRegistry, queue: String = TestPackage.queue) throws(IvyError)
         -> TestPackage
     {

@@ -8,7 +8,7 @@ public import IvyCore
 /// URLs: `redis://[user:password@]host[:port][/db]` and `unix:///path/to/redis.sock[?db=N]`
 /// (user and password percent-encoded; an IPv6 host in brackets, `redis://[::1]:6379`),
 /// optionally with `?name=` for the connections' name in `CLIENT LIST`. The password is a
-/// ``Secret``: it never prints.
+/// `Secret`: it never prints.
 public struct RedisConfiguration: Sendable {
     public enum Address: Sendable, Hashable {
         /// A host name or IP address (IPv6 without brackets: `::1`) and a port.
@@ -40,7 +40,7 @@ public struct RedisConfiguration: Sendable {
 
     /// Parses a `redis://` or `unix://` URL.
     ///
-    /// - Throws: ``IvyError/Code/invalidURL``, showing the URL with credentials as `***`.
+    /// - Throws: `IvyError/Code/invalidURL`, showing the URL with credentials as `***`.
     public init(url: String) throws(IvyError) {
         let redacted = Redaction.redact(url: url)
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
@@ -116,7 +116,7 @@ public struct RedisConfiguration: Sendable {
 
     /// Checks the values a program may set after parsing; a connection does before it connects.
     ///
-    /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
+    /// - Throws: `IvyError/Code/invalidConfiguration` naming the first field out of range.
     public func validate() throws(IvyError) {
         try IvyError.check(
             "RedisConfiguration.connectTimeout", connectTimeout, in: .milliseconds(1)...(.seconds(86_400)))

@@ -18,7 +18,7 @@ extension RedisConnection {
         retryDelayWithoutJitter(afterFailures: failures) * Double.random(in: 0.5...1.5)
     }
 
-    /// ``retryDelay(afterFailures:)`` before its jitter.
+    /// `retryDelay(afterFailures:)` before its jitter.
     package static func retryDelayWithoutJitter(afterFailures failures: Int) -> Duration {
         let doublings = min(max(failures, 1) - 1, 10)
         return min(firstRetryDelay * (1 << doublings), longestRetryDelay)

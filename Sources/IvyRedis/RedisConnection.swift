@@ -9,7 +9,7 @@ internal import IvyCore
 /// sees it, without waiting for earlier replies, and replies come back in order. Many tasks
 /// sharing one connection therefore share its round trips. A lost connection is re-established
 /// by the next command, after a backoff that grows with consecutive failures (with jitter;
-/// see ``retryDelay(afterFailures:)``).
+/// see `retryDelay(afterFailures:)`).
 ///
 /// ```swift
 /// let redis = try await RedisConnection.connect(RedisConfiguration(url: "redis://127.0.0.1:6390"))
@@ -63,6 +63,7 @@ public final class RedisConnection: Sendable {
     /// their replies.
     ///
     /// - Parameters:
+    ///   - commands: The commands, at least one.
     ///   - wait: How long the server may hold the first command (BLPOP, XREADGROUP BLOCK), on
     ///     top of the configuration's command timeout.
     ///   - onCancel: What cancelling the calling task does.
@@ -95,7 +96,7 @@ public final class RedisConnection: Sendable {
         try await send([command], wait: wait, onCancel: .interrupt)[0]
     }
 
-    /// Closes the connection; commands on the wire and later ones fail with ``IvyError/Code/closed``.
+    /// Closes the connection; commands on the wire and later ones fail with `IvyError/Code/closed`.
     public func close() async {
         queue.close()
     }

@@ -20,7 +20,7 @@ package final class RedisContext {
 
     /// Connects, authenticates and selects the database.
     ///
-    /// - Throws: ``IvyError/Code/connectionFailed`` when the server cannot be reached, does not
+    /// - Throws: `IvyError/Code/connectionFailed` when the server cannot be reached, does not
     ///   answer within the connect or command timeout ("timed out after 5 s"), refuses the
     ///   credentials ("authentication failed: WRONGPASS …"), or wants credentials the
     ///   configuration lacks ("authentication required: NOAUTH …").

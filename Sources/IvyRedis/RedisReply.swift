@@ -41,7 +41,7 @@ public enum RedisReply: Sendable, Hashable {
         if case .error(let message) = self { message } else { nil }
     }
 
-    /// The reply itself, or a ``IvyError/Code/commandFailed`` carrying the server's message.
+    /// The reply itself, or a `IvyError/Code/commandFailed` carrying the server's message.
     public func checked(endpoint: String, command: String) throws(IvyError) -> RedisReply {
         if case .error(let message) = self {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "\(command): \(message)")

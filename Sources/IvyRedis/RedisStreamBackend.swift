@@ -69,10 +69,10 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     ///   - connection: For sends, scripts and inspection (shared, pipelined).
     ///   - maximumMessageSize: The largest body accepted (16 MiB by default; Redis allows 512 MiB).
     ///   - livenessTimeout: A consumer that has not announced itself for this long is taken for
-    ///     dead, and the messages it had reserved go to the others (see ``ConsumerLiveness``).
+    ///     dead, and the messages it had reserved go to the others (PROTOCOL.md §8, "Liveness").
     ///     It announces itself four times in this period, from a thread of its own.
     ///   - logger: Where the backend reports what it did on its own (freed reservations).
-    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a size below 1 B or above 512 MiB, or
+    /// - Throws: `IvyError/Code/invalidConfiguration` for a size below 1 B or above 512 MiB, or
     ///   a liveness timeout below 100 ms or above an hour.
     public init(
         connection: RedisConnection, maximumMessageSize: Int = 16 << 20,
@@ -524,7 +524,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         groupsCreated.withLock { _ = $0.insert(keys.stream) }
     }
 
-    /// Runs a script on the shared connection; error replies become ``IvyError/Code/commandFailed``.
+    /// Runs a script on the shared connection; error replies become `IvyError/Code/commandFailed`.
     private func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws
         -> RedisReply
     {
@@ -548,7 +548,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         }
     }
 
-    /// Turns a script's 0 ("not held") into ``IvyError/Code/reservationLost``.
+    /// Turns a script's 0 ("not held") into `IvyError/Code/reservationLost`.
     private func held(_ reply: RedisReply, _ reservation: Reservation<Receipt>) throws(IvyError) {
         try held(reply.integer == 1, reservation)
     }

@@ -7,7 +7,7 @@ internal import Synchronization
 
 /// The Redis pub/sub notifier (`redis://…` as `--notify`).
 ///
-/// Publishing shares a pipelined ``RedisConnection``; all subscriptions share one pub/sub
+/// Publishing shares a pipelined `RedisConnection`; all subscriptions share one pub/sub
 /// connection on its own thread, which reconnects and subscribes again by itself.
 ///
 /// Results are durable by default: every result is also kept for ``resultRetention``
@@ -37,9 +37,12 @@ public final class RedisNotifier: RedisPubSubNotifier {
     /// reconnect after a Redis restart or a dropped connection.
     public static let defaultResultRetention = Duration.seconds(30)
 
-    /// - Parameter resultRetention: Keep each result this long (at least 1 ms), so a producer
-    ///   that was disconnected when it was published still gets it; nil for plain pub/sub.
-    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a retention under 1 ms or over 30 days.
+    /// - Parameters:
+    ///   - publisher: The connection results are published (and kept) through.
+    ///   - resultRetention: Keep each result this long (at least 1 ms), so a producer that was
+    ///     disconnected when it was published still gets it; nil for plain pub/sub.
+    ///   - logger: Where the notifier reports reconnects and retries.
+    /// - Throws: `IvyError/Code/invalidConfiguration` for a retention under 1 ms or over 30 days.
     public init(
         publisher: RedisConnection, resultRetention: Duration? = defaultResultRetention,
         logger: any IvyLogger = StderrLogger()
@@ -83,7 +86,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
     ///
     /// With durable results, a publication that fails because Redis is out of reach (a restart,
     /// say) or not ready (`LOADING`) is tried again, with backoff and jitter
-    /// (``RedisConnection/retryDelay(afterFailures:)``), until it succeeds, the retention has
+    /// (`RedisConnection.retryDelay(afterFailures:)`), until it succeeds, the retention has
     /// passed, the notifier is closed, or the calling task is cancelled. A try whose reply was
     /// lost may have published already, so a result can arrive twice; the producer ignores the
     /// second.

@@ -14,7 +14,7 @@ internal import Synchronization
 ///
 /// The thread polls the socket together with a wake pipe: messages are handed to the channel's
 /// subscribers as they arrive, and subscription changes (or closing) wake it at once. When the
-/// connection drops it reconnects at once, then with backoff (``RedisConnection/retryDelay(afterFailures:)``:
+/// connection drops it reconnects at once, then with backoff (`RedisConnection.retryDelay(afterFailures:)`:
 /// 25–75 ms first, at most 750 ms), and subscribes again to every channel in use. A subscription
 /// the server refuses (no password, `NOPERM`) fails its subscriber instead of leaving it waiting.
 final class RedisSubscriber: Sendable {

@@ -68,7 +68,10 @@ public struct MessageEncryption: Sendable {
 
     /// Encryption from `MESSAGES_ENCRYPTION_KEY`, as node ivy reads it; nil when unset or empty.
     ///
-    /// - Parameter environment: The variables to read; the process's by default.
+    /// - Parameters:
+    ///   - environment: The variables to read; the process's by default.
+    ///   - format: The format of new messages.
+    ///   - requireEncryption: Refuse plaintext messages.
     public static func fromEnvironment(
         _ environment: [String: String]? = nil, format: Format = .authenticated,
         requireEncryption: Bool = false

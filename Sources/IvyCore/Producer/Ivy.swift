@@ -109,8 +109,11 @@ public final class Ivy: Sendable {
 
     /// Sends a call and returns once the queue accepted it; await the result on what it returns.
     ///
-    /// - Parameter timeout: How long the result is awaited, from now (``IvyOptions/resultTimeout``
-    ///   by default). Workers drop the message once it has passed.
+    /// - Parameters:
+    ///   - task: The registered task to call.
+    ///   - arguments: Its arguments, as its parameter types.
+    ///   - timeout: How long the result is awaited, from now (``IvyOptions/resultTimeout`` by
+    ///     default). Workers drop the message once it has passed.
     public func delayedCall<each Argument, Result>(
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
         timeout: Duration? = nil
@@ -201,7 +204,10 @@ public final class Ivy: Sendable {
     /// Runs the registered tasks from `queues` until the calling task is cancelled, then drains
     /// within the grace period and returns.
     ///
-    /// - Parameter queues: The queues to consume; every queue of the registry by default.
+    /// - Parameters:
+    ///   - queues: The queues to consume; every queue of the registry by default.
+    ///   - workerOptions: Concurrency, visibility timeout, grace period and the like.
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for options out of range or no queue.
     public func listen(queues: [String]? = nil, options workerOptions: WorkerOptions = .init()) async throws {
         let queues = queues ?? registry.queues
         guard !queues.isEmpty else {

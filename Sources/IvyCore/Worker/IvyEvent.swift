@@ -2,7 +2,7 @@
 
 /// Something that happened to a task call, on the producer's or the worker's side.
 ///
-/// Watch them with ``Ivy/events()``; the CLI's `demo` prints them as the call's flow.
+/// Watch them with ``Ivy/events(bufferingNewest:)``; the CLI's `demo` prints them as the call's flow.
 public enum IvyEvent: Sendable, Hashable {
     /// The queue accepted a call (producer).
     ///
