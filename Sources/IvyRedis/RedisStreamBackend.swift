@@ -218,8 +218,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         if wait > .zero, let drained = drainedQueues.withLock({ $0[queue] }),
             drained.nextDue.map({ $0 > clock.now }) ?? true
         {
-            let limit = clock.now.advanced(by: Self.longestBlock)
-            nextDue = drained.nextDue.map { min($0, limit) } ?? limit
+            nextDue = drained.nextDue
         } else {
             reply = try await run(Self.reserve, keys: reserveKeys, arguments: arguments)
         }
@@ -241,7 +240,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             // Cancelling unblocks the BLPOP rather than dropping the connection, so messages
             // the reserve took on the way out are returned, not stranded until they expire.
             let blpop = RedisCommand(
-                "BLPOP", keys.signal, String(format: "%.3f", max(0.001, Self.seconds(block))))
+                "BLPOP", keys.signal, String(format: "%.3f", max(0.001, block.inSeconds)))
             let replies: [RedisReply]
             do {
                 replies = try await waiters.withConnection { waiter in
@@ -591,9 +590,5 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         }
         let nextDue = parts[2].integer.flatMap { $0 >= 0 ? $0 : nil }
         return ReserveOutcome(reservations: reservations, drained: parts[1].integer == 1, nextDue: nextDue)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

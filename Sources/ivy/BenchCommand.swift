@@ -2,6 +2,7 @@
 
 import Foundation
 import Ivy
+import IvyCore
 import IvyExamples
 
 /// `ivy bench`: round trips with results through real workers, measured.
@@ -130,7 +131,7 @@ enum BenchCommand {
                     return nil
                 }
             }
-            enqueuePerSecond = rounded(Double(tasks) / seconds(clock.now - start))
+            enqueuePerSecond = rounded(Double(tasks) / (clock.now - start).inSeconds)
             // A refused send was counted above; only queued calls can have a result error.
             _ = await inLanes(pendings.count, lanes: inFlight, progress: "draining") { index in
                 if let pending = pendings[index], (try? await pending.value) == nil {
@@ -148,7 +149,7 @@ enum BenchCommand {
                 do { _ = try await producer.call(package.echo, payload) } catch { errors.add(error) }
                 return Optional<Int>.none
             }
-            roundTripsPerSecond = rounded(Double(tasks) / seconds(clock.now - start))
+            roundTripsPerSecond = rounded(Double(tasks) / (clock.now - start).inSeconds)
         }
 
         // Phase 3: latency of sequential calls.
@@ -159,7 +160,7 @@ enum BenchCommand {
                 if index % 100 == 0 { Console.progress("latency \(index)/\(latencyCalls)") }
                 let callStart = clock.now
                 do { _ = try await producer.call(package.echo, payload) } catch { errors.add(error) }
-                latencies.append(seconds(clock.now - callStart) * 1000)
+                latencies.append((clock.now - callStart).inSeconds * 1000)
             }
             Console.endProgress()
             latencies.sort()
@@ -261,10 +262,6 @@ enum BenchCommand {
         guard !sorted.isEmpty else { return 0 }
         let index = min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)
         return (sorted[max(0, index)] * 1000).rounded() / 1000
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     private static func rounded(_ value: Double) -> Double { (value * 10).rounded() / 10 }

@@ -1,6 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 import Foundation
+import IvyCore
 
 /// A subcommand's arguments, consumed option by option; whatever is left is an error.
 struct CommandLineArguments {
@@ -73,8 +74,8 @@ struct CommandLineArguments {
         range: ClosedRange<Duration> = .zero...(.seconds(86_400 * 366))
     ) throws(UsageError) -> Duration {
         guard let value = try option(name) else { return fallback }
-        let lowest = Self.seconds(range.lowerBound)
-        let highest = Self.seconds(range.upperBound)
+        let lowest = range.lowerBound.inSeconds
+        let highest = range.upperBound.inSeconds
         // Rejects nan and inf too: neither lies in a closed range of finite numbers.
         guard let seconds = Double(value), seconds >= lowest, seconds <= highest else {
             throw UsageError(
@@ -82,10 +83,6 @@ struct CommandLineArguments {
                     "\(name) takes a number of seconds from \(Self.text(lowest)) to \(Self.text(highest))")
         }
         return .milliseconds(Int64((seconds * 1000).rounded()))
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     private static func text(_ seconds: Double) -> String {

@@ -167,7 +167,7 @@ public final class Ivy: Sendable {
         let message = TaskMessage(
             name: task.name, args: try ArgumentEncoder.encode(repeat each arguments), id: id,
             notify: notificationChannel, createdAt: now,
-            deadline: now.addingTimeInterval(Self.seconds(timeout)))
+            deadline: now.addingTimeInterval(timeout.inSeconds))
         let slot = router.expect(id, taskName: task.name, timeout: timeout)
         return (message, PendingResult(taskID: id, taskName: task.name, slot: slot, events: broadcaster))
     }
@@ -284,10 +284,5 @@ public final class Ivy: Sendable {
             buffer[index] = digits.utf8Start[Int((value >> (60 - 4 * UInt64(index))) & 15)]
         }
         return 16
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
