@@ -7,7 +7,7 @@ public import IvyCore
 /// Producer and worker both call ``register(in:queue:)`` so their registries match, as ivy requires.
 public struct TestPackage: Sendable {
     /// The queue the package's tasks travel on unless another is given.
-    public static let queue = "testpackage"
+    public static let queue: QueueName = "testpackage"
 
     /// `n!`; negative `n` and results past `Int.max` (n > 20) are task errors, not retried.
     public let factorial: TaskDefinition<Int, Int>
@@ -26,7 +26,8 @@ public struct TestPackage: Sendable {
     /// - Parameters:
     ///   - registry: Where to register them.
     ///   - queue: The queue they travel on; tests give each run its own.
-    public static func register(in registry: TaskRegistry, queue: String = TestPackage.queue) throws(IvyError)
+    public static func register(in registry: TaskRegistry, queue: QueueName = TestPackage.queue)
+        throws(IvyError)
         -> TestPackage
     {
         try TestPackage(

@@ -21,7 +21,7 @@ internal import Synchronization
 final class ConsumerLiveness: Sendable {
     private struct State {
         /// Per queue, the server time (µs) the last beat that got an answer ran at; "" for none.
-        var queues: [String: String] = [:]
+        var queues: [QueueName: String] = [:]
         var beats = 0
         var hasThread = false
         var isClosed = false
@@ -55,7 +55,7 @@ final class ConsumerLiveness: Sendable {
     }
 
     /// Announces the consumer on `queue` from now on; the first beat goes out at once.
-    func join(_ queue: String) {
+    func join(_ queue: QueueName) {
         let (isNew, startThread) = state.withLock { state -> (Bool, Bool) in
             guard !state.isClosed, state.queues[queue] == nil else { return (false, false) }
             state.queues[queue] = ""
@@ -72,7 +72,7 @@ final class ConsumerLiveness: Sendable {
     /// Stops announcing and leaves every queue: deleted from its group, or marked for deletion
     /// once nothing is pending for it.
     func close() async {
-        let (queues, hasThread) = state.withLock { state -> ([String], Bool) in
+        let (queues, hasThread) = state.withLock { state -> ([QueueName], Bool) in
             defer { state.isClosed = true }
             return (state.isClosed ? [] : Array(state.queues.keys), state.hasThread)
         }
@@ -127,7 +127,7 @@ final class ConsumerLiveness: Sendable {
     }
 
     /// Runs the `leave` scripts together and waits for them at most ``leaveLimit``.
-    private func leave(_ queues: [String]) async {
+    private func leave(_ queues: [QueueName]) async {
         let outstanding = Countdown(queues.count)
         let timer = Task {
             try? await Task.sleep(for: Self.leaveLimit)
@@ -147,7 +147,8 @@ final class ConsumerLiveness: Sendable {
                         }
                     }) {
                         logger.debug(
-                            "leaving the consumer group failed", ["queue": queue, "error": "\(error)"])
+                            "leaving the consumer group failed",
+                            ["queue": queue.rawValue, "error": "\(error)"])
                     }
                     outstanding.report()
                 }
@@ -178,7 +179,7 @@ final class ConsumerLiveness: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    private func beat(_ queue: String, previousBeat: String, sweep: Bool) {
+    private func beat(_ queue: QueueName, previousBeat: String, sweep: Bool) {
         let keys = RedisStreamBackend.Keys(queue)
         connection.evaluate(
             RedisStreamBackend.beat, keys: [keys.stream, keys.leases, keys.consumers, keys.signal],
@@ -207,10 +208,10 @@ final class ConsumerLiveness: Sendable {
                 if let count = parts.first?.integer, count > 0 {
                     logger.warning(
                         "a consumer stopped announcing itself; its reserved messages go to live ones",
-                        ["queue": queue, "messages": "\(count)"])
+                        ["queue": queue.rawValue, "messages": "\(count)"])
                 }
             case .failure(let error):
-                logger.debug("liveness beat failed", ["queue": queue, "error": "\(error)"])
+                logger.debug("liveness beat failed", ["queue": queue.rawValue, "error": "\(error)"])
             }
         }
     }

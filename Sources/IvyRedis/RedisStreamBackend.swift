@@ -14,7 +14,9 @@ internal import Synchronization
 /// to it or the next lease or delay it knows of comes due, and for at most 250 ms, so that a
 /// message added without the push waits no longer than that. Right after a reserve that drained
 /// the queue, the next one blocks at once, without running the script first.
-public final class RedisStreamBackend: InspectableQueueBackend {
+public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBackend,
+    ResultPublishingQueueBackend
+{
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: String
     }
@@ -29,7 +31,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     private let liveness: ConsumerLiveness
     private let groupsCreated = Mutex<Set<String>>([])
     /// Per queue, what the last reserve script said if it found nothing more to read.
-    private let drainedQueues = Mutex<[String: Drained]>([:])
+    private let drainedQueues = Mutex<[QueueName: Drained]>([:])
     /// Per queue: single sends that arrive together go out as one script call.
     private let senders = CoalescerTable<[UInt8], String>(maximumBatch: maximumBatch)
     /// Per queue: acknowledgements (with their results to publish) batched the same way.
@@ -111,13 +113,14 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     // MARK: Sending
 
-    public func send(_ body: [UInt8], to queue: String) async throws -> String {
+    public func send(_ body: [UInt8], to queue: QueueName) async throws -> String {
         try checkSize(body, queue: queue)
         return try await awaiting { submit(body, to: queue, completion: $0) }
     }
 
     public func send(
-        _ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+        _ body: [UInt8], to queue: QueueName,
+        completion: @escaping @Sendable (Result<String, any Error>) -> Void
     ) {
         do {
             try checkSize(body, queue: queue)
@@ -129,11 +132,12 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// Sends `body` in the queue's next transaction (single sends that arrive together share one).
     private func submit(
-        _ body: [UInt8], to queue: String, completion: @escaping @Sendable (Result<String, any Error>) -> Void
+        _ body: [UInt8], to queue: QueueName,
+        completion: @escaping @Sendable (Result<String, any Error>) -> Void
     ) {
         // Weak: the coalescer is stored in this backend.
         senders.submit(
-            body, key: queue,
+            body, key: queue.rawValue,
             execute: { [weak self] bodies, done in
                 guard let self else { return done(bodies.map { _ in .failure(IvyError(.closed)) }) }
                 self.sendNow(bodies, to: queue) { result in
@@ -145,7 +149,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
             }, completion: completion)
     }
 
-    public func send(batch bodies: [[UInt8]], to queue: String) async throws -> [String] {
+    public func send(batch bodies: [[UInt8]], to queue: QueueName) async throws -> [String] {
         guard !bodies.isEmpty else { return [] }
         for body in bodies { try checkSize(body, queue: queue) }
         var ids: [String] = []
@@ -161,12 +165,12 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     /// Adds `bodies` to the stream and wakes idle consumers, in one transaction: plain commands
     /// (no script) are the cheapest thing the server can do per message.
-    private func sendNow(_ bodies: [[UInt8]], to queue: String) async throws -> [String] {
+    private func sendNow(_ bodies: [[UInt8]], to queue: QueueName) async throws -> [String] {
         try await awaiting { sendNow(bodies, to: queue, completion: $0) }
     }
 
     private func sendNow(
-        _ bodies: [[UInt8]], to queue: String,
+        _ bodies: [[UInt8]], to queue: QueueName,
         completion: @escaping @Sendable (Result<[String], any Error>) -> Void
     ) {
         let keys = Keys(queue)
@@ -198,7 +202,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     // MARK: Consuming
 
-    public func reserve(from queue: String, count: Int, visibility: Duration, wait: Duration) async throws
+    public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
         -> [Reservation<Receipt>]
     {
         precondition(count > 0, "count must be at least 1")
@@ -265,45 +269,33 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         try held(await acknowledge(reservation, publication: nil), reservation)
     }
 
-    public func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
-        through notifier: any Notifier
-    ) async -> AckAndPublishOutcome {
-        guard let publication = publication(payload, to: channel, through: notifier) else {
-            return await ackThenPublish(reservation, payload, to: channel, through: notifier)
-        }
-        return await withCheckedContinuation { continuation in
-            acknowledge(reservation, keeping: publication) {
-                continuation.resume(returning: self.outcome($0, reservation))
-            }
-        }
-    }
-
-    public func ack(
-        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: String,
-        through notifier: any Notifier,
-        completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
-    ) {
-        guard let publication = publication(payload, to: channel, through: notifier) else {
-            Task { completion(await ackThenPublish(reservation, payload, to: channel, through: notifier)) }
-            return
-        }
-        acknowledge(reservation, keeping: publication) { completion(self.outcome($0, reservation)) }
-    }
-
-    /// What the ack script publishes (and keeps, for durable results), if it can: when the
-    /// notifier's subscribers are on this server, and its results are kept in this database.
-    private func publication(_ payload: [UInt8], to channel: String, through notifier: any Notifier)
-        -> Publication?
-    {
+    /// Yes when `notifier`'s subscribers listen on this server and, if it keeps results, it
+    /// keeps them in this database: the ack script then publishes (and keeps) the result.
+    public func canPublish(through notifier: any Notifier) -> Bool {
         guard let redis = notifier as? any RedisPubSubNotifier,
             redis.server == connection.configuration.address
-        else {
-            return nil
+        else { return false }
+        return redis.resultRetention == nil || redis.database == connection.configuration.database
+    }
+
+    public func ack(
+        _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: ChannelName,
+        through notifier: any Notifier, completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
+    ) {
+        guard canPublish(through: notifier), let redis = notifier as? any RedisPubSubNotifier else {
+            // Not what the worker asked for: answer in two requests rather than not at all.
+            Task {
+                var outcome = AckAndPublishOutcome()
+                do { try await ack(reservation) } catch { outcome.ackError = error }
+                do { try await notifier.publish(payload, to: channel) } catch { outcome.publishError = error }
+                completion(outcome)
+            }
+            return
         }
-        let retention = redis.resultRetention.map { max(1, $0.wholeMilliseconds) } ?? 0
-        guard retention == 0 || redis.database == connection.configuration.database else { return nil }
-        return Publication(channel: channel, payload: payload, retention: retention)
+        let publication = Publication(
+            channel: channel.rawValue, payload: payload,
+            retention: redis.resultRetention.map { max(1, $0.wholeMilliseconds) } ?? 0)
+        acknowledge(reservation, keeping: publication) { completion(self.outcome($0, reservation)) }
     }
 
     /// Acknowledges and publishes; with durable results, a script that failed on a server out of
@@ -358,7 +350,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         let acknowledgement = Acknowledgement(
             messageID: reservation.messageID, token: reservation.receipt.token, publication: publication)
         acknowledgers.submit(
-            acknowledgement, key: queue,
+            acknowledgement, key: queue.rawValue,
             execute: { [weak self] batch, done in
                 guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
                 let keys = Keys(queue)
@@ -435,7 +427,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
 
     // MARK: Inspection
 
-    public func size(of queue: String) async throws -> QueueSize {
+    public func size(of queue: QueueName) async throws -> QueueSize {
         let keys = Keys(queue)
         try await ensureGroup(keys)
         let counts =
@@ -448,7 +440,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         return QueueSize(ready: counts[0], delayed: counts[1], reserved: counts[2], dead: counts[3])
     }
 
-    public func peek(_ queue: String, count: Int) async throws -> [QueuedMessage] {
+    public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
         let keys = Keys(queue)
         try await ensureGroup(keys)
         let reply = try await run(Self.peek, keys: [keys.stream], arguments: [Self.group, count])
@@ -459,7 +451,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         }
     }
 
-    public func deadLetters(of queue: String, count: Int) async throws -> [DeadLetter] {
+    public func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter] {
         let reply = try await connection.command(
             RedisCommand("XRANGE", Keys(queue).dead, "-", "+", "COUNT", count)
         )
@@ -478,20 +470,20 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         }
     }
 
-    public func requeueDeadLetters(of queue: String, count: Int) async throws -> Int {
+    public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
         let keys = Keys(queue)
         return try await run(Self.requeue, keys: [keys.dead, keys.stream, keys.signal], arguments: [count])
             .integer ?? 0
     }
 
-    public func purge(_ queue: String) async throws -> Int {
+    public func purge(_ queue: QueueName) async throws -> Int {
         let keys = Keys(queue)
         try await ensureGroup(keys)
         return try await run(Self.purge, keys: [keys.stream, keys.delayed], arguments: [Self.group])
             .integer ?? 0
     }
 
-    public func purgeDeadLetters(of queue: String) async throws -> Int {
+    public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
         let dead = Keys(queue).dead
         let replies = try await connection.send([RedisCommand("XLEN", dead), RedisCommand("DEL", dead)])
         return replies[0].integer ?? 0
@@ -502,7 +494,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
     /// A queue's keys, all with the hash tag `{queue}`.
     struct Keys {
         let stream, leases, delayed, dead, signal, consumers: String
-        init(_ queue: String) {
+        init(_ queue: QueueName) {
             let prefix = "ivy:{\(queue)}:"
             stream = prefix + "stream"
             leases = prefix + "leases"
@@ -571,7 +563,7 @@ public final class RedisStreamBackend: InspectableQueueBackend {
         var nextDue: Int?
     }
 
-    private func parseReserveReply(_ reply: RedisReply, queue: String) throws(IvyError) -> ReserveOutcome {
+    private func parseReserveReply(_ reply: RedisReply, queue: QueueName) throws(IvyError) -> ReserveOutcome {
         if let message = reply.errorMessage {
             // Behind a BLPOP, after a restart: LOADING, say, while the server reads its data.
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "\(Self.reserve.name): \(message)")

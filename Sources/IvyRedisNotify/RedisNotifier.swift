@@ -92,7 +92,8 @@ public final class RedisNotifier: RedisPubSubNotifier {
     /// second.
     ///
     /// - Throws: The last failure, when it gives up.
-    public func publish(_ payload: [UInt8], to channel: String) async throws {
+    public func publish(_ payload: [UInt8], to channel: ChannelName) async throws {
+        let channel = channel.rawValue
         guard let retention = resultRetention else {
             _ = try await publisher.command(RedisCommand("PUBLISH", channel, payload))
                 .checked(endpoint: endpoint, command: "PUBLISH")
@@ -133,7 +134,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
             arguments.reserveCapacity(2 + payloads.count)
             for payload in payloads { arguments.append(payload) }
             self.publisher.evaluate(
-                Self.retainAndPublish, keys: [Self.retainedKey(channel)], arguments: arguments
+                Self.retainAndPublish, keys: [RetainedResults.key(channel)], arguments: arguments
             ) {
                 [endpoint] reply in
                 let outcome = Result<Void, any Error> {
@@ -144,14 +145,15 @@ public final class RedisNotifier: RedisPubSubNotifier {
         }
     }
 
-    public func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
-        try await subscriber.subscribe(to: channel)
+    public func subscribe(to channel: ChannelName) async throws -> AsyncStream<[UInt8]> {
+        try await subscriber.subscribe(to: channel.rawValue)
     }
 
-    public func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+    public func subscribe(to channel: ChannelName, receive: @escaping @Sendable ([UInt8]) -> Void)
+        async throws
         -> NotifierSubscription
     {
-        try await subscriber.subscribe(to: channel, receive: receive)
+        try await subscriber.subscribe(to: channel.rawValue, receive: receive)
     }
 
     public func close() async {
@@ -163,7 +165,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
     // MARK: Durable results
 
     /// The stream that keeps `channel`'s results.
-    static func retainedKey(_ channel: String) -> String { RetainedResults.key(channel) }
+    static func retainedKey(_ channel: ChannelName) -> String { RetainedResults.key(channel.rawValue) }
 
     /// KEYS results stream; ARGV channel, retention ms, then payloads. Keeps the payloads
     /// (dropping entries older than the retention), then publishes them in order; returns how
@@ -198,7 +200,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
         while true {
             do {
                 let reply = try await connection.command(
-                    RedisCommand("XRANGE", retainedKey(channel), start, "+", "COUNT", 500)
+                    RedisCommand("XRANGE", RetainedResults.key(channel), start, "+", "COUNT", 500)
                 )
                 .checked(endpoint: connection.endpoint, command: "XRANGE")
                 let entries = reply.array ?? []

@@ -96,19 +96,31 @@ enum BenchCommand {
                 description: "--no-worker needs a shared broker, not memory://")
         }
 
-        let (producer, package) = try await shared.makeIvy(resultTimeout: timeout)
-        // memory:// lives in one Ivy, so its workers share it; brokers get one Ivy per worker.
-        var workerIvys: [Ivy] = []
-        if !noWorker && !shared.isInProcess {
-            for _ in 0..<workerCount { workerIvys.append(try await shared.makeIvy(resultTimeout: timeout).0) }
-        }
-        let workers: [Task<Void, any Error>] =
-            noWorker
-            ? []
-            : (0..<workerCount).map { index in
-                let ivy = workerIvys.isEmpty ? producer : workerIvys[index]
-                return Task { try await ivy.listen(queues: [TestPackage.queue], concurrency: inFlight) }
+        let (registry, package) = try shared.registry()
+        let connection = try await shared.connect()
+        var connections = [connection]
+        let producer: IvyClient
+        var ivyWorkers: [IvyWorker] = []
+        do {
+            producer = try await shared.makeClient(registry, on: connection, resultTimeout: timeout)
+            // memory:// lives in one connection, which its workers share; brokers get one
+            // connection per worker, as separate worker processes would have.
+            for _ in 0..<(noWorker ? 0 : workerCount) {
+                var workerConnection = connection
+                if !shared.isInProcess {
+                    workerConnection = try await shared.connect()
+                    connections.append(workerConnection)
+                }
+                ivyWorkers.append(
+                    try shared.makeWorker(
+                        registry, on: workerConnection,
+                        options: WorkerOptions(queues: [TestPackage.queue], concurrency: inFlight)))
             }
+        } catch {
+            for connection in connections { await connection.close() }
+            throw error
+        }
+        let workers = ivyWorkers.map { worker in Task { try await worker.run() } }
         let payload = String(repeating: "x", count: payloadSize)
         let errors = ErrorCounts()
 
@@ -169,8 +181,8 @@ enum BenchCommand {
 
         for worker in workers { worker.cancel() }
         for worker in workers { _ = try? await worker.value }
-        for ivy in workerIvys { await ivy.close() }
         await producer.close()
+        for connection in connections { await connection.close() }
 
         let report = Report(
             backend: shared.redactedQueue, notifier: shared.redactedNotify, tasks: tasks,

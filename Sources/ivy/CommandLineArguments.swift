@@ -101,6 +101,18 @@ struct CommandLineArguments {
         return names
     }
 
+    /// A comma-separated list of queue names.
+    mutating func queueNames(_ name: String) throws(UsageError) -> [QueueName]? {
+        guard let names = try names(name) else { return nil }
+        var queues: [QueueName] = []
+        for text in names {
+            do { queues.append(try QueueName(text)) } catch {
+                throw UsageError(description: "\(name): \(error.detail ?? "\(error)")")
+            }
+        }
+        return queues
+    }
+
     /// Fails on anything not consumed.
     func finish() throws(UsageError) {
         if let first = remaining.first {

@@ -32,27 +32,47 @@ enum DemoCommand {
                 description: "--no-worker needs a shared broker: memory:// lives inside this process")
         }
 
-        let (ivy, tasks) = try await shared.makeIvy(resultTimeout: timeout)
+        let (registry, tasks) = try shared.registry()
+        let connection = try await shared.connect()
+        let client: IvyClient
+        let worker: IvyWorker?
+        do {
+            client = try await shared.makeClient(registry, on: connection, resultTimeout: timeout)
+            worker =
+                noWorker
+                ? nil
+                : try shared.makeWorker(
+                    registry, on: connection,
+                    options: WorkerOptions(queues: [TestPackage.queue], concurrency: 4))
+        } catch {
+            await connection.close()
+            throw error
+        }
         Console.out("queue    \(shared.redactedQueue)   notifier \(shared.redactedNotify)")
-        let events = ivy.events()
-        let worker =
-            noWorker ? nil : Task { try await ivy.listen(queues: [TestPackage.queue], concurrency: 4) }
+        // Client and worker emit concurrently; both streams feed one, shown in flow order below.
+        let (events, sink) = AsyncStream<IvyEvent>.makeStream()
+        let feeds = [client.events(), worker?.events()].compactMap { $0 }.map { stream in
+            Task { for await event in stream { sink.yield(event) } }
+        }
+        let serving = worker.map { worker in Task { try await worker.run() } }
 
-        let pending = try await ivy.delayedCall(tasks.factorial, n)
+        let pending = try await client.delayedCall(tasks.factorial, n)
         let outcome: Result<Int, any Error>
         do { outcome = .success(try await pending.value) } catch { outcome = .failure(error) }
 
-        // Workers and producer emit concurrently; show the call's steps in flow order.
         var steps: [(rank: Int, line: String)] = []
-        for await event in events where event.context?.taskID == pending.taskID {
-            if let step = describe(event, ivy: ivy) { steps.append(step) }
-            if case .callerResumed = event { break }
+        for await event in events where event.task?.taskID == pending.taskID {
+            if let step = describe(event, channel: client.notificationChannel) { steps.append(step) }
+            if event.kind == .callerResumed { break }
         }
         for step in steps.sorted(by: { $0.rank < $1.rank }) { Console.out(step.line) }
 
-        worker?.cancel()
-        _ = try? await worker?.value
-        await ivy.close()
+        serving?.cancel()
+        _ = try? await serving?.value
+        for feed in feeds { feed.cancel() }
+        await client.close()
+        await worker?.close()
+        await connection.close()
         switch outcome {
         case .success(let value):
             Console.out("testpackage.factorial(\(n)) = \(value)")
@@ -63,32 +83,35 @@ enum DemoCommand {
         }
     }
 
-    private static func describe(_ event: IvyEvent, ivy: Ivy) -> (rank: Int, line: String)? {
-        switch event {
-        case .scheduled(let c):
-            return (0, "producer → queue      scheduled \(c.taskName) id=\(c.taskID) on queue '\(c.queue)'")
-        case .started(let c):
+    private static func describe(_ event: IvyEvent, channel: ChannelName) -> (rank: Int, line: String)? {
+        guard let c = event.task else { return nil }
+        let queue = c.queue.map { "\($0)" } ?? "?"
+        switch event.kind {
+        case .scheduled:
+            return (0, "producer → queue      scheduled \(c.taskName) id=\(c.taskID) on queue '\(queue)'")
+        case .started:
             return (
                 1 + 3 * (c.attempt - 1), "queue    → worker     running \(c.taskName), attempt \(c.attempt)"
             )
-        case .retried(let c, let delay, let error):
+        case .retried:
             return (
                 2 + 3 * (c.attempt - 1),
-                "worker   → queue      attempt \(c.attempt) failed (\(error)); retry in \(delay)"
+                "worker   → queue      attempt \(c.attempt) failed (\(event.error ?? "")); retry in \(event.delay ?? .zero)"
             )
-        case .succeeded(let c, let duration):
+        case .succeeded:
             return (
                 3 + 3 * (c.attempt - 1),
-                "worker   → notifier   succeeded in \(milliseconds(duration)) ms; result published on \(ivy.notificationChannel)"
+                "worker   → notifier   succeeded in \(milliseconds(event.duration ?? .zero)) ms; result published on \(channel)"
             )
-        case .failed(let c, let error):
+        case .failed:
             return (
                 3 + 3 * (c.attempt - 1),
-                "worker   → notifier   failed for good: \(error); message dead-lettered"
+                "worker   → notifier   failed for good: \(event.error ?? ""); message dead-lettered"
             )
-        case .callerResumed(_, let succeeded):
-            return (1000, "notifier → caller     caller resumed with the \(succeeded ? "result" : "error")")
-        case .deadLettered:
+        case .callerResumed:
+            let what = event.succeeded == true ? "result" : "error"
+            return (1000, "notifier → caller     caller resumed with the \(what)")
+        default:
             return nil
         }
     }

@@ -30,14 +30,34 @@ struct SharedOptions {
 
     var logger: any IvyLogger { StderrLogger(minimumLevel: verbose ? .debug : .warning) }
 
-    /// Registers the example plugin and opens an `Ivy` on the configured URLs.
-    func makeIvy(resultTimeout: Duration = .seconds(60)) async throws -> (Ivy, TestPackage) {
+    /// The example plugin's tasks, registered.
+    func registry() throws -> (TaskRegistry, TestPackage) {
         let registry = TaskRegistry()
-        let tasks = try TestPackage.register(in: registry)
-        let ivy = try await Ivy(
-            registry: registry, queue: .url(queueURL), notifier: .url(notifyURL),
-            options: IvyOptions(resultTimeout: resultTimeout, logger: logger, encryption: keys.encryption))
-        return (ivy, tasks)
+        return (registry, try TestPackage.register(in: registry))
+    }
+
+    /// A queue backend and a notifier on the configured URLs.
+    func connect() async throws -> IvyConnection {
+        try await IvyConnection.connect(queue: .url(queueURL), notifier: .url(notifyURL), logger: logger)
+    }
+
+    /// A client on `connection`, which the caller closes.
+    func makeClient(_ registry: TaskRegistry, on connection: IvyConnection, resultTimeout: Duration)
+        async throws -> IvyClient
+    {
+        try await IvyClient(
+            registry: registry, connection: connection,
+            options: ClientOptions(resultTimeout: resultTimeout, logger: logger, encryption: keys.encryption))
+    }
+
+    /// A worker on `connection`, which the caller closes.
+    func makeWorker(_ registry: TaskRegistry, on connection: IvyConnection, options: WorkerOptions) throws
+        -> IvyWorker
+    {
+        var options = options
+        options.logger = logger
+        options.encryption = keys.encryption
+        return try IvyWorker(registry: registry, connection: connection, options: options)
     }
 
     var redactedQueue: String { Redaction.redact(url: queueURL) }

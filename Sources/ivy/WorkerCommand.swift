@@ -32,7 +32,7 @@ enum WorkerCommand {
         let grace = try arguments.seconds("--grace", default: .seconds(30), range: .zero...(.seconds(86_400)))
         let visibility = try arguments.seconds(
             "--visibility", default: .seconds(30), range: .milliseconds(30)...(.seconds(86_400)))
-        let queues = try arguments.names("--queues") ?? [TestPackage.queue]
+        let queues = try arguments.queueNames("--queues") ?? [TestPackage.queue]
         let printEvents = arguments.flag("--events")
         try arguments.finish()
         if shared.isInProcess {
@@ -40,28 +40,33 @@ enum WorkerCommand {
                 "ivy worker: note: memory:// is private to this process; use a broker URL to share work")
         }
 
-        let (ivy, _) = try await shared.makeIvy()
+        let (registry, _) = try shared.registry()
         let options = WorkerOptions(
-            concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
-        let serving = Task { try await ivy.listen(queues: queues, options: options) }
-        TerminationSignals.shared.onSignal { signal in
-            Console.error("ivy worker: \(signal == SIGTERM ? "SIGTERM" : "SIGINT") received; draining")
-            serving.cancel()
-        }
-        let printer =
-            printEvents ? Task { for await event in ivy.events() { Console.error("event: \(event)") } } : nil
-        Console.error(
-            "ivy worker: serving \(queues.joined(separator: ", ")) on \(shared.redactedQueue) (notifier \(shared.redactedNotify)), concurrency \(concurrency); pid \(getpid())"
-        )
-        do {
-            try await serving.value
-        } catch {
-            printer?.cancel()
-            await ivy.close()
+            queues: queues, concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
+        let connection = try await shared.connect()
+        let worker: IvyWorker
+        do { worker = try shared.makeWorker(registry, on: connection, options: options) } catch {
+            await connection.close()
             throw error
         }
-        printer?.cancel()
-        await ivy.close()
+        let printer =
+            printEvents
+            ? Task { for await event in worker.events() { Console.error("event: \(event)") } } : nil
+        Console.error(
+            "ivy worker: serving \(queues.map(\.rawValue).joined(separator: ", ")) on \(shared.redactedQueue) (notifier \(shared.redactedNotify)), concurrency \(concurrency); pid \(getpid())"
+        )
+        defer { printer?.cancel() }
+        do {
+            try await worker.run(untilSignal: [.terminate, .interrupt]) { signal in
+                Console.error("ivy worker: \(signal) received; draining")
+            }
+        } catch {
+            await worker.close()
+            await connection.close()
+            throw error
+        }
+        await worker.close()
+        await connection.close()
         Console.error("ivy worker: stopped")
         return 0
     }

@@ -59,6 +59,12 @@ func runCommandLine() async -> Int32 {
     }
 }
 
-// Before any other thread starts, so that all of them inherit the blocked signals.
-TerminationSignals.start()
+// Before any other thread starts, so that all of them inherit it: a parent may have blocked the
+// termination signals, and `ivy demo` or `ivy bench` must still end on them as they would by
+// default (`ivy worker` watches them through `IvyWorker.run(untilSignal:)`).
+var terminationSignals = sigset_t()
+sigemptyset(&terminationSignals)
+sigaddset(&terminationSignals, SIGTERM)
+sigaddset(&terminationSignals, SIGINT)
+pthread_sigmask(SIG_UNBLOCK, &terminationSignals, nil)
 exit(await runCommandLine())

@@ -12,7 +12,7 @@ struct BackendConformanceTests {
     private static func body(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     private func withBackend(
-        _ kind: ConformanceBackend, _ check: (any InspectableQueueBackend, String) async throws -> Void
+        _ kind: ConformanceBackend, _ check: (any InspectableQueueBackend, QueueName) async throws -> Void
     ) async throws {
         let (backend, notifier) = try await kind.open()
         do { try await check(backend, freshQueue()) } catch {
@@ -29,7 +29,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await sendReserveAck(backend, queue) }
     }
 
-    private func sendReserveAck(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func sendReserveAck(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         let id = try await backend.send(Self.body("hello"), to: queue)
         #expect(try await backend.size(of: queue).ready == 1)
         let batch = try await backend.reserve(
@@ -54,7 +54,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await visibilityExpiry(backend, queue) }
     }
 
-    private func visibilityExpiry<Backend: InspectableQueueBackend>(_ backend: Backend, _ queue: String)
+    private func visibilityExpiry<Backend: InspectableQueueBackend>(_ backend: Backend, _ queue: QueueName)
         async throws
     {
         _ = try await backend.send(batch: (0..<3).map { Self.body("m\($0)") }, to: queue)
@@ -87,7 +87,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await lateAck(backend, queue) }
     }
 
-    private func lateAck(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func lateAck(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         _ = try await backend.send(Self.body("late"), to: queue)
         let stale = try #require(
             try await backend.reserve(
@@ -108,7 +108,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await extend(backend, queue) }
     }
 
-    private func extend(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func extend(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         _ = try await backend.send(Self.body("long"), to: queue)
         let reservation = try #require(
             try await backend.reserve(
@@ -129,7 +129,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await releaseWithDelay(backend, queue) }
     }
 
-    private func releaseWithDelay(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func releaseWithDelay(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         _ = try await backend.send(Self.body("retry me"), to: queue)
         _ = try await backend.send(Self.body("much later"), to: queue)
         let batch = try await backend.reserve(
@@ -174,7 +174,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await deadLetter(backend, queue) }
     }
 
-    private func deadLetter(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func deadLetter(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         _ = try await backend.send(batch: [Self.body("bad 1"), Self.body("bad 2")], to: queue)
         let batch = try await backend.reserve(
             from: queue, count: 2, visibility: .seconds(30), wait: .seconds(5))
@@ -204,7 +204,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await fifo(backend, queue) }
     }
 
-    private func fifo(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func fifo(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         let singles = (0..<20).map { "single-\($0)" }
         for text in singles { _ = try await backend.send(Self.body(text), to: queue) }
         let batched = (0..<30).map { "batch-\($0)" }
@@ -227,7 +227,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await batches(backend, queue) }
     }
 
-    private func batches(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func batches(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         var sent = 0
         for size in [1, 2, 99, 100, 101, 250] {
             let ids = try await backend.send(batch: (0..<size).map { Self.body("\(size)-\($0)") }, to: queue)
@@ -255,11 +255,12 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await oversized(backend, queue) }
     }
 
-    private func oversized(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func oversized(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         let body = [UInt8](repeating: UInt8(ascii: "x"), count: backend.maximumMessageSize + 1)
         let error = await #expect(throws: IvyError.self) { _ = try await backend.send(body, to: queue) }
         #expect(error?.code == .messageTooLarge)
-        let reported = try await Self.sendReporting(body, to: queue, through: backend)
+        guard let pipelined = backend as? any PipelinedQueueBackend else { return }
+        let reported = try await Self.sendReporting(body, to: queue, through: pipelined)
         guard case .failure(let reportedError) = reported else {
             Issue.record("an oversized message was reported sent")
             return
@@ -275,8 +276,10 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await sendReporting(backend, queue) }
     }
 
-    private func sendReporting(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
-        let id = try await Self.sendReporting(Self.body("reported"), to: queue, through: backend).get()
+    private func sendReporting(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
+        // A capability: only the backends that declare it are held to it.
+        guard let pipelined = backend as? any PipelinedQueueBackend else { return }
+        let id = try await Self.sendReporting(Self.body("reported"), to: queue, through: pipelined).get()
         let reserved = try await backend.reserve(
             from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
         #expect(reserved.map(\.messageID) == [id])
@@ -286,7 +289,7 @@ struct BackendConformanceTests {
 
     /// What `send(_:to:completion:)` reported, once.
     private static func sendReporting(
-        _ body: [UInt8], to queue: String, through backend: some QueueBackend
+        _ body: [UInt8], to queue: QueueName, through backend: any PipelinedQueueBackend
     ) async throws -> Result<String, any Error> {
         let reports = Locked<[Result<String, any Error>]>([])
         try await withDeadline(.seconds(10), "the send to report") {
@@ -306,7 +309,8 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await concurrentConsumers(backend, queue) }
     }
 
-    private func concurrentConsumers(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func concurrentConsumers(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws
+    {
         let total = 400
         let sentIDs = try await backend.send(batch: (0..<total).map { Self.body("c\($0)") }, to: queue)
         let seen = Locked<[String]>([])
@@ -335,7 +339,7 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await cancelledReserve(backend, queue) }
     }
 
-    private func cancelledReserve(_ backend: some InspectableQueueBackend, _ queue: String) async throws {
+    private func cancelledReserve(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
         let reserving = Task {
             try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(60))
                 .count

@@ -13,26 +13,30 @@ struct EncryptionConformanceTests {
     private func withPair(
         _ kind: ConformanceBackend, producer producerEncryption: MessageEncryption?,
         worker workerEncryption: MessageEncryption?,
-        _ body: (Ivy, TestPackage, any InspectableQueueBackend, String, any Notifier) async throws -> Void
+        _ body: (IvyClient, TestPackage, any InspectableQueueBackend, QueueName, any Notifier) async throws ->
+            Void
     ) async throws {
         let (backend, notifier) = try await kind.open()
+        let connection = IvyConnection(backend: backend, notifier: notifier)
         let queue = freshQueue("enc")
         let registry = TaskRegistry()
         let tasks = try TestPackage.register(in: registry, queue: queue)
-        let producer = try await Ivy(
-            registry: registry, backend: backend, notifier: notifier,
-            options: IvyOptions(
+        let producer = try await IvyClient(
+            registry: registry, connection: connection,
+            options: ClientOptions(
                 resultTimeout: .seconds(20), logger: SilentLogger(), encryption: producerEncryption))
-        let worker = try await Ivy(
-            registry: registry, backend: backend, notifier: notifier,
-            options: IvyOptions(logger: SilentLogger(), encryption: workerEncryption))
-        let serving = Task { try await worker.listen(queues: [queue], concurrency: 4) }
+        let worker = try IvyWorker(
+            registry: registry, connection: connection,
+            options: WorkerOptions(
+                queues: [queue], concurrency: 4, logger: SilentLogger(), encryption: workerEncryption))
+        let serving = Task { try await worker.run() }
         var failure: (any Error)?
         do { try await body(producer, tasks, backend, queue, notifier) } catch { failure = error }
         serving.cancel()
         _ = try? await serving.value
         await producer.close()
         await worker.close()
+        await connection.close()
         if let failure { throw failure }
     }
 
@@ -50,14 +54,16 @@ struct EncryptionConformanceTests {
         let registry = TaskRegistry()
         let queue = freshQueue("enc")
         let tasks = try TestPackage.register(in: registry, queue: queue)
-        let producer = try await Ivy(
-            registry: registry, backend: backend, notifier: notifier,
-            options: IvyOptions(logger: SilentLogger(), encryption: encryption))
+        let connection = IvyConnection(backend: backend, notifier: notifier)
+        let producer = try await IvyClient(
+            registry: registry, connection: connection,
+            options: ClientOptions(logger: SilentLogger(), encryption: encryption))
         try await producer.enqueue(tasks.echo, "secret payload")
         let held = try #require(try await backend.peek(queue, count: 1).first)
         #expect(held.body.starts(with: Array("$ivy-v1$".utf8)))
         #expect(!String(decoding: held.body, as: UTF8.self).contains("secret payload"))
         await producer.close()
+        await connection.close()
     }
 
     @Test(arguments: ConformanceBackend.all)
@@ -147,18 +153,20 @@ struct EncryptionConformanceTests {
         }
     }
 
-    @Test func theURLInitialiserTakesAnEncryptionKey() async throws {
+    @Test func theURLInitialisersTakeAnEncryptionKey() async throws {
         let registry = TaskRegistry()
         let queue = freshQueue("enc")
-        let tasks = try TestPackage.register(in: registry, queue: queue)
-        let ivy = try await Ivy(
+        _ = try TestPackage.register(in: registry, queue: queue)
+        // memory:// URLs give each its own queue: the key is checked in their options.
+        let client = try await IvyClient(
             registry: registry, queue: .url("memory://"), notifier: .url("memory://"), encryptionKey: "k",
-            options: IvyOptions(logger: SilentLogger(), encryption: nil))
-        let serving = Task { try await ivy.listen(queues: [queue], concurrency: 2) }
-        let value = try await ivy.call(tasks.add, 3, 4)
-        #expect(value == 7)
-        serving.cancel()
-        try await serving.value
-        await ivy.close()
+            options: ClientOptions(logger: SilentLogger(), encryption: nil))
+        let worker = try await IvyWorker(
+            registry: registry, queue: .url("memory://"), notifier: .url("memory://"), encryptionKey: "k",
+            options: WorkerOptions(logger: SilentLogger(), encryption: nil))
+        #expect(client.options.encryption != nil)
+        #expect(worker.options.encryption != nil)
+        await client.close()
+        await worker.close()
     }
 }

@@ -7,7 +7,9 @@ import Synchronization
 import Testing
 
 /// A unique queue name per test, so suites can run in parallel on one broker.
-func freshQueue(_ label: String = "t") -> String { "\(label)-\(UUID().uuidString.prefix(12).lowercased())" }
+func freshQueue(_ label: String = "t") -> QueueName {
+    try! QueueName("\(label)-\(UUID().uuidString.prefix(12).lowercased())")
+}
 
 /// Counts calls and tracks the most that ran at once.
 final class ConcurrencyProbe: Sendable {

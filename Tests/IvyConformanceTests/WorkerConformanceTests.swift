@@ -12,10 +12,10 @@ struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func callsReturnTheirResults(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            #expect(try await h.ivy.call(h.tasks.factorial, 5) == 120)
-            #expect(try await h.ivy.call(h.tasks.add, 2, 3) == 5)
-            #expect(try await h.ivy.call(h.tasks.echo, "héllo ✓ \"quoted\" \n") == "héllo ✓ \"quoted\" \n")
-            let pending = try await h.ivy.delayedCall(h.tasks.factorial, 10)
+            #expect(try await h.client.call(h.tasks.factorial, 5) == 120)
+            #expect(try await h.client.call(h.tasks.add, 2, 3) == 5)
+            #expect(try await h.client.call(h.tasks.echo, "héllo ✓ \"quoted\" \n") == "héllo ✓ \"quoted\" \n")
+            let pending = try await h.client.delayedCall(h.tasks.factorial, 10)
             #expect(try await pending.value == 3_628_800)
             #expect(try await pending.value == 3_628_800, "a second await gives the same outcome")
             #expect(try await h.size() == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
@@ -27,7 +27,9 @@ struct WorkerConformanceTests {
         // `call` does not wait for the send: its failure has to reach the caller through the result slot.
         try await Harness.run(kind, worker: nil) { h in
             await h.backend.close()
-            let error = await #expect(throws: IvyError.self) { _ = try await h.ivy.call(h.tasks.add, 1, 2) }
+            let error = await #expect(throws: IvyError.self) {
+                _ = try await h.client.call(h.tasks.add, 1, 2)
+            }
             #expect(error?.code == .closed)
         }
     }
@@ -35,16 +37,18 @@ struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func aCallShowsItsWholeFlowAsEvents(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            let events = h.ivy.events()
-            let pending = try await h.ivy.delayedCall(h.tasks.add, 40, 2)
+            let events = h.events()
+            let pending = try await h.client.delayedCall(h.tasks.add, 40, 2)
             #expect(try await pending.value == 42)
             let flow = try await events.collect(4, "the call's four events") {
-                $0.context?.taskID == pending.taskID
+                $0.task?.taskID == pending.taskID
             }
-            #expect(flow.contains { if case .scheduled = $0 { true } else { false } })
+            #expect(flow.contains { $0.kind == .scheduled })
             #expect(flow.contains { $0.isStarted })
             #expect(flow.contains { $0.isSucceeded })
-            #expect(flow.last == .callerResumed(flow.last!.context!, succeeded: true))
+            #expect(flow.last?.kind == .callerResumed)
+            #expect(flow.last?.succeeded == true)
+            #expect(flow.last?.task?.queue == h.queue)
         }
     }
 
@@ -53,16 +57,16 @@ struct WorkerConformanceTests {
         async throws
     {
         try await Harness.run(kind) { h in
-            let events = h.ivy.events()
+            let events = h.events()
             let error = await #expect(throws: RemoteTaskError.self) {
-                try await h.ivy.call(h.tasks.fail, "boom")
+                try await h.client.call(h.tasks.fail, "boom")
             }
             #expect(error?.name == "TestFailure")
             #expect(error?.message == "boom")
             #expect(error?.attempt == 3)
             #expect(error?.taskName == "testpackage.fail")
             let retries = try await events.collect(2, "two retries", where: \.isRetried)
-            #expect(retries.compactMap(\.context?.attempt) == [1, 2])
+            #expect(retries.compactMap(\.task?.attempt) == [1, 2])
             let letters = try await h.deadLetters()
             #expect(letters.count == 1)
             #expect(letters.first?.reason.contains("TestFailure: boom") == true)
@@ -74,7 +78,7 @@ struct WorkerConformanceTests {
     func aPermanentFailureIsNotRetried(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
             let error = await #expect(throws: RemoteTaskError.self) {
-                try await h.ivy.call(h.tasks.factorial, 21)
+                try await h.client.call(h.tasks.factorial, 21)
             }
             #expect(error?.name == "OverflowError")
             #expect(error?.attempt == 1)
@@ -89,12 +93,12 @@ struct WorkerConformanceTests {
         try await Harness.run(kind) { h in
             let missing = try TaskDefinition<Int, Int>(
                 name: "testpackage.missing", options: TaskOptions(queue: h.queue))
-            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(missing, 1) }
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.client.call(missing, 1) }
             #expect(error?.name == "UnknownTask")
             let letters = try await h.deadLetters()
             #expect(letters.count == 1)
             #expect(letters.first?.reason.contains("testpackage.missing") == true)
-            #expect(try await h.ivy.call(h.tasks.add, 1, 1) == 2, "the worker keeps going")
+            #expect(try await h.client.call(h.tasks.add, 1, 1) == 2, "the worker keeps going")
         }
     }
 
@@ -105,7 +109,7 @@ struct WorkerConformanceTests {
             let mismatched = try TaskDefinition<String, Int>(
                 name: "testpackage.factorial", options: TaskOptions(queue: h.queue))
             let error = await #expect(throws: RemoteTaskError.self) {
-                try await h.ivy.call(mismatched, "five")
+                try await h.client.call(mismatched, "five")
             }
             #expect(error?.name == "ArgumentsUndecodable")
             #expect(error?.attempt == 1, "factorial retries, but undecodable arguments never succeed")
@@ -118,27 +122,24 @@ struct WorkerConformanceTests {
         async throws
     {
         try await Harness.run(kind) { h in
-            let events = h.ivy.events()
+            let events = h.events()
             let bodies = [
                 "{not json", "[1,2,3]", #"{"name":"testpackage.add"}"#,
                 #"{"name":"testpackage.add","args":{}}"#, "",
             ]
             for body in bodies { _ = try await h.sendRaw(body) }
             let dead = try await events.collect(bodies.count, "dead letters", where: \.isDeadLettered)
-            for event in dead {
-                guard case .deadLettered(_, _, let reason) = event else { continue }
-                #expect(reason.contains("malformedMessage"))
-            }
+            for event in dead { #expect(event.error?.contains("malformedMessage") == true) }
             let letters = try await h.deadLetters()
             #expect(Set(letters.map { String(decoding: $0.body, as: UTF8.self) }) == Set(bodies))
-            #expect(try await h.ivy.call(h.tasks.add, 2, 2) == 4)
+            #expect(try await h.client.call(h.tasks.add, 2, 2) == 4)
         }
     }
 
     @Test(arguments: ConformanceBackend.all)
     func aNodeIvyMessageRunsAndItsResultGoesToTheBaseChannel(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            let base = try await h.notifier.subscribe(to: h.ivy.options.notificationChannel)
+            let base = try await h.notifier.subscribe(to: try #require(h.client.options.notificationChannel))
             let messageID = try await h.sendRaw(#"{"name":"testpackage.add","options":{},"args":[2,3]}"#)
             let notification = try await withDeadline(.seconds(20), "the base-channel notification") {
                 for await payload in base {
@@ -158,7 +159,9 @@ struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func anAttemptPastItsTimeoutIsCancelled(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(hang(h), 60_000) }
+            let error = await #expect(throws: RemoteTaskError.self) {
+                try await h.client.call(hang(h), 60_000)
+            }
             #expect(error?.name == "TaskTimedOut")
             let letters = try await h.deadLetters()
             #expect(letters.count == 1)
@@ -185,7 +188,7 @@ struct WorkerConformanceTests {
             h in
             let slow = try TaskDefinition<Int, Int>(
                 name: "conformance.slow", options: TaskOptions(queue: h.queue))
-            #expect(try await h.ivy.call(slow, 7000) == 7000)
+            #expect(try await h.client.call(slow, 7000) == 7000)
             #expect(probe.total == 1, "the message was redelivered while its task was running")
         } register: { registry, queue in
             try registry.register("conformance.slow", queue: queue) { (ms: Int) in
@@ -204,7 +207,7 @@ struct WorkerConformanceTests {
             let track = try TaskDefinition<Int, Int>(
                 name: "conformance.track", options: TaskOptions(queue: h.queue))
             try await withThrowingTaskGroup(of: Int.self) { group in
-                for index in 0..<12 { group.addTask { try await h.ivy.call(track, index) } }
+                for index in 0..<12 { group.addTask { try await h.client.call(track, index) } }
                 var sum = 0
                 for try await value in group { sum += value }
                 #expect(sum == (0..<12).reduce(0, +))
@@ -226,7 +229,7 @@ struct WorkerConformanceTests {
         try await Harness.run(kind, worker: WorkerOptions(concurrency: 32)) { h in
             let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
                 for index in 0..<1000 {
-                    group.addTask { (index, try await h.ivy.call(h.tasks.add, index, index)) }
+                    group.addTask { (index, try await h.client.call(h.tasks.add, index, index)) }
                 }
                 var results: [Int: Int] = [:]
                 for try await (index, value) in group { results[index] = value }
@@ -241,13 +244,11 @@ struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func stoppingDrainsTasksInFlight(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind, worker: nil) { h in
-            let events = h.ivy.events()
-            let worker = Task {
-                try await h.ivy.listen(
-                    queues: [h.queue], options: WorkerOptions(concurrency: 4, gracePeriod: .seconds(30)))
-            }
+            let ivyWorker = try h.makeWorker(WorkerOptions(concurrency: 4, gracePeriod: .seconds(30)))
+            let events = ivyWorker.events()
+            let worker = Task { try await ivyWorker.run() }
             var pendings: [PendingResult<Int>] = []
-            for _ in 0..<4 { pendings.append(try await h.ivy.delayedCall(h.tasks.sleep, 300)) }
+            for _ in 0..<4 { pendings.append(try await h.client.delayedCall(h.tasks.sleep, 300)) }
             _ = try await events.collect(4, "four tasks started", where: \.isStarted)
             worker.cancel()
             try await withDeadline(.seconds(20), "the worker to drain") { try await worker.value }
@@ -261,13 +262,10 @@ struct WorkerConformanceTests {
         async throws
     {
         try await Harness.run(kind, worker: nil) { h in
-            let events = h.ivy.events()
-            let worker = Task {
-                try await h.ivy.listen(
-                    queues: [h.queue], options: WorkerOptions(concurrency: 2, gracePeriod: .milliseconds(100))
-                )
-            }
-            _ = try await h.ivy.enqueue(h.tasks.sleep, 60_000)
+            let ivyWorker = try h.makeWorker(WorkerOptions(concurrency: 2, gracePeriod: .milliseconds(100)))
+            let events = ivyWorker.events()
+            let worker = Task { try await ivyWorker.run() }
+            _ = try await h.client.enqueue(h.tasks.sleep, 60_000)
             _ = try await events.collect(1, "the task started", where: \.isStarted)
             worker.cancel()
             try await withDeadline(.seconds(20), "the worker to stop") { try await worker.value }
@@ -282,7 +280,7 @@ struct WorkerConformanceTests {
     func aResultThatNeverComesEndsInATimeoutAndTheMessageIsKept(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind, worker: nil) { h in
             let error = await #expect(throws: IvyError.self) {
-                try await h.ivy.call(h.tasks.add, 1, 2, timeout: .milliseconds(200))
+                try await h.client.call(h.tasks.add, 1, 2, timeout: .milliseconds(200))
             }
             #expect(error?.code == .resultTimedOut)
             #expect(error?.taskName == "testpackage.add")
@@ -295,13 +293,13 @@ struct WorkerConformanceTests {
     func aMessagePastItsDeadlineIsDeadLetteredWithoutRunning(_ kind: ConformanceBackend) async throws {
         let probe = ConcurrencyProbe()
         try await Harness.run(kind) { h in
-            let events = h.ivy.events()
+            let events = h.events()
             let expired = TaskMessage(
                 name: "conformance.track", args: Array("[1]".utf8), id: "expired-1",
                 deadline: Date(timeIntervalSinceNow: -1))
             _ = try await h.backend.send(expired.encoded(), to: h.queue)
             let dead = try await events.collect(1, "the dead letter", where: \.isDeadLettered)
-            guard case .deadLettered(_, _, let reason) = dead[0] else { return }
+            let reason = try #require(dead[0].error)
             #expect(reason.contains("deadlineExpired"))
             #expect(probe.total == 0)
         } register: { registry, queue in
@@ -317,12 +315,12 @@ struct WorkerConformanceTests {
     func aTaskThatWantsNoResultCanOnlyBeEnqueued(_ kind: ConformanceBackend) async throws {
         let probe = ConcurrencyProbe()
         try await Harness.run(kind) { h in
-            let events = h.ivy.events()
+            let events = h.events()
             let fireAndForget = try TaskDefinition<Int, Int>(
                 name: "conformance.quiet", options: TaskOptions(queue: h.queue, resultWanted: false))
-            let error = await #expect(throws: IvyError.self) { try await h.ivy.call(fireAndForget, 1) }
+            let error = await #expect(throws: IvyError.self) { try await h.client.call(fireAndForget, 1) }
             #expect(error?.code == .resultNotWanted)
-            _ = try await h.ivy.enqueue(fireAndForget, 7)
+            _ = try await h.client.enqueue(fireAndForget, 7)
             _ = try await events.collect(1, "the enqueued task to succeed", where: \.isSucceeded)
             #expect(probe.total == 1)
         } register: { registry, queue in
@@ -339,35 +337,33 @@ struct WorkerConformanceTests {
         let (backend, notifier) = try await kind.open()
         let registry = TaskRegistry()
         let tasks = try TestPackage.register(in: registry, queue: freshQueue())
-        let ivy = try await Ivy(
-            registry: registry, backend: backend, notifier: notifier,
-            options: IvyOptions(logger: SilentLogger()))
+        let connection = IvyConnection(backend: backend, notifier: notifier)
+        let ivy = try await IvyClient(
+            registry: registry, connection: connection, options: ClientOptions(logger: SilentLogger()))
         let pending = try await ivy.delayedCall(tasks.factorial, 3)
         await ivy.close()
         let error = await #expect(throws: IvyError.self) { try await pending.value }
         #expect(error?.code == .closed)
         let afterClose = await #expect(throws: IvyError.self) { try await ivy.enqueue(tasks.factorial, 3) }
         #expect(afterClose?.code == .closed)
+        await connection.close()
     }
 
     @Test(arguments: ConformanceBackend.all)
     func aTaskThatIgnoresCancellationCannotHoldTheWorker(_ kind: ConformanceBackend) async throws {
         let gate = Gate()
         try await Harness.run(kind, worker: nil) { h in
-            let worker = Task {
-                try await h.ivy.listen(
-                    queues: [h.queue], options: WorkerOptions(concurrency: 1, gracePeriod: .milliseconds(100))
-                )
-            }
+            let ivyWorker = try h.makeWorker(WorkerOptions(concurrency: 1, gracePeriod: .milliseconds(100)))
+            let worker = Task { try await ivyWorker.run() }
             let stubborn = try TaskDefinition<Int, Int>(
                 name: "conformance.stubborn", options: TaskOptions(queue: h.queue))
-            let error = await #expect(throws: RemoteTaskError.self) { try await h.ivy.call(stubborn, 1) }
+            let error = await #expect(throws: RemoteTaskError.self) { try await h.client.call(stubborn, 1) }
             #expect(error?.name == "TaskTimedOut")
             // Its only slot is free again although the body still runs.
-            let sum = try await h.ivy.call(h.tasks.add, 1, 1)
+            let sum = try await h.client.call(h.tasks.add, 1, 1)
             #expect(sum == 2)
             // And a second stubborn body does not keep the worker from stopping.
-            _ = try await h.ivy.enqueue(stubborn, 2)
+            _ = try await h.client.enqueue(stubborn, 2)
             worker.cancel()
             try await withDeadline(.seconds(20), "the worker to stop") { try await worker.value }
         } register: { registry, queue in
@@ -383,15 +379,14 @@ struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func aMessageDeliveredMoreOftenThanItsTaskAllowsIsDeadLettered(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            let events = h.ivy.events()
+            let events = h.events()
             // As if earlier deliveries had crashed their workers: attempt 5 of a task allowed 1
             // attempt and 3 redeliveries.
             let message = TaskMessage(
                 name: "testpackage.add", args: Array("[1,2]".utf8), id: "crashy-1", attempt: 5)
             _ = try await h.backend.send(message.encoded(), to: h.queue)
             let failed = try await events.collect(1, "the failure", where: \.isFailed)
-            guard case .failed(_, let reason) = failed[0] else { return }
-            #expect(reason.hasPrefix("AttemptsExhausted"))
+            #expect(failed[0].error?.hasPrefix("AttemptsExhausted") == true)
             let letters = try await h.deadLetters()
             #expect(letters.count == 1)
         }

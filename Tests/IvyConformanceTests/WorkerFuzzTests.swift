@@ -15,7 +15,7 @@ struct WorkerFuzzTests {
     func everyMessageRunsOrIsDeadLetteredWithAReason(_ kind: ConformanceBackend) async throws {
         let count = 1500
         try await Harness.run(kind, worker: WorkerOptions(concurrency: 16)) { h in
-            let events = h.ivy.events(bufferingNewest: 4 * count)
+            let events = h.events(bufferingNewest: 4 * count)
             var fuzzer = MessageFuzzer(
                 seed: 0xF022, taskNames: h.registry.names.filter { $0.hasPrefix("fuzz.") })
             var bodies: [[UInt8]] = []
@@ -41,7 +41,7 @@ struct WorkerFuzzTests {
             #expect(letters.allSatisfy { !$0.reason.isEmpty }, "every dead letter says why")
             #expect(succeeded > 10, "some fuzzed calls fit their task")
             // The worker is still serving.
-            #expect(try await h.ivy.call(h.tasks.add, 2, 3) == 5)
+            #expect(try await h.client.call(h.tasks.add, 2, 3) == 5)
         } register: { registry, queue in
             try MessageFuzzer.registerTargets(in: registry, queue: queue)
         }
@@ -50,13 +50,13 @@ struct WorkerFuzzTests {
     @Test(arguments: ConformanceBackend.all)
     func aMessageAtTheLastAttemptAnIntHoldsIsDeadLetteredNotATrap(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
-            let events = h.ivy.events()
+            let events = h.events()
             _ = try await h.sendRaw(
                 #"{"name":"\#(h.tasks.add.name)","args":[1,2],"attempt":9223372036854775807}"#)
             let failed = try await events.collect(1, "the message's failure", where: \.isFailed)
-            #expect(failed.first?.context?.attempt == Int.max)
+            #expect(failed.first?.task?.attempt == Int.max)
             #expect(try await h.deadLetters().first?.reason.contains("AttemptsExhausted") == true)
-            #expect(try await h.ivy.call(h.tasks.add, 2, 3) == 5, "the worker lives")
+            #expect(try await h.client.call(h.tasks.add, 2, 3) == 5, "the worker lives")
         }
     }
 }

@@ -45,17 +45,24 @@ struct ConfigurationValidationTests {
     }
 
     @Test func producerTaskAndRetryOptionsNameTheFieldOutOfRange() {
-        let options = IvyOptions(resultTimeout: .zero, logger: SilentLogger(), encryption: nil)
-        #expect(field { try options.validate() }?.hasPrefix("IvyOptions.resultTimeout") == true)
-        #expect(
-            field { try IvyOptions(notificationChannel: "", encryption: nil).validate() }?.hasPrefix(
-                "IvyOptions.notificationChannel") == true)
+        let options = ClientOptions(resultTimeout: .zero, logger: SilentLogger(), encryption: nil)
+        #expect(field { try options.validate() }?.hasPrefix("ClientOptions.resultTimeout") == true)
+        // Names from variables (configuration) are checked; `QueueName("…")` with a literal is a
+        // literal, checked by a precondition.
+        for name in ["", "with space", "tab\there", String(repeating: "c", count: 1025)] {
+            #expect(field { _ = try ChannelName(name) }?.hasPrefix("a channel name") == true)
+        }
+        for name in ["", "a{b}", "with space", "é", String(repeating: "q", count: 201)] {
+            #expect(field { _ = try QueueName(name) }?.hasPrefix("a queue name") == true)
+        }
+        let valid = "ok.queue_1-a:b"
+        #expect((try? QueueName(valid))?.rawValue == valid)
+        #expect(field { try WorkerOptions(queues: []).validate() }?.hasPrefix("WorkerOptions.queues") == true)
         #expect(
             field { try MessageEncryption(key: "").validate() }?.contains("key must not be empty") == true)
         #expect(
             field { try TaskOptions(queue: "q", timeout: .zero).validate() }?.hasPrefix("TaskOptions.timeout")
                 == true)
-        #expect(field { try TaskOptions(queue: "").validate() }?.hasPrefix("TaskOptions.queue") == true)
         #expect(
             field { try RetryPolicy(maxAttempts: 0, backoff: .immediate).validate() }?.hasPrefix(
                 "RetryPolicy.maxAttempts") == true)
@@ -77,26 +84,32 @@ struct ConfigurationValidationTests {
         #expect(registry.names.isEmpty, "nothing half-registered")
     }
 
-    @Test func anIvyWithOptionsOutOfRangeIsNotMade() async throws {
+    @Test func aClientWithOptionsOutOfRangeIsNotMade() async throws {
+        let connection = IvyConnection(backend: MemoryQueueBackend(), notifier: MemoryNotifier())
         let error = await #expect(throws: IvyError.self) {
-            _ = try await Ivy(
-                registry: TaskRegistry(), backend: MemoryQueueBackend(), notifier: MemoryNotifier(),
-                options: IvyOptions(resultTimeout: .seconds(-5), logger: SilentLogger(), encryption: nil))
+            _ = try await IvyClient(
+                registry: TaskRegistry(), connection: connection,
+                options: ClientOptions(resultTimeout: .seconds(-5), logger: SilentLogger(), encryption: nil))
         }
         #expect(error?.code == .invalidConfiguration)
+        await connection.close()
     }
 
-    @Test func aWorkerWithOptionsOutOfRangeDoesNotStart() async throws {
+    @Test func aWorkerWithOptionsOutOfRangeOrNoQueueIsNotMade() async throws {
+        let connection = IvyConnection(backend: MemoryQueueBackend(), notifier: MemoryNotifier())
         let registry = TaskRegistry()
+        var options = WorkerOptions(logger: SilentLogger(), encryption: nil)
+        let none = #expect(throws: IvyError.self) {
+            _ = try IvyWorker(registry: registry, connection: connection, options: options)
+        }
+        #expect(none?.detail?.contains("no queue to serve") == true)
         try registry.register("a.b", queue: "q") { (n: Int) in n }
-        let ivy = try await Ivy(
-            registry: registry, backend: MemoryQueueBackend(), notifier: MemoryNotifier(),
-            options: IvyOptions(logger: SilentLogger(), encryption: nil))
-        var options = WorkerOptions()
         options.concurrency = -1  // options are plain values: set after init, checked at use
-        await #expect(throws: IvyError.self) { try await ivy.listen(options: options) }
-        await #expect(throws: IvyError.self) { try await ivy.listen(queues: ["q", ""]) }
-        await ivy.close()
+        let error = #expect(throws: IvyError.self) {
+            _ = try IvyWorker(registry: registry, connection: connection, options: options)
+        }
+        #expect(error?.detail?.hasPrefix("WorkerOptions.concurrency") == true)
+        await connection.close()
     }
 
     @Test func retryDelaysNeverOverflowWhateverTheAttempt() {

@@ -212,13 +212,14 @@ struct EncryptionTests {
 
 /// A producer that cannot read a result for a call it waits for ends that call at once.
 struct UnreadableResultTests {
-    private func producer(key: String) async throws -> (Ivy, MemoryNotifier, TaskDefinition<Int, Int>) {
+    private func producer(key: String) async throws -> (IvyClient, MemoryNotifier, TaskDefinition<Int, Int>) {
         let registry = TaskRegistry()
         let add = try registry.register("t.one", queue: "nobody-serves-this") { (n: Int) in n }
         let notifier = MemoryNotifier()
-        let ivy = try await Ivy(
-            registry: registry, backend: MemoryQueueBackend(), notifier: notifier,
-            options: IvyOptions(
+        // The client's connection is never closed: these memory objects need no closing.
+        let ivy = try await IvyClient(
+            registry: registry, connection: IvyConnection(backend: MemoryQueueBackend(), notifier: notifier),
+            options: ClientOptions(
                 resultTimeout: .seconds(600), logger: SilentLogger(),
                 encryption: MessageEncryption(key: Secret(key))))
         return (ivy, notifier, add)

@@ -79,11 +79,13 @@ struct MessageFuzzTests {
     }
 
     @Test func aSaturatedAttemptIsPastEveryDeliveryLimit() {
-        #expect(Worker<MemoryQueueBackend>.attempt(Int.max, deliveryCount: 5) == Int.max)
-        #expect(Worker<MemoryQueueBackend>.attempt(Int.max - 1, deliveryCount: 2) == Int.max)
-        #expect(Worker<MemoryQueueBackend>.attempt(1, deliveryCount: Int.max) == Int.max)
-        #expect(Worker<MemoryQueueBackend>.attempt(3, deliveryCount: 2) == 4)
-        #expect(Worker<MemoryQueueBackend>.attempt(1, deliveryCount: 0) == 1, "a broker that counts from 0")
-        #expect(Worker<MemoryQueueBackend>.attempt(Int.min, deliveryCount: Int.min) == 1)
+        #expect(WorkerRuntime<MemoryQueueBackend>.attempt(Int.max, deliveryCount: 5) == Int.max)
+        #expect(WorkerRuntime<MemoryQueueBackend>.attempt(Int.max - 1, deliveryCount: 2) == Int.max)
+        #expect(WorkerRuntime<MemoryQueueBackend>.attempt(1, deliveryCount: Int.max) == Int.max)
+        #expect(WorkerRuntime<MemoryQueueBackend>.attempt(3, deliveryCount: 2) == 4)
+        #expect(
+            WorkerRuntime<MemoryQueueBackend>.attempt(1, deliveryCount: 0) == 1, "a broker that counts from 0"
+        )
+        #expect(WorkerRuntime<MemoryQueueBackend>.attempt(Int.min, deliveryCount: Int.min) == 1)
     }
 }

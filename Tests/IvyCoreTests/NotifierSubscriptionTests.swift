@@ -12,10 +12,10 @@ struct NotifierSubscriptionTests {
     private struct StreamOnlyNotifier: Notifier {
         let base = MemoryNotifier()
         var endpoint: String { base.endpoint }
-        func publish(_ payload: [UInt8], to channel: String) async throws {
+        func publish(_ payload: [UInt8], to channel: ChannelName) async throws {
             try base.publish(payload, to: channel)
         }
-        func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]> {
+        func subscribe(to channel: ChannelName) async throws -> AsyncStream<[UInt8]> {
             try base.subscribe(to: channel)
         }
         func close() async { base.close() }

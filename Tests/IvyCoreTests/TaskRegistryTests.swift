@@ -232,7 +232,7 @@ struct TaskRegistryTests {
             for index in 0..<400 {
                 group.addTask {
                     do throws(IvyError) {
-                        try registry.register("unit.t\(index % 200)", queue: "q\(index % 3)") {
+                        try registry.register("unit.t\(index % 200)", queue: QueueName("q\(index % 3)")) {
                             () async throws -> Int in index
                         }
                     } catch {

@@ -28,8 +28,8 @@ struct WireFormatTests {
             name: "testpackage.echo",
             args: bytes(#"["h\u00e9llo \"q\"\n",{"nested":[1,{"deep":null,"t":true}],"e":"😀"},-1.5e3,[]]"#),
             options: bytes(#"{"priority":5,"tags":["a","b"]}"#),
-            id: "01J9-id-ÿ",
-            notify: "ivy:notify:\"q\" \\ / \n\r\t\u{08}\u{0C}\u{01}\u{1F}\u{7F} é 😀 中文",
+            id: "01J9-id-ÿ \"q\" \\ / \n\r\t\u{08}\u{0C}\u{01}\u{1F}\u{7F} é 😀 中文",
+            notify: "ivy:notify:\"q\"\\/é😀中文",
             attempt: 3,
             createdAt: Date(timeIntervalSince1970: 1_800_000_000.25),
             deadline: Date(timeIntervalSince1970: 1_800_000_060.5))
@@ -43,6 +43,16 @@ struct WireFormatTests {
         #expect(decoded.options == message.options)
         // Control characters never appear raw in the encoded text.
         #expect(!encoded.contains(where: { $0 < 0x20 }))
+    }
+
+    @Test func aNotifyThatIsNoChannelNameMakesTheMessageMalformed() {
+        for notify in [#""""#, #""a b""#, #""a\u0001b""#, "\"\(String(repeating: "c", count: 1025))\""] {
+            let error = #expect(throws: IvyError.self) {
+                _ = try codec.decodeTask(bytes(#"{"name":"a.b","args":[],"notify":"# + notify + "}"))
+            }
+            #expect(error?.code == .malformedMessage)
+            #expect(error?.detail?.contains("notify") == true)
+        }
     }
 
     @Test func encodedMessageUsesProtocolKeyOrder() {

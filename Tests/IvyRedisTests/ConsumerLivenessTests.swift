@@ -21,7 +21,7 @@ struct ConsumerLivenessTests {
         {
             try Services.unavailable("Redis at \(Services.redisURL)", error)
         }
-        let keys = RedisStreamBackend.Keys("cl-\(UUID().uuidString.prefix(8))")
+        let keys = RedisStreamBackend.Keys(try QueueName("cl-\(UUID().uuidString.prefix(8))"))
         _ = try await admin.command(
             RedisCommand("XGROUP", "CREATE", keys.stream, RedisStreamBackend.group, "0", "MKSTREAM"))
         let id = try #require(try await admin.command(RedisCommand("XADD", keys.stream, "*", "b", "m")).text)

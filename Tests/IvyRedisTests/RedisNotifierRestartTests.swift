@@ -60,16 +60,14 @@ struct RedisNotifierRestartTests {
         // it fails because Redis is down, it runs again once Redis is back, long before the
         // message's reservation (60 s) could expire and the caller's wait (20 s) end.
         try await RedisServerProcess.with(Self.persistent) { redis in
-            let queue = "ack-restart"
+            let queue: QueueName = "ack-restart"
             let (gate, open) = AsyncStream<Void>.makeStream()
             let registry = TaskRegistry()
             let task = try registry.register("restart.gated", queue: queue) { (value: Int) -> Int in
                 for await _ in gate { break }
                 return value
             }
-            let options = IvyOptions(resultTimeout: .seconds(20), logger: SilentLogger(), encryption: nil)
-            let ivy = try await Ivy(
-                registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
+            let ivy = try await TestNode(registry, queue: redis.url(), timeout: .seconds(20))
             let events = ivy.events()
             let serving = Task {
                 try await ivy.listen(

@@ -30,7 +30,7 @@ struct RedisNotifierTests {
     /// Kills the named pub/sub connection and publishes `payload` in one transaction, so the
     /// subscriber cannot hear it live.
     private func publishWhileDisconnected(
-        _ payload: [UInt8], on channel: String, subscriberName name: String, retained: Bool,
+        _ payload: [UInt8], on channel: ChannelName, subscriberName name: String, retained: Bool,
         admin: RedisConnection
     ) async throws {
         let clients = try await admin.command(RedisCommand("CLIENT", "LIST", "TYPE", "pubsub")).text ?? ""
@@ -40,8 +40,8 @@ struct RedisNotifierTests {
         let publish =
             retained
             ? RedisNotifier.retainAndPublish.command(
-                keys: [RedisNotifier.retainedKey(channel)], arguments: [channel, 30_000, payload])
-            : RedisCommand("PUBLISH", channel, payload)
+                keys: [RedisNotifier.retainedKey(channel)], arguments: [channel.rawValue, 30_000, payload])
+            : RedisCommand("PUBLISH", channel.rawValue, payload)
         _ = try await admin.command(RedisCommand("SCRIPT", "LOAD", RedisNotifier.retainAndPublish.source))
         let replies = try await admin.send([
             RedisCommand("MULTI"), RedisCommand("CLIENT", "KILL", "ID", id), publish, RedisCommand("EXEC"),
@@ -54,7 +54,7 @@ struct RedisNotifierTests {
     @Test func aRetainedResultPublishedWhileDisconnectedArrivesAfterTheReconnect() async throws {
         let admin = try await connect(Services.redisURL)
         let (notifier, name) = try await notifier(retainResults: true)
-        let channel = "ivy-test-durable-\(UUID().uuidString)"
+        let channel = try ChannelName("ivy-test-durable-\(UUID().uuidString)")
         let messages = try await notifier.subscribe(to: channel)
         let payload = Array("result while away".utf8)
         try await publishWhileDisconnected(
@@ -71,7 +71,7 @@ struct RedisNotifierTests {
     @Test func withoutRetentionAResultPublishedWhileDisconnectedIsLost() async throws {
         let admin = try await connect(Services.redisURL)
         let (notifier, name) = try await notifier(retainResults: false)
-        let channel = "ivy-test-plain-\(UUID().uuidString)"
+        let channel = try ChannelName("ivy-test-plain-\(UUID().uuidString)")
         let messages = try await notifier.subscribe(to: channel)
         try await publishWhileDisconnected(
             Array("lost".utf8), on: channel, subscriberName: name, retained: false, admin: admin)
@@ -80,7 +80,7 @@ struct RedisNotifierTests {
         let marker = Array("marker".utf8)
         let publishing = Task {
             while !Task.isCancelled {
-                _ = try await admin.command(RedisCommand("PUBLISH", channel, marker))
+                _ = try await admin.command(RedisCommand("PUBLISH", channel.rawValue, marker))
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
@@ -96,7 +96,7 @@ struct RedisNotifierTests {
     @Test func concurrentRetainedResultsOnOneChannelAreAllKeptAndDeliveredInOrderOfArrival() async throws {
         let admin = try await connect(Services.redisURL)
         let (notifier, _) = try await notifier(retainResults: true)
-        let channel = "ivy-test-durable-\(UUID().uuidString)"
+        let channel = try ChannelName("ivy-test-durable-\(UUID().uuidString)")
         let received = Locked<[[UInt8]]>([])
         let subscription = try await notifier.subscribe(to: channel) { payload in
             received.withLock { $0.append(payload) }
@@ -125,23 +125,15 @@ struct RedisNotifierTests {
 
     @Test func aDurableNotifierKeepsEachResultOfACallInItsChannelsStream() async throws {
         let registry = TaskRegistry()
-        let queue = "durable-\(UUID().uuidString.prefix(8))"
+        let queue = try QueueName("durable-\(UUID().uuidString.prefix(8))")
         let tasks = try TestPackage.register(in: registry, queue: queue)
-        let channelBase = "ivy-test-durable-\(queue)"
+        let channelBase = try ChannelName("ivy-test-durable-\(queue)")
         let url = "\(Services.redisURL)?retain_results=30"
-        let ivy: Ivy
-        do {
-            ivy = try await Ivy(
-                registry: registry, queue: .url(Services.redisURL), notifier: .url(url),
-                options: IvyOptions(notificationChannel: channelBase, logger: SilentLogger(), encryption: nil)
-            )
-        } catch let error as IvyError where error.code == .connectionFailed {
-            try Services.unavailable("Redis", error)
-        }
+        let ivy = try await TestNode(registry, queue: Services.redisURL, notifier: url, channel: channelBase)
         let serving = Task { try await ivy.listen(queues: [queue], concurrency: 4) }
         #expect(try await ivy.call(tasks.factorial, 6) == 720)
         let admin = try await connect(Services.redisURL)
-        let key = RedisNotifier.retainedKey(ivy.notificationChannel)
+        let key = RedisNotifier.retainedKey(ivy.client.notificationChannel)
         #expect(try await admin.command(RedisCommand("XLEN", key)) == .integer(1))
         let ttl = try await admin.command(RedisCommand("PTTL", key)).integer ?? -1
         #expect(ttl > 0 && ttl <= 30_000, "the stream expires with the retention")
@@ -171,20 +163,13 @@ struct RedisNotifierTests {
 
     @Test func resultsAreKeptInTheNotifiersDatabaseWhenTheQueueUsesAnother() async throws {
         let registry = TaskRegistry()
-        let queue = "db-\(UUID().uuidString.prefix(8))"
+        let queue = try QueueName("db-\(UUID().uuidString.prefix(8))")
         let tasks = try TestPackage.register(in: registry, queue: queue)
-        let ivy: Ivy
-        do {
-            ivy = try await Ivy(
-                registry: registry, queue: .url("\(Services.redisURL)/0"),
-                notifier: .url("\(Services.redisURL)/1"),
-                options: IvyOptions(logger: SilentLogger(), encryption: nil))
-        } catch let error as IvyError where error.code == .connectionFailed {
-            try Services.unavailable("Redis", error)
-        }
+        let ivy = try await TestNode(
+            registry, queue: "\(Services.redisURL)/0", notifier: "\(Services.redisURL)/1")
         let serving = Task { try await ivy.listen(queues: [queue], concurrency: 2) }
         #expect(try await ivy.call(tasks.add, 1, 2) == 3)
-        let key = RedisNotifier.retainedKey(ivy.notificationChannel)
+        let key = RedisNotifier.retainedKey(ivy.client.notificationChannel)
         let inNotifiers = try await connect("\(Services.redisURL)/1")
         let inQueues = try await connect("\(Services.redisURL)/0")
         // Where the producer reads it back after a reconnect.

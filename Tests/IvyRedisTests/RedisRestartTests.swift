@@ -11,18 +11,15 @@ struct RedisRestartTests {
         // A server of the test's own (the shared one serves other tests in parallel), its
         // append-only file synced on every write, so it can be killed and started again.
         let redis = try await RedisServerProcess.start(["--appendonly", "yes", "--appendfsync", "always"])
-        let queue = "restart"
+        let queue: QueueName = "restart"
         let (executions, executed) = AsyncStream<Int>.makeStream()
         let registry = TaskRegistry()
         let record = try registry.register("restart.record", queue: queue) { (value: Int) -> Int in
             executed.yield(value)
             return value
         }
-        let options = IvyOptions(resultTimeout: .seconds(5), logger: SilentLogger(), encryption: nil)
-        let producer = try await Ivy(
-            registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
-        let worker = try await Ivy(
-            registry: registry, queue: .url(redis.url()), notifier: .url(redis.url()), options: options)
+        let producer = try await TestNode(registry, queue: redis.url(), timeout: .seconds(5))
+        let worker = try await TestNode(registry, queue: redis.url(), timeout: .seconds(5))
         let serving = Task {
             try await worker.listen(
                 queues: [queue], options: WorkerOptions(concurrency: 8, visibilityTimeout: .seconds(2)))

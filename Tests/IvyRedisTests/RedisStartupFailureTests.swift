@@ -48,10 +48,10 @@ struct RedisStartupFailureTests {
         try await withServerWithPassword { redis in
             let error = try await withDeadline(.seconds(30), "the producer to fail") {
                 await #expect(throws: IvyError.self) {
-                    _ = try await Ivy(
+                    _ = try await IvyClient(
                         registry: TaskRegistry(), queue: .url(redis.url(credentials: Self.password)),
                         notifier: .url(redis.url()),
-                        options: IvyOptions(logger: SilentLogger(), encryption: nil))
+                        options: ClientOptions(logger: SilentLogger(), encryption: nil))
                 }
             }
             expectAuthenticationRequired(error)

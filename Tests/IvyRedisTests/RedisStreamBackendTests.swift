@@ -8,11 +8,11 @@ import Testing
 /// What the Redis backend does beyond the shared conformance suite.
 @Suite("Redis stream backend")
 struct RedisStreamBackendTests {
-    private func open() async throws -> (RedisStreamBackend, RedisNotifier, queue: String) {
+    private func open() async throws -> (RedisStreamBackend, RedisNotifier, queue: QueueName) {
         do {
             let backend = try await RedisStreamBackend.connect(url: Services.redisURL)
             let notifier = try await RedisNotifier.connect(url: Services.redisURL, logger: SilentLogger())
-            return (backend, notifier, "rb-\(UUID().uuidString.prefix(8))")
+            return (backend, notifier, try QueueName("rb-\(UUID().uuidString.prefix(8))"))
         } catch {
             try Services.unavailable("Redis at \(Services.redisURL)", error)
         }
@@ -39,7 +39,7 @@ struct RedisStreamBackendTests {
 
     @Test func aResultIsPublishedEvenWhenItsReservationWasLost() async throws {
         let (backend, notifier, queue) = try await open()
-        let channel = "ivy-test-\(queue)"
+        let channel = try ChannelName("ivy-test-\(queue)")
         let published = Locked<[[UInt8]]>([])
         let subscription = try await notifier.subscribe(to: channel) { payload in
             published.withLock { $0.append(payload) }
@@ -59,14 +59,19 @@ struct RedisStreamBackendTests {
             }
         }
         #expect(second.deliveryCount == 2)
-        let outcome = await backend.ack(first, publishing: Array("done".utf8), to: channel, through: notifier)
+        #expect(backend.canPublish(through: notifier))
+        let outcome = await withCheckedContinuation { continuation in
+            backend.ack(first, publishing: Array("done".utf8), to: channel, through: notifier) {
+                continuation.resume(returning: $0)
+            }
+        }
         #expect((outcome.ackError as? IvyError)?.code == .reservationLost)
         #expect(outcome.publishError == nil)
         try await withDeadline(.seconds(10), "the published result") {
             while published.value.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(published.value == [Array("done".utf8)])
-        // The form that reports through a callback (the worker's) behaves the same.
+        // Again, now that the reservation is known lost.
         let reported = try await withDeadline(.seconds(10), "the callback ack to report") {
             await withCheckedContinuation { continuation in
                 backend.ack(first, publishing: Array("again".utf8), to: channel, through: notifier) {

@@ -15,29 +15,21 @@ import Testing
 struct RedisWorkerTests {
     /// A producer/worker on its own connections to `url`.
     private func makeIvy(
-        _ registry: TaskRegistry, url: String = Services.redisURL, channel: String,
+        _ registry: TaskRegistry, url: String = Services.redisURL, channel: ChannelName,
         timeout: Duration = .seconds(30)
-    ) async throws -> Ivy {
-        do {
-            return try await Ivy(
-                registry: registry, queue: .url(url), notifier: .url(url),
-                options: IvyOptions(
-                    resultTimeout: timeout, notificationChannel: channel, logger: SilentLogger(),
-                    encryption: nil))
-        } catch let error as IvyError where error.code == .connectionFailed {
-            try Services.unavailable("Redis at \(url)", error)
-        }
+    ) async throws -> TestNode {
+        try await TestNode(registry, queue: url, channel: channel, timeout: timeout)
     }
 
     @Test func twoWorkersOnOneQueueRunEachCallOnce() async throws {
-        let queue = "rw-\(UUID().uuidString.prefix(8))"
+        let queue = try QueueName("rw-\(UUID().uuidString.prefix(8))")
         let runs = Locked<[Int: Int]>([:])
         let registry = TaskRegistry()
         let record = try registry.register("redis.record", queue: queue) { (value: Int) -> Int in
             runs.withLock { $0[value, default: 0] += 1 }
             return value
         }
-        let channel = "ivy-notifier-\(queue)"
+        let channel = try ChannelName("ivy-notifier-\(queue)")
         let producer = try await makeIvy(registry, channel: channel)
         let workers = [
             try await makeIvy(registry, channel: channel), try await makeIvy(registry, channel: channel),
@@ -61,19 +53,20 @@ struct RedisWorkerTests {
     }
 
     @Test func aWorkerKilledMidTaskHasItsTaskRedeliveredAndRunOnceMore() async throws {
-        let queue = "rk-\(UUID().uuidString.prefix(8))"
+        let queue = try QueueName("rk-\(UUID().uuidString.prefix(8))")
         let registry = TaskRegistry()
         let tasks = try TestPackage.register(in: registry, queue: queue)
-        let channel = "ivy-notifier-\(queue)"
+        let channel = try ChannelName("ivy-notifier-\(queue)")
         let producer = try await makeIvy(registry, channel: channel)
 
         // A worker in its own process, with a one-second reservation.
         let child = try IvyProcess(
             [
-                "worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues", queue,
+                "worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues",
+                queue.rawValue,
                 "--visibility", "1", "--concurrency", "1", "--events",
             ],
-            environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel])
+            environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
         let pending = try await producer.delayedCall(tasks.sleep, 1500)
         try await withDeadline(.seconds(30), "the child worker to start the task") {
             await child.waitForStderr(containing: "event: started")
@@ -90,10 +83,9 @@ struct RedisWorkerTests {
         }
         #expect(try await pending.value == 1500)
         let started = try await events.collect(1, "the rescuing worker to start") {
-            if case .started(let context) = $0 { return context.taskID == pending.taskID }
-            return false
+            $0.isStarted && $0.task?.taskID == pending.taskID
         }
-        #expect(started.first?.context?.attempt == 2, "the redelivery is the second attempt")
+        #expect(started.first?.task?.attempt == 2, "the redelivery is the second attempt")
         rescuer.cancel()
         try await rescuer.value
         // Exactly once more: nothing is left to run again.
@@ -149,10 +141,10 @@ struct RedisWorkerTests {
     }
 
     @Test func aKilledWorkersMessagesComeBackLongBeforeTheirVisibilityTimeout() async throws {
-        let queue = "rl-\(UUID().uuidString.prefix(8))"
+        let queue = try QueueName("rl-\(UUID().uuidString.prefix(8))")
         let registry = TaskRegistry()
         let tasks = try TestPackage.register(in: registry, queue: queue)
-        let channel = "ivy-notifier-\(queue)"
+        let channel = try ChannelName("ivy-notifier-\(queue)")
         let producer = try await makeIvy(registry, channel: channel, timeout: .seconds(120))
         let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))
         let inspector = try await RedisStreamBackend.connect(url: Services.redisURL)
@@ -160,10 +152,11 @@ struct RedisWorkerTests {
         // A worker in its own process whose reservations would last five minutes.
         let child = try IvyProcess(
             [
-                "worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues", queue,
+                "worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues",
+                queue.rawValue,
                 "--visibility", "300", "--concurrency", "2", "--events",
             ],
-            environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel])
+            environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
         let first = try await producer.delayedCall(tasks.sleep, 1000)
         let second = try await producer.delayedCall(tasks.sleep, 1000)
         try await withDeadline(.seconds(30), "the child worker to start both tasks") {
@@ -189,7 +182,7 @@ struct RedisWorkerTests {
         #expect(results == [1000, 1000])
         // The dead consumer is deleted from the group once nothing is pending for it.
         try await withDeadline(.seconds(30), "the dead consumer to be deleted from the group") {
-            while try await consumers(of: queue, through: admin).count > 1 {
+            while try await consumers(of: queue.rawValue, through: admin).count > 1 {
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
@@ -197,13 +190,13 @@ struct RedisWorkerTests {
         try await rescuer.value
         await producer.close()
         // And a consumer that closes leaves the group too.
-        #expect(try await consumers(of: queue, through: admin).isEmpty)
+        #expect(try await consumers(of: queue.rawValue, through: admin).isEmpty)
         await inspector.close()
         await admin.close()
     }
 
     @Test func aLiveWorkerWhoseTaskRunsAMinuteKeepsItsMessage() async throws {
-        let queue = "rs-\(UUID().uuidString.prefix(8))"
+        let queue = try QueueName("rs-\(UUID().uuidString.prefix(8))")
         let probe = Locked(0)
         let registry = TaskRegistry()
         // A minute: fifteen liveness periods (4 s), with another worker asking for work all along.
@@ -212,7 +205,7 @@ struct RedisWorkerTests {
             try await Task.sleep(for: .milliseconds(ms))
             return ms
         }
-        let channel = "ivy-notifier-\(queue)"
+        let channel = try ChannelName("ivy-notifier-\(queue)")
         let producer = try await makeIvy(registry, channel: channel, timeout: .seconds(120))
         let other = try await makeIvy(registry, channel: channel)
         let options = WorkerOptions(concurrency: 1, visibilityTimeout: .seconds(120))
@@ -233,7 +226,7 @@ struct RedisWorkerTests {
         // Beats wait while the server is stopped and all run when it goes on; none may free the
         // work of a worker that was beating as well.
         try await RedisServerProcess.with { redis in
-            let queue = "rp-\(UUID().uuidString.prefix(8))"
+            let queue = try QueueName("rp-\(UUID().uuidString.prefix(8))")
             let runs = Locked(0)
             let registry = TaskRegistry()
             let long = try registry.register("redis.paused", queue: queue) { (ms: Int) -> Int in
@@ -241,11 +234,11 @@ struct RedisWorkerTests {
                 try await Task.sleep(for: .milliseconds(ms))
                 return ms
             }
-            let channel = "ivy-notifier-\(queue)"
+            let channel = try ChannelName("ivy-notifier-\(queue)")
             let producer = try await makeIvy(
                 registry, url: redis.url(), channel: channel, timeout: .seconds(120))
             // Several others, so that the holder's beat is rarely the first to run after the stall.
-            var others: [Ivy] = []
+            var others: [TestNode] = []
             for _ in 0..<3 { others.append(try await makeIvy(registry, url: redis.url(), channel: channel)) }
             let options = WorkerOptions(concurrency: 1, visibilityTimeout: .seconds(120))
             let events = producer.events()

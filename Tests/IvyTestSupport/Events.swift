@@ -20,9 +20,9 @@ extension AsyncStream where Element == IvyEvent {
 }
 
 extension IvyEvent {
-    public var isStarted: Bool { if case .started = self { true } else { false } }
-    public var isSucceeded: Bool { if case .succeeded = self { true } else { false } }
-    public var isRetried: Bool { if case .retried = self { true } else { false } }
-    public var isFailed: Bool { if case .failed = self { true } else { false } }
-    public var isDeadLettered: Bool { if case .deadLettered = self { true } else { false } }
+    public var isStarted: Bool { kind == .started }
+    public var isSucceeded: Bool { kind == .succeeded }
+    public var isRetried: Bool { kind == .retried }
+    public var isFailed: Bool { kind == .failed }
+    public var isDeadLettered: Bool { kind == .deadLettered }
 }

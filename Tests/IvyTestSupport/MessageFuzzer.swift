@@ -29,7 +29,7 @@ public struct MessageFuzzer: Sendable {
     }
 
     /// Tasks with the parameter shapes the fuzzer aims at.
-    public static func registerTargets(in registry: TaskRegistry, queue: String = "fuzz") throws {
+    public static func registerTargets(in registry: TaskRegistry, queue: QueueName = "fuzz") throws {
         try registry.register("fuzz.add", queue: queue) { (a: Int, b: Int) async throws -> Int in
             let (sum, overflow) = a.addingReportingOverflow(b)
             guard !overflow else { throw TaskFailure("OverflowError", "overflows", retryable: false) }

@@ -4,7 +4,7 @@ public import Foundation
 
 /// A message that could not be run, kept with the reason.
 public struct DeadLetter: Sendable, Hashable {
-    public var queue: String
+    public var queue: QueueName
     public var messageID: String
     public var body: [UInt8]
     /// Why it was dead-lettered: the last error, or why the body could not be run at all.
@@ -13,7 +13,7 @@ public struct DeadLetter: Sendable, Hashable {
     public var deadLetteredAt: Date
 
     public init(
-        queue: String, messageID: String, body: [UInt8], reason: String, deliveryCount: Int,
+        queue: QueueName, messageID: String, body: [UInt8], reason: String, deliveryCount: Int,
         deadLetteredAt: Date
     ) {
         self.queue = queue

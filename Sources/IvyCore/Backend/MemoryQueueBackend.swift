@@ -17,9 +17,9 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
     public nonisolated let maximumMessageSize: Int
 
     private let clock = ContinuousClock()
-    private var queues: [String: MemoryQueue] = [:]
+    private var queues: [QueueName: MemoryQueue] = [:]
     private var nextMessageNumber: UInt64 = 0
-    private var waiters: [String: [UInt64: CheckedContinuation<Void, Never>]] = [:]
+    private var waiters: [QueueName: [UInt64: CheckedContinuation<Void, Never>]] = [:]
     private var timers: [UInt64: Task<Void, Never>] = [:]
     private var nextWaiterID: UInt64 = 0
     private var isClosed = false
@@ -36,7 +36,7 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         self.maximumMessageSize = maximumMessageSize
     }
 
-    public func send(_ body: [UInt8], to queue: String) throws -> String {
+    public func send(_ body: [UInt8], to queue: QueueName) throws -> String {
         try checkOpen()
         try checkSize(body, queue: queue)
         let id = makeMessageID()
@@ -45,7 +45,7 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         return id
     }
 
-    public func send(batch bodies: [[UInt8]], to queue: String) throws -> [String] {
+    public func send(batch bodies: [[UInt8]], to queue: QueueName) throws -> [String] {
         try checkOpen()
         for body in bodies { try checkSize(body, queue: queue) }
         var ids: [String] = []
@@ -59,7 +59,7 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         return ids
     }
 
-    public func reserve(from queue: String, count: Int, visibility: Duration, wait: Duration) async throws
+    public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
         -> [Reservation<Receipt>]
     {
         precondition(count > 0, "count must be at least 1")
@@ -121,7 +121,7 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
 
     // MARK: Inspection
 
-    public func size(of queue: String) -> QueueSize {
+    public func size(of queue: QueueName) -> QueueSize {
         queues[queue]?.promote(now: clock.now)
         guard let state = queues[queue] else { return QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0) }
         return QueueSize(
@@ -129,18 +129,18 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
             dead: state.dead.count)
     }
 
-    public func peek(_ queue: String, count: Int) -> [QueuedMessage] {
+    public func peek(_ queue: QueueName, count: Int) -> [QueuedMessage] {
         queues[queue]?.promote(now: clock.now)
         return (queues[queue]?.ready.prefix(count) ?? []).map {
             QueuedMessage(messageID: $0.id, body: $0.body, deliveryCount: $0.deliveryCount)
         }
     }
 
-    public func deadLetters(of queue: String, count: Int) -> [DeadLetter] {
+    public func deadLetters(of queue: QueueName, count: Int) -> [DeadLetter] {
         Array((queues[queue]?.dead ?? []).prefix(count))
     }
 
-    public func requeueDeadLetters(of queue: String, count: Int) -> Int {
+    public func requeueDeadLetters(of queue: QueueName, count: Int) -> Int {
         guard let dead = queues[queue]?.dead, !dead.isEmpty else { return 0 }
         let moving = dead.prefix(count)
         for letter in moving {
@@ -151,11 +151,11 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         return moving.count
     }
 
-    public func purge(_ queue: String) -> Int {
+    public func purge(_ queue: QueueName) -> Int {
         queues[queue]?.purgeReady() ?? 0
     }
 
-    public func purgeDeadLetters(of queue: String) -> Int {
+    public func purgeDeadLetters(of queue: QueueName) -> Int {
         let count = queues[queue]?.dead.count ?? 0
         queues[queue]?.dead.removeAll()
         return count
@@ -189,7 +189,7 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
     }
 
     /// Suspends until a send or release on `queue`, until `deadline`, or until cancelled.
-    private func waitForActivity(on queue: String, until deadline: ContinuousClock.Instant) async {
+    private func waitForActivity(on queue: QueueName, until deadline: ContinuousClock.Instant) async {
         nextWaiterID += 1
         let id = nextWaiterID
         await withTaskCancellationHandler {
@@ -205,12 +205,12 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         }
     }
 
-    private func wake(_ id: UInt64, on queue: String) {
+    private func wake(_ id: UInt64, on queue: QueueName) {
         timers.removeValue(forKey: id)?.cancel()
         waiters[queue]?.removeValue(forKey: id)?.resume()
     }
 
-    private func wakeAll(on queue: String) {
+    private func wakeAll(on queue: QueueName) {
         guard let pending = waiters.removeValue(forKey: queue) else { return }
         for (id, continuation) in pending {
             timers.removeValue(forKey: id)?.cancel()

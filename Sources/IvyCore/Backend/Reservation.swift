@@ -2,7 +2,7 @@
 
 /// A message handed to one consumer for a while.
 public struct Reservation<Receipt: Sendable>: Sendable {
-    public var queue: String
+    public var queue: QueueName
     /// The broker's id for the message, stable across redeliveries.
     public var messageID: String
     public var body: [UInt8]
@@ -11,7 +11,7 @@ public struct Reservation<Receipt: Sendable>: Sendable {
     /// What the broker needs to ack, extend, release or dead-letter this reservation.
     public var receipt: Receipt
 
-    public init(queue: String, messageID: String, body: [UInt8], deliveryCount: Int, receipt: Receipt) {
+    public init(queue: QueueName, messageID: String, body: [UInt8], deliveryCount: Int, receipt: Receipt) {
         self.queue = queue
         self.messageID = messageID
         self.body = body

@@ -152,7 +152,7 @@ public struct MessageEncryption: Sendable {
     /// a producer's would, so a worker without the key can still tell its caller.
     public func token(for plaintext: [UInt8]) -> [UInt8] {
         let message = try? TaskMessage(decoding: plaintext)
-        return seal(plaintext, route: message?.id.map { Route(id: $0, notify: message?.notify) })
+        return seal(plaintext, route: message?.id.map { Route(id: $0, notify: message?.notify?.rawValue) })
     }
 
     /// Opens a token of either format without requiring the plaintext to be a JSON object (for

@@ -11,7 +11,7 @@ public final class MemoryNotifier: Notifier {
     }
 
     private struct State {
-        var channels: [String: [UInt64: Subscriber]] = [:]
+        var channels: [ChannelName: [UInt64: Subscriber]] = [:]
         var nextID: UInt64 = 0
         var isClosed = false
     }
@@ -21,7 +21,7 @@ public final class MemoryNotifier: Notifier {
 
     public init() {}
 
-    public func publish(_ payload: [UInt8], to channel: String) throws(IvyError) {
+    public func publish(_ payload: [UInt8], to channel: ChannelName) throws(IvyError) {
         let subscribers = try state.withLock { (state) throws(IvyError) in
             guard !state.isClosed else { throw IvyError(.closed, endpoint: endpoint) }
             return state.channels[channel].map { Array($0.values) } ?? []
@@ -29,7 +29,7 @@ public final class MemoryNotifier: Notifier {
         for subscriber in subscribers { subscriber.receive(payload) }
     }
 
-    public func subscribe(to channel: String) throws(IvyError) -> AsyncStream<[UInt8]> {
+    public func subscribe(to channel: ChannelName) throws(IvyError) -> AsyncStream<[UInt8]> {
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
         let id = try add(
             Subscriber(receive: { continuation.yield($0) }, finish: { continuation.finish() }), to: channel)
@@ -37,7 +37,8 @@ public final class MemoryNotifier: Notifier {
         return stream
     }
 
-    public func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) throws(IvyError)
+    public func subscribe(to channel: ChannelName, receive: @escaping @Sendable ([UInt8]) -> Void)
+        throws(IvyError)
         -> NotifierSubscription
     {
         let id = try add(Subscriber(receive: receive, finish: nil), to: channel)
@@ -53,7 +54,7 @@ public final class MemoryNotifier: Notifier {
         for subscriber in subscribers { subscriber.finish?() }
     }
 
-    private func add(_ subscriber: Subscriber, to channel: String) throws(IvyError) -> UInt64 {
+    private func add(_ subscriber: Subscriber, to channel: ChannelName) throws(IvyError) -> UInt64 {
         try state.withLock { (state) throws(IvyError) in
             guard !state.isClosed else { throw IvyError(.closed, endpoint: endpoint) }
             state.nextID += 1
@@ -62,7 +63,7 @@ public final class MemoryNotifier: Notifier {
         }
     }
 
-    private func remove(_ id: UInt64, from channel: String) {
+    private func remove(_ id: UInt64, from channel: ChannelName) {
         // Returned, so the closure is released after the lock: its captures may unsubscribe too.
         let removed = state.withLock { state in
             defer { if state.channels[channel]?.isEmpty == true { state.channels[channel] = nil } }

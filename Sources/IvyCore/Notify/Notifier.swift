@@ -9,13 +9,13 @@ public protocol Notifier: Sendable {
     var endpoint: String { get }
 
     /// Publishes one notification on `channel`.
-    func publish(_ payload: [UInt8], to channel: String) async throws
+    func publish(_ payload: [UInt8], to channel: ChannelName) async throws
 
     /// Subscribes to `channel`; returns once the subscription is active, so nothing published
     /// after this returns is missed.
     ///
     /// The stream ends when the notifier is closed; stop iterating it to unsubscribe.
-    func subscribe(to channel: String) async throws -> AsyncStream<[UInt8]>
+    func subscribe(to channel: ChannelName) async throws -> AsyncStream<[UInt8]>
 
     /// Subscribes `receive` to `channel`; returns once the subscription is active.
     ///
@@ -25,7 +25,7 @@ public protocol Notifier: Sendable {
     /// another thread at the same time, and replayed payloads can come after newer ones.
     /// Producers use this to hand results to their callers with one hand-off less. The default
     /// runs it from a task iterating ``subscribe(to:)``.
-    func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+    func subscribe(to channel: ChannelName, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
         -> NotifierSubscription
 
     /// Ends every subscription and releases connections.
@@ -33,7 +33,8 @@ public protocol Notifier: Sendable {
 }
 
 extension Notifier {
-    public func subscribe(to channel: String, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+    public func subscribe(to channel: ChannelName, receive: @escaping @Sendable ([UInt8]) -> Void)
+        async throws
         -> NotifierSubscription
     {
         let payloads = try await subscribe(to: channel)

@@ -7,6 +7,8 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
     /// The call's task id, as in the message and the notification.
     public let taskID: String
     public let taskName: String
+    /// The queue the call travels on.
+    public let queue: QueueName
     let slot: Promise<ResultRouter.Outcome>
     let events: EventBroadcaster
 
@@ -22,7 +24,7 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
                 events.emit(.callerResumed(context(attempt: 0), succeeded: false))
                 throw error
             }
-            let context = context(attempt: notification.attempt, queue: notification.queue)
+            let context = context(attempt: notification.attempt)
             switch notification.outcome {
             case .success(let json):
                 do {
@@ -44,7 +46,7 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
         }
     }
 
-    private func context(attempt: Int, queue: String = "") -> TaskEventContext {
+    private func context(attempt: Int) -> TaskEventContext {
         TaskEventContext(taskName: taskName, taskID: taskID, queue: queue, attempt: attempt)
     }
 }

@@ -3,7 +3,7 @@
 /// How a registered task is queued, retried, bounded and answered.
 public struct TaskOptions: Sendable, Hashable {
     /// The queue its messages go to.
-    public var queue: String
+    public var queue: QueueName
     /// Attempts and backoff after a retryable failure.
     public var retry: RetryPolicy
     /// How long one attempt may run before the worker cancels it.
@@ -12,7 +12,8 @@ public struct TaskOptions: Sendable, Hashable {
     public var resultWanted: Bool
 
     public init(
-        queue: String, retry: RetryPolicy = .none, timeout: Duration = .seconds(60), resultWanted: Bool = true
+        queue: QueueName, retry: RetryPolicy = .none, timeout: Duration = .seconds(60),
+        resultWanted: Bool = true
     ) {
         self.queue = queue
         self.retry = retry
@@ -24,9 +25,6 @@ public struct TaskOptions: Sendable, Hashable {
     ///
     /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the first field out of range.
     public func validate() throws(IvyError) {
-        guard !queue.isEmpty else {
-            throw IvyError.invalidConfiguration("TaskOptions.queue", mustBe: "a non-empty name", got: "\"\"")
-        }
         try IvyError.check("TaskOptions.timeout", timeout, in: .milliseconds(1)...RetryPolicy.longestDelay)
         try retry.validate()
     }

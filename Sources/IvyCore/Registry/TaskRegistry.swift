@@ -32,7 +32,7 @@ public final class TaskRegistry: Sendable {
     ///   ``IvyError/Code/invalidConfiguration`` for options out of range (``TaskOptions/validate()``).
     @discardableResult
     public func register<each Argument: Codable & Sendable, Result: Codable & Sendable>(
-        _ name: String, queue: String, retry: RetryPolicy = .none, timeout: Duration = .seconds(60),
+        _ name: String, queue: QueueName, retry: RetryPolicy = .none, timeout: Duration = .seconds(60),
         resultWanted: Bool = true, _ body: @escaping @Sendable (repeat each Argument) async throws -> Result
     ) throws(IvyError) -> TaskDefinition<repeat each Argument, Result> {
         let options = TaskOptions(queue: queue, retry: retry, timeout: timeout, resultWanted: resultWanted)
@@ -69,7 +69,7 @@ public final class TaskRegistry: Sendable {
     public var names: [String] { tasks.withLock { $0.keys.sorted() } }
 
     /// The queues the registered tasks travel on, sorted.
-    public var queues: [String] { tasks.withLock { Set($0.values.map(\.options.queue)).sorted() } }
+    public var queues: [QueueName] { tasks.withLock { Set($0.values.map(\.options.queue)).sorted() } }
 
     package func task(named name: String) -> RegisteredTask? {
         tasks.withLock { $0[name] }

@@ -11,7 +11,8 @@ struct MessageCodec: Sendable {
     func encode(_ message: TaskMessage) -> [UInt8] {
         let plaintext = message.encoded()
         guard let encryption else { return plaintext }
-        return encryption.seal(plaintext, route: message.id.map { .init(id: $0, notify: message.notify) })
+        return encryption.seal(
+            plaintext, route: message.id.map { .init(id: $0, notify: message.notify?.rawValue) })
     }
 
     func decodeTask(_ body: [UInt8]) throws(IvyError) -> TaskMessage {
@@ -66,14 +67,14 @@ struct MessageCodec: Sendable {
 
     /// Plaintext notice for the caller of a message this worker cannot open, if it can be routed.
     func undecryptableNotice(
-        _ body: [UInt8], queue: String, deliveryCount: Int, error: IvyError
-    ) -> (channel: String, payload: [UInt8])? {
+        _ body: [UInt8], queue: QueueName, deliveryCount: Int, error: IvyError
+    ) -> (channel: ChannelName, payload: [UInt8])? {
         let route: MessageEncryption.Route?
         let name: String
         if error.code == .encryptionRequired, let message = try? TaskMessage(decoding: body),
             let id = message.id
         {
-            route = .init(id: id, notify: message.notify)
+            route = .init(id: id, notify: message.notify?.rawValue)
             name = "EncryptionRequired"
         } else if error.code == .decryptionFailed {
             route = MessageEncryption.route(of: body)
@@ -81,9 +82,9 @@ struct MessageCodec: Sendable {
         } else {
             return nil
         }
-        guard let route, let channel = route.notify else { return nil }
+        guard let route, let channel = route.notify.flatMap({ try? ChannelName($0) }) else { return nil }
         let notice = ResultNotification(
-            id: route.id, name: "", args: Array("[]".utf8), queue: queue, attempt: deliveryCount,
+            id: route.id, name: "", args: Array("[]".utf8), queue: queue.rawValue, attempt: deliveryCount,
             outcome: .failure(.init(name: name, message: error.detail ?? "\(error.code)", retryable: false)))
         return (channel, notice.encoded())
     }

@@ -17,7 +17,7 @@ public struct TaskMessage: Sendable, Hashable {
     /// The task id; node ivy messages have none, and the broker's message id stands in.
     public var id: String?
     /// The notification channel the result goes to; absent in node ivy messages.
-    public var notify: String?
+    public var notify: ChannelName?
     /// The attempt this message starts at (1 for a fresh call).
     public var attempt: Int
     /// When the producer created the message.
@@ -27,7 +27,7 @@ public struct TaskMessage: Sendable, Hashable {
 
     public init(
         name: String, args: [UInt8], options: [UInt8] = Array("{}".utf8), id: String? = nil,
-        notify: String? = nil, attempt: Int = 1, createdAt: Date? = nil, deadline: Date? = nil
+        notify: ChannelName? = nil, attempt: Int = 1, createdAt: Date? = nil, deadline: Date? = nil
     ) {
         self.name = name
         self.options = options
@@ -55,7 +55,7 @@ public struct TaskMessage: Sendable, Hashable {
         }
         if let notify {
             writer.key("notify")
-            writer.string(notify)
+            writer.string(notify.rawValue)
         }
         writer.key("attempt")
         writer.integer(attempt)
@@ -96,6 +96,17 @@ public struct TaskMessage: Sendable, Hashable {
             guard attempt >= 1 else {
                 throw IvyError(.malformedMessage, taskName: name, detail: "\"attempt\" must be at least 1")
             }
+            var notify: ChannelName?
+            if let channel = try object.string("notify") {
+                guard let valid = try? ChannelName(channel) else {
+                    throw IvyError(
+                        .malformedMessage, taskName: name,
+                        detail:
+                            "\"notify\" is not a channel name (1 to 1024 bytes, no spaces or control characters)"
+                    )
+                }
+                notify = valid
+            }
             func date(_ key: String) throws -> Date? {
                 guard let text = try object.string(key) else { return nil }
                 guard let date = RFC3339.parse(text) else {
@@ -106,7 +117,7 @@ public struct TaskMessage: Sendable, Hashable {
             }
             self.init(
                 name: name, args: Array(args), options: options, id: try object.string("id"),
-                notify: try object.string("notify"), attempt: attempt, createdAt: try date("created_at"),
+                notify: notify, attempt: attempt, createdAt: try date("created_at"),
                 deadline: try date("deadline"))
         } catch let failure as JSONObjectReader.Failure {
             throw IvyError(.malformedMessage, detail: "invalid JSON: \(failure)")

@@ -1,10 +1,12 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-/// How a worker consumes its queues.
+/// How an ``IvyWorker`` consumes its queues.
 ///
 /// Values are checked by ``validate()`` when a worker starts, so options built from
 /// configuration fail with a typed error rather than a trap.
 public struct WorkerOptions: Sendable {
+    /// The queues to serve; nil for every queue of the registry's tasks.
+    public var queues: [QueueName]?
     /// Tasks run at once at most.
     public var concurrency: Int
     /// How long a reservation lasts before the message returns to the queue; running tasks
@@ -21,12 +23,25 @@ public struct WorkerOptions: Sendable {
     /// reservation expired. Past them the message is dead-lettered as a poison message
     /// (`AttemptsExhausted`) instead of coming back forever.
     public var extraDeliveries: Int
+    /// Where results of messages that name no channel (node ivy's) are published. Nil for
+    /// ``ChannelName/base()``: `IVY_NOTIFICATION_CHANNEL_NAME`, else `ivy-notifier`.
+    public var notificationChannel: ChannelName?
+    /// Where the worker writes what it has to say; tasks get it as ``TaskContext/logger``.
+    public var logger: any IvyLogger
+    /// Decryption of messages and encryption of results; nil for plaintext only.
+    public var encryption: MessageEncryption?
 
     public init(
-        concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30), pollWait: Duration = .seconds(5),
-        gracePeriod: Duration = .seconds(30), errorBackoff: Duration = .milliseconds(500),
-        extraDeliveries: Int = 3
+        queues: [QueueName]? = nil, concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30),
+        pollWait: Duration = .seconds(5), gracePeriod: Duration = .seconds(30),
+        errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3,
+        notificationChannel: ChannelName? = nil, logger: any IvyLogger = StderrLogger(),
+        encryption: MessageEncryption? = .fromEnvironment()
     ) {
+        self.queues = queues
+        self.notificationChannel = notificationChannel
+        self.logger = logger
+        self.encryption = encryption
         self.extraDeliveries = extraDeliveries
         self.concurrency = concurrency
         self.visibilityTimeout = visibilityTimeout
@@ -46,5 +61,11 @@ public struct WorkerOptions: Sendable {
         try IvyError.check("WorkerOptions.gracePeriod", gracePeriod, in: .zero...(.seconds(86_400)))
         try IvyError.check("WorkerOptions.errorBackoff", errorBackoff, in: .zero...(.seconds(3_600)))
         try IvyError.check("WorkerOptions.extraDeliveries", extraDeliveries, in: 0...1_000_000)
+        if let queues, queues.isEmpty {
+            throw IvyError.invalidConfiguration(
+                "WorkerOptions.queues", mustBe: "nil or at least one queue", got: "[]")
+        }
+        if notificationChannel == nil { _ = try ChannelName.base() }
+        try encryption?.validate()
     }
 }

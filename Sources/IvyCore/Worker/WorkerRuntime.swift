@@ -13,33 +13,43 @@ internal import Synchronization
 /// than a task group's children so that a body ignoring cancellation can be abandoned.
 /// Stopping stops the reservers, lets in-flight tasks finish within the grace period, then
 /// cancels them and releases their messages.
-final class Worker<Backend: QueueBackend>: Sendable {
+final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private struct Control {
         var reservers: [Task<Void, Never>] = []
         var isStopping = false
     }
 
     private let backend: Backend
+    /// The backend's one-request acknowledge-and-publish, where it reaches the notifier.
+    private let resultPublisher: (any ResultPublishingQueueBackend<Backend.Receipt>)?
     private let notifier: any Notifier
     private let registry: TaskRegistry
     private let codec: MessageCodec
-    private let queues: [String]
+    private let queues: [QueueName]
     private let options: WorkerOptions
-    private let defaultChannel: String
+    private let defaultChannel: ChannelName
     private let events: EventBroadcaster
     private let logger: any IvyLogger
+    private let middleware: [any TaskMiddleware]
     /// Each queue's own execution slots, so an idle queue's long poll cannot hold another's.
-    private let limiters: [String: ConcurrencyLimiter]
+    private let limiters: [QueueName: ConcurrencyLimiter]
     private let supervisor: AttemptSupervisor<Backend>
     private let control = Mutex(Control())
 
     init(
         backend: Backend, notifier: any Notifier, registry: TaskRegistry, codec: MessageCodec,
-        queues: [String],
-        options: WorkerOptions, defaultChannel: String, events: EventBroadcaster, logger: any IvyLogger
+        queues: [QueueName], options: WorkerOptions, defaultChannel: ChannelName, events: EventBroadcaster,
+        middleware: [any TaskMiddleware]
     ) {
         precondition(!queues.isEmpty, "a worker needs at least one queue")
         self.backend = backend
+        if let publisher = backend as? any ResultPublishingQueueBackend<Backend.Receipt>,
+            publisher.canPublish(through: notifier)
+        {
+            resultPublisher = publisher
+        } else {
+            resultPublisher = nil
+        }
         self.notifier = notifier
         self.registry = registry
         self.codec = codec
@@ -47,7 +57,8 @@ final class Worker<Backend: QueueBackend>: Sendable {
         self.options = options
         self.defaultChannel = defaultChannel
         self.events = events
-        self.logger = logger
+        self.middleware = middleware
+        logger = options.logger
         // Concurrency is shared out evenly, at least one slot per queue.
         let share = max(1, options.concurrency / queues.count)
         limiters = Dictionary(uniqueKeysWithValues: queues.map { ($0, ConcurrencyLimiter(capacity: share)) })
@@ -88,7 +99,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
             for reserver in reservers { reserver.cancel() }
         }
         let supervising = Task { await supervisor.supervise() }
-        logger.info("worker started", ["queues": queues.joined(separator: ","), "backend": backend.endpoint])
+        logger.info("worker started", ["queues": names, "backend": backend.endpoint])
         for reserver in reservers { await reserver.value }
         if await !drain(within: options.gracePeriod) {
             let inFlight = limiters.values.reduce(0) { $0 + $1.inUse }
@@ -112,8 +123,10 @@ final class Worker<Backend: QueueBackend>: Sendable {
             for limiter in limiters.values { await limiter.waitUntilIdle() }
         }
         supervising.cancel()
-        logger.info("worker stopped", ["queues": queues.joined(separator: ",")])
+        logger.info("worker stopped", ["queues": names])
     }
+
+    private var names: String { queues.map(\.rawValue).joined(separator: ",") }
 
     /// Waits until no task is in flight; false if the grace period ran out first.
     private func drain(within grace: Duration) async -> Bool {
@@ -132,7 +145,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
-    private func reserveLoop(queue: String, limiter: ConcurrencyLimiter) async {
+    private func reserveLoop(queue: QueueName, limiter: ConcurrencyLimiter) async {
         while !Task.isCancelled {
             let slots = await limiter.acquire(upTo: limiter.capacity)
             guard slots > 0 else { break }
@@ -145,7 +158,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 limiter.release(slots)
                 if Task.isCancelled { break }
                 if let error = error as? IvyError, error.code == .closed { break }
-                logger.error("reserve failed", ["queue": queue, "error": "\(error)"])
+                logger.error("reserve failed", ["queue": queue.rawValue, "error": "\(error)"])
                 try? await Task.sleep(for: options.errorBackoff)
             }
         }
@@ -240,7 +253,15 @@ final class Worker<Backend: QueueBackend>: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let result: Result<[UInt8], any Error>
-        do { result = .success(try await task.run(message.args[...])) } catch { result = .failure(error) }
+        do {
+            let run = TaskContext(
+                taskID: taskID, taskName: message.name, attempt: context.attempt, queue: delivered.queue,
+                messageID: delivered.messageID, deadline: message.deadline, trace: message.trace,
+                logger: logger)
+            result = .success(try await self.run(task, message.args[...], in: run))
+        } catch {
+            result = .failure(error)
+        }
         guard let reservation = supervisor.end(id) else { return }
         switch result {
         case .success(let value):
@@ -254,10 +275,20 @@ final class Worker<Backend: QueueBackend>: Sendable {
                 }
                 return
             }
-            // This task ends here: the backend reports the outcome, and the slot is freed then.
             let notification = notification(message, context, outcome: .success(result: value))
             let payload = codec.encode(notification, answering: form)
-            backend.ack(reservation, publishing: payload, to: channel, through: notifier) { outcome in
+            guard let resultPublisher else {
+                await settle(reservation) {
+                    do { try await self.backend.ack(reservation) } catch { self.ackFailed(taskID, error) }
+                    do { try await self.notifier.publish(payload, to: channel) } catch {
+                        self.logger.error(
+                            "publishing a result failed", ["task.id": taskID, "error": "\(error)"])
+                    }
+                }
+                return
+            }
+            // This task ends here: the backend reports the outcome, and the slot is freed then.
+            resultPublisher.ack(reservation, publishing: payload, to: channel, through: notifier) { outcome in
                 if let error = outcome.ackError { self.ackFailed(taskID, error) }
                 if let error = outcome.publishError {
                     self.logger.error("publishing a result failed", ["task.id": taskID, "error": "\(error)"])
@@ -271,10 +302,30 @@ final class Worker<Backend: QueueBackend>: Sendable {
         }
     }
 
+    /// Runs the task body inside the middleware, with its context (and its trace context) set.
+    private func run(_ task: RegisteredTask, _ arguments: ArraySlice<UInt8>, in context: TaskContext)
+        async throws
+        -> [UInt8]
+    {
+        try await TaskContext.$current.withValue(context) {
+            try await TraceContext.$current.withValue(context.trace) {
+                guard !middleware.isEmpty else { return try await task.run(arguments) }
+                var result: [UInt8]?
+                try await middleware.intercept(context) { result = try await task.run(arguments) }
+                guard let result else {
+                    throw TaskFailure(
+                        "SkippedByMiddleware", "a middleware returned without running the task",
+                        retryable: false)
+                }
+                return result
+            }
+        }
+    }
+
     /// Retries a failed attempt if its error and the task's policy allow, or fails it for good.
     private func failed(
         _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
-        task: RegisteredTask, error remote: ResultNotification.RemoteError, channel: String?,
+        task: RegisteredTask, error remote: ResultNotification.RemoteError, channel: ChannelName?,
         form: MessageEncryption.Format?
     ) async {
         guard remote.retryable, let delay = task.options.retry.delay(afterAttempt: context.attempt) else {
@@ -293,7 +344,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
 
     private func fail(
         _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
-        error: ResultNotification.RemoteError, channel: String?, form: MessageEncryption.Format?
+        error: ResultNotification.RemoteError, channel: ChannelName?, form: MessageEncryption.Format?
     ) async {
         await settle(reservation) {
             await self.deadLetter(
@@ -314,7 +365,7 @@ final class Worker<Backend: QueueBackend>: Sendable {
             try await backend.deadLetter(reservation, reason: reason)
             logger.warning(
                 "dead-lettered",
-                ["queue": reservation.queue, "message.id": reservation.messageID, "reason": reason])
+                ["queue": reservation.queue.rawValue, "message.id": reservation.messageID, "reason": reason])
             if emit {
                 events.emit(
                     .deadLettered(queue: reservation.queue, messageID: reservation.messageID, reason: reason))
@@ -331,12 +382,11 @@ final class Worker<Backend: QueueBackend>: Sendable {
     ) -> ResultNotification {
         ResultNotification(
             id: context.taskID, name: message.name, args: message.args, options: message.options,
-            queue: context.queue,
-            attempt: context.attempt, outcome: outcome)
+            queue: context.queue?.rawValue ?? "", attempt: context.attempt, outcome: outcome)
     }
 
     private func publish(
-        _ notification: ResultNotification, to channel: String, form: MessageEncryption.Format?
+        _ notification: ResultNotification, to channel: ChannelName, form: MessageEncryption.Format?
     ) async {
         do { try await notifier.publish(codec.encode(notification, answering: form), to: channel) } catch {
             logger.error("publishing a result failed", ["task.id": notification.id, "error": "\(error)"])

@@ -3,31 +3,32 @@
 internal import Foundation
 internal import Synchronization
 
-/// Calls registered tasks through a queue (producer) and runs them (worker).
+/// Calls registered tasks through a queue and waits for their results: the producer.
 ///
 /// ```swift
 /// let registry = TaskRegistry()
 /// let tasks = try TestPackage.register(in: registry)
-/// let ivy = try await Ivy(registry: registry, backend: MemoryQueueBackend(), notifier: MemoryNotifier())
-/// let worker = Task { try await ivy.listen(queues: ["testpackage"], concurrency: 16) }
-/// let value = try await ivy.call(tasks.factorial, 5)    // 120
-/// worker.cancel()
-/// await ivy.close()
+/// let connection = IvyConnection(backend: MemoryQueueBackend(), notifier: MemoryNotifier())
+/// let client = try await IvyClient(registry: registry, connection: connection)
+/// let value = try await client.call(tasks.factorial, 5)    // 120, once a worker ran it
+/// await client.close()
 /// ```
 ///
-/// Each instance subscribes once, to its own channel `<base>:<producer id>`, and routes every
-/// result that arrives there to its caller by task id.
-public final class Ivy: Sendable {
+/// Each client subscribes once, to its own channel `<base>:<client id>`, and routes every
+/// result that arrives there to its caller by task id. It runs nothing: an ``IvyWorker`` does.
+public final class IvyClient: Sendable {
     public let registry: TaskRegistry
-    public let options: IvyOptions
-    /// A random id naming this producer in its channel and its task ids.
+    public let options: ClientOptions
+    /// A random id naming this client in its channel and its task ids.
     public let producerID: String
-    /// The channel this producer's results come back on.
-    public let notificationChannel: String
+    /// The channel this client's results come back on.
+    public let notificationChannel: ChannelName
 
-    let backend: any QueueBackend
-    let notifier: any Notifier
-    let codec: MessageCodec
+    private let connection: IvyConnection
+    private let ownsConnection: Bool
+    /// The backend's non-suspending send, where it has one.
+    private let pipelined: (any PipelinedQueueBackend)?
+    private let codec: MessageCodec
     private let router = ResultRouter()
     private let broadcaster = EventBroadcaster()
     private let subscription: NotifierSubscription
@@ -35,29 +36,50 @@ public final class Ivy: Sendable {
     private let isClosed = Atomic<Bool>(false)
     private let randomWords = RandomWords()
 
-    /// Makes a producer/worker over a backend and a notifier, and subscribes to its channel.
+    /// Makes a client over a connection it shares with others, and subscribes to its channel.
     ///
-    /// ``close()`` closes the backend and the notifier too.
-    public init(
-        registry: TaskRegistry, backend: any QueueBackend, notifier: any Notifier,
-        options: IvyOptions = .init()
+    /// ``close()`` leaves the connection open: whoever made it closes it.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for options out of range, or the
+    ///   notifier's error when the subscription fails.
+    public convenience init(
+        registry: TaskRegistry, connection: IvyConnection, options: ClientOptions = .init()
     ) async throws {
-        do { try options.validate() } catch {
-            await notifier.close()
-            await backend.close()
+        try await self.init(registry: registry, connection: connection, owning: false, options: options)
+    }
+
+    /// Makes a client; with `owning`, ``close()`` closes the connection too, and so does a
+    /// failure here.
+    package init(
+        registry: TaskRegistry, connection: IvyConnection, owning: Bool, options: ClientOptions
+    ) async throws {
+        let base: ChannelName
+        do {
+            try options.validate()
+            base = try options.notificationChannel ?? ChannelName.base()
+        } catch {
+            if owning { await connection.close() }
             throw error
         }
         self.registry = registry
         self.options = options
-        self.backend = backend
-        self.notifier = notifier
+        self.connection = connection
+        ownsConnection = owning
+        pipelined = connection.backend as? any PipelinedQueueBackend
         codec = MessageCodec(encryption: options.encryption)
         producerID = Self.randomID()
-        notificationChannel = "\(options.notificationChannel):\(producerID)"
+        // 16 hex digits more than a valid base: at most 1,041 bytes, so only an overlong base fails.
+        guard let channel = base.appending(producerID) else {
+            if owning { await connection.close() }
+            throw IvyError.invalidConfiguration(
+                "ClientOptions.notificationChannel", mustBe: "at most 1007 bytes",
+                got: base.rawValue.utf8.count)
+        }
+        notificationChannel = channel
         // Results are routed on the notifier's own thread: the caller's task is the only one
         // to wake.
         do {
-            subscription = try await notifier.subscribe(to: notificationChannel) {
+            subscription = try await connection.notifier.subscribe(to: notificationChannel) {
                 [router, codec, logger = options.logger] payload in
                 do {
                     let notification = try codec.decodeNotification(payload)
@@ -76,9 +98,7 @@ public final class Ivy: Sendable {
                 }
             }
         } catch {
-            // They were handed over to this instance, which will not exist to close them.
-            await notifier.close()
-            await backend.close()
+            if owning { await connection.close() }
             throw error
         }
         sweeper = Task { [router] in await router.sweep() }
@@ -101,8 +121,8 @@ public final class Ivy: Sendable {
     ) async throws -> String {
         let id = nextTaskID()
         let message = TaskMessage(
-            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments), id: id,
-            createdAt: Date())
+            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments),
+            options: TaskMessage.options(carrying: TraceContext.current), id: id, createdAt: Date())
         try await send(message, queue: task.options.queue)
         return id
     }
@@ -140,9 +160,10 @@ public final class Ivy: Sendable {
         // The caller waits for the result alone: a send that fails ends the call through the
         // result slot, one that succeeds does not wake the caller.
         do {
-            try send(message, queue: task.options.queue) { [router] outcome in
+            let sent = try sendWithoutSuspending(message, queue: task.options.queue) { [router] outcome in
                 if case .failure(let error) = outcome { router.finish(pending.taskID, with: .failure(error)) }
             }
+            if !sent { try await send(message, queue: task.options.queue) }
         } catch {
             router.finish(pending.taskID, with: .failure(error))
             throw error
@@ -165,33 +186,42 @@ public final class Ivy: Sendable {
         let id = nextTaskID()
         let now = Date()
         let message = TaskMessage(
-            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments), id: id,
-            notify: notificationChannel, createdAt: now,
+            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments),
+            options: TaskMessage.options(carrying: TraceContext.current), id: id, notify: notificationChannel,
+            createdAt: now,
             deadline: now.addingTimeInterval(timeout.inSeconds))
         let slot = router.expect(id, taskName: task.name, timeout: timeout)
-        return (message, PendingResult(taskID: id, taskName: task.name, slot: slot, events: broadcaster))
+        return (
+            message,
+            PendingResult(
+                taskID: id, taskName: task.name, queue: task.options.queue, slot: slot, events: broadcaster)
+        )
     }
 
-    private func send(_ message: TaskMessage, queue: String) async throws {
+    private func send(_ message: TaskMessage, queue: QueueName) async throws {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
-        _ = try await backend.send(codec.encode(message), to: queue)
+        _ = try await connection.backend.send(codec.encode(message), to: queue)
         Self.emitScheduled(message, queue: queue, to: broadcaster)
     }
 
-    /// Sends without suspending; `completion` gets the outcome (after the `.scheduled` event).
-    private func send(
-        _ message: TaskMessage, queue: String,
+    /// Sends without suspending where the backend can (`completion` gets the outcome after the
+    /// `.scheduled` event); true if it did, false if the caller must send with ``send(_:queue:)``.
+    private func sendWithoutSuspending(
+        _ message: TaskMessage, queue: QueueName,
         completion: @escaping @Sendable (Result<String, any Error>) -> Void
-    ) throws {
+    ) throws -> Bool {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
-        backend.send(codec.encode(message), to: queue) { [broadcaster] outcome in
+        guard let pipelined else { return false }
+        pipelined.send(codec.encode(message), to: queue) { [broadcaster] outcome in
             if case .success = outcome { Self.emitScheduled(message, queue: queue, to: broadcaster) }
             completion(outcome)
         }
+        return true
     }
 
-    private static func emitScheduled(_ message: TaskMessage, queue: String, to broadcaster: EventBroadcaster)
-    {
+    private static func emitScheduled(
+        _ message: TaskMessage, queue: QueueName, to broadcaster: EventBroadcaster
+    ) {
         broadcaster.emit(
             .scheduled(
                 TaskEventContext(
@@ -199,62 +229,24 @@ public final class Ivy: Sendable {
         )
     }
 
-    // MARK: Worker
-
-    /// Runs the registered tasks from `queues` until the calling task is cancelled, then drains
-    /// within the grace period and returns.
-    ///
-    /// - Parameters:
-    ///   - queues: The queues to consume; every queue of the registry by default.
-    ///   - workerOptions: Concurrency, visibility timeout, grace period and the like.
-    /// - Throws: ``IvyError/Code/invalidConfiguration`` for options out of range or no queue.
-    public func listen(queues: [String]? = nil, options workerOptions: WorkerOptions = .init()) async throws {
-        let queues = queues ?? registry.queues
-        guard !queues.isEmpty else {
-            throw IvyError(
-                .invalidConfiguration, detail: "no queue to listen on: register a task or name a queue")
-        }
-        guard !queues.contains("") else {
-            throw IvyError.invalidConfiguration("queues", mustBe: "non-empty names", got: "\"\"")
-        }
-        try workerOptions.validate()
-        try await serve(backend, queues: queues, options: workerOptions)
-    }
-
-    /// Runs the registered tasks with `concurrency` at once; see ``listen(queues:options:)``.
-    public func listen(queues: [String]? = nil, concurrency: Int) async throws {
-        try await listen(queues: queues, options: WorkerOptions(concurrency: concurrency))
-    }
-
-    private func serve<Backend: QueueBackend>(
-        _ backend: Backend, queues: [String], options workerOptions: WorkerOptions
-    ) async throws {
-        guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed) }
-        let worker = Worker(
-            backend: backend, notifier: notifier, registry: registry, codec: codec, queues: queues,
-            options: workerOptions, defaultChannel: options.notificationChannel, events: broadcaster,
-            logger: options.logger)
-        await worker.run()
-    }
-
     // MARK: Lifetime
 
-    /// Every event from now on, producer's and worker's, while the stream is iterated.
+    /// Every event of this client's calls from now on (``IvyEvent/Kind/scheduled`` and
+    /// ``IvyEvent/Kind/callerResumed``), while the stream is iterated.
     ///
     /// - Parameter limit: Events kept for a slow reader; older ones are dropped past this.
     public func events(bufferingNewest limit: Int = 4096) -> AsyncStream<IvyEvent> {
         broadcaster.subscribe(bufferingNewest: limit)
     }
 
-    /// Ends waiting calls with ``IvyError/Code/closed``, unsubscribes and closes the backend and
-    /// the notifier. Stop workers (cancel their `listen`) first.
+    /// Ends waiting calls with ``IvyError/Code/closed`` and unsubscribes; closes the connection
+    /// if this client made it (the URL initialiser).
     public func close() async {
         guard !isClosed.exchange(true, ordering: .relaxed) else { return }
         subscription.cancel()
         sweeper.cancel()
         router.finishAll(with: IvyError(.closed))
-        await notifier.close()
-        await backend.close()
+        if ownsConnection { await connection.close() }
         broadcaster.finish()
     }
 

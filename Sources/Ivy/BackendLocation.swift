@@ -1,0 +1,42 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+@_exported public import IvyCore
+@_exported public import IvyRedis
+@_exported public import IvyRedisNotify
+
+/// Where a queue or notifier lives: a URL, or the in-process one.
+public enum BackendLocation: Sendable, ExpressibleByStringLiteral {
+    /// `memory://`, `redis://[user:password@]host[:port][/db]` or `unix:///path.sock`.
+    case url(String)
+    /// The in-process backend or notifier.
+    case memory
+
+    public init(stringLiteral value: String) { self = .url(value) }
+}
+
+/// A parsed backend URL.
+enum BackendURL {
+    case memory
+    case redis(String)
+
+    init(_ location: BackendLocation) throws(IvyError) {
+        switch location {
+        case .memory: self = .memory
+        case .url(let text):
+            guard let schemeEnd = text.range(of: "://") else {
+                throw IvyError(
+                    .invalidURL, endpoint: Redaction.redact(url: text), detail: "expected scheme://…")
+            }
+            let scheme = text[..<schemeEnd.lowerBound].lowercased()
+            switch scheme {
+            case "memory": self = .memory
+            case "redis", "unix": self = .redis(text)
+            default:
+                throw IvyError(
+                    .unsupportedBackend, endpoint: Redaction.redact(url: text),
+                    detail: "supported schemes: memory://, redis://, unix://")
+            }
+        }
+    }
+}

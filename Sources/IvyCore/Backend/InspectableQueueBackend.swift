@@ -1,0 +1,18 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+/// A backend that can show and manage what it holds: sizes, a peek, the dead letter (a
+/// capability every shipped backend has; the CLI uses it).
+public protocol InspectableQueueBackend<Receipt>: QueueBackend {
+    /// Counts of a queue's messages by state.
+    func size(of queue: QueueName) async throws -> QueueSize
+    /// The next `count` ready messages, without reserving them.
+    func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage]
+    /// The oldest `count` dead-lettered messages of a queue.
+    func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter]
+    /// Moves up to `count` dead letters back to the queue, oldest first; returns how many moved.
+    func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int
+    /// Deletes every ready and delayed message of a queue; returns how many went.
+    func purge(_ queue: QueueName) async throws -> Int
+    /// Deletes a queue's dead letters; returns how many went.
+    func purgeDeadLetters(of queue: QueueName) async throws -> Int
+}

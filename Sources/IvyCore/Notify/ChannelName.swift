@@ -1,0 +1,63 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+
+/// The name of a notification channel: where a worker publishes a call's result and its
+/// producer listens.
+///
+/// One to 1,024 bytes of UTF-8 without control characters or spaces. A message's `notify` key
+/// that breaks this makes the message malformed, so a hostile message cannot aim a result at
+/// a name no subscriber could have asked for.
+public struct ChannelName: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
+    /// The name as the notifier sees it.
+    public let rawValue: String
+
+    /// Checks `name`.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` naming the rule it breaks.
+    public init(_ name: String) throws(IvyError) {
+        guard Self.isValid(name) else {
+            throw IvyError.invalidConfiguration(
+                "a channel name", mustBe: "1 to 1024 bytes without spaces or control characters",
+                got:
+                    "\"\(name.prefix(64).unicodeScalars.map { $0.properties.isWhitespace || $0.value < 32 ? "?" : String($0) }.joined())\""
+            )
+        }
+        rawValue = name
+    }
+
+    /// A name written in the source; an invalid literal is a programmer error and traps.
+    public init(stringLiteral name: String) {
+        precondition(Self.isValid(name), "invalid channel name \"\(name)\"")
+        rawValue = name
+    }
+
+    /// The base channel when none is configured: `IVY_NOTIFICATION_CHANNEL_NAME`, else
+    /// `ivy-notifier`. A worker publishes the results of messages that name no channel (node
+    /// ivy's) here; producers listen on `<base>:<their id>`.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` when the variable holds an invalid name.
+    public static func base() throws(IvyError) -> ChannelName {
+        let name = ProcessInfo.processInfo.environment["IVY_NOTIFICATION_CHANNEL_NAME"] ?? ""
+        guard !name.isEmpty else { return "ivy-notifier" }
+        do { return try ChannelName(name) } catch {
+            throw IvyError(
+                .invalidConfiguration,
+                detail: "IVY_NOTIFICATION_CHANNEL_NAME: " + (error.detail ?? "an invalid channel name"))
+        }
+    }
+
+    /// `<self>:<suffix>`, the form of a producer's own channel; nil if that would be too long.
+    package func appending(_ suffix: String) -> ChannelName? {
+        try? ChannelName("\(rawValue):\(suffix)")
+    }
+
+    public var description: String { rawValue }
+
+    static func isValid(_ name: String) -> Bool {
+        (1...1024).contains(name.utf8.count)
+            && name.unicodeScalars.allSatisfy {
+                !$0.properties.isWhitespace && !(0..<32).contains($0.value) && $0.value != 127
+            }
+    }
+}

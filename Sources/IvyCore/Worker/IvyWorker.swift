@@ -1,0 +1,184 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Synchronization
+
+/// Runs registered tasks from queues: the worker.
+///
+/// ```swift
+/// let worker = try IvyWorker(registry: registry, connection: connection,
+///                            options: WorkerOptions(concurrency: 16))
+/// try await worker.run(untilSignal: [.terminate, .interrupt])   // or: try await worker.run()
+/// ```
+///
+/// ``run()`` serves until its task is cancelled (or ``stop()``), then stops reserving, lets the
+/// tasks in flight finish within ``WorkerOptions/gracePeriod``, releases what is left, and
+/// returns. A worker subscribes to nothing: only clients wait for results.
+public final class IvyWorker: Sendable {
+    public let registry: TaskRegistry
+    public let options: WorkerOptions
+    /// The queues it serves.
+    public let queues: [QueueName]
+
+    private let connection: IvyConnection
+    private let ownsConnection: Bool
+    private let codec: MessageCodec
+    private let defaultChannel: ChannelName
+    private let middleware: [any TaskMiddleware]
+    private let broadcaster = EventBroadcaster()
+    private let state = Mutex(State())
+
+    private struct State {
+        var isRunning = false
+        var isClosed = false
+        /// Set while ``run()`` serves; ``stop()`` stops it.
+        var stop: (@Sendable () -> Void)?
+        var stopRequested = false
+    }
+
+    /// Makes a worker over a connection it shares with others.
+    ///
+    /// ``close()`` leaves the connection open: whoever made it closes it.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for options out of range, or when there
+    ///   is no queue to serve (no registered task and no ``WorkerOptions/queues``).
+    ///
+    /// - Parameter middleware: Runs around every attempt, the first outermost (``TaskMiddleware``).
+    public convenience init(
+        registry: TaskRegistry, connection: IvyConnection, options: WorkerOptions = .init(),
+        middleware: [any TaskMiddleware] = []
+    ) throws(IvyError) {
+        try self.init(
+            registry: registry, connection: connection, owning: false, options: options,
+            middleware: middleware)
+    }
+
+    /// Makes a worker; with `owning`, ``close()`` closes the connection too. Callers that own the
+    /// connection run ``check(registry:options:)`` before they connect.
+    package init(
+        registry: TaskRegistry, connection: IvyConnection, owning: Bool, options: WorkerOptions,
+        middleware: [any TaskMiddleware]
+    ) throws(IvyError) {
+        let (queues, channel) = try Self.check(registry: registry, options: options)
+        self.registry = registry
+        self.options = options
+        self.queues = queues
+        self.connection = connection
+        ownsConnection = owning
+        self.middleware = middleware
+        codec = MessageCodec(encryption: options.encryption)
+        defaultChannel = channel
+    }
+
+    /// Checks the options against the registry: what ``init(registry:connection:options:)``
+    /// throws, before anything is connected.
+    package static func check(registry: TaskRegistry, options: WorkerOptions) throws(IvyError)
+        -> (queues: [QueueName], defaultChannel: ChannelName)
+    {
+        try options.validate()
+        let queues = options.queues ?? registry.queues
+        guard !queues.isEmpty else {
+            throw IvyError(
+                .invalidConfiguration,
+                detail: "no queue to serve: register a task or set WorkerOptions.queues")
+        }
+        guard let channel = options.notificationChannel else { return (queues, try ChannelName.base()) }
+        return (queues, channel)
+    }
+
+    /// Serves the queues until the calling task is cancelled or ``stop()`` is called, then
+    /// drains within the grace period and returns.
+    ///
+    /// - Throws: ``IvyError/Code/closed`` after ``close()``; ``IvyError/Code/invalidConfiguration``
+    ///   if this worker is already running.
+    public func run() async throws {
+        try state.withLock { (state) throws(IvyError) in
+            guard !state.isClosed else { throw IvyError(.closed) }
+            guard !state.isRunning else {
+                throw IvyError(.invalidConfiguration, detail: "this worker is already running")
+            }
+            state.isRunning = true
+        }
+        defer {
+            state.withLock { state in
+                state.isRunning = false
+                state.stop = nil
+                state.stopRequested = false
+            }
+        }
+        await serve(connection.backend)
+    }
+
+    /// Opens the backend's existential so that the runtime is specialised for its receipts.
+    private func serve<Backend: QueueBackend>(_ backend: Backend) async {
+        let runtime = WorkerRuntime(
+            backend: backend, notifier: connection.notifier, registry: registry, codec: codec, queues: queues,
+            options: options, defaultChannel: defaultChannel, events: broadcaster, middleware: middleware)
+        let stopAlready = state.withLock { state in
+            state.stop = { runtime.stop() }
+            return state.stopRequested
+        }
+        if stopAlready { runtime.stop() }
+        await runtime.run()
+    }
+
+    /// Starts a graceful stop: ``run()`` stops reserving, drains and returns. Cancelling the
+    /// task that runs ``run()`` does the same. Called before ``run()``, it makes the next run
+    /// return as soon as it has started.
+    public func stop() {
+        let stop = state.withLock { state in
+            state.stopRequested = true
+            return state.stop
+        }
+        stop?()
+    }
+
+    /// Every event of the tasks this worker runs from now on, while the stream is iterated.
+    ///
+    /// - Parameter limit: Events kept for a slow reader; older ones are dropped past this.
+    public func events(bufferingNewest limit: Int = 4096) -> AsyncStream<IvyEvent> {
+        broadcaster.subscribe(bufferingNewest: limit)
+    }
+
+    /// Ends the event streams and closes the connection if this worker made it (the URL
+    /// initialiser). Let ``run()`` return first.
+    public func close() async {
+        let first = state.withLock { state in
+            defer { state.isClosed = true }
+            return !state.isClosed
+        }
+        guard first else { return }
+        stop()
+        if ownsConnection { await connection.close() }
+        broadcaster.finish()
+    }
+}
+
+extension IvyWorker {
+    /// Serves like ``run()`` until one of `signals` arrives, then drains and returns: what a
+    /// worker executable's `main` calls, so that `kill`, `docker stop` or Control-C let the
+    /// running tasks finish.
+    ///
+    /// While it runs, these signals no longer end the process; afterwards, a signal no other
+    /// worker watches ends it as before. Further signals during the drain are logged and
+    /// otherwise ignored.
+    ///
+    /// - Parameters:
+    ///   - signals: SIGTERM and SIGINT by default.
+    ///   - onSignal: Called on the signal thread when one arrives (to print a line, say); it
+    ///     must return quickly.
+    public func run(
+        untilSignal signals: Set<TerminationSignal> = [.terminate, .interrupt],
+        onSignal: (@Sendable (TerminationSignal) -> Void)? = nil
+    ) async throws {
+        let watched = Dictionary(uniqueKeysWithValues: signals.map { ($0.number, $0) })
+        let id = SignalWatcher.shared.watch(Set(watched.keys)) {
+            [weak self, logger = options.logger] number in
+            let signal = watched[number]
+            logger.info("signal received; draining", ["signal": signal.map { "\($0)" } ?? "\(number)"])
+            if let signal { onSignal?(signal) }
+            self?.stop()
+        }
+        defer { SignalWatcher.shared.unwatch(id) }
+        try await run()
+    }
+}
