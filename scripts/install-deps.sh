@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Ivy needs, only those missing.
 #   scripts/install-deps.sh build   the C libraries the package links (default)
-#   scripts/install-deps.sh test    those, plus the servers `make test` starts
+#   scripts/install-deps.sh test    those, plus the servers and tools `make test` uses
 # As root it runs apt-get (update once, then install -y); otherwise it prints the command.
 set -euo pipefail
 mode=${1:-build}
@@ -16,6 +16,8 @@ if [ "$mode" = test ]; then
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
   command -v python3 >/dev/null 2>&1 || need+=(python3)   # scripts/chaos.sh's helpers
+  # scripts/reference-client-test.sh: `python3 -m venv`, whose pip comes from ensurepip
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

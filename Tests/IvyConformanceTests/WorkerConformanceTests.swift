@@ -6,7 +6,7 @@ import IvyExamples
 import IvyTestSupport
 import Testing
 
-/// Producer, worker and notifier together (DESIGN.md §3, §7), on every backend.
+/// Client, worker and notifier together, on every backend.
 @Suite("Producer and worker")
 struct WorkerConformanceTests {
     @Test(arguments: ConformanceBackend.all)
@@ -153,6 +153,36 @@ struct WorkerConformanceTests {
             }
             #expect(notification.name == "testpackage.add")
             #expect(notification.outcome == .success(result: Array("[5]".utf8)))
+        }
+    }
+
+    /// PROTOCOL.md §3: every outcome of a message without `notify` goes to the base channel,
+    /// failures the task never saw (unknown task, undecodable arguments) included.
+    @Test(arguments: ConformanceBackend.all)
+    func aNodeIvyMessageThatCannotRunIsAnsweredOnTheBaseChannel(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind) { h in
+            let base = try await h.notifier.subscribe(to: try #require(h.client.options.notificationChannel))
+            let cases = [
+                (#"{"name":"nobody.has","options":{},"args":[1]}"#, "UnknownTask"),
+                (#"{"name":"testpackage.add","options":{},"args":["two",3]}"#, "ArgumentsUndecodable"),
+            ]
+            var sent: [String: String] = [:]
+            for (body, name) in cases { sent[try await h.sendRaw(body)] = name }
+            let expected = sent
+            let heard = try await withDeadline(.seconds(20), "both base-channel notifications") {
+                var heard: [String: String] = [:]
+                for await payload in base {
+                    if let notification = try? ResultNotification(decoding: payload),
+                        case .failure(let error) = notification.outcome
+                    {
+                        heard[notification.id] = error.name
+                    }
+                    if heard.count == expected.count { return heard }
+                }
+                throw DeadlineExceeded(limit: .seconds(20), what: "the notifications (stream ended)")
+            }
+            #expect(heard == expected)
+            #expect(try await h.deadLetters().count == 2)
         }
     }
 

@@ -3,7 +3,7 @@
 internal import Foundation
 internal import Synchronization
 
-/// Runs registered tasks from one or more queues until stopped (DESIGN.md §7).
+/// Runs registered tasks from one or more queues until stopped: the engine of ``IvyWorker``.
 ///
 /// One reserver per queue takes messages in batches no larger than the free concurrency and
 /// starts a task per message straight away. The task decodes the message, runs the task body
@@ -214,7 +214,10 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker",
                 retryable: false)
             guard let reservation = supervisor.end(id) else { return }
-            await fail(reservation, message, context, error: error, channel: message.notify, form: form)
+            // Like any other outcome (PROTOCOL.md §3): a node-ivy producer listens on the base.
+            await fail(
+                reservation, message, context, error: error, channel: message.notify ?? defaultChannel,
+                form: form)
             return
         }
         let channel = task.options.resultWanted ? (message.notify ?? defaultChannel) : nil
@@ -308,18 +311,30 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         -> [UInt8]
     {
         try await TaskContext.$current.withValue(context) {
-            try await TraceContext.$current.withValue(context.trace) {
-                guard !middleware.isEmpty else { return try await task.run(arguments) }
-                var result: [UInt8]?
-                try await middleware.intercept(context) { result = try await task.run(arguments) }
-                guard let result else {
-                    throw TaskFailure(
-                        "SkippedByMiddleware", "a middleware returned without running the task",
-                        retryable: false)
-                }
-                return result
+            // Attempts run in tasks the reserver made, which inherit no trace: bound only when
+            // the message carries one.
+            guard let trace = context.trace else {
+                return try await runInMiddleware(task, arguments, context)
+            }
+            return try await TraceContext.$current.withValue(trace) {
+                try await runInMiddleware(task, arguments, context)
             }
         }
+    }
+
+    private func runInMiddleware(
+        _ task: RegisteredTask, _ arguments: ArraySlice<UInt8>, _ context: TaskContext
+    )
+        async throws -> [UInt8]
+    {
+        guard !middleware.isEmpty else { return try await task.run(arguments) }
+        var result: [UInt8]?
+        try await middleware.intercept(context) { result = try await task.run(arguments) }
+        guard let result else {
+            throw TaskFailure(
+                "SkippedByMiddleware", "a middleware returned without running the task", retryable: false)
+        }
+        return result
     }
 
     /// Retries a failed attempt if its error and the task's policy allow, or fails it for good.
