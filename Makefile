@@ -10,14 +10,18 @@ demo: deps
 	$(SWIFT) build --product ivy
 	$(SWIFT) run --skip-build ivy demo
 
-## test: install what the tests need, start the servers on loopback, run every test and the short
-## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), stop them
+## test: install what the tests need, start the servers on loopback, run every test, the short
+## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), the Examples package (built as a
+## user's package would be) and the Python reference client against the Swift side both ways
+## (PROTOCOL.md; a database of its own), stop them
 test: test-deps
 	$(SWIFT) build --build-tests
 	scripts/services.sh up
 	IVY_REQUIRE_SERVICES=1 IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) $(SWIFT) test --skip-build; \
 	  status=$$?; \
 	  IVY_BINARY=.build/debug/ivy scripts/chaos.sh --short || status=1; \
+	  IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/examples-test.sh || status=1; \
+	  IVY_BINARY=.build/debug/ivy IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/reference-client-test.sh || status=1; \
 	  scripts/services.sh down; exit $$status
 
 ## chaos: the full chaos suite (workers SIGKILLed, Redis kill -9ed, poison messages); see RELIABILITY.md
@@ -53,4 +57,4 @@ services-down:
 	scripts/services.sh down
 
 clean:
-	rm -rf .build .build-docs .services .chaos
+	rm -rf .build .build-docs .build-venv .services .chaos Examples/.build

@@ -1,7 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 internal import Foundation
-public import IvyCore
+package import IvyCore
 
 /// Where and how to reach a Redis server.
 ///
@@ -9,24 +9,24 @@ public import IvyCore
 /// (user and password percent-encoded; an IPv6 host in brackets, `redis://[::1]:6379`),
 /// optionally with `?name=` for the connections' name in `CLIENT LIST`. The password is a
 /// `Secret`: it never prints.
-public struct RedisConfiguration: Sendable {
-    public enum Address: Sendable, Hashable {
+package struct RedisConfiguration: Sendable {
+    package enum Address: Sendable, Hashable {
         /// A host name or IP address (IPv6 without brackets: `::1`) and a port.
         case tcp(host: String, port: Int)
         case unix(path: String)
     }
 
-    public var address: Address
-    public var username: String?
-    public var password: Secret?
-    public var database: Int
-    public var connectTimeout: Duration
+    package var address: Address
+    package var username: String?
+    package var password: Secret?
+    package var database: Int
+    package var connectTimeout: Duration
     /// The longest one command (or pipeline) may take, blocking commands' own wait excluded.
-    public var commandTimeout: Duration
+    package var commandTimeout: Duration
     /// Set with `CLIENT SETNAME` on every connection, so operators can tell them apart.
-    public var clientName: String?
+    package var clientName: String?
 
-    public init(
+    package init(
         address: Address, username: String? = nil, password: Secret? = nil, database: Int = 0,
         connectTimeout: Duration = .seconds(5), commandTimeout: Duration = .seconds(10)
     ) {
@@ -41,7 +41,7 @@ public struct RedisConfiguration: Sendable {
     /// Parses a `redis://` or `unix://` URL.
     ///
     /// - Throws: `IvyError/Code/invalidURL`, showing the URL with credentials as `***`.
-    public init(url: String) throws(IvyError) {
+    package init(url: String) throws(IvyError) {
         let redacted = Redaction.redact(url: url)
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
             throw IvyError(.invalidURL, endpoint: redacted, detail: "not a URL")
@@ -117,7 +117,7 @@ public struct RedisConfiguration: Sendable {
     /// Checks the values a program may set after parsing; a connection does before it connects.
     ///
     /// - Throws: `IvyError/Code/invalidConfiguration` naming the first field out of range.
-    public func validate() throws(IvyError) {
+    package func validate() throws(IvyError) {
         try IvyError.check(
             "RedisConfiguration.connectTimeout", connectTimeout, in: .milliseconds(1)...(.seconds(86_400)))
         try IvyError.check(
@@ -129,7 +129,7 @@ public struct RedisConfiguration: Sendable {
     }
 
     /// The address for logs and errors, credentials as `***`.
-    public var endpoint: String {
+    package var endpoint: String {
         let credentials = (username != nil || password != nil) ? "***@" : ""
         switch address {
         case .tcp(let host, let port):

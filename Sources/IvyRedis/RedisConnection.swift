@@ -3,7 +3,8 @@
 internal import Foundation
 internal import IvyCore
 
-/// A connection to Redis that owns one OS thread: every hiredis call runs there (DESIGN.md §6).
+/// A connection to Redis that owns one OS thread: every hiredis call runs there, never on the
+/// cooperative pool.
 ///
 /// Commands are pipelined both ways: whatever callers submit is written as soon as the thread
 /// sees it, without waiting for earlier replies, and replies come back in order. Many tasks
@@ -15,9 +16,9 @@ internal import IvyCore
 /// let redis = try await RedisConnection.connect(RedisConfiguration(url: "redis://127.0.0.1:6390"))
 /// let reply = try await redis.command(RedisCommand("PING"))
 /// ```
-public final class RedisConnection: Sendable {
+package final class RedisConnection: Sendable {
     /// What happens to a command when the task waiting for its reply is cancelled.
-    public enum CancellationAction: Sendable {
+    package enum CancellationAction: Sendable {
         /// The reply is awaited as usual: ordinary commands finish within the command timeout.
         case awaitReply
         /// The connection is dropped at once and the command fails with `CancellationError`
@@ -29,13 +30,13 @@ public final class RedisConnection: Sendable {
         case unblock(through: RedisConnection, grace: Duration)
     }
 
-    public let configuration: RedisConfiguration
-    public var endpoint: String { configuration.endpoint }
+    package let configuration: RedisConfiguration
+    package var endpoint: String { configuration.endpoint }
 
     private let queue = RedisRequestQueue()
 
     /// Starts the connection's thread; it connects with the first command.
-    public init(configuration: RedisConfiguration, name: String = "ivy-redis") {
+    package init(configuration: RedisConfiguration, name: String = "ivy-redis") {
         self.configuration = configuration
         let driver = RedisConnectionDriver(configuration: configuration, queue: queue)
         DedicatedThread.start(name: name) { [driver = UncheckedSendable(driver)] in driver.value.run() }
@@ -45,7 +46,7 @@ public final class RedisConnection: Sendable {
 
     /// A connection that has connected and authenticated once, so bad addresses and
     /// credentials fail here with a clear error.
-    public static func connect(_ configuration: RedisConfiguration, name: String = "ivy-redis") async throws
+    package static func connect(_ configuration: RedisConfiguration, name: String = "ivy-redis") async throws
         -> RedisConnection
     {
         try configuration.validate()
@@ -55,7 +56,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends one command.
-    public func command(_ command: RedisCommand) async throws -> RedisReply {
+    package func command(_ command: RedisCommand) async throws -> RedisReply {
         try await send([command])[0]
     }
 
@@ -67,7 +68,7 @@ public final class RedisConnection: Sendable {
     ///   - wait: How long the server may hold the first command (BLPOP, XREADGROUP BLOCK), on
     ///     top of the configuration's command timeout.
     ///   - onCancel: What cancelling the calling task does.
-    public func send(
+    package func send(
         _ commands: [RedisCommand], wait: Duration = .zero, onCancel: CancellationAction = .awaitReply
     )
         async throws -> [RedisReply]
@@ -83,7 +84,7 @@ public final class RedisConnection: Sendable {
     /// closed): it must return quickly and never block. For callers with something else to
     /// await, such as a producer whose result will come through the notifier, this saves a
     /// task switch per request.
-    public func send(
+    package func send(
         _ commands: [RedisCommand], completion: @escaping @Sendable (Result<[RedisReply], any Error>) -> Void
     ) {
         precondition(!commands.isEmpty, "send needs at least one command")
@@ -92,12 +93,12 @@ public final class RedisConnection: Sendable {
 
     /// Sends a command the server may hold for up to `wait`; cancelling the calling task ends
     /// the wait at once (``CancellationAction/interrupt``).
-    public func blockingCommand(_ command: RedisCommand, wait: Duration) async throws -> RedisReply {
+    package func blockingCommand(_ command: RedisCommand, wait: Duration) async throws -> RedisReply {
         try await send([command], wait: wait, onCancel: .interrupt)[0]
     }
 
     /// Closes the connection; commands on the wire and later ones fail with `IvyError/Code/closed`.
-    public func close() async {
+    package func close() async {
         queue.close()
     }
 

@@ -1,12 +1,12 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-public import IvyCore
+package import IvyCore
 
 /// A notifier that publishes through a Redis server.
 ///
 /// A ``RedisStreamBackend`` on the same server publishes a task's result from the script that
 /// acknowledges its message, one round trip sooner than acknowledging and then publishing.
-public protocol RedisPubSubNotifier: Notifier {
+package protocol RedisPubSubNotifier: Notifier {
     /// The server subscribers listen on (pub/sub spans its databases).
     var server: RedisConfiguration.Address { get }
     /// The database its results are kept in (durable results); pub/sub itself spans databases.

@@ -1,9 +1,9 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-public import IvyCore
+package import IvyCore
 
 /// One reply from Redis, copied out of hiredis' memory.
-public enum RedisReply: Sendable, Hashable {
+package enum RedisReply: Sendable, Hashable {
     case string([UInt8])
     case status(String)
     case integer(Int)
@@ -12,7 +12,7 @@ public enum RedisReply: Sendable, Hashable {
     /// An error reply, such as `WRONGTYPE …` or `NOSCRIPT …`.
     case error(String)
 
-    public var bytes: [UInt8]? {
+    package var bytes: [UInt8]? {
         switch self {
         case .string(let bytes): bytes
         case .status(let text): Array(text.utf8)
@@ -20,9 +20,9 @@ public enum RedisReply: Sendable, Hashable {
         }
     }
 
-    public var text: String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
+    package var text: String? { bytes.map { String(decoding: $0, as: UTF8.self) } }
 
-    public var integer: Int? {
+    package var integer: Int? {
         switch self {
         case .integer(let value): value
         case .string(let bytes): Int(String(decoding: bytes, as: UTF8.self))
@@ -30,19 +30,19 @@ public enum RedisReply: Sendable, Hashable {
         }
     }
 
-    public var array: [RedisReply]? {
+    package var array: [RedisReply]? {
         if case .array(let elements) = self { elements } else { nil }
     }
 
-    public var isNull: Bool { self == .null }
+    package var isNull: Bool { self == .null }
 
     /// The server's message, when this is an error reply.
-    public var errorMessage: String? {
+    package var errorMessage: String? {
         if case .error(let message) = self { message } else { nil }
     }
 
     /// The reply itself, or a `IvyError/Code/commandFailed` carrying the server's message.
-    public func checked(endpoint: String, command: String) throws(IvyError) -> RedisReply {
+    package func checked(endpoint: String, command: String) throws(IvyError) -> RedisReply {
         if case .error(let message) = self {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "\(command): \(message)")
         }
@@ -52,15 +52,15 @@ public enum RedisReply: Sendable, Hashable {
 
 /// A command, kept in the Redis protocol (RESP) as it is built: sending it is one copy into the
 /// connection's buffer, with no array per argument.
-public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
+package struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     /// The command's name, for logs and errors.
-    public let name: String
+    package let name: String
     /// Every argument, the name first, each a RESP bulk string.
     private(set) var encodedArguments: [UInt8]
     /// How many arguments, the name included.
     private(set) var argumentCount: Int
 
-    public init(_ name: String, _ arguments: any RedisArgument...) {
+    package init(_ name: String, _ arguments: any RedisArgument...) {
         self.name = name
         encodedArguments = []
         encodedArguments.reserveCapacity(64)
@@ -70,13 +70,13 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A command from its arguments as bytes, the name first (at least one).
-    public init(arguments: [[UInt8]]) {
+    package init(arguments: [[UInt8]]) {
         precondition(!arguments.isEmpty, "a command needs a name")
         self.init(String(decoding: arguments[0], as: UTF8.self))
         for argument in arguments.dropFirst() { append(argument) }
     }
 
-    public mutating func append(_ argument: any RedisArgument) {
+    package mutating func append(_ argument: any RedisArgument) {
         argument.appendBulk(to: &encodedArguments)
         argumentCount += 1
     }
@@ -90,10 +90,10 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The command name only: arguments may hold secrets or message bodies.
-    public var description: String { name }
+    package var description: String { name }
 
     /// Appends `bytes` as a RESP bulk string: `$<length>\r\n<bytes>\r\n`.
-    public static func appendBulk(_ bytes: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
+    package static func appendBulk(_ bytes: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "$"))
         appendDecimal(bytes.count, to: &buffer)
         buffer.append(13)
@@ -125,13 +125,13 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A value that can be a command argument.
-public protocol RedisArgument: Sendable {
+package protocol RedisArgument: Sendable {
     /// Appends the value to `buffer` as a RESP bulk string (see ``RedisCommand/appendBulk(_:to:)``).
     func appendBulk(to buffer: inout [UInt8])
 }
 
 extension String: RedisArgument {
-    public func appendBulk(to buffer: inout [UInt8]) {
+    package func appendBulk(to buffer: inout [UInt8]) {
         if let done: Void = utf8.withContiguousStorageIfAvailable({
             RedisCommand.appendBulk(UnsafeRawBufferPointer($0), to: &buffer)
         }) {
@@ -142,7 +142,7 @@ extension String: RedisArgument {
 }
 
 extension Int: RedisArgument {
-    public func appendBulk(to buffer: inout [UInt8]) {
+    package func appendBulk(to buffer: inout [UInt8]) {
         var digits: [UInt8] = []
         RedisCommand.appendDecimal(self, to: &digits)
         digits.appendBulk(to: &buffer)
@@ -150,7 +150,7 @@ extension Int: RedisArgument {
 }
 
 extension Array: RedisArgument where Element == UInt8 {
-    public func appendBulk(to buffer: inout [UInt8]) {
+    package func appendBulk(to buffer: inout [UInt8]) {
         withUnsafeBytes { RedisCommand.appendBulk($0, to: &buffer) }
     }
 }

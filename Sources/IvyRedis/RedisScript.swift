@@ -3,20 +3,20 @@
 internal import IvyCore
 
 /// A Lua script, run by its SHA-1 (`EVALSHA`) and loaded only when the server lacks it.
-public struct RedisScript: Sendable {
-    public let name: String
-    public let source: String
+package struct RedisScript: Sendable {
+    package let name: String
+    package let source: String
     /// The hash the server knows the script by.
-    public let sha1: String
+    package let sha1: String
 
-    public init(name: String, source: String) {
+    package init(name: String, source: String) {
         self.name = name
         self.source = source
         sha1 = OpenSSL.sha1Hex(Array(source.utf8))
     }
 
     /// `EVALSHA` with `keys` and `arguments`.
-    public func command(keys: [String], arguments: [any RedisArgument]) -> RedisCommand {
+    package func command(keys: [String], arguments: [any RedisArgument]) -> RedisCommand {
         var command = RedisCommand("EVALSHA", sha1, keys.count)
         for key in keys { command.append(key) }
         for argument in arguments { command.append(argument) }
@@ -28,7 +28,7 @@ extension RedisConnection {
     /// Runs `script`, loading it first when the server does not know it (a restart, a flush).
     ///
     /// - Returns: The script's reply, which may be an error reply.
-    public func evaluate(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws
+    package func evaluate(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws
         -> RedisReply
     {
         try await awaiting { evaluate(script, keys: keys, arguments: arguments, completion: $0) }
@@ -36,7 +36,7 @@ extension RedisConnection {
 
     /// Runs `script` like ``evaluate(_:keys:arguments:)``, without suspending; `completion` runs
     /// on the connection's thread (see ``send(_:completion:)``).
-    public func evaluate(
+    package func evaluate(
         _ script: RedisScript, keys: [String], arguments: [any RedisArgument],
         completion: @escaping @Sendable (Result<RedisReply, any Error>) -> Void
     ) {

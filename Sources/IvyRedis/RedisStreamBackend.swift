@@ -76,7 +76,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     ///   - logger: Where the backend reports what it did on its own (freed reservations).
     /// - Throws: `IvyError/Code/invalidConfiguration` for a size below 1 B or above 512 MiB, or
     ///   a liveness timeout below 100 ms or above an hour.
-    public init(
+    package init(
         connection: RedisConnection, maximumMessageSize: Int = 16 << 20,
         livenessTimeout: Duration = .seconds(4),
         logger: any IvyLogger = StderrLogger()

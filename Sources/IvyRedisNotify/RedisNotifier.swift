@@ -19,10 +19,10 @@ internal import Synchronization
 /// for the retention (7 MB at 1,000 results a second). With `retain_results=0` in the URL, or a
 /// nil retention, results are plain pub/sub, which delivers at most once: a result published
 /// while a producer is disconnected never reaches it, and that call ends in a timeout error.
-public final class RedisNotifier: RedisPubSubNotifier {
+public final class RedisNotifier: Notifier, RedisPubSubNotifier {
     public let endpoint: String
-    public var server: RedisConfiguration.Address { publisher.configuration.address }
-    public var database: Int { publisher.configuration.database }
+    package var server: RedisConfiguration.Address { publisher.configuration.address }
+    package var database: Int { publisher.configuration.database }
     /// How long each result is kept for producers that reconnect; nil for plain pub/sub.
     public let resultRetention: Duration?
     private let publisher: RedisConnection
@@ -43,7 +43,7 @@ public final class RedisNotifier: RedisPubSubNotifier {
     ///     disconnected when it was published still gets it; nil for plain pub/sub.
     ///   - logger: Where the notifier reports reconnects and retries.
     /// - Throws: `IvyError/Code/invalidConfiguration` for a retention under 1 ms or over 30 days.
-    public init(
+    package init(
         publisher: RedisConnection, resultRetention: Duration? = defaultResultRetention,
         logger: any IvyLogger = StderrLogger()
     ) throws(IvyError) {

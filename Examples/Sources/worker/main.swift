@@ -1,0 +1,35 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+// worker [QUEUE_URL [NOTIFY_URL]]: runs the shop's tasks until SIGTERM or Control-C, then drains.
+
+import Foundation
+import Ivy
+import Tasks
+
+let environment = ProcessInfo.processInfo.environment
+let arguments = Array(CommandLine.arguments.dropFirst())
+let queue = arguments.first ?? environment["IVY_QUEUE_URL"] ?? "redis://127.0.0.1:6379"
+let notifier = arguments.dropFirst().first ?? environment["IVY_NOTIFY_URL"] ?? queue
+// Status lines go to stderr, unbuffered, like the library's own; tasks log through it too.
+let logger = StderrLogger(label: "worker", minimumLevel: .info)
+
+do {
+    let registry = TaskRegistry()
+    _ = try Shop.register(in: registry)
+    let worker = try await IvyWorker(
+        registry: registry, queue: .url(queue), notifier: .url(notifier),
+        options: WorkerOptions(concurrency: 8, logger: logger))
+    let queues = worker.queues.map(\.rawValue).joined(separator: ",")
+    logger.info("serving", ["queues": queues, "pid": "\(getpid())"])
+    do {
+        try await worker.run(untilSignal: [.terminate, .interrupt])  // returns after the drain
+    } catch {
+        await worker.close()
+        throw error
+    }
+    await worker.close()
+    logger.info("stopped")
+} catch {
+    logger.error("\(error)")
+    exit(1)
+}
