@@ -13,20 +13,25 @@ extension IvyClient {
     /// the same process, make one ``IvyConnection`` and give it to the client and the worker.
     ///
     /// - Parameters:
+    ///   - registry: The tasks it can call.
+    ///   - queue: The queue backend: a URL, or ``BackendLocation/memory``.
+    ///   - notifier: Where results come back: a URL, or ``BackendLocation/memory``; by default the
+    ///     queue's own location (a Redis server carries both).
     ///   - encryptionKey: Encrypts messages and results (authenticated format); it replaces
     ///     ``ClientOptions/encryption``. Use ``MessageEncryption`` through `options` for rotation,
     ///     the node-ivy format or `requireEncryption`.
+    ///   - options: The client's settings.
     /// - Throws: ``IvyError/Code/invalidConfiguration`` before connecting, the errors of
     ///   ``IvyConnection/connect(queue:notifier:logger:)``, or the notifier's when subscribing fails.
     public convenience init(
-        registry: TaskRegistry, queue: BackendLocation, notifier: BackendLocation = .memory,
+        registry: TaskRegistry, queue: BackendLocation, notifier: BackendLocation? = nil,
         encryptionKey: Secret? = nil, options: ClientOptions = .init()
     ) async throws {
         var options = options
         if let encryptionKey { options.encryption = MessageEncryption(key: encryptionKey) }
         try options.validate()
         let connection = try await IvyConnection.connect(
-            queue: queue, notifier: notifier, logger: options.logger)
+            queue: queue, notifier: notifier ?? queue, logger: options.logger)
         try await self.init(registry: registry, connection: connection, owning: true, options: options)
     }
 }

@@ -1,7 +1,8 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 extension IvyConnection {
-    /// Connects to a queue backend and a notifier by URL.
+    /// Connects to a queue backend and a notifier by URL; the notifier is on the queue's own
+    /// location unless given (a Redis server carries both).
     ///
     /// ```swift
     /// let connection = try await IvyConnection.connect(queue: "redis://127.0.0.1:6379",
@@ -11,12 +12,12 @@ extension IvyConnection {
     /// - Throws: ``IvyError/Code/invalidURL`` or ``IvyError/Code/unsupportedBackend`` (the message
     ///   shows the URL with its credentials replaced by `***`), or the broker's connection error.
     public static func connect(
-        queue: BackendLocation = .memory, notifier: BackendLocation = .memory,
+        queue: BackendLocation = .memory, notifier: BackendLocation? = nil,
         logger: any IvyLogger = StderrLogger()
     ) async throws -> IvyConnection {
         // Both parsed first, so that a typo in the second costs no connection to the first.
         let queueURL = try BackendURL(queue)
-        let notifierURL = try BackendURL(notifier)
+        let notifierURL = try BackendURL(notifier ?? queue)
         let backend = try await connectBackend(queueURL, logger: logger)
         do {
             return IvyConnection(

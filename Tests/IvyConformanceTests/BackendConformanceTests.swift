@@ -65,10 +65,13 @@ struct BackendConformanceTests {
         let first = try await backend.reserve(
             from: queue, count: 3, visibility: .milliseconds(400), wait: .seconds(5))
         #expect(first.count == 3)
-        #expect(
-            try await backend.reserve(from: queue, count: 3, visibility: .seconds(30), wait: .zero).isEmpty)
+        // Hidden while the reservations last. Only a look that ended within the visibility timeout
+        // of `reservedAt` proves it (the reservations began after it); a loaded machine may be
+        // slower, and then what the look took counts as redelivered.
+        var redelivered = try await backend.reserve(
+            from: queue, count: 3, visibility: .seconds(30), wait: .zero)
+        if clock.now - reservedAt < .milliseconds(400) { #expect(redelivered.isEmpty) }
         // Another consumer's blocking reserve wakes when the reservations expire.
-        var redelivered: [Reservation<Backend.Receipt>] = []
         while redelivered.count < 3 {
             let batch = try await backend.reserve(
                 from: queue, count: 3, visibility: .seconds(30), wait: .seconds(10))
@@ -108,18 +111,29 @@ struct BackendConformanceTests {
         try await withBackend(kind) { backend, queue in try await extend(backend, queue) }
     }
 
-    private func extend(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
+    private func extend<Backend: InspectableQueueBackend>(_ backend: Backend, _ queue: QueueName) async throws
+    {
         _ = try await backend.send(Self.body("long"), to: queue)
-        let reservation = try #require(
-            try await backend.reserve(
-                from: queue, count: 1, visibility: .milliseconds(300), wait: .seconds(5)
-            ).first)
-        let extended = try await backend.extend(reservation, visibility: .seconds(30))
-        // Past the original timeout, another consumer still sees nothing.
-        let stolen = try await backend.reserve(
-            from: queue, count: 1, visibility: .seconds(30), wait: .milliseconds(900))
-        #expect(stolen.isEmpty)
-        try await backend.ack(extended)
+        // A loaded machine may let a short reservation run out before the extension reaches
+        // the broker; then the message is back, and the check runs again with a longer one.
+        for visibility in [Duration.milliseconds(300), .seconds(1), .seconds(3), .seconds(10)] {
+            let reservation = try #require(
+                try await backend.reserve(from: queue, count: 1, visibility: visibility, wait: .seconds(30))
+                    .first)
+            let extended: Reservation<Backend.Receipt>
+            do { extended = try await backend.extend(reservation, visibility: .seconds(60)) } catch let error
+                as IvyError where error.code == .reservationLost
+            {
+                continue
+            }
+            // Past the original timeout, another consumer still sees nothing.
+            let stolen = try await backend.reserve(
+                from: queue, count: 1, visibility: .seconds(30), wait: visibility + .milliseconds(600))
+            #expect(stolen.isEmpty)
+            try await backend.ack(extended)
+            return
+        }
+        Issue.record("every extension came after its reservation had run out")
     }
 
     @Test(arguments: ConformanceBackend.all)

@@ -1,7 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 /// A backend that can show and manage what it holds: sizes, a peek, the dead letter (a
-/// capability every shipped backend has; the CLI uses it).
+/// capability every shipped backend has, for operators' tools and tests).
 public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     /// Counts of a queue's messages by state.
     func size(of queue: QueueName) async throws -> QueueSize

@@ -14,7 +14,8 @@
 /// - ``reserve(from:count:visibility:wait:)`` hands out messages invisible to other consumers
 ///   until acknowledged, released, dead-lettered or until the visibility timeout runs out;
 ///   expired reservations come back by themselves and their delivery count grows.
-/// - Nothing is deleted without either ``ack(_:)`` after a successful run or a dead-letter copy.
+/// - Nothing is deleted without either ``ack(_:)`` after a successful run or a dead-letter copy
+///   (or a purge an operator asks for, ``InspectableQueueBackend/purge(_:)``).
 public protocol QueueBackend<Receipt>: Sendable {
     /// The broker's handle on one reservation.
     associatedtype Receipt: Sendable
@@ -66,7 +67,8 @@ public protocol QueueBackend<Receipt>: Sendable {
     /// Moves a reserved message to the queue's dead letter, with the reason attached.
     func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws
 
-    /// Releases connections and threads; pending calls fail with ``IvyError/Code/closed``.
+    /// Releases connections and threads. Sends and reserves started afterwards fail with
+    /// ``IvyError/Code/closed``; a reserve waiting when it closes returns what it has.
     func close() async
 }
 

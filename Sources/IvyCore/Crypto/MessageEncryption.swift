@@ -7,8 +7,10 @@ internal import Foundation
 /// ```swift
 /// let encryption = MessageEncryption(key: Secret(env["MESSAGES_ENCRYPTION_KEY"]!),
 ///                                    decryptionKeys: [Secret(previousKey)])
-/// let ivy = try await Ivy(registry: registry, backend: backend, notifier: notifier,
-///                         options: IvyOptions(encryption: encryption))
+/// let client = try await IvyClient(registry: registry, connection: connection,
+///                                  options: ClientOptions(encryption: encryption))
+/// let worker = try IvyWorker(registry: registry, connection: connection,
+///                            options: WorkerOptions(encryption: encryption))
 /// ```
 ///
 /// New messages are sealed with `key` in ``format``. Messages in either format are opened with
@@ -57,7 +59,7 @@ public struct MessageEncryption: Sendable {
         keys = KeyRing(passwords: [key] + decryptionKeys.filter { !$0.exposedValue.isEmpty })
     }
 
-    /// Checks the key; ``IvyOptions/validate()`` calls it.
+    /// Checks the key; ``ClientOptions/validate()`` and ``WorkerOptions/validate()`` call it.
     ///
     /// - Throws: ``IvyError/Code/invalidConfiguration`` when the key is empty.
     public func validate() throws(IvyError) {

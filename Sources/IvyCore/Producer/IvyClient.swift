@@ -132,7 +132,7 @@ public final class IvyClient: Sendable {
     /// - Parameters:
     ///   - task: The registered task to call.
     ///   - arguments: Its arguments, as its parameter types.
-    ///   - timeout: How long the result is awaited, from now (``IvyOptions/resultTimeout`` by
+    ///   - timeout: How long the result is awaited, from now (``ClientOptions/resultTimeout`` by
     ///     default). Workers drop the message once it has passed.
     public func delayedCall<each Argument, Result>(
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,

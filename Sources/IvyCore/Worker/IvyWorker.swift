@@ -39,10 +39,14 @@ public final class IvyWorker: Sendable {
     ///
     /// ``close()`` leaves the connection open: whoever made it closes it.
     ///
+    /// - Parameters:
+    ///   - registry: The tasks it runs; it serves their queues unless ``WorkerOptions/queues``
+    ///     names others.
+    ///   - connection: The backend and notifier it uses, shared with others.
+    ///   - options: How it consumes its queues.
+    ///   - middleware: Runs around every attempt, the first outermost (``TaskMiddleware``).
     /// - Throws: ``IvyError/Code/invalidConfiguration`` for options out of range, or when there
     ///   is no queue to serve (no registered task and no ``WorkerOptions/queues``).
-    ///
-    /// - Parameter middleware: Runs around every attempt, the first outermost (``TaskMiddleware``).
     public convenience init(
         registry: TaskRegistry, connection: IvyConnection, options: WorkerOptions = .init(),
         middleware: [any TaskMiddleware] = []

@@ -1,0 +1,108 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import IvyCore
+import IvyTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How an ``IvyWorker`` starts and stops, on the memory backend.
+@Suite("Worker lifecycle", .serialized)
+struct WorkerLifecycleTests {
+    private func withWorker(
+        _ body: (IvyClient, IvyWorker, TaskDefinition<Int, Int>) async throws -> Void
+    ) async throws {
+        let registry = TaskRegistry()
+        let double = try registry.register("life.double", queue: "life") { (n: Int) in 2 * n }
+        let connection = IvyConnection(backend: MemoryQueueBackend(), notifier: MemoryNotifier())
+        let client = try await IvyClient(
+            registry: registry, connection: connection,
+            options: ClientOptions(resultTimeout: .seconds(30), logger: SilentLogger(), encryption: nil))
+        let worker = try IvyWorker(
+            registry: registry, connection: connection,
+            options: WorkerOptions(logger: SilentLogger(), encryption: nil))
+        do { try await body(client, worker, double) } catch {
+            await client.close()
+            await connection.close()
+            throw error
+        }
+        await client.close()
+        await worker.close()
+        await connection.close()
+    }
+
+    @Test func stopEndsARunAfterItsTasksAndARunCanFollow() async throws {
+        try await withWorker { client, worker, double in
+            for round in 1...2 {
+                let running = Task { try await worker.run() }
+                #expect(try await client.call(double, round) == 2 * round)
+                worker.stop()
+                try await withDeadline(.seconds(20), "the run to return") { try await running.value }
+            }
+        }
+    }
+
+    @Test func aWorkerRunsOnceAtATimeAndNotAfterClose() async throws {
+        try await withWorker { client, worker, double in
+            let running = Task { try await worker.run() }
+            #expect(try await client.call(double, 4) == 8)
+            let twice = await #expect(throws: IvyError.self) { try await worker.run() }
+            #expect(twice?.detail?.contains("already running") == true)
+            running.cancel()
+            try await withDeadline(.seconds(20), "the run to return") { try await running.value }
+            await worker.close()
+            let closed = await #expect(throws: IvyError.self) { try await worker.run() }
+            #expect(closed?.code == .closed)
+        }
+    }
+
+    @Test func stopBeforeRunMakesTheNextRunReturnAtOnce() async throws {
+        try await withWorker { _, worker, _ in
+            worker.stop()
+            try await withDeadline(.seconds(20), "the run to return") { try await worker.run() }
+        }
+    }
+
+    /// SIGHUP, so that a slip cannot stop the test run the way SIGTERM or SIGINT would be read.
+    @Test func runUntilSignalDrainsAndReturnsOnTheSignal() async throws {
+        try await withWorker { client, worker, double in
+            let heard = Locked<[TerminationSignal]>([])
+            let running = Task {
+                try await worker.run(untilSignal: [.hangUp]) { signal in heard.withLock { $0.append(signal) }
+                }
+            }
+            // Served: the signal is watched from before the run started.
+            #expect(try await client.call(double, 21) == 42)
+            kill(getpid(), SIGHUP)
+            try await withDeadline(.seconds(20), "the run to return on SIGHUP") { try await running.value }
+            #expect(heard.value == [.hangUp])
+        }
+    }
+}
+
+@Suite("Trace context")
+struct TraceContextTests {
+    @Test func validHeadersAreKeptAndInvalidOnesRefused() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        #expect(TraceContext(traceparent: valid)?.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(TraceContext(traceparent: valid, tracestate: "a=1,b=2")?.tracestate == "a=1,b=2")
+        #expect(TraceContext(traceparent: valid, tracestate: "bad\u{1}")?.tracestate == nil)
+        // A later version may carry more fields.
+        #expect(
+            TraceContext(traceparent: "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra") != nil)
+        for invalid in [
+            "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+        ] {
+            #expect(TraceContext(traceparent: invalid) == nil, "\(invalid)")
+        }
+    }
+}
