@@ -272,17 +272,19 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     /// Yes when `notifier`'s subscribers listen on this server and, if it keeps results, it
     /// keeps them in this database: the ack script then publishes (and keeps) the result.
     public func canPublish(through notifier: any Notifier) -> Bool {
-        guard let redis = notifier as? any RedisPubSubNotifier,
-            redis.server == connection.configuration.address
-        else { return false }
-        return redis.resultRetention == nil || redis.database == connection.configuration.database
+        (notifier as? any RedisPubSubNotifier).map(canPublish) ?? false
+    }
+
+    private func canPublish(_ redis: any RedisPubSubNotifier) -> Bool {
+        redis.server == connection.configuration.address
+            && (redis.resultRetention == nil || redis.database == connection.configuration.database)
     }
 
     public func ack(
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: ChannelName,
         through notifier: any Notifier, completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
     ) {
-        guard canPublish(through: notifier), let redis = notifier as? any RedisPubSubNotifier else {
+        guard let redis = notifier as? any RedisPubSubNotifier, canPublish(redis) else {
             // Not what the worker asked for: answer in two requests rather than not at all.
             Task {
                 var outcome = AckAndPublishOutcome()
