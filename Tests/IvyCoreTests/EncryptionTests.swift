@@ -208,6 +208,33 @@ struct EncryptionTests {
         #expect(!dumped.contains("hunter2"))
         #expect(!"\(encryption)".contains("hunter2"))
     }
+
+    /// PROTOCOL.md §6.2: the route must name the call the plaintext is.
+    @Test func aSealedCallWhoseRouteNamesAnotherCallIsMalformed() throws {
+        let encryption = MessageEncryption(key: Self.key)
+        let codec = MessageCodec(encryption: encryption)
+        let call = TaskMessage(name: "t.add", args: Array("[1,2]".utf8), id: "p-1", notify: "ivy-notifier:p")
+        let plaintext = call.encoded()
+        // As a producer seals it: opens.
+        #expect(try codec.decodeCall(codec.encode(call)).message == call)
+        let wrongRoutes: [MessageEncryption.Route?] = [
+            .init(id: "p-2", notify: "ivy-notifier:p"), .init(id: "p-1", notify: "ivy-notifier:q"),
+            .init(id: "p-1", notify: nil), nil,
+        ]
+        for route in wrongRoutes {
+            let error = #expect(throws: IvyError.self) {
+                _ = try codec.decodeCall(encryption.seal(plaintext, route: route))
+            }
+            #expect(error?.code == .malformedMessage)
+            #expect(error?.detail?.contains("route") == true)
+        }
+        // A message without id (node style) has an empty route, and a route on it is refused.
+        let node = TaskMessage(name: "t.add", args: Array("[1,2]".utf8))
+        #expect(try codec.decodeCall(encryption.seal(node.encoded(), route: nil)).message == node)
+        #expect(throws: IvyError.self) {
+            _ = try codec.decodeCall(encryption.seal(node.encoded(), route: .init(id: "x")))
+        }
+    }
 }
 
 /// A producer that cannot read a result for a call it waits for ends that call at once.

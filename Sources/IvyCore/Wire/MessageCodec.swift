@@ -24,7 +24,23 @@ struct MessageCodec: Sendable {
     func decodeCall(_ body: [UInt8]) throws(IvyError) -> (
         message: TaskMessage, sealedAs: MessageEncryption.Format?
     ) {
-        (try TaskMessage(decoding: try open(body)), MessageEncryption.format(of: body))
+        let message = try TaskMessage(decoding: try open(body))
+        let format = MessageEncryption.format(of: body)
+        if format == .authenticated { try checkRoute(of: body, against: message) }
+        return (message, format)
+    }
+
+    /// PROTOCOL.md §6.2: an authenticated call's route names the call its plaintext is (or is
+    /// empty, for a message without `id`), since a worker that cannot open a message tells the
+    /// caller through it. A route that says otherwise is the sign of a broken producer: the call
+    /// is refused rather than answered on the wrong channel next time.
+    private func checkRoute(of body: [UInt8], against message: TaskMessage) throws(IvyError) {
+        let expected = message.id.map { MessageEncryption.Route(id: $0, notify: message.notify?.rawValue) }
+        guard MessageEncryption.hasReadableRoute(body), MessageEncryption.route(of: body) == expected else {
+            throw IvyError(
+                .malformedMessage, taskName: message.name,
+                detail: "the token's route does not name this call's id and notify")
+        }
     }
 
     /// A call's outcome, in the form the call came in (PROTOCOL §6.3): sealed for an
