@@ -186,7 +186,8 @@ struct CommandLineTests {
     @Test(arguments: [
         ["demo", "--timeout", "0"], ["demo", "--timeout", "nan"], ["demo", "--timeout", "-1"],
         ["demo", "--timeout", "1e30"], ["worker", "--queues", ","], ["worker", "--queues", ""],
-        ["worker", "--queues", "a,,b"], ["worker", "--concurrency", "0"], ["worker", "--grace", "-1"],
+        ["worker", "--queues", "a,,b"], ["worker", "--queues", "a b"], ["worker", "--queues", "q{x}"],
+        ["worker", "--concurrency", "0"], ["worker", "--grace", "-1"],
         ["worker", "--visibility", "0.001"], ["demo", "--queue", "redis://"],
         ["demo", "--queue", "redis://h:99999"],
         ["bench", "-c", "0"],

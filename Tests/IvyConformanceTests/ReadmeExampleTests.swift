@@ -36,6 +36,8 @@ struct ReadmeExampleTests {
         await client.close()
         await connection.close()
         #expect(value == 120)
+        // No type in module Ivy is called Ivy, so its names can be qualified.
+        let _: Ivy.TaskRegistry = registry
         #expect(again == 720)
     }
 }

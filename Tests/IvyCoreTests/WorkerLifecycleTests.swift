@@ -83,6 +83,53 @@ struct WorkerLifecycleTests {
     }
 }
 
+/// A notifier that counts subscriptions.
+private final class CountingNotifier: Notifier {
+    let base = MemoryNotifier()
+    let subscriptions = Locked(0)
+    var endpoint: String { base.endpoint }
+    func publish(_ payload: [UInt8], to channel: ChannelName) async throws {
+        try base.publish(payload, to: channel)
+    }
+    func subscribe(to channel: ChannelName) async throws -> AsyncStream<[UInt8]> {
+        subscriptions.withLock { $0 += 1 }
+        return try base.subscribe(to: channel)
+    }
+    func subscribe(to channel: ChannelName, receive: @escaping @Sendable ([UInt8]) -> Void) async throws
+        -> NotifierSubscription
+    {
+        subscriptions.withLock { $0 += 1 }
+        return try await base.subscribe(to: channel, receive: receive)
+    }
+    func close() async { base.close() }
+}
+
+@Suite("Worker-only processes")
+struct WorkerOnlyTests {
+    /// Only clients wait for results: a worker process subscribes to nothing.
+    @Test func aWorkerSubscribesToNoChannel() async throws {
+        let registry = TaskRegistry()
+        let double = try registry.register("solo.double", queue: "solo") { (n: Int) in 2 * n }
+        let backend = MemoryQueueBackend()
+        let workerNotifier = CountingNotifier()
+        let worker = try IvyWorker(
+            registry: registry, connection: IvyConnection(backend: backend, notifier: workerNotifier),
+            options: WorkerOptions(logger: SilentLogger(), encryption: nil))
+        let running = Task { try await worker.run() }
+        // A client elsewhere (its own notifier, which the worker's results reach through the
+        // shared memory notifier it wraps) gets its answer.
+        let client = try await IvyClient(
+            registry: registry, connection: IvyConnection(backend: backend, notifier: workerNotifier.base),
+            options: ClientOptions(logger: SilentLogger(), encryption: nil))
+        #expect(try await client.call(double, 5) == 10)
+        worker.stop()
+        try await running.value
+        #expect(workerNotifier.subscriptions.value == 0)
+        await client.close()
+        await backend.close()
+    }
+}
+
 @Suite("Trace context")
 struct TraceContextTests {
     @Test func validHeadersAreKeptAndInvalidOnesRefused() {
