@@ -14,17 +14,12 @@ let notifier = arguments.dropFirst().first ?? environment["IVY_NOTIFY_URL"] ?? q
 do {
     let registry = TaskRegistry()
     let shop = try Shop.register(in: registry)
-    let client = try await IvyClient(registry: registry, queue: .url(queue), notifier: .url(notifier))
-    do {
+    try await withIvyClient(registry: registry, queue: .url(queue), notifier: .url(notifier)) { client in
         let price = try await client.call(shop.price, "apple", 3, timeout: .seconds(30))
         print("shop.price(apple, 3) = \(price)")
         let pending = try await client.delayedCall(shop.slowHello, "Ada")  // queued; the result comes later
         print("shop.slowHello(Ada) = \(try await pending.value)")
-    } catch {
-        await client.close()
-        throw error
     }
-    await client.close()
 } catch {
     FileHandle.standardError.write(Data("producer: \(error)\n".utf8))
     exit(1)

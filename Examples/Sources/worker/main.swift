@@ -16,18 +16,13 @@ let logger = StderrLogger(label: "worker", minimumLevel: .info)
 do {
     let registry = TaskRegistry()
     _ = try Shop.register(in: registry)
-    let worker = try await IvyWorker(
-        registry: registry, queue: .url(queue), notifier: .url(notifier),
-        options: WorkerOptions(concurrency: 8, logger: logger))
-    let queues = worker.queues.map(\.rawValue).joined(separator: ",")
-    logger.info("serving", ["queues": queues, "pid": "\(getpid())"])
-    do {
+    let options = WorkerOptions(concurrency: 8, logger: logger)
+    try await withIvyWorker(registry: registry, queue: .url(queue), notifier: .url(notifier), options: options) {
+        worker in
+        let queues = worker.queues.map(\.rawValue).joined(separator: ",")
+        logger.info("serving", ["queues": queues, "pid": "\(getpid())"])
         try await worker.run(untilSignal: [.terminate, .interrupt])  // returns after the drain
-    } catch {
-        await worker.close()
-        throw error
     }
-    await worker.close()
     logger.info("stopped")
 } catch {
     logger.error("\(error)")
