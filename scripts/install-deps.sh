@@ -16,8 +16,8 @@ if [ "$mode" = test ]; then
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
   command -v python3 >/dev/null 2>&1 || need+=(python3)   # scripts/chaos.sh's helpers
-  # scripts/reference-client-test.sh: `python3 -m venv`, whose pip comes from ensurepip
-  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+  # scripts/reference-client-test.sh: Debian's redis client for Python, no PyPI needed
+  { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1; } || need+=(python3-redis)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -115,13 +115,22 @@ stop_worker() {
   say "$name stopped on SIGTERM with status 0 and left the consumer group"
 }
 
-# --- The virtualenv: Python 3 and the redis package ---------------------------------------------
+# --- Python 3 with the redis package -----------------------------------------------------------
+# Debian's python3-redis (scripts/install-deps.sh test installs it) needs no network beyond apt;
+# elsewhere a virtualenv gets the package from PyPI.
+for candidate in /usr/bin/python3 python3; do
+  if "$python" -c 'import redis' >/dev/null 2>&1; then break; fi
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import redis' >/dev/null 2>&1; then
+    python=$candidate
+  fi
+done
 if ! "$python" -c 'import redis' >/dev/null 2>&1; then
   say "creating $venv"
   rm -rf "$venv"
   python3 -m venv "$venv" || fail "python3 -m venv failed (on Debian: scripts/install-deps.sh test installs python3-venv)"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-input 'redis>=5,<9' ||
-    fail "pip install redis failed"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-input 'redis>=4.3,<9' ||
+    fail "pip install redis failed (on Debian: apt-get install python3-redis)"
+  python=$venv/bin/python
 fi
 
 say "Redis database $url, ivy binary $ivy"
