@@ -49,9 +49,11 @@ enum WorkerCommand {
             await connection.close()
             throw error
         }
-        let printer =
-            printEvents
-            ? Task { for await event in worker.events() { Console.error("event: \(event)") } } : nil
+        // Subscribed before the run, so that no early event is missed.
+        let events = printEvents ? worker.events() : nil
+        let printer = events.map { events in
+            Task { for await event in events { Console.error("event: \(event)") } }
+        }
         Console.error(
             "ivy worker: serving \(queues.map(\.rawValue).joined(separator: ", ")) on \(shared.redactedQueue) (notifier \(shared.redactedNotify)), concurrency \(concurrency); pid \(getpid())"
         )

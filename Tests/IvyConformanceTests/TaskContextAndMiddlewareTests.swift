@@ -142,6 +142,33 @@ struct TaskContextAndMiddlewareTests {
             #expect(error?.name == "SkippedByMiddleware")
         }
     }
+    @Test(arguments: ConformanceBackend.all)
+    func nextRunsTheTaskOnceAndASecondCallFails(_ kind: ConformanceBackend) async throws {
+        let ran = Locked(0)
+        try await Harness.run(kind, middleware: [TwiceCaller()]) { h in
+            let counted = try TaskDefinition<Int, Int>(name: "ctx.once", options: TaskOptions(queue: h.queue))
+            let twice = await #expect(throws: RemoteTaskError.self) { try await h.client.call(counted, 1) }
+            #expect(twice?.name == "MiddlewareError")
+            #expect(ran.value == 1)
+        } register: { registry, queue in
+            try registry.register("ctx.once", queue: queue) { (n: Int) -> Int in
+                ran.withLock { $0 += 1 }
+                return n
+            }
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func aMiddlewareThatSwallowsTheTasksErrorKeepsTheFailure(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind, middleware: [Swallower()]) { (h: Harness) async throws in
+            // There is no result to publish: the failure stands.
+            let swallowed = await #expect(throws: RemoteTaskError.self) {
+                try await h.client.call(h.tasks.fail, "x")
+            }
+            #expect(swallowed?.name == "TestFailure")
+            #expect(try await h.client.call(h.tasks.add, 2, 2) == 4)
+        }
+    }
 }
 
 /// Logs what it sees around each run.
@@ -165,6 +192,21 @@ private struct Recorder: TaskMiddleware {
 private struct Gatekeeper: TaskMiddleware {
     func intercept(_ context: TaskContext, next: () async throws -> Void) async throws {
         throw TaskFailure("Unauthorized", "\(context.taskName) is not allowed here", retryable: false)
+    }
+}
+
+/// Calls next() twice for `ctx.once`, once for the rest.
+private struct TwiceCaller: TaskMiddleware {
+    func intercept(_ context: TaskContext, next: () async throws -> Void) async throws {
+        try await next()
+        if context.taskName == "ctx.once" { try await next() }
+    }
+}
+
+/// Swallows whatever the rest of the chain throws.
+private struct Swallower: TaskMiddleware {
+    func intercept(_ context: TaskContext, next: () async throws -> Void) async throws {
+        try? await next()
     }
 }
 

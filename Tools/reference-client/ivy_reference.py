@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional
@@ -62,9 +63,10 @@ def base_channel() -> str:
 
 
 def is_channel_name(name: str) -> bool:
-    """§1: a `notify` channel is 1 to 1,024 bytes of UTF-8 without spaces or control characters."""
+    """§1: a `notify` channel is 1 to 1,024 bytes of UTF-8 without control characters (category
+    Cc) or white space."""
     return 1 <= len(name.encode("utf-8")) <= 1024 and not any(
-        ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in name)
+        ch.isspace() or unicodedata.category(ch) == "Cc" for ch in name)
 
 
 @dataclass(frozen=True)

@@ -178,13 +178,13 @@ public struct MessageEncryption: Sendable {
             .decryptionFailed, detail: "no configured key decrypts this message (wrong key or damaged)")
     }
 
-    /// The route of an authenticated token, read without the key (and so unverified).
     /// Whether an authenticated token's route is empty or a route JSON object (not garbage).
     static func hasReadableRoute(_ body: [UInt8]) -> Bool {
         guard let (route, _) = try? splitAuthenticated(body) else { return false }
         return route.isEmpty || self.route(of: body) != nil
     }
 
+    /// The route of an authenticated token, read without the key (and so unverified).
     static func route(of body: [UInt8]) -> Route? {
         guard body.starts(with: AuthenticatedCipher.prefix), let (route, _) = try? splitAuthenticated(body),
             !route.isEmpty, let json = base64URLDecode(route)

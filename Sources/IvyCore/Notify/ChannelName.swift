@@ -5,7 +5,8 @@ internal import Foundation
 /// The name of a notification channel: where a worker publishes a call's result and its
 /// producer listens.
 ///
-/// One to 1,024 bytes of UTF-8 without control characters or spaces. A message's `notify` key
+/// One to 1,024 bytes of UTF-8 without control characters (Unicode category Cc: U+0000–001F,
+/// U+007F–009F) or white space (Unicode White_Space). A message's `notify` key
 /// that breaks this makes the message malformed, so a hostile message cannot aim a result at
 /// a name no subscriber could have asked for.
 public struct ChannelName: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
@@ -20,7 +21,7 @@ public struct ChannelName: Sendable, Hashable, CustomStringConvertible, Expressi
             throw IvyError.invalidConfiguration(
                 "a channel name", mustBe: "1 to 1024 bytes without spaces or control characters",
                 got:
-                    "\"\(name.prefix(64).unicodeScalars.map { $0.properties.isWhitespace || $0.value < 32 ? "?" : String($0) }.joined())\""
+                    "\"\(name.prefix(64).unicodeScalars.map { $0.properties.isWhitespace || $0.properties.generalCategory == .control ? "?" : String($0) }.joined())\""
             )
         }
         rawValue = name
@@ -57,7 +58,7 @@ public struct ChannelName: Sendable, Hashable, CustomStringConvertible, Expressi
     static func isValid(_ name: String) -> Bool {
         (1...1024).contains(name.utf8.count)
             && name.unicodeScalars.allSatisfy {
-                !$0.properties.isWhitespace && !(0..<32).contains($0.value) && $0.value != 127
+                !$0.properties.isWhitespace && $0.properties.generalCategory != .control
             }
     }
 }

@@ -107,6 +107,10 @@ public final class IvyClient: Sendable {
     deinit {
         subscription.cancel()
         sweeper.cancel()
+        // A client made from URLs and dropped without close(): its connection's threads go too.
+        if ownsConnection, !isClosed.load(ordering: .relaxed) {
+            Task { [connection] in await connection.close() }
+        }
     }
 
     // MARK: Producer

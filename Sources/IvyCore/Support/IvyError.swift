@@ -13,7 +13,7 @@ public struct IvyError: Error, Sendable, Hashable, CustomStringConvertible {
             case malformedMessage, argumentsUndecodable, resultUndecodable, messageTooLarge
             case resultTimedOut, taskTimedOut, deadlineExpired, resultNotWanted
             case reservationLost, connectionFailed, commandFailed, invalidURL, unsupportedBackend
-            case closed, invalidConfiguration
+            case closed, invalidConfiguration, alreadyRunning
             case decryptionFailed, encryptionRequired
         }
         fileprivate let kind: Kind
@@ -52,6 +52,8 @@ public struct IvyError: Error, Sendable, Hashable, CustomStringConvertible {
         public static var unsupportedBackend: Self { .init(kind: .unsupportedBackend) }
         /// The producer, worker or connection was closed.
         public static var closed: Self { .init(kind: .closed) }
+        /// A worker's `run()` was called while it runs.
+        public static var alreadyRunning: Self { .init(kind: .alreadyRunning) }
         /// Options that contradict each other or are out of range.
         public static var invalidConfiguration: Self { .init(kind: .invalidConfiguration) }
         /// An encrypted message is tampered, truncated, badly encoded, of an unknown format, or

@@ -33,6 +33,15 @@ public final class IvyWorker: Sendable {
         /// Set while ``run()`` serves; ``stop()`` stops it.
         var stop: (@Sendable () -> Void)?
         var stopRequested = false
+        /// ``close()`` calls waiting for the current run to end.
+        var runEnded: [CheckedContinuation<Void, Never>] = []
+    }
+
+    deinit {
+        // A worker made from URLs and dropped without close(): its connection's threads go too.
+        if ownsConnection, !state.withLock({ $0.isClosed }) {
+            Task { [connection] in await connection.close() }
+        }
     }
 
     /// Makes a worker over a connection it shares with others.
@@ -92,28 +101,36 @@ public final class IvyWorker: Sendable {
     /// Serves the queues until the calling task is cancelled or ``stop()`` is called, then
     /// drains within the grace period and returns.
     ///
-    /// - Throws: ``IvyError/Code/closed`` after ``close()``; ``IvyError/Code/invalidConfiguration``
-    ///   if this worker is already running.
+    /// - Throws: ``IvyError/Code/closed`` after ``close()``, or when the connection was closed
+    ///   under the running worker (it then stops at once); ``IvyError/Code/alreadyRunning`` if
+    ///   this worker is running already.
     public func run() async throws {
         try state.withLock { (state) throws(IvyError) in
             guard !state.isClosed else { throw IvyError(.closed) }
             guard !state.isRunning else {
-                throw IvyError(.invalidConfiguration, detail: "this worker is already running")
+                throw IvyError(.alreadyRunning, detail: "this worker is running already")
             }
             state.isRunning = true
         }
         defer {
-            state.withLock { state in
+            let waiting = state.withLock { state in
                 state.isRunning = false
                 state.stop = nil
                 state.stopRequested = false
+                defer { state.runEnded = [] }
+                return state.runEnded
             }
+            for closer in waiting { closer.resume() }
         }
-        await serve(connection.backend)
+        if await serve(connection.backend) {
+            throw IvyError(
+                .closed, endpoint: connection.backend.endpoint, detail: "the queue backend was closed")
+        }
     }
 
     /// Opens the backend's existential so that the runtime is specialised for its receipts.
-    private func serve<Backend: QueueBackend>(_ backend: Backend) async {
+    /// Returns whether the backend was closed under it.
+    private func serve<Backend: QueueBackend>(_ backend: Backend) async -> Bool {
         let runtime = WorkerRuntime(
             backend: backend, notifier: connection.notifier, registry: registry, codec: codec, queues: queues,
             options: options, defaultChannel: defaultChannel, events: broadcaster, middleware: middleware)
@@ -123,6 +140,7 @@ public final class IvyWorker: Sendable {
         }
         if stopAlready { runtime.stop() }
         await runtime.run()
+        return runtime.backendWasClosed
     }
 
     /// Starts a graceful stop: ``run()`` stops reserving, drains and returns. Cancelling the
@@ -143,8 +161,8 @@ public final class IvyWorker: Sendable {
         broadcaster.subscribe(bufferingNewest: limit)
     }
 
-    /// Ends the event streams and closes the connection if this worker made it (the URL
-    /// initialiser). Let ``run()`` return first.
+    /// Stops a run in progress and waits for its drain, then ends the event streams and closes
+    /// the connection if this worker made it (the URL initialiser).
     public func close() async {
         let first = state.withLock { state in
             defer { state.isClosed = true }
@@ -152,6 +170,15 @@ public final class IvyWorker: Sendable {
         }
         guard first else { return }
         stop()
+        // The tasks in flight settle their messages through the connection: it stays open
+        // until they are done.
+        await withCheckedContinuation { (ended: CheckedContinuation<Void, Never>) in
+            let running = state.withLock { state in
+                if state.isRunning { state.runEnded.append(ended) }
+                return state.isRunning
+            }
+            if !running { ended.resume() }
+        }
         if ownsConnection { await connection.close() }
         broadcaster.finish()
     }
@@ -163,8 +190,9 @@ extension IvyWorker {
     /// running tasks finish.
     ///
     /// While it runs, these signals no longer end the process; afterwards, a signal no other
-    /// worker watches ends it as before. Further signals during the drain are logged and
-    /// otherwise ignored.
+    /// worker watches gets back the disposition it had before (the default, ignored, or the
+    /// application's own handler). Further signals during the drain are logged and otherwise
+    /// ignored.
     ///
     /// - Parameters:
     ///   - signals: SIGTERM and SIGINT by default.

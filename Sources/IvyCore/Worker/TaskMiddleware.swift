@@ -19,9 +19,11 @@
 /// Before `next`: refuse a run by throwing (a ``TaskFailure`` with `retryable: false` fails the
 /// call for good, any other error counts as a retryable failure). After it: the task returned;
 /// its result is published once every middleware has returned. If `next` throws, the task
-/// failed: rethrow to keep that outcome, or throw another error to replace it. Returning without
-/// calling `next` or throwing fails the call for good (`SkippedByMiddleware`): a call either
-/// runs or says why not. A middleware runs inside the task's timeout and is cancelled with it.
+/// failed: rethrow to keep that outcome, or throw another error to replace it; returning anyway
+/// keeps the task's failure (there is no result to publish). Returning without calling `next`
+/// or throwing fails the call for good (`SkippedByMiddleware`): a call either runs or says why
+/// not. `next` runs the task once; a second call throws. A middleware runs inside the task's
+/// timeout and is cancelled with it.
 public protocol TaskMiddleware: Sendable {
     /// Runs `next` (the rest of the chain and the task) for one attempt, or throws instead.
     func intercept(_ context: TaskContext, next: () async throws -> Void) async throws

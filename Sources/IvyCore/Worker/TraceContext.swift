@@ -16,10 +16,14 @@ public struct TraceContext: Sendable, Hashable {
     public let tracestate: String?
 
     /// Checks the two headers as W3C Trace Context level 1 defines them; nil if `traceparent`
-    /// is not valid. An invalid `tracestate` is dropped, as the specification says.
+    /// is not valid. An invalid `tracestate` is dropped, as the specification says. A later
+    /// version's `traceparent` is kept as the version-00 header it starts with (the fields this
+    /// version knows), so that what a message brings in cannot grow what calls carry on.
     public init?(traceparent: String, tracestate: String? = nil) {
         guard Self.isValid(traceparent: traceparent) else { return nil }
-        self.traceparent = traceparent
+        self.traceparent =
+            traceparent.utf8.count == 55 && traceparent.hasPrefix("00-")
+            ? traceparent : "00" + String(decoding: traceparent.utf8.dropFirst(2).prefix(53), as: UTF8.self)
         self.tracestate = tracestate.flatMap { Self.isValid(tracestate: $0) ? $0 : nil }
     }
 

@@ -35,6 +35,10 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let limiters: [QueueName: ConcurrencyLimiter]
     private let supervisor: AttemptSupervisor<Backend>
     private let control = Mutex(Control())
+    private let closedBackend = Atomic<Bool>(false)
+
+    /// Whether a reserve found the backend closed (then the reservers stopped).
+    var backendWasClosed: Bool { closedBackend.load(ordering: .relaxed) }
 
     init(
         backend: Backend, notifier: any Notifier, registry: TaskRegistry, codec: MessageCodec,
@@ -150,14 +154,28 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             let slots = await limiter.acquire(upTo: limiter.capacity)
             guard slots > 0 else { break }
             do {
-                let batch = try await backend.reserve(
+                var batch = try await backend.reserve(
                     from: queue, count: slots, visibility: options.visibilityTimeout, wait: options.pollWait)
+                if batch.count > slots {
+                    // A backend that breaks the contract; the worker has no slot for the rest.
+                    logger.error(
+                        "the backend handed out more messages than asked for; releasing the rest",
+                        ["queue": queue.rawValue, "asked": "\(slots)", "got": "\(batch.count)"])
+                    let excess = batch[slots...]
+                    batch.removeLast(batch.count - slots)
+                    Task {
+                        for reservation in excess { try? await backend.release(reservation, delay: .zero) }
+                    }
+                }
                 limiter.release(slots - batch.count)
                 start(batch)
             } catch {
                 limiter.release(slots)
                 if Task.isCancelled { break }
-                if let error = error as? IvyError, error.code == .closed { break }
+                if let error = error as? IvyError, error.code == .closed {
+                    closedBackend.store(true, ordering: .relaxed)
+                    break
+                }
                 logger.error("reserve failed", ["queue": queue.rawValue, "error": "\(error)"])
                 try? await Task.sleep(for: options.errorBackoff)
             }
@@ -261,7 +279,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                 taskID: taskID, taskName: message.name, attempt: context.attempt, queue: delivered.queue,
                 messageID: delivered.messageID, deadline: message.deadline, trace: message.trace,
                 logger: logger)
-            result = .success(try await self.run(task, message.args[...], in: run))
+            result = .success(try await runAttempt(task, message.args[...], in: run))
         } catch {
             result = .failure(error)
         }
@@ -306,17 +324,17 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     }
 
     /// Runs the task body inside the middleware, with its context (and its trace context) set.
-    private func run(_ task: RegisteredTask, _ arguments: ArraySlice<UInt8>, in context: TaskContext)
-        async throws
-        -> [UInt8]
+    private func runAttempt(_ task: RegisteredTask, _ arguments: ArraySlice<UInt8>, in context: TaskContext)
+        async throws -> [UInt8]
     {
         try await TaskContext.$current.withValue(context) {
-            // Attempts run in tasks the reserver made, which inherit no trace: bound only when
-            // the message carries one.
-            guard let trace = context.trace else {
+            // The attempt's task inherits the task locals of whoever started the worker: a trace
+            // bound there must not reach messages that carry none. Bound only when it differs,
+            // since binding costs an allocation per attempt.
+            guard context.trace != TraceContext.current else {
                 return try await runInMiddleware(task, arguments, context)
             }
-            return try await TraceContext.$current.withValue(trace) {
+            return try await TraceContext.$current.withValue(context.trace) {
                 try await runInMiddleware(task, arguments, context)
             }
         }
@@ -328,13 +346,24 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         async throws -> [UInt8]
     {
         guard !middleware.isEmpty else { return try await task.run(arguments) }
-        var result: [UInt8]?
-        try await middleware.intercept(context) { result = try await task.run(arguments) }
-        guard let result else {
+        var outcome: Result<[UInt8], any Error>?
+        try await middleware.intercept(context) {
+            guard outcome == nil else {
+                throw TaskFailure("MiddlewareError", "a middleware called next() twice", retryable: false)
+            }
+            do { outcome = .success(try await task.run(arguments)) } catch {
+                outcome = .failure(error)
+                throw error
+            }
+        }
+        switch outcome {
+        case .success(let result): return result
+        // A middleware that swallowed the task's failure has no result to give: the failure stands.
+        case .failure(let error): throw error
+        case nil:
             throw TaskFailure(
                 "SkippedByMiddleware", "a middleware returned without running the task", retryable: false)
         }
-        return result
     }
 
     /// Retries a failed attempt if its error and the task's policy allow, or fails it for good.
