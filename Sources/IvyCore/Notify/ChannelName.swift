@@ -56,9 +56,13 @@ public struct ChannelName: Sendable, Hashable, CustomStringConvertible, Expressi
     public var description: String { rawValue }
 
     static func isValid(_ name: String) -> Bool {
-        (1...1024).contains(name.utf8.count)
-            && name.unicodeScalars.allSatisfy {
-                !$0.properties.isWhitespace && $0.properties.generalCategory != .control
-            }
+        let bytes = name.utf8
+        guard (1...1024).contains(bytes.count) else { return false }
+        // Every message's `notify` is checked: printable ASCII, the usual case, without the
+        // Unicode property tables.
+        if bytes.allSatisfy({ (0x21...0x7E).contains($0) }) { return true }
+        return name.unicodeScalars.allSatisfy {
+            !$0.properties.isWhitespace && $0.properties.generalCategory != .control
+        }
     }
 }
