@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "IvyCore", targets: ["IvyCore"]),
         .library(name: "IvyRedis", targets: ["IvyRedis"]),
         .library(name: "IvyRedisNotify", targets: ["IvyRedisNotify"]),
+        .library(name: "IvyIronMQ", targets: ["IvyIronMQ"]),
         .library(name: "IvyExamples", targets: ["IvyExamples"]),
         .executable(name: "ivy", targets: ["ivy"]),
     ],
@@ -34,9 +35,11 @@ let package = Package(
         .target(name: "IvyCore", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(name: "IvyRedis", dependencies: ["IvyCore", "CHiredis"], swiftSettings: swiftSettings),
         .target(name: "IvyRedisNotify", dependencies: ["IvyCore", "IvyRedis"], swiftSettings: swiftSettings),
+        .target(name: "IvyIronMQ", dependencies: ["IvyCore", "CCurl"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
         .target(
-            name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify"], swiftSettings: swiftSettings
+            name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify", "IvyIronMQ"],
+            swiftSettings: swiftSettings
         ),
         .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
 
@@ -53,6 +56,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyIronMQTests",
+            dependencies: ["ivy", "Ivy", "IvyIronMQ", "IvyExamples", "IvyTestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyRedisTests",
             dependencies: ["ivy", "Ivy", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],

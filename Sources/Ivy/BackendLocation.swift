@@ -2,12 +2,14 @@
 
 internal import Foundation
 @_exported public import IvyCore
+@_exported public import IvyIronMQ
 @_exported public import IvyRedis
 @_exported public import IvyRedisNotify
 
 /// Where a queue or notifier lives: a URL, or the in-process one.
 public enum BackendLocation: Sendable, ExpressibleByStringLiteral {
-    /// `memory://`, `redis://[user:password@]host[:port][/db]` or `unix:///path.sock`.
+    /// `memory://`, `redis://[user:password@]host[:port][/db]`, `unix:///path.sock`, or (queues
+    /// only) `ironmq://TOKEN@host[:port]/PROJECT_ID` and `ironmq+http://…`.
     case url(String)
     /// The in-process backend or notifier.
     case memory
@@ -19,6 +21,7 @@ public enum BackendLocation: Sendable, ExpressibleByStringLiteral {
 enum BackendURL {
     case memory
     case redis(String)
+    case ironMQ(String)
 
     init(_ location: BackendLocation) throws(IvyError) {
         switch location {
@@ -32,10 +35,11 @@ enum BackendURL {
             switch scheme {
             case "memory": self = .memory
             case "redis", "unix": self = .redis(text)
+            case "ironmq", "ironmq+http", "ironmq+https": self = .ironMQ(text)
             default:
                 throw IvyError(
                     .unsupportedBackend, endpoint: Redaction.redact(url: text),
-                    detail: "supported schemes: memory://, redis://, unix://")
+                    detail: "supported schemes: memory://, redis://, unix://, ironmq://, ironmq+http://")
             }
         }
     }

@@ -48,6 +48,7 @@ extension IvyConnection {
         switch url {
         case .memory: MemoryQueueBackend()
         case .redis(let url): try await RedisStreamBackend.connect(url: url, logger: logger)
+        case .ironMQ(let url): try await IronMQBackend.connect(url: url)
         }
     }
 
@@ -56,6 +57,10 @@ extension IvyConnection {
         switch url {
         case .memory: MemoryNotifier()
         case .redis(let url): try await RedisNotifier.connect(url: url, logger: logger)
+        case .ironMQ(let url):
+            throw IvyError(
+                .unsupportedBackend, endpoint: Redaction.redact(url: url),
+                detail: "IronMQ carries queues, not results: give a notifier, redis:// or memory://")
         }
     }
 }

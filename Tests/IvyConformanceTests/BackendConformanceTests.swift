@@ -40,7 +40,9 @@ struct BackendConformanceTests {
         #expect(reservation.body == Self.body("hello"))
         #expect(reservation.deliveryCount == 1)
         #expect(reservation.queue == queue)
-        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 1, dead: 0))
+        #expect(
+            try await backend.size(of: queue)
+                == backend.comparable(QueueSize(ready: 0, delayed: 0, reserved: 1, dead: 0)))
         try await backend.ack(reservation)
         #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
         let again = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .zero)
@@ -157,7 +159,11 @@ struct BackendConformanceTests {
         let releasedAt = clock.now
         try await backend.release(first, delay: .milliseconds(300))
         let size = try await backend.size(of: queue)
-        #expect(size.delayed >= 1 && size.ready + size.delayed == 2 && size.reserved == 0)
+        if backend.distinguishesStates {
+            #expect(size.delayed >= 1 && size.ready + size.delayed == 2 && size.reserved == 0)
+        } else {
+            #expect(size.live == 2)
+        }
         let early = try await backend.reserve(from: queue, count: 2, visibility: .seconds(30), wait: .zero)
         #expect(early.allSatisfy { $0.messageID != later.messageID }, "a delayed message came back early")
         var second = early.first
@@ -179,7 +185,9 @@ struct BackendConformanceTests {
         #expect(third.deliveryCount == 3)
         #expect(third.messageID == first.messageID)
         try await backend.ack(third)
-        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 1, reserved: 0, dead: 0))
+        #expect(
+            try await backend.size(of: queue)
+                == backend.comparable(QueueSize(ready: 0, delayed: 1, reserved: 0, dead: 0)))
         #expect(try await backend.purge(queue) == 1)
     }
 

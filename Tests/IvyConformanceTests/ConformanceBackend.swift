@@ -30,10 +30,29 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
         }
     }
 
+    static let ironMQ = ConformanceBackend(name: "ironmq") {
+        do {
+            // IronMQ carries no results: the notifier is in-process, like the harness's worker.
+            return (try await IronMQBackend.connect(url: Services.ironMQURL), MemoryNotifier())
+        } catch {
+            try Services.unavailable("IronMQ at \(Redaction.redact(url: Services.ironMQURL))", error)
+        }
+    }
+
     /// The backends the suite runs on. Redis is left out when it cannot be reached and services
     /// are not required: a test case that cancels itself inside a parameterized test is reported
     /// as passed, so the left-out cases are reported as skipped by ``ConformanceCoverageTests``.
-    static let all: [ConformanceBackend] = redisUnreachable == nil ? [.memory, .redis] : [.memory]
+    static let all: [ConformanceBackend] =
+        [.memory] + (redisUnreachable == nil ? [.redis] : []) + (ironMQUnreachable == nil ? [.ironMQ] : [])
+
+    /// Why the IronMQ server cannot be reached, as for Redis.
+    static let ironMQUnreachable: String? = {
+        guard !Services.areRequired else { return nil }
+        guard let configuration = try? IronMQConfiguration(url: Services.ironMQURL),
+            Services.accepts(host: configuration.host, port: configuration.port)
+        else { return "IronMQ at \(Redaction.redact(url: Services.ironMQURL)) unavailable" }
+        return nil
+    }()
 
     /// Why Redis cannot be reached, checked once before the suite runs; nil when it can be, or
     /// when services are required (then its cases run and fail).
@@ -55,9 +74,14 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
 @Suite("Conformance coverage")
 struct ConformanceCoverageTests {
     @Test func everyBackendWhoseServerIsUpIsCovered() throws {
-        if let reason = ConformanceBackend.redisUnreachable {
-            try Test.cancel("\(reason): the conformance suite ran on memory only; run `make services-up`")
+        let missing = [ConformanceBackend.redisUnreachable, ConformanceBackend.ironMQUnreachable].compactMap {
+            $0
         }
-        #expect(ConformanceBackend.all.map(\.name) == ["memory", "redis"])
+        if !missing.isEmpty {
+            try Test.cancel(
+                "\(missing.joined(separator: "; ")): the conformance suite left them out; run `make services-up`"
+            )
+        }
+        #expect(ConformanceBackend.all.map(\.name) == ["memory", "redis", "ironmq"])
     }
 }

@@ -26,3 +26,8 @@ final class ConcurrencyProbe: Sendable {
     var maximum: Int { state.withLock { $0.maximum } }
     var total: Int { state.withLock { $0.total } }
 }
+
+extension InspectableQueueBackend {
+    /// `size` as this backend can report it: folded into one count where it has only one.
+    func comparable(_ size: QueueSize) -> QueueSize { distinguishesStates ? size : size.folded }
+}

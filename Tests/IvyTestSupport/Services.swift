@@ -3,11 +3,22 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The servers integration tests talk to: loopback defaults, overridable by the environment.
 public enum Services {
     /// `IVY_REDIS_URL`, else the instance `make services-up` starts.
     public static let redisURL =
         ProcessInfo.processInfo.environment["IVY_REDIS_URL"] ?? "redis://127.0.0.1:6390"
+
+    /// `IVY_IRONMQ_URL`, else the local IronMQ server `make services-up` starts
+    /// (`Tools/ironmq-emulator`), whose shortest reservation is 1 s so that tests of expiry run
+    /// in seconds (Iron.io's is 30 s).
+    public static let ironMQURL =
+        ProcessInfo.processInfo.environment["IVY_IRONMQ_URL"]
+        ?? "ironmq+http://ivy-test-token@127.0.0.1:8690/ivytest?min_timeout=1"
 
     /// Whether a missing server fails the run (`make test` sets `IVY_REQUIRE_SERVICES=1`).
     public static var areRequired: Bool { ProcessInfo.processInfo.environment["IVY_REQUIRE_SERVICES"] == "1" }
@@ -19,6 +30,25 @@ public enum Services {
             throw error
         }
         try Test.cancel("\(what) unavailable (\(error)); run `make services-up`")
+    }
+
+    /// Whether something accepts TCP connections on `host`:`port` (IPv4 loopback or a name),
+    /// within two seconds.
+    public static func accepts(host: String, port: Int) -> Bool {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var results: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &results) == 0, let first = results else {
+            return false
+        }
+        defer { freeaddrinfo(results) }
+        let socket = Glibc.socket(
+            first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard socket >= 0 else { return false }
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return connect(socket, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0
     }
 
     /// The path of an executable on PATH, such as `redis-server`.

@@ -3,6 +3,9 @@
 /// A backend that can show and manage what it holds: sizes, a peek, the dead letter (a
 /// capability every shipped backend has, for operators' tools and tests).
 public protocol InspectableQueueBackend<Receipt>: QueueBackend {
+    /// Whether ``size(of:)`` tells ready, delayed and reserved messages apart. A broker that
+    /// reports one count (IronMQ) gives it as `ready`, with `delayed` and `reserved` 0.
+    var distinguishesStates: Bool { get }
     /// Counts of a queue's messages by state.
     func size(of queue: QueueName) async throws -> QueueSize
     /// The next `count` ready messages, without reserving them.
@@ -15,4 +18,8 @@ public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     func purge(_ queue: QueueName) async throws -> Int
     /// Deletes a queue's dead letters; returns how many went.
     func purgeDeadLetters(of queue: QueueName) async throws -> Int
+}
+
+extension InspectableQueueBackend {
+    public var distinguishesStates: Bool { true }
 }

@@ -18,6 +18,12 @@ public struct QueueSize: Sendable, Hashable, CustomStringConvertible {
         self.dead = dead
     }
 
+    /// Every message not dead-lettered, in whatever state.
+    public var live: Int { ready + delayed + reserved }
+
+    /// The size as a backend that reports one count gives it: everything live as `ready`.
+    public var folded: QueueSize { QueueSize(ready: live, delayed: 0, reserved: 0, dead: dead) }
+
     public var description: String {
         "ready \(ready), delayed \(delayed), reserved \(reserved), dead \(dead)"
     }

@@ -1,6 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-internal import Foundation
+package import Foundation
 
 #if canImport(Glibc)
     internal import Glibc
@@ -10,12 +10,12 @@ internal import Foundation
 
 /// RFC 3339 timestamps as the wire format writes them (`2026-11-23T10:15:30.123Z`) and reads
 /// them (any offset, optional fraction). Hand-rolled because it runs on every message.
-enum RFC3339 {
+package enum RFC3339 {
     /// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z, in milliseconds since 1970.
     static let earliestMilliseconds = -62_167_219_200_000.0
     static let latestMilliseconds = 253_402_300_799_999.0
 
-    static func format(_ date: Date) -> String {
+    package static func format(_ date: Date) -> String {
         var bytes: [UInt8] = []
         write(date, into: &bytes)
         return String(decoding: bytes, as: UTF8.self)
@@ -61,7 +61,7 @@ enum RFC3339 {
         bytes.append(UInt8(ascii: "Z"))
     }
 
-    static func parse(_ text: String) -> Date? {
+    package static func parse(_ text: String) -> Date? {
         let bytes = Array(text.utf8)
         var index = 0
         func number(_ width: Int) -> Int? {

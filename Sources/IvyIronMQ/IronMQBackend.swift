@@ -1,0 +1,279 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+public import IvyCore
+
+/// A queue backend on an IronMQ v3 server (`ironmq://TOKEN@host/PROJECT_ID`, or
+/// `ironmq+http://…` for the local server).
+///
+/// Every operation is one HTTP request on a keep-alive connection (libcurl, each connection on a
+/// thread of its own): posts and deletes in batches of up to 100, reservations long-polled with
+/// `wait` (up to 30 s a request), touch as the heartbeat of long tasks (it hands out a new
+/// reservation id), release with a delay for retries. IronMQ counts in whole seconds: a
+/// visibility is rounded up to a second and to the server's shortest reservation (30 s on
+/// Iron.io), a delay up to a second and down to its longest (7 days). Dead letters go to the
+/// queue `<queue>--dead` as a JSON record with the reason. Queues are created by IronMQ on the
+/// first post, and by a reserve that finds none.
+public final class IronMQBackend: InspectableQueueBackend {
+    public struct Receipt: Sendable, Hashable {
+        /// The reservation id IronMQ handed out; a touch replaces it.
+        fileprivate let reservationID: String
+    }
+
+    public let endpoint: String
+    public let maximumMessageSize: Int
+
+    private let client: IronMQClient
+    private let minimumReservation: Duration
+    private let senders = CoalescerTable<IronMQClient.PostedMessage, String>(maximumBatch: 100)
+
+    /// IronMQ's longest reservation and delay, and the most messages one request moves.
+    static let longestReservation = 86_400
+    static let longestDelay = 604_800
+    static let maximumBatch = 100
+    static let longestWait = 30
+
+    /// Connects to the server the URL names, and checks the token and project with one request.
+    ///
+    /// - Parameters:
+    ///   - maximumMessageSize: The largest body accepted: 64 KiB by default, node ivy's limit.
+    /// - Throws: ``IvyError/Code/invalidURL`` or ``IvyError/Code/invalidConfiguration`` for the
+    ///   URL and settings; ``IvyError/Code/connectionFailed`` for a server out of reach or a wrong
+    ///   token (HTTP 401).
+    public static func connect(url: String, maximumMessageSize: Int = 64 << 10) async throws -> IronMQBackend
+    {
+        try await connect(
+            configuration: IronMQConfiguration(url: url), maximumMessageSize: maximumMessageSize)
+    }
+
+    /// Connects with a configuration made by hand; see ``connect(url:maximumMessageSize:)``.
+    public static func connect(configuration: IronMQConfiguration, maximumMessageSize: Int = 64 << 10)
+        async throws
+        -> IronMQBackend
+    {
+        try configuration.validate()
+        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(16 << 20))
+        let backend = IronMQBackend(configuration: configuration, maximumMessageSize: maximumMessageSize)
+        do { _ = try await backend.client.info("ivy-connection-check") } catch {
+            backend.client.close()
+            throw error
+        }
+        return backend
+    }
+
+    private init(configuration: IronMQConfiguration, maximumMessageSize: Int) {
+        client = IronMQClient(configuration: configuration)
+        endpoint = configuration.endpoint
+        self.maximumMessageSize = maximumMessageSize
+        minimumReservation = configuration.minimumReservation
+    }
+
+    // MARK: Sending
+
+    /// Single sends that arrive together go out as one post (up to 100 messages), so that many
+    /// callers at once cost a few requests, not one each.
+    public func send(_ body: [UInt8], to queue: QueueName) async throws -> String {
+        try checkSize(body, queue: queue)
+        let message = IronMQClient.PostedMessage(body: try text(body, queue: queue), delay: nil)
+        return try await senders.submit(message, key: queue.rawValue) { [client] batch, done in
+            Task {
+                do {
+                    done(try await client.post(batch, to: queue.rawValue).map { .success($0) })
+                } catch {
+                    done(batch.map { _ in .failure(error) })
+                }
+            }
+        }
+    }
+
+    public func send(batch bodies: [[UInt8]], to queue: QueueName) async throws -> [String] {
+        let messages = try bodies.map { body in
+            try checkSize(body, queue: queue)
+            return IronMQClient.PostedMessage(body: try text(body, queue: queue), delay: nil)
+        }
+        var ids: [String] = []
+        ids.reserveCapacity(messages.count)
+        var start = 0
+        while start < messages.count {
+            let end = min(messages.count, start + Self.maximumBatch)
+            ids += try await client.post(Array(messages[start..<end]), to: queue.rawValue)
+            start = end
+        }
+        return ids
+    }
+
+    /// IronMQ message bodies are JSON strings: a body must be UTF-8 text, as every Ivy message is.
+    private func text(_ body: [UInt8], queue: QueueName) throws(IvyError) -> String {
+        guard let text = String(validating: body, as: UTF8.self) else {
+            throw IvyError(
+                .malformedMessage, endpoint: endpoint,
+                detail: "IronMQ carries text, and this body for queue \(queue) is not UTF-8")
+        }
+        return text
+    }
+
+    // MARK: Consuming
+
+    public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
+        -> [Reservation<Receipt>]
+    {
+        precondition(count > 0, "count must be at least 1")
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: max(wait, .zero))
+        let timeout = Self.seconds(max(visibility, minimumReservation), in: 1...Self.longestReservation)
+        while true {
+            if Task.isCancelled { return [] }
+            // A long poll is never cut short: what the server has reserved by then comes back.
+            let remaining = deadline - clock.now
+            let poll = remaining > .zero ? Self.seconds(remaining, in: 0...Self.longestWait) : 0
+            let messages: [IronMQClient.ReservedMessage]
+            do {
+                messages = try await client.reserve(
+                    from: queue.rawValue, count: min(count, Self.maximumBatch), timeout: timeout, wait: poll)
+            } catch let error as IvyError where error.detail?.contains("HTTP 404") == true {
+                // No queue yet: make it, so that the next long poll waits on it.
+                try await client.create(queue.rawValue)
+                continue
+            }
+            if !messages.isEmpty || clock.now >= deadline {
+                return messages.map { message in
+                    Reservation(
+                        queue: queue, messageID: message.id, body: Array(message.body.utf8),
+                        deliveryCount: message.reservedCount,
+                        receipt: Receipt(reservationID: message.reservationID))
+                }
+            }
+        }
+    }
+
+    public func ack(_ reservation: Reservation<Receipt>) async throws {
+        try await client.delete(
+            reservation.messageID, reservation: reservation.receipt.reservationID,
+            from: reservation.queue.rawValue)
+    }
+
+    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws
+        -> Reservation<Receipt>
+    {
+        var extended = reservation
+        let id = try await client.touch(
+            reservation.messageID, reservation: reservation.receipt.reservationID,
+            timeout: Self.seconds(max(visibility, minimumReservation), in: 1...Self.longestReservation),
+            in: reservation.queue.rawValue)
+        extended.receipt = Receipt(reservationID: id)
+        return extended
+    }
+
+    public func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws {
+        try await client.release(
+            reservation.messageID, reservation: reservation.receipt.reservationID,
+            delay: Self.seconds(delay, in: 0...Self.longestDelay), in: reservation.queue.rawValue)
+    }
+
+    /// A dead letter as it waits in `<queue>--dead`.
+    struct DeadRecord: Codable {
+        let id: String
+        let body: String
+        let reason: String
+        let deliveryCount: Int
+        let deadLetteredAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case id, body, reason
+            case deliveryCount = "delivery_count"
+            case deadLetteredAt = "dead_lettered_at"
+        }
+    }
+
+    /// Posts the dead-letter record, then deletes the message: a failure in between leaves a
+    /// duplicate record, never a lost message.
+    public func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws {
+        let record = DeadRecord(
+            id: reservation.messageID, body: String(decoding: reservation.body, as: UTF8.self),
+            reason: reason,
+            deliveryCount: reservation.deliveryCount, deadLetteredAt: RFC3339.format(Date()))
+        let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+        _ = try await client.post([.init(body: json, delay: nil)], to: Self.deadQueue(reservation.queue))
+        try await ack(reservation)
+    }
+
+    public func close() async {
+        client.close()
+    }
+
+    // MARK: Inspection
+
+    /// No: IronMQ reports one count, `size`, every message not deleted.
+    public var distinguishesStates: Bool { false }
+
+    /// IronMQ's `size` (every message not deleted, reserved and delayed ones included) as
+    /// `ready`, and the size of `<queue>--dead`.
+    public func size(of queue: QueueName) async throws -> QueueSize {
+        let size = try await client.info(queue.rawValue)?.size ?? 0
+        let dead = try await client.info(Self.deadQueue(queue))?.size ?? 0
+        return QueueSize(ready: size, delayed: 0, reserved: 0, dead: dead)
+    }
+
+    public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
+        try await client.peek(queue.rawValue, count: min(max(count, 1), Self.maximumBatch)).map {
+            QueuedMessage(messageID: $0.id, body: Array($0.body.utf8), deliveryCount: $0.reservedCount ?? 0)
+        }
+    }
+
+    public func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter] {
+        try await client.peek(Self.deadQueue(queue), count: min(max(count, 1), Self.maximumBatch)).map {
+            message in
+            let record = try? JSONDecoder().decode(DeadRecord.self, from: Data(message.body.utf8))
+            return DeadLetter(
+                queue: queue, messageID: record?.id ?? message.id,
+                body: Array((record?.body ?? message.body).utf8),
+                reason: record?.reason ?? "(not an Ivy dead-letter record)",
+                deliveryCount: record?.deliveryCount ?? 0,
+                deadLetteredAt: record.flatMap { RFC3339.parse($0.deadLetteredAt) }
+                    ?? Date(timeIntervalSince1970: 0))
+        }
+    }
+
+    public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
+        var moved = 0
+        while moved < count {
+            let batch = try await client.reserve(
+                from: Self.deadQueue(queue), count: min(count - moved, Self.maximumBatch),
+                timeout: Self.seconds(minimumReservation, in: 1...Self.longestReservation), wait: 0)
+            guard !batch.isEmpty else { break }
+            for message in batch {
+                let record = try? JSONDecoder().decode(DeadRecord.self, from: Data(message.body.utf8))
+                _ = try await client.post(
+                    [.init(body: record?.body ?? message.body, delay: nil)], to: queue.rawValue)
+                try await client.delete(
+                    message.id, reservation: message.reservationID, from: Self.deadQueue(queue))
+                moved += 1
+            }
+        }
+        return moved
+    }
+
+    public func purge(_ queue: QueueName) async throws -> Int {
+        let size = try await client.info(queue.rawValue)?.size ?? 0
+        try await client.clear(queue.rawValue)
+        return size
+    }
+
+    public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
+        let size = try await client.info(Self.deadQueue(queue))?.size ?? 0
+        try await client.clear(Self.deadQueue(queue))
+        return size
+    }
+
+    // MARK: Support
+
+    static func deadQueue(_ queue: QueueName) -> String { "\(queue.rawValue)--dead" }
+
+    /// Whole seconds, rounded up, within `range`: what IronMQ's requests take.
+    static func seconds(_ duration: Duration, in range: ClosedRange<Int>) -> Int {
+        let milliseconds = duration.wholeMilliseconds
+        let (rounded, overflow) = milliseconds.addingReportingOverflow(999)
+        let seconds = overflow ? Int.max / 1000 : rounded / 1000
+        return min(max(seconds, range.lowerBound), range.upperBound)
+    }
+}

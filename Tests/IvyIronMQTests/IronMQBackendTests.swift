@@ -1,0 +1,79 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import IvyTestSupport
+import Testing
+
+/// What the IronMQ backend does beyond the shared conformance suite, against the local server.
+@Suite("IronMQ backend")
+struct IronMQBackendTests {
+    private func open() async throws -> (IronMQBackend, QueueName) {
+        do {
+            let backend = try await IronMQBackend.connect(url: Services.ironMQURL)
+            return (backend, try QueueName("im-\(UUID().uuidString.prefix(8).lowercased())"))
+        } catch {
+            try Services.unavailable("IronMQ at \(Redaction.redact(url: Services.ironMQURL))", error)
+        }
+    }
+
+    @Test func aWrongTokenIsAClearErrorAtStartUpThatDoesNotShowIt() async throws {
+        let configuration = try IronMQConfiguration(url: Services.ironMQURL)
+        guard Services.accepts(host: configuration.host, port: configuration.port) else {
+            _ = try await open()  // skips or fails, as services require
+            return
+        }
+        let wrong =
+            "ironmq+http://not-the-t0ken@\(configuration.host):\(configuration.port)/\(configuration.projectID)"
+        let error = await #expect(throws: IvyError.self) { _ = try await IronMQBackend.connect(url: wrong) }
+        #expect(error?.code == .connectionFailed)
+        #expect(error?.detail?.contains("401") == true)
+        #expect(error.map { "\($0)" }?.contains("not-the-t0ken") == false)
+    }
+
+    @Test func aTouchHandsOutANewReservationAndTheOldOneIsRefused() async throws {
+        let (backend, queue) = try await open()
+        _ = try await backend.send(Array(#"{"name":"a.b","args":[]}"#.utf8), to: queue)
+        let reservation = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
+        let extended = try await backend.extend(reservation, visibility: .seconds(60))
+        #expect(extended.receipt != reservation.receipt)
+        let stale = await #expect(throws: IvyError.self) { try await backend.ack(reservation) }
+        #expect(stale?.code == .reservationLost)
+        try await backend.ack(extended)
+        await backend.close()
+    }
+
+    @Test func aBodyThatIsNotUTF8IsRefusedBeforeItIsSent() async throws {
+        let (backend, queue) = try await open()
+        let error = await #expect(throws: IvyError.self) {
+            _ = try await backend.send([0xFF, 0xFE, 0x00], to: queue)
+        }
+        #expect(error?.code == .malformedMessage)
+        #expect(try await backend.size(of: queue).ready == 0)
+        await backend.close()
+    }
+
+    @Test func aDeadLetterKeepsTheBodyAndTheReason() async throws {
+        let (backend, queue) = try await open()
+        let body = Array(#"{"name":"x.y","args":[1]}"#.utf8)
+        let id = try await backend.send(body, to: queue)
+        let reservation = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
+        try await backend.deadLetter(reservation, reason: "UnknownTask: x.y is not registered (attempt 1)")
+        let letters = try await backend.deadLetters(of: queue, count: 10)
+        #expect(letters.map(\.messageID) == [id])
+        #expect(letters.first?.body == body)
+        #expect(letters.first?.reason == "UnknownTask: x.y is not registered (attempt 1)")
+        #expect(letters.first?.deliveryCount == 1)
+        #expect(try await backend.requeueDeadLetters(of: queue, count: 10) == 1)
+        let again = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
+        #expect(again.body == body)
+        try await backend.ack(again)
+        await backend.close()
+    }
+}
