@@ -14,8 +14,9 @@ let usage = """
       decrypt  turn a message token on stdin back into plaintext
 
     Run `ivy <command> --help` for a command's options. Backends are chosen by URL:
-    --queue memory:// (the default), --notify memory://; $IVY_QUEUE_URL and $IVY_NOTIFY_URL
-    set the defaults. Messages are encrypted when $MESSAGES_ENCRYPTION_KEY or --key-file gives
+    --queue memory:// (the default), redis://HOST:PORT, ironmq://TOKEN@HOST/PROJECT_ID or
+    ironmq+http://… (the local server); --notify memory:// or redis://HOST:PORT.
+    $IVY_QUEUE_URL and $IVY_NOTIFY_URL set the defaults. Messages are encrypted when $MESSAGES_ENCRYPTION_KEY or --key-file gives
     a key.
     """
 

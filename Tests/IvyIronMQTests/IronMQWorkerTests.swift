@@ -1,0 +1,70 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import IvyExamples
+import IvyTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `ivy worker` on IronMQ, in a process of its own, with results through Redis.
+@Suite("IronMQ workers")
+struct IronMQWorkerTests {
+    @Test func aWorkerKilledMidTaskHasItsTaskRedeliveredAndRunOnceMore() async throws {
+        let queue = try QueueName("ik-\(UUID().uuidString.prefix(8).lowercased())")
+        let registry = TaskRegistry()
+        let tasks = try TestPackage.register(in: registry, queue: queue)
+        let channel = try ChannelName("ivy-notifier-\(queue)")
+        let connection: IvyConnection
+        do {
+            connection = try await IvyConnection.connect(
+                queue: .url(Services.ironMQURL), notifier: .url(Services.redisURL), logger: SilentLogger())
+        } catch {
+            try Services.unavailable("IronMQ and Redis", error)
+        }
+        let producer = try await IvyClient(
+            registry: registry, connection: connection,
+            options: ClientOptions(
+                resultTimeout: .seconds(120), notificationChannel: channel, logger: SilentLogger()))
+
+        // A worker in its own process, with a one-second reservation.
+        let child = try IvyProcess(
+            [
+                "worker", "--queue", Services.ironMQURL, "--notify", Services.redisURL, "--queues",
+                queue.rawValue,
+                "--visibility", "1", "--concurrency", "1", "--events",
+            ],
+            environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
+        let pending = try await producer.delayedCall(tasks.sleep, 1500)
+        try await withDeadline(.seconds(30), "the child worker to start the task") {
+            await child.waitForStderr(containing: "event: started")
+        }
+        kill(child.processIdentifier, SIGKILL)
+        let killed = await child.finish()
+        #expect(killed.status == SIGKILL)
+
+        // Another worker takes the message over once the dead worker's reservation expires.
+        let worker = try IvyWorker(
+            registry: registry, connection: connection,
+            options: WorkerOptions(
+                concurrency: 2, visibilityTimeout: .seconds(5), pollWait: .seconds(1),
+                notificationChannel: channel,
+                logger: SilentLogger()))
+        let events = worker.events()
+        let rescuer = Task { try await worker.run() }
+        #expect(try await pending.value == 1500)
+        let started = try await events.collect(1, "the rescuing worker to start") {
+            $0.isStarted && $0.task?.taskID == pending.taskID
+        }
+        #expect(started.first?.task?.attempt == 2, "the redelivery is the second attempt")
+        rescuer.cancel()
+        try await rescuer.value
+        // Exactly once more: nothing is left to run again.
+        #expect(try await (connection.backend as? IronMQBackend)?.size(of: queue).live == 0)
+        await producer.close()
+        await connection.close()
+    }
+}
