@@ -16,8 +16,8 @@ let usage = """
     Run `ivy <command> --help` for a command's options. Backends are chosen by URL:
     --queue memory:// (the default), redis://HOST:PORT, ironmq://TOKEN@HOST/PROJECT_ID or
     ironmq+http://… (the local server); --notify memory:// or redis://HOST:PORT.
-    $IVY_QUEUE_URL and $IVY_NOTIFY_URL set the defaults. Messages are encrypted when $MESSAGES_ENCRYPTION_KEY or --key-file gives
-    a key.
+    $IVY_QUEUE_URL and $IVY_NOTIFY_URL set the defaults. Messages are encrypted when
+    $MESSAGES_ENCRYPTION_KEY or --key-file gives a key.
     """
 
 /// Runs the command line and returns the process's exit status.
