@@ -13,7 +13,8 @@ demo: deps
 ## test: install what the tests need, start the servers on loopback, run every test, the short
 ## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), the Examples package (built as a
 ## user's package would be) and the Python reference client against the Swift side both ways
-## (PROTOCOL.md; a database of its own), stop them
+## (PROTOCOL.md; a database of its own) and the local IronMQ server's own tests (Iron.io's client
+## when PyPI can be reached), stop them
 test: test-deps
 	$(SWIFT) build --build-tests
 	scripts/services.sh up
@@ -22,6 +23,7 @@ test: test-deps
 	  IVY_BINARY=.build/debug/ivy scripts/chaos.sh --short || status=1; \
 	  IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/examples-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/reference-client-test.sh || status=1; \
+	  scripts/ironmq-emulator-test.sh || status=1; \
 	  scripts/services.sh down; exit $$status
 
 ## chaos: the full chaos suite (workers SIGKILLed, Redis kill -9ed, poison messages); see RELIABILITY.md

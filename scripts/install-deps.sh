@@ -18,6 +18,8 @@ if [ "$mode" = test ]; then
   command -v python3 >/dev/null 2>&1 || need+=(python3)   # scripts/chaos.sh's helpers
   # scripts/reference-client-test.sh: Debian's redis client for Python, no PyPI needed
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1; } || need+=(python3-redis)
+  # scripts/ironmq-emulator-test.sh: a virtualenv for Iron.io's own client, iron-mq from PyPI
+  { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; } || need+=(python3-venv)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
