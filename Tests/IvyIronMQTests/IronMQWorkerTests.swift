@@ -30,12 +30,13 @@ struct IronMQWorkerTests {
             options: ClientOptions(
                 resultTimeout: .seconds(120), notificationChannel: channel, logger: SilentLogger()))
 
-        // A worker in its own process, with a one-second reservation.
+        // A worker in its own process, with a five-second reservation: longer than the task, so
+        // that no heartbeat touches it (on IronMQ a touch counts in `reserved_count` too).
         let child = try IvyProcess(
             [
                 "worker", "--queue", Services.ironMQURL, "--notify", Services.redisURL, "--queues",
                 queue.rawValue,
-                "--visibility", "1", "--concurrency", "1", "--events",
+                "--visibility", "5", "--concurrency", "1", "--events",
             ],
             environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
         let pending = try await producer.delayedCall(tasks.sleep, 1500)
@@ -59,7 +60,9 @@ struct IronMQWorkerTests {
         let started = try await events.collect(1, "the rescuing worker to start") {
             $0.isStarted && $0.task?.taskID == pending.taskID
         }
-        #expect(started.first?.task?.attempt == 2, "the redelivery is the second attempt")
+        // The second delivery; more if a heartbeat touched the message before the kill, since
+        // IronMQ counts touches in `reserved_count` (PROTOCOL.md §7).
+        #expect((started.first?.task?.attempt ?? 0) >= 2, "the redelivery is a later attempt")
         rescuer.cancel()
         try await rescuer.value
         // Exactly once more: nothing is left to run again.
