@@ -43,7 +43,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "building the Examples package"
-swift build --package-path Examples >"$logs/build.log" 2>&1 || fail "swift build --package-path Examples failed"
+if ! swift build --package-path Examples >"$logs/build.log" 2>&1; then
+  # An earlier build's state can name a source file Ivy has since moved ("missing inputs"), which
+  # SwiftPM does not recover from by itself: once, from clean.
+  grep -q "missing inputs" "$logs/build.log" || fail "swift build --package-path Examples failed"
+  say "stale build state; building again from clean"
+  rm -rf Examples/.build
+  swift build --package-path Examples >"$logs/build.log" 2>&1 || fail "swift build --package-path Examples failed"
+fi
 if grep -E "warning:|prohibited flag" "$logs/build.log" >&2; then fail "the Examples build has warnings"; fi
 bin=$(swift build --package-path Examples --show-bin-path)
 deadline=$((SECONDS + within))
