@@ -18,6 +18,7 @@ extension IvyConnection {
         // Both parsed first, so that a typo in the second costs no connection to the first.
         let queueURL = try BackendURL(queue)
         let notifierURL = try BackendURL(notifier ?? queue)
+        if case .ironMQ(let url) = notifierURL { throw notANotifier(url) }
         let backend = try await connectBackend(queueURL, logger: logger)
         do {
             return IvyConnection(
@@ -57,10 +58,13 @@ extension IvyConnection {
         switch url {
         case .memory: MemoryNotifier()
         case .redis(let url): try await RedisNotifier.connect(url: url, logger: logger)
-        case .ironMQ(let url):
-            throw IvyError(
-                .unsupportedBackend, endpoint: Redaction.redact(url: url),
-                detail: "IronMQ carries queues, not results: give a notifier, redis:// or memory://")
+        case .ironMQ(let url): throw notANotifier(url)
         }
+    }
+
+    private static func notANotifier(_ url: String) -> IvyError {
+        IvyError(
+            .unsupportedBackend, endpoint: Redaction.redact(url: url),
+            detail: "IronMQ carries queues, not results: give a notifier, redis:// or memory://")
     }
 }

@@ -26,6 +26,8 @@ final class CurlConnection: Sendable {
     private let ready = DispatchSemaphore(value: 0)
     /// Requests handed over and not yet completed: the pool sends new ones to the least busy.
     let inFlight = Atomic<Int>(0)
+    /// Long polls among them: a connection holding one is where an ack must not wait.
+    let longPolls = Atomic<Int>(0)
 
     /// libcurl's global state, set up once before the first handle (it is not thread-safe).
     private static let initialised: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
@@ -43,13 +45,14 @@ final class CurlConnection: Sendable {
     ) {
         let accepted = jobs.withLock { jobs in
             guard !jobs.isClosed else { return false }
+            inFlight.add(1, ordering: .relaxed)
+            if request.isLongPoll { longPolls.add(1, ordering: .relaxed) }
             jobs.queue.append(Job(request: request, completion: completion))
             return true
         }
         guard accepted else {
             return completion(.failure(CurlError(code: -1, description: "the connection is closed")))
         }
-        inFlight.add(1, ordering: .relaxed)
         ready.signal()
     }
 
@@ -77,13 +80,16 @@ final class CurlConnection: Sendable {
                     .failure(CurlError(code: -1, description: "curl_easy_init failed"))
                 }
             inFlight.subtract(1, ordering: .relaxed)
+            if job.request.isLongPoll { longPolls.subtract(1, ordering: .relaxed) }
             job.completion(outcome)
         }
     }
 
-    /// Collects a response body from libcurl's write callback.
+    /// Collects a response body from libcurl's write callback, up to a limit.
     private final class Sink {
         var bytes: [UInt8] = []
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
     }
 
     private static func perform(
@@ -91,9 +97,16 @@ final class CurlConnection: Sendable {
     ) -> Result<HTTPResponse, CurlError> {
         // Options from the last request go; the connection and DNS caches stay.
         curl_easy_reset(handle)
-        let sink = Sink()
+        let sink = Sink(limit: request.maximumResponse)
         var headers: UnsafeMutablePointer<curl_slist>? = nil
-        for line in request.headers { headers = curl_slist_append(headers, line) }
+        // `Expect:` off: libcurl would wait for a "100 Continue" before sending a large body.
+        for line in request.headers + ["Expect:", "Authorization: \(request.authorization.exposedValue)"] {
+            guard let appended = curl_slist_append(headers, line) else {
+                curl_slist_free_all(headers)
+                return .failure(CurlError(code: -1, description: "out of memory for the request's headers"))
+            }
+            headers = appended
+        }
         defer { curl_slist_free_all(headers) }
         let code: CURLcode = request.url.withCString { url in
             ivy_curl_setopt_pointer(handle, CURLOPT_URL, url)
@@ -107,6 +120,8 @@ final class CurlConnection: Sendable {
             ivy_curl_setopt_write_function(handle) { data, size, count, context in
                 guard let data, let context else { return 0 }
                 let sink = Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue()
+                // Returning less than was given makes libcurl abandon the transfer.
+                guard sink.bytes.count + size * count <= sink.limit else { return 0 }
                 sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
                 return size * count
             }

@@ -8,7 +8,7 @@ internal import Synchronization
 /// `maximumConnections`, or else to the least busy: a long poll holds its connection for up to
 /// 30 s, and acknowledgements must not queue behind it.
 final class CurlConnectionPool: Sendable {
-    private let connections = Mutex<[CurlConnection]>([])
+    private let state = Mutex<(connections: [CurlConnection], isClosed: Bool)>(([], false))
     private let name: String
     private let maximumConnections: Int
     private let connectTimeout: Duration
@@ -21,29 +21,43 @@ final class CurlConnectionPool: Sendable {
         self.verifyTLS = verifyTLS
     }
 
+    deinit { close() }
+
     /// Performs `request` on a connection; `completion` runs on that connection's thread.
     func perform(
         _ request: HTTPRequest,
         completion: @escaping @Sendable (Result<HTTPResponse, CurlConnection.CurlError>) -> Void
     ) {
-        let connection = connections.withLock { connections in
-            let leastBusy = connections.min {
+        let connection = state.withLock { state -> CurlConnection? in
+            guard !state.isClosed else { return nil }
+            let idle = state.connections.first { $0.inFlight.load(ordering: .relaxed) == 0 }
+            if let idle { return idle }
+            if state.connections.count < maximumConnections {
+                let opened = CurlConnection(
+                    name: "\(name)-\(state.connections.count)", connectTimeout: connectTimeout,
+                    verifyTLS: verifyTLS)
+                state.connections.append(opened)
+                return opened
+            }
+            // All busy: the least busy of those not holding a long poll, if there is one.
+            let candidates = state.connections.filter { $0.longPolls.load(ordering: .relaxed) == 0 }
+            return (candidates.isEmpty ? state.connections : candidates).min {
                 $0.inFlight.load(ordering: .relaxed) < $1.inFlight.load(ordering: .relaxed)
             }
-            if let leastBusy,
-                leastBusy.inFlight.load(ordering: .relaxed) == 0 || connections.count >= maximumConnections
-            {
-                return leastBusy
-            }
-            let opened = CurlConnection(
-                name: "\(name)-\(connections.count)", connectTimeout: connectTimeout, verifyTLS: verifyTLS)
-            connections.append(opened)
-            return opened
+        }
+        guard let connection else {
+            return completion(
+                .failure(CurlConnection.CurlError(code: -1, description: "the client is closed")))
         }
         connection.perform(request, completion: completion)
     }
 
+    /// Performs what is queued, then ends every connection's thread; later requests fail at once.
     func close() {
-        for connection in connections.withLock({ $0 }) { connection.close() }
+        let connections = state.withLock { state in
+            state.isClosed = true
+            return state.connections
+        }
+        for connection in connections { connection.close() }
     }
 }

@@ -54,7 +54,7 @@ public final class IronMQBackend: InspectableQueueBackend {
         try configuration.validate()
         try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(16 << 20))
         let backend = IronMQBackend(configuration: configuration, maximumMessageSize: maximumMessageSize)
-        do { _ = try await backend.client.info("ivy-connection-check") } catch {
+        do { try await backend.client.checkCredentials() } catch {
             backend.client.close()
             throw error
         }
@@ -79,6 +79,19 @@ public final class IronMQBackend: InspectableQueueBackend {
             Task {
                 do {
                     done(try await client.post(batch, to: queue.rawValue).map { .success($0) })
+                } catch let error as IvyError
+                    where batch.count > 1 && error.detail?.contains("HTTP 400") == true
+                {
+                    // One message the server refuses must not fail the others sent with it.
+                    var outcomes: [Result<String, any Error>] = []
+                    for message in batch {
+                        do {
+                            outcomes.append(.success(try await client.post([message], to: queue.rawValue)[0]))
+                        } catch {
+                            outcomes.append(.failure(error))
+                        }
+                    }
+                    done(outcomes)
                 } catch {
                     done(batch.map { _ in .failure(error) })
                 }
@@ -121,21 +134,27 @@ public final class IronMQBackend: InspectableQueueBackend {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: max(wait, .zero))
         let timeout = Self.seconds(max(visibility, minimumReservation), in: 1...Self.longestReservation)
+        var created = false
         while true {
             if Task.isCancelled { return [] }
             // A long poll is never cut short: what the server has reserved by then comes back.
             let remaining = deadline - clock.now
             let poll = remaining > .zero ? Self.seconds(remaining, in: 0...Self.longestWait) : 0
-            let messages: [IronMQClient.ReservedMessage]
-            do {
-                messages = try await client.reserve(
-                    from: queue.rawValue, count: min(count, Self.maximumBatch), timeout: timeout, wait: poll)
-            } catch let error as IvyError where error.detail?.contains("HTTP 404") == true {
-                // No queue yet: make it, so that the next long poll waits on it.
+            let started = clock.now
+            guard
+                let messages = try await client.reserve(
+                    from: queue.rawValue, count: min(count, Self.maximumBatch), timeout: timeout, wait: poll,
+                    absentOn404: !created)
+            else {
+                // No queue yet: make it, once, so that the next long poll waits on it.
                 try await client.create(queue.rawValue)
+                created = true
                 continue
             }
-            if !messages.isEmpty || clock.now >= deadline {
+            // Nothing, and the server answered well before the wait it was given (one that does
+            // not long-poll): return rather than ask again in a busy loop.
+            let answeredEarly = clock.now - started < .seconds(poll) / 2
+            if !messages.isEmpty || clock.now >= deadline || answeredEarly {
                 return messages.map { message in
                     Reservation(
                         queue: queue, messageID: message.id, body: Array(message.body.utf8),
@@ -237,9 +256,11 @@ public final class IronMQBackend: InspectableQueueBackend {
     public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
         var moved = 0
         while moved < count {
-            let batch = try await client.reserve(
-                from: Self.deadQueue(queue), count: min(count - moved, Self.maximumBatch),
-                timeout: Self.seconds(minimumReservation, in: 1...Self.longestReservation), wait: 0)
+            let batch =
+                try await client.reserve(
+                    from: Self.deadQueue(queue), count: min(count - moved, Self.maximumBatch),
+                    timeout: Self.seconds(minimumReservation, in: 1...Self.longestReservation), wait: 0,
+                    absentOn404: true) ?? []
             guard !batch.isEmpty else { break }
             for message in batch {
                 let record = try? JSONDecoder().decode(DeadRecord.self, from: Data(message.body.utf8))

@@ -21,10 +21,7 @@ final class IronMQClient: Sendable {
         pool = CurlConnectionPool(
             name: name, maximumConnections: 32, connectTimeout: configuration.connectTimeout,
             verifyTLS: configuration.scheme == "https")
-        headers = [
-            "Authorization: OAuth \(configuration.token.exposedValue)", "Content-Type: application/json",
-            "Accept: application/json",
-        ]
+        headers = ["Content-Type: application/json", "Accept: application/json"]
     }
 
     /// Ends the connections; requests from now on fail at once with ``IvyError/Code/closed``.
@@ -45,7 +42,7 @@ final class IronMQClient: Sendable {
         struct Request: Encodable { let messages: [PostedMessage] }
         struct Response: Decodable { let ids: [String] }
         let response: Response = try await send(
-            .post, "queues/\(queue)/messages", Request(messages: messages))
+            .post, "queues/\(queue)/messages", Request(messages: messages), Call(idempotent: false))
         guard response.ids.count == messages.count else {
             throw IvyError(
                 .commandFailed, endpoint: configuration.endpoint,
@@ -54,37 +51,57 @@ final class IronMQClient: Sendable {
         return response.ids
     }
 
+    /// A message id: a string, or a number as the docs' examples show it.
+    struct MessageID: Decodable, Sendable {
+        let text: String
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(UInt64.self) {
+                text = String(number)
+            } else {
+                text = try container.decode(String.self)
+            }
+        }
+    }
+
     struct ReservedMessage: Decodable, Sendable {
-        let id: String
+        let messageID: MessageID
+        var id: String { messageID.text }
         let body: String
         let reservedCount: Int
         let reservationID: String
 
         enum CodingKeys: String, CodingKey {
-            case id, body
+            case messageID = "id"
+            case body
             case reservedCount = "reserved_count"
             case reservationID = "reservation_id"
         }
     }
 
-    /// Reserves up to `count` (≤ 100) messages for `timeout` seconds, long-polling up to `wait`.
-    func reserve(from queue: String, count: Int, timeout: Int, wait: Int) async throws -> [ReservedMessage] {
+    /// Reserves up to `count` (≤ 100) messages for `timeout` seconds, long-polling up to `wait`;
+    /// nil for a queue that does not exist, when `absentOn404`.
+    func reserve(from queue: String, count: Int, timeout: Int, wait: Int, absentOn404: Bool) async throws
+        -> [ReservedMessage]?
+    {
         struct Request: Encodable {
             let n: Int
             let timeout: Int
             let wait: Int
         }
         struct Response: Decodable { let messages: [ReservedMessage] }
-        let response: Response = try await send(
+        let response: Response? = try await sendOrAbsent(
             .post, "queues/\(queue)/reservations", Request(n: count, timeout: timeout, wait: wait),
-            extraTime: .seconds(wait))
-        return response.messages
+            Call(absentOn404: absentOn404, isLongPoll: wait > 0, extraTime: .seconds(wait)))
+        return response?.messages
     }
 
     /// Deletes a reserved message. A stale reservation is ``IvyError/Code/reservationLost``.
     func delete(_ id: String, reservation: String, from queue: String) async throws {
         let _: Acknowledged = try await send(
-            .delete, "queues/\(queue)/messages/\(id)", ["reservation_id": reservation], reservationCall: true)
+            .delete, "queues/\(queue)/messages/\(id)", ["reservation_id": reservation],
+            Call(reservationCall: true, doneOn404AfterRetry: true))
     }
 
     /// Gives the reservation another `timeout` seconds; returns the new reservation id.
@@ -96,7 +113,7 @@ final class IronMQClient: Sendable {
         let response: Response = try await send(
             .post, "queues/\(queue)/messages/\(id)/touch",
             ["reservation_id": JSONValue.text(reservation), "timeout": .number(timeout)],
-            reservationCall: true)
+            Call(idempotent: false, reservationCall: true))
         return response.reservationID
     }
 
@@ -104,16 +121,19 @@ final class IronMQClient: Sendable {
     func release(_ id: String, reservation: String, delay: Int, in queue: String) async throws {
         let _: Acknowledged = try await send(
             .post, "queues/\(queue)/messages/\(id)/release",
-            ["reservation_id": JSONValue.text(reservation), "delay": .number(delay)], reservationCall: true)
+            ["reservation_id": JSONValue.text(reservation), "delay": .number(delay)],
+            Call(reservationCall: true))
     }
 
     struct PeekedMessage: Decodable, Sendable {
-        let id: String
+        let messageID: MessageID
+        var id: String { messageID.text }
         let body: String
         let reservedCount: Int?
 
         enum CodingKeys: String, CodingKey {
-            case id, body
+            case messageID = "id"
+            case body
             case reservedCount = "reserved_count"
         }
     }
@@ -121,8 +141,8 @@ final class IronMQClient: Sendable {
     /// The next `count` (≤ 100) messages without reserving them; none for a missing queue.
     func peek(_ queue: String, count: Int) async throws -> [PeekedMessage] {
         struct Response: Decodable { let messages: [PeekedMessage] }
-        let response: Response? = try await send(
-            .get, "queues/\(queue)/messages?n=\(count)", Empty?.none, absentOn404: true)
+        let response: Response? = try await sendOrAbsent(
+            .get, "queues/\(queue)/messages?n=\(count)", Empty?.none, Call(absentOn404: true))
         return response?.messages ?? []
     }
 
@@ -134,8 +154,15 @@ final class IronMQClient: Sendable {
     /// A queue's counts; nil when it does not exist.
     func info(_ queue: String) async throws -> QueueInfo? {
         struct Response: Decodable { let queue: QueueInfo }
-        let response: Response? = try await send(.get, "queues/\(queue)", Empty?.none, absentOn404: true)
+        let response: Response? = try await sendOrAbsent(
+            .get, "queues/\(queue)", Empty?.none, Call(absentOn404: true))
         return response?.queue
+    }
+
+    /// Lists one queue: a request every valid token and project answers, to check them.
+    func checkCredentials() async throws {
+        struct Response: Decodable {}
+        let _: Response = try await send(.get, "queues?per_page=1", Empty?.none)
     }
 
     /// Creates a queue with the server's defaults (a queue that exists is left as it is).
@@ -146,7 +173,8 @@ final class IronMQClient: Sendable {
 
     /// Deletes every message of a queue (a missing queue has none).
     func clear(_ queue: String) async throws {
-        let _: Acknowledged? = try await send(.delete, "queues/\(queue)/messages", Empty(), absentOn404: true)
+        let _: Acknowledged? = try await sendOrAbsent(
+            .delete, "queues/\(queue)/messages", Empty(), Call(absentOn404: true))
     }
 
     // MARK: Requests
@@ -168,36 +196,51 @@ final class IronMQClient: Sendable {
     }
     private struct Acknowledged: Decodable {}
 
+    /// How a request may be retried and how its failures read.
+    private struct Call {
+        /// Whether sending it twice does no harm (no duplicate message, no lost reservation id):
+        /// then a 5xx or a lost answer is retried too, not only a 503 or a refused connection.
+        var idempotent = true
+        /// A delete, touch or release: 403 and 404 mean the reservation is gone.
+        var reservationCall = false
+        /// A 404 answers nil (a queue that does not exist yet) rather than throwing.
+        var absentOn404 = false
+        /// A 404 after a retry means an earlier try did it (a delete).
+        var doneOn404AfterRetry = false
+        var isLongPoll = false
+        var extraTime: Duration = .zero
+    }
+
     /// Sends one request, retrying what is worth it, and decodes the answer.
     private func send<Body: Encodable, Answer: Decodable>(
-        _ method: HTTPRequest.Method, _ path: String, _ body: Body?, extraTime: Duration = .zero,
-        reservationCall: Bool = false
+        _ method: HTTPRequest.Method, _ path: String, _ body: Body?, _ call: Call = Call()
     ) async throws -> Answer {
-        // Without `absentOn404`, a 404 throws: the answer is never nil.
-        guard
-            let answer: Answer = try await send(
-                method, path, body, extraTime: extraTime, reservationCall: reservationCall, absentOn404: false
-            )
-        else { throw IvyError(.commandFailed, endpoint: configuration.endpoint, detail: "no answer") }
+        var call = call
+        call.absentOn404 = false
+        guard let answer: Answer = try await sendOrAbsent(method, path, body, call) else {
+            throw IvyError(.commandFailed, endpoint: configuration.endpoint, detail: "no answer")
+        }
         return answer
     }
 
     /// Sends one request, retrying what is worth it, and decodes the answer; nil for a 404 when
-    /// `absentOn404` (a queue that does not exist yet).
-    private func send<Body: Encodable, Answer: Decodable>(
-        _ method: HTTPRequest.Method, _ path: String, _ body: Body?, extraTime: Duration = .zero,
-        reservationCall: Bool = false, absentOn404: Bool
+    /// the call allows it. Retried: a 503 (IronMQ did nothing) and a connection that could not
+    /// be made, always; another 5xx and a lost answer only for an idempotent call.
+    private func sendOrAbsent<Body: Encodable, Answer: Decodable>(
+        _ method: HTTPRequest.Method, _ path: String, _ body: Body?, _ call: Call
     ) async throws -> Answer? {
         let request = HTTPRequest(
             method: method, url: "\(configuration.baseURL)/\(path)", headers: headers,
+            authorization: Secret("OAuth \(configuration.token.exposedValue)"),
             body: try body.map { Array(try JSONEncoder().encode($0)) },
-            timeout: configuration.requestTimeout + extraTime)
+            timeout: configuration.requestTimeout + call.extraTime, isLongPoll: call.isLongPoll)
         var failures = 0
         while true {
             guard !isClosed.load(ordering: .relaxed) else {
                 throw IvyError(.closed, endpoint: configuration.endpoint)
             }
             let failure: IvyError
+            let retryable: Bool
             switch await exchange(request) {
             case .success(let response) where (200..<300).contains(response.status):
                 do { return try JSONDecoder().decode(Answer.self, from: Data(response.body)) } catch {
@@ -206,11 +249,21 @@ final class IronMQClient: Sendable {
                         detail: "\(method.rawValue) \(Self.shown(path)): an answer that does not parse")
                 }
             case .success(let response):
-                if response.status == 404 && absentOn404 { return nil }
-                let summary =
-                    "\(method.rawValue) \(Self.shown(path)): HTTP \(response.status): \(Self.message(in: response.body))"
+                let message = redacted(Self.message(in: response.body))
+                let summary = "\(method.rawValue) \(Self.shown(path)): HTTP \(response.status): \(message)"
+                if response.status == 404 && message.localizedCaseInsensitiveContains("project") {
+                    throw IvyError(
+                        .connectionFailed, endpoint: configuration.endpoint,
+                        detail: summary + " (the project id is wrong)")
+                }
+                if response.status == 404 && call.absentOn404 { return nil }
+                if response.status == 404 && call.doneOn404AfterRetry && failures > 0,
+                    let done = try? JSONDecoder().decode(Answer.self, from: Data("{}".utf8))
+                {
+                    return done
+                }
                 switch response.status {
-                case 403 where reservationCall, 404 where reservationCall:
+                case 403 where call.reservationCall, 404 where call.reservationCall:
                     throw IvyError(.reservationLost, endpoint: configuration.endpoint, detail: summary)
                 case 401:
                     throw IvyError(
@@ -220,16 +273,24 @@ final class IronMQClient: Sendable {
                     throw IvyError(.commandFailed, endpoint: configuration.endpoint, detail: summary)
                 default:
                     failure = IvyError(.commandFailed, endpoint: configuration.endpoint, detail: summary)
+                    retryable = response.status == 503 || call.idempotent
                 }
             case .failure(let error):
                 failure = IvyError(
                     .connectionFailed, endpoint: configuration.endpoint,
                     detail: "\(method.rawValue) \(Self.shown(path)): \(error)")
+                // 6 and 7: the host was not found or refused the connection; nothing was sent.
+                retryable = call.idempotent || error.code == 6 || error.code == 7
             }
             failures += 1
-            guard failures < configuration.attempts, !Task.isCancelled else { throw failure }
+            guard retryable, failures < configuration.attempts, !Task.isCancelled else { throw failure }
             try? await Task.sleep(for: Self.retryDelay(afterFailures: failures))
         }
+    }
+
+    /// `text` without the token, should a server or proxy have echoed it.
+    private func redacted(_ text: String) -> String {
+        text.replacingOccurrences(of: configuration.token.exposedValue, with: "***")
     }
 
     private func exchange(_ request: HTTPRequest) async -> Result<HTTPResponse, CurlConnection.CurlError> {

@@ -76,4 +76,35 @@ struct IronMQBackendTests {
         try await backend.ack(again)
         await backend.close()
     }
+
+    @Test func aWrongProjectIsAClearErrorAtStartUp() async throws {
+        let configuration = try IronMQConfiguration(url: Services.ironMQURL)
+        guard Services.accepts(host: configuration.host, port: configuration.port) else {
+            _ = try await open()
+            return
+        }
+        var wrong = configuration
+        wrong.projectID = "no-such-project"
+        let error = await #expect(throws: IvyError.self) {
+            _ = try await IronMQBackend.connect(configuration: wrong)
+        }
+        #expect(error?.code == .connectionFailed)
+        #expect(error?.detail?.contains("project") == true)
+    }
+
+    @Test func requeueingFromADeadQueueThatDoesNotExistMovesNothing() async throws {
+        let (backend, queue) = try await open()
+        #expect(try await backend.requeueDeadLetters(of: queue, count: 10) == 0)
+        #expect(try await backend.deadLetters(of: queue, count: 10).isEmpty)
+        await backend.close()
+    }
+
+    @Test func aClosedBackendRefusesAtOnce() async throws {
+        let (backend, queue) = try await open()
+        await backend.close()
+        let error = await #expect(throws: IvyError.self) {
+            _ = try await backend.send(Array("{}".utf8), to: queue)
+        }
+        #expect(error?.code == .closed)
+    }
 }

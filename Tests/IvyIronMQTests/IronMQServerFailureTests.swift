@@ -44,8 +44,13 @@ struct IronMQServerFailureTests {
                 runs.withLock { $0[value, default: 0] += 1 }
                 return value
             }
+            // Ten tries a request: a request failing all of them (0.2^10) would fail the test
+            // about once in 50,000 runs, where five tries would once in twenty.
+            var configuration = try IronMQConfiguration(url: server.url)
+            configuration.attempts = 10
             let connection = IvyConnection(
-                backend: try await IronMQBackend.connect(url: server.url), notifier: MemoryNotifier())
+                backend: try await IronMQBackend.connect(configuration: configuration),
+                notifier: MemoryNotifier())
             let worker = try IvyWorker(
                 registry: registry, connection: connection,
                 options: WorkerOptions(concurrency: 8, pollWait: .seconds(1), logger: SilentLogger()))
