@@ -73,7 +73,9 @@ final class CurlConnection: Sendable {
                 continue
             }
             let outcome: Result<HTTPResponse, CurlError> =
-                if let handle {
+                if !Self.initialised {
+                    .failure(CurlError(code: -1, description: "curl_global_init failed"))
+                } else if let handle {
                     Self.perform(
                         job.request, on: handle, connectTimeout: connectTimeout, verifyTLS: verifyTLS)
                 } else {

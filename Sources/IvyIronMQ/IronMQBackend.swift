@@ -274,6 +274,7 @@ public final class IronMQBackend: InspectableQueueBackend {
         return moved
     }
 
+    /// IronMQ's clear: reserved messages go too, not only ready and delayed ones.
     public func purge(_ queue: QueueName) async throws -> Int {
         let size = try await client.info(queue.rawValue)?.size ?? 0
         try await client.clear(queue.rawValue)
