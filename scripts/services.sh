@@ -56,7 +56,7 @@ ironmq_up() {
     return 0
   fi
   nohup python3 Tools/ironmq-emulator/ironmq_emulator.py --host 127.0.0.1 --port "$ironmq_port" \
-    --token "$ironmq_token" --project "$ironmq_project" --min-timeout 1 --data "$root/ironmq/data.json" \
+    --token "$ironmq_token" --project "$ironmq_project" --min-timeout 1 \
     >"$root/ironmq/ironmq.log" 2>&1 &
   echo $! >"$root/ironmq/ironmq.pid"
   wait_for "IronMQ on 127.0.0.1:$ironmq_port" ironmq_answers

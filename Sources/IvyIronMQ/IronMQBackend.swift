@@ -26,6 +26,7 @@ public final class IronMQBackend: InspectableQueueBackend {
     private let client: IronMQClient
     private let minimumReservation: Duration
     private let senders = CoalescerTable<IronMQClient.PostedMessage, String>(maximumBatch: 100)
+    private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: 100)
 
     /// IronMQ's longest reservation and delay, and the most messages one request moves.
     static let longestReservation = 86_400
@@ -165,10 +166,45 @@ public final class IronMQBackend: InspectableQueueBackend {
         }
     }
 
+    /// Acknowledgements that arrive together go out as one batch delete. IronMQ deletes all or
+    /// none, so a batch it refuses is deleted again message by message, and each caller learns
+    /// its own outcome.
     public func ack(_ reservation: Reservation<Receipt>) async throws {
-        try await client.delete(
-            reservation.messageID, reservation: reservation.receipt.reservationID,
-            from: reservation.queue.rawValue)
+        let queue = reservation.queue.rawValue
+        let item = Acknowledgement(id: reservation.messageID, reservation: reservation.receipt.reservationID)
+        _ = try await acknowledgers.submit(item, key: queue) { [client] batch, done in
+            Task {
+                guard batch.count > 1 else {
+                    do {
+                        try await client.delete(batch[0].id, reservation: batch[0].reservation, from: queue)
+                        done([.success(true)])
+                    } catch {
+                        done([.failure(error)])
+                    }
+                    return
+                }
+                do {
+                    try await client.delete(batch.map { ($0.id, $0.reservation) }, from: queue)
+                    done(batch.map { _ in .success(true) })
+                } catch {
+                    var outcomes: [Result<Bool, any Error>] = []
+                    for item in batch {
+                        do {
+                            try await client.delete(item.id, reservation: item.reservation, from: queue)
+                            outcomes.append(.success(true))
+                        } catch {
+                            outcomes.append(.failure(error))
+                        }
+                    }
+                    done(outcomes)
+                }
+            }
+        }
+    }
+
+    private struct Acknowledgement: Sendable {
+        let id: String
+        let reservation: String
     }
 
     public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws

@@ -104,6 +104,24 @@ final class IronMQClient: Sendable {
             Call(reservationCall: true, doneOn404AfterRetry: true))
     }
 
+    /// Deletes reserved messages in one request. IronMQ deletes all or none: one stale
+    /// reservation fails the request (``IvyError/Code/reservationLost``) and deletes nothing.
+    func delete(_ reservations: [(id: String, reservation: String)], from queue: String) async throws {
+        struct Item: Encodable {
+            let id: String
+            let reservationID: String
+            enum CodingKeys: String, CodingKey {
+                case id
+                case reservationID = "reservation_id"
+            }
+        }
+        struct Request: Encodable { let ids: [Item] }
+        let _: Acknowledged = try await send(
+            .delete, "queues/\(queue)/messages",
+            Request(ids: reservations.map { Item(id: $0.id, reservationID: $0.reservation) }),
+            Call(reservationCall: true))
+    }
+
     /// Gives the reservation another `timeout` seconds; returns the new reservation id.
     func touch(_ id: String, reservation: String, timeout: Int, in queue: String) async throws -> String {
         struct Response: Decodable {

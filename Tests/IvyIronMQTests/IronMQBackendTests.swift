@@ -107,4 +107,29 @@ struct IronMQBackendTests {
         }
         #expect(error?.code == .closed)
     }
+
+    /// Acks that arrive together share one batch delete, which IronMQ applies all or none: one
+    /// stale reservation among them must cost only its own ack.
+    @Test func oneStaleAckAmongManyFailsAloneAndTheOthersAreDeleted() async throws {
+        let (backend, queue) = try await open()
+        _ = try await backend.send(batch: (0..<8).map { Array(#"{"n":\#($0)}"#.utf8) }, to: queue)
+        var reserved: [Reservation<IronMQBackend.Receipt>] = []
+        while reserved.count < 8 {
+            reserved += try await backend.reserve(
+                from: queue, count: 8, visibility: .seconds(60), wait: .seconds(5))
+        }
+        // The first one's receipt goes stale: a touch replaced it.
+        let fresh = try await backend.extend(reserved[0], visibility: .seconds(60))
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for reservation in reserved {
+                group.addTask { (try? await backend.ack(reservation)) != nil }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 7)
+        #expect(try await backend.size(of: queue).live == 1, "only the touched message is left")
+        try await backend.ack(fresh)
+        #expect(try await backend.size(of: queue).live == 0)
+        await backend.close()
+    }
 }
