@@ -24,6 +24,7 @@ test: test-deps
 	  IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/examples-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/reference-client-test.sh || status=1; \
 	  scripts/ironmq-emulator-test.sh || status=1; \
+	  IVY_BINARY=.build/debug/ivy scripts/ironmq-node-style-test.sh || status=1; \
 	  scripts/services.sh down; exit $$status
 
 ## chaos: the full chaos suite (workers SIGKILLed, Redis kill -9ed, poison messages); see RELIABILITY.md

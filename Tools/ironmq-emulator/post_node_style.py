@@ -1,0 +1,24 @@
+"""Posts a node-ivy message with Iron.io's own Python client (PyPI `iron-mq`), as a node-ivy
+producer's queue would hold it: `{"name","options","args"}`, no id, no notify.
+
+usage: post_node_style.py HOST PORT PROJECT TOKEN QUEUE NAME ARGS_JSON
+Prints the message id IronMQ gave it.
+"""
+
+import json
+import sys
+
+from iron_mq import IronMQ
+
+
+def main(argv: list[str]) -> int:
+    host, port, project, token, queue, name, args = argv[1:8]
+    mq = IronMQ(host=host, port=int(port), protocol="http", project_id=project, token=token, api_version=3)
+    body = json.dumps({"name": name, "options": {}, "args": json.loads(args)}, separators=(",", ":"))
+    posted = mq.queue(queue).post(body)
+    print(posted["ids"][0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
