@@ -302,7 +302,7 @@ final class IronMQClient: Sendable {
             }
             failures += 1
             guard retryable, failures < configuration.attempts, !Task.isCancelled else { throw failure }
-            try? await Task.sleep(for: Self.retryDelay(afterFailures: failures))
+            try? await Task.sleep(for: Self.backoff.delay(afterFailures: failures))
         }
     }
 
@@ -318,10 +318,7 @@ final class IronMQClient: Sendable {
     }
 
     /// 50 ms doubling to 2 s, ±50 %.
-    static func retryDelay(afterFailures failures: Int) -> Duration {
-        let base = min(2000.0, 50.0 * pow(2.0, Double(min(failures, 16) - 1)))
-        return .milliseconds(Int64(base * Double.random(in: 0.5...1.5)))
-    }
+    static let backoff = Backoff(first: .milliseconds(50), longest: .seconds(2))
 
     /// The path without its query, for errors.
     private static func shown(_ path: String) -> String {

@@ -1,5 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+internal import IvyCore
+
 extension RedisConnection {
     /// The shortest wait before reconnecting or retrying, without jitter.
     package static let firstRetryDelay: Duration = .milliseconds(50)
@@ -15,12 +17,13 @@ extension RedisConnection {
     /// two tries a second from each connection; the jitter keeps many clients that lost the
     /// same server from coming back in step.
     package static func retryDelay(afterFailures failures: Int) -> Duration {
-        retryDelayWithoutJitter(afterFailures: failures) * Double.random(in: 0.5...1.5)
+        backoff.delay(afterFailures: failures)
     }
 
     /// `retryDelay(afterFailures:)` before its jitter.
     package static func retryDelayWithoutJitter(afterFailures failures: Int) -> Duration {
-        let doublings = min(max(failures, 1) - 1, 10)
-        return min(firstRetryDelay * (1 << doublings), longestRetryDelay)
+        backoff.delayWithoutJitter(afterFailures: failures)
     }
+
+    private static let backoff = Backoff(first: firstRetryDelay, longest: longestRetryDelay)
 }
