@@ -219,4 +219,31 @@ struct JSONObjectReaderTests {
             try JSONObjectReader.arrayElements(Array(text.utf8))
         }
     }
+
+    @Test func arrayMembersOfObjectsAndOfStrings() throws {
+        let object = try reader(
+            #"{"messages":[{"id":"1","n":2}, {"id":3}],"ids":["a","b\u00e9"],"none":null,"empty":[]}"#)
+        let messages = try #require(try object.objects("messages"))
+        #expect(messages.count == 2)
+        #expect(try messages[0].string("id") == "1")
+        #expect(try messages[0].integer("n") == 2)
+        #expect(raw("id", in: messages[1]) == "3")
+        #expect(try object.strings("ids") == ["a", "bé"])
+        #expect(try object.strings("empty") == [])
+        #expect(try object.objects("none") == nil)
+        #expect(try object.strings("absent") == nil)
+    }
+
+    @Test(arguments: [
+        (#"{"a":{"x":1}}"#, "an object is not an array"),
+        (#"{"a":"s"}"#, "a string is not an array"),
+        (#"{"a":[{"x":1},2]}"#, "2 is not an object"),
+        (#"{"a":["s",null]}"#, "null is not a string"),
+    ])
+    func arrayMembersOfTheWrongTypeThrow(_ text: String, _ why: String) throws {
+        let object = try reader(text)
+        // Every case is also wrong for the other reading: an object or a string comes first.
+        #expect(throws: JSONObjectReader.Failure.self, "\(why)") { try object.objects("a") }
+        #expect(throws: JSONObjectReader.Failure.self, "\(why)") { try object.strings("a") }
+    }
 }

@@ -11,11 +11,11 @@
 /// The member values stay raw byte ranges: `args` and `result` are decoded later, by the task's
 /// own types, and nothing else is parsed twice. Validation is strict (RFC 8259) and nesting is
 /// capped so hostile input fails with a typed error instead of exhausting the stack.
-struct JSONObjectReader {
-    struct Failure: Error, CustomStringConvertible {
-        var offset: Int
-        var reason: String
-        var description: String { "\(reason) at byte \(offset)" }
+package struct JSONObjectReader {
+    package struct Failure: Error, CustomStringConvertible {
+        package var offset: Int
+        package var reason: String
+        package var description: String { "\(reason) at byte \(offset)" }
     }
 
     static let maximumDepth = 128
@@ -27,10 +27,10 @@ struct JSONObjectReader {
         var value: Range<Int>
     }
 
-    let bytes: [UInt8]
+    package let bytes: [UInt8]
     private var members: [Member] = []
 
-    init(_ bytes: [UInt8]) throws(Failure) {
+    package init(_ bytes: [UInt8]) throws(Failure) {
         self.bytes = bytes
         var scanner = Scanner(bytes: bytes)
         scanner.skipWhitespace()
@@ -41,7 +41,7 @@ struct JSONObjectReader {
     }
 
     /// The raw JSON text of a member's value, or nil if the object has no such key.
-    func raw(_ key: String) -> ArraySlice<UInt8>? {
+    package func raw(_ key: String) -> ArraySlice<UInt8>? {
         // The last occurrence wins, as in JavaScript's JSON.parse.
         guard let member = members.last(where: { named($0, key) }) else { return nil }
         return bytes[member.value]
@@ -64,12 +64,12 @@ struct JSONObjectReader {
     }
 
     /// True when the member exists and is JSON `null`.
-    func isNull(_ key: String) -> Bool {
+    package func isNull(_ key: String) -> Bool {
         raw(key).map { $0.elementsEqual("null".utf8) } ?? false
     }
 
     /// A string member; nil when absent or null, an error when of another type.
-    func string(_ key: String) throws(Failure) -> String? {
+    package func string(_ key: String) throws(Failure) -> String? {
         guard let value = raw(key), !isNull(key) else { return nil }
         var scanner = Scanner(bytes: bytes, position: value.startIndex)
         guard scanner.peek == UInt8(ascii: "\"") else {
@@ -79,7 +79,7 @@ struct JSONObjectReader {
     }
 
     /// An integer member; nil when absent or null, an error when not a whole number.
-    func integer(_ key: String) throws(Failure) -> Int? {
+    package func integer(_ key: String) throws(Failure) -> Int? {
         guard let value = raw(key), !isNull(key) else { return nil }
         guard let number = Int(String(decoding: value, as: UTF8.self)) else {
             throw Failure(offset: value.startIndex, reason: "\"\(key)\" is not an integer")
@@ -88,7 +88,7 @@ struct JSONObjectReader {
     }
 
     /// A boolean member; nil when absent or null.
-    func bool(_ key: String) throws(Failure) -> Bool? {
+    package func bool(_ key: String) throws(Failure) -> Bool? {
         guard let value = raw(key), !isNull(key) else { return nil }
         if value.elementsEqual("true".utf8) { return true }
         if value.elementsEqual("false".utf8) { return false }
@@ -96,7 +96,7 @@ struct JSONObjectReader {
     }
 
     /// A nested object member, indexed the same way; nil when absent or null.
-    func object(_ key: String) throws(Failure) -> JSONObjectReader? {
+    package func object(_ key: String) throws(Failure) -> JSONObjectReader? {
         guard let value = raw(key), !isNull(key) else { return nil }
         guard value.first == UInt8(ascii: "{") else {
             throw Failure(offset: value.startIndex, reason: "\"\(key)\" is not an object")
@@ -105,7 +105,55 @@ struct JSONObjectReader {
     }
 
     /// The first character of a member's value, to check its JSON type cheaply.
-    func firstByte(_ key: String) -> UInt8? { raw(key)?.first }
+    package func firstByte(_ key: String) -> UInt8? { raw(key)?.first }
+
+    /// An array member whose elements are all objects, each indexed; nil when absent or null.
+    package func objects(_ key: String) throws(Failure) -> [JSONObjectReader]? {
+        var result: [JSONObjectReader] = []
+        guard
+            try elements(
+                key,
+                { range throws(Failure) in
+                    guard bytes[range.lowerBound] == UInt8(ascii: "{") else {
+                        throw Failure(
+                            offset: range.lowerBound, reason: "an element of \"\(key)\" is not an object")
+                    }
+                    result.append(try JSONObjectReader(Array(bytes[range])))
+                })
+        else { return nil }
+        return result
+    }
+
+    /// An array member whose elements are all strings; nil when absent or null.
+    package func strings(_ key: String) throws(Failure) -> [String]? {
+        var result: [String] = []
+        guard
+            try elements(
+                key,
+                { range throws(Failure) in
+                    var scanner = Scanner(bytes: bytes, position: range.lowerBound)
+                    guard scanner.peek == UInt8(ascii: "\"") else {
+                        throw Failure(
+                            offset: range.lowerBound, reason: "an element of \"\(key)\" is not a string")
+                    }
+                    result.append(try scanner.string())
+                })
+        else { return nil }
+        return result
+    }
+
+    /// Calls `body` with the byte range of each element of an array member; false when the
+    /// member is absent or null.
+    private func elements(_ key: String, _ body: (Range<Int>) throws(Failure) -> Void) throws(Failure) -> Bool
+    {
+        guard let value = raw(key), !isNull(key) else { return false }
+        var scanner = Scanner(bytes: bytes, position: value.startIndex)
+        guard scanner.peek == UInt8(ascii: "[") else {
+            throw Failure(offset: value.startIndex, reason: "\"\(key)\" is not an array")
+        }
+        for range in try scanner.arrayElements() { try body(range) }
+        return true
+    }
 }
 
 extension JSONObjectReader {

@@ -6,23 +6,23 @@ internal import Foundation
 ///
 /// The wire format keeps `args`, `options` and `result` as raw JSON, so messages are assembled
 /// from pieces rather than through `JSONEncoder`; this writer escapes the string pieces.
-struct JSONWriter {
-    private(set) var bytes: [UInt8]
+package struct JSONWriter {
+    package private(set) var bytes: [UInt8]
 
-    init(capacity: Int = 256) {
+    package init(capacity: Int = 256) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func raw(_ text: StaticString) {
+    package mutating func raw(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    mutating func raw<Bytes: Sequence<UInt8>>(_ json: Bytes) {
+    package mutating func raw<Bytes: Sequence<UInt8>>(_ json: Bytes) {
         bytes.append(contentsOf: json)
     }
 
-    mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
@@ -52,7 +52,7 @@ struct JSONWriter {
         }
     }
 
-    mutating func integer(_ value: Int) {
+    package mutating func integer(_ value: Int) {
         guard value != 0 else {
             bytes.append(UInt8(ascii: "0"))
             return
