@@ -9,12 +9,14 @@ public import IvyCore
 /// Every operation is one HTTP request on a keep-alive connection (libcurl, each connection on a
 /// thread of its own): posts and deletes in batches of up to 100, reservations long-polled with
 /// `wait` (up to 30 s a request), touch as the heartbeat of long tasks (it hands out a new
-/// reservation id), release with a delay for retries. IronMQ counts in whole seconds: a
+/// reservation id). A touch also raises the message's `reserved_count`, so retries are sent again
+/// as new messages with their attempt raised and a delay (``ExtensionCountingQueueBackend``);
+/// release puts back what a stopping worker did not start. IronMQ counts in whole seconds: a
 /// visibility is rounded up to a second and to the server's shortest reservation (30 s on
 /// Iron.io), a delay up to a second and down to its longest (7 days). Dead letters go to the
 /// queue `<queue>--dead` as a JSON record with the reason. Queues are created by IronMQ on the
 /// first post, and by a reserve that finds none.
-public final class IronMQBackend: InspectableQueueBackend {
+public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueueBackend {
     public struct Receipt: Sendable, Hashable {
         /// The reservation id IronMQ handed out; a touch replaces it.
         fileprivate let reservationID: String
@@ -223,6 +225,19 @@ public final class IronMQBackend: InspectableQueueBackend {
         try await client.release(
             reservation.messageID, reservation: reservation.receipt.reservationID,
             delay: Self.seconds(delay, in: 0...Self.longestDelay), in: reservation.queue.rawValue)
+    }
+
+    /// A retry as a new message (``ExtensionCountingQueueBackend``): posted with its delay, then
+    /// the reservation deleted.
+    public func resend(_ reservation: Reservation<Receipt>, as body: [UInt8], delay: Duration) async throws {
+        try checkSize(body, queue: reservation.queue)
+        let message = IronMQClient.PostedMessage(
+            body: try text(body, queue: reservation.queue),
+            delay: Self.seconds(delay, in: 0...Self.longestDelay))
+        _ = try await client.post([message], to: reservation.queue.rawValue)
+        try await client.delete(
+            reservation.messageID, reservation: reservation.receipt.reservationID,
+            from: reservation.queue.rawValue)
     }
 
     /// A dead letter as it waits in `<queue>--dead`.

@@ -88,4 +88,19 @@ struct MessageFuzzTests {
         )
         #expect(WorkerRuntime<MemoryQueueBackend>.attempt(Int.min, deliveryCount: Int.min) == 1)
     }
+
+    @Test func theHeartbeatAllowanceCountsEveryBeatAndSaturates() {
+        typealias Runtime = WorkerRuntime<MemoryQueueBackend>
+        // 1 s of task, a beat every 0.5 s: 2 beats, the delivery and one beat while settling.
+        #expect(
+            Runtime.deliveryAllowance(
+                extraDeliveries: 3, timeout: .seconds(1), visibility: .milliseconds(1500)) == 16)
+        #expect(
+            Runtime.deliveryAllowance(extraDeliveries: 0, timeout: .seconds(60), visibility: .seconds(30))
+                == 8)
+        #expect(
+            Runtime.deliveryAllowance(
+                extraDeliveries: 1_000_000, timeout: .seconds(Int64(1) << 60), visibility: .milliseconds(30))
+                == Int.max)
+    }
 }

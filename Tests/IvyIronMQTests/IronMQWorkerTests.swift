@@ -30,8 +30,7 @@ struct IronMQWorkerTests {
             options: ClientOptions(
                 resultTimeout: .seconds(120), notificationChannel: channel, logger: SilentLogger()))
 
-        // A worker in its own process, with a five-second reservation: longer than the task, so
-        // that no heartbeat touches it (on IronMQ a touch counts in `reserved_count` too).
+        // A worker in its own process, with a five-second reservation: longer than the task.
         let child = try IvyProcess(
             [
                 "worker", "--queue", Services.ironMQURL, "--notify", Services.redisURL, "--queues",
@@ -60,9 +59,9 @@ struct IronMQWorkerTests {
         let started = try await events.collect(1, "the rescuing worker to start") {
             $0.isStarted && $0.task?.taskID == pending.taskID
         }
-        // The second delivery; more if a heartbeat touched the message before the kill, since
-        // IronMQ counts touches in `reserved_count` (PROTOCOL.md §7).
-        #expect((started.first?.task?.attempt ?? 0) >= 2, "the redelivery is a later attempt")
+        // IronMQ counts touches in `reserved_count`, so a redelivery keeps the attempt its
+        // message carries (PROTOCOL.md §5, §7): still the first.
+        #expect(started.first?.task?.attempt == 1, "a redelivery keeps the message's attempt on IronMQ")
         rescuer.cancel()
         try await rescuer.value
         // Exactly once more: nothing is left to run again.

@@ -4,8 +4,9 @@
 ///
 /// This is all a backend author must write; the rest are opt-in capabilities that producers and
 /// workers detect: ``PipelinedQueueBackend`` (sends that do not suspend),
-/// ``ResultPublishingQueueBackend`` (acknowledge and publish a result in one request) and
-/// ``InspectableQueueBackend`` (sizes, peek, dead letters). The article <doc:WritingABackend>
+/// ``ResultPublishingQueueBackend`` (acknowledge and publish a result in one request),
+/// ``InspectableQueueBackend`` (sizes, peek, dead letters) and
+/// ``ExtensionCountingQueueBackend`` (a delivery count that heartbeats raise too). The article <doc:WritingABackend>
 /// walks through the memory backend as an example.
 ///
 /// Message bodies are opaque bytes here; the codec above turns them into task messages.

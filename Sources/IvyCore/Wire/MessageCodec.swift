@@ -15,6 +15,16 @@ struct MessageCodec: Sendable {
             plaintext, route: message.id.map { .init(id: $0, notify: message.notify?.rawValue) })
     }
 
+    /// A message sent again (a retry by resending), in the form it came in: sealed the same
+    /// way, or plaintext, so that whoever could read it before reads it again.
+    func encode(_ message: TaskMessage, as form: MessageEncryption.Format?) -> [UInt8] {
+        let plaintext = message.encoded()
+        guard let encryption, let form else { return plaintext }
+        return encryption.seal(
+            plaintext, route: message.id.map { .init(id: $0, notify: message.notify?.rawValue) }, format: form
+        )
+    }
+
     func decodeTask(_ body: [UInt8]) throws(IvyError) -> TaskMessage {
         try decodeCall(body).message
     }

@@ -22,6 +22,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let backend: Backend
     /// The backend's one-request acknowledge-and-publish, where it reaches the notifier.
     private let resultPublisher: (any ResultPublishingQueueBackend<Backend.Receipt>)?
+    /// Set where the broker's delivery count includes heartbeats: retries are resent then.
+    private let resender: (any ExtensionCountingQueueBackend<Backend.Receipt>)?
     private let notifier: any Notifier
     private let registry: TaskRegistry
     private let codec: MessageCodec
@@ -54,6 +56,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         } else {
             resultPublisher = nil
         }
+        resender = backend as? any ExtensionCountingQueueBackend<Backend.Receipt>
         self.notifier = notifier
         self.registry = registry
         self.codec = codec
@@ -224,9 +227,12 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             return
         }
         let taskID = message.id ?? delivered.messageID
+        // Where the count includes heartbeats, the message's own attempt is the exact one.
+        let attempt =
+            resender == nil
+            ? Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount) : max(message.attempt, 1)
         let context = TaskEventContext(
-            taskName: message.name, taskID: taskID, queue: delivered.queue,
-            attempt: Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount))
+            taskName: message.name, taskID: taskID, queue: delivered.queue, attempt: attempt)
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker",
@@ -248,14 +254,22 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         }
         let (sum, overflow) = task.options.retry.maxAttempts.addingReportingOverflow(options.extraDeliveries)
         let deliveryLimit = overflow ? Int.max : sum
-        if context.attempt > deliveryLimit {
+        let allowance =
+            resender == nil
+            ? Int.max
+            : Self.deliveryAllowance(
+                extraDeliveries: options.extraDeliveries, timeout: task.options.timeout,
+                visibility: options.visibilityTimeout)
+        if context.attempt > deliveryLimit || delivered.deliveryCount > allowance {
             // Delivered again and again without finishing (its workers crashed, or its
             // reservation kept expiring): stop here rather than forever.
+            let why =
+                context.attempt > deliveryLimit
+                ? "attempt \(context.attempt) is past the \(deliveryLimit) deliveries \(message.name) allows"
+                : "delivered \(delivered.deliveryCount) times, heartbeats included, past the \(allowance) "
+                    + "\(message.name) allows"
             let error = ResultNotification.RemoteError(
-                name: "AttemptsExhausted",
-                message:
-                    "attempt \(context.attempt) is past the \(deliveryLimit) deliveries \(message.name) allows",
-                retryable: false)
+                name: "AttemptsExhausted", message: why, retryable: false)
             guard let reservation = supervisor.end(id) else { return }
             await fail(reservation, message, context, error: error, channel: channel, form: form)
             return
@@ -378,7 +392,17 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         }
         await settle(reservation) {
             do {
-                try await self.backend.release(reservation, delay: delay)
+                if let resender = self.resender {
+                    // The next attempt is a new message that says which it is; one without an id
+                    // (node ivy's) keeps the broker's first id, which its caller waits for.
+                    var next = message
+                    next.id = context.taskID
+                    next.attempt = context.attempt == Int.max ? Int.max : context.attempt + 1
+                    try await resender.resend(
+                        reservation, as: self.codec.encode(next, as: form), delay: delay)
+                } else {
+                    try await self.backend.release(reservation, delay: delay)
+                }
                 self.events.emit(.retried(context, delay: delay, error: "\(remote.name): \(remote.message)"))
             } catch {
                 self.logger.error("release failed", ["task.id": context.taskID, "error": "\(error)"])
@@ -478,6 +502,16 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     static func attempt(_ messageAttempt: Int, deliveryCount: Int) -> Int {
         let (sum, overflow) = max(messageAttempt, 1).addingReportingOverflow(max(deliveryCount, 1) - 1)
         return overflow ? Int.max : sum
+    }
+
+    /// How often a message may be delivered on a backend whose count includes heartbeats: each
+    /// of the `extraDeliveries + 1` deliveries a message may have besides its retries (which
+    /// are new messages there) may also have made a heartbeat every third of `visibility`
+    /// until its task's `timeout`, and one more while it was settled. Saturates.
+    static func deliveryAllowance(extraDeliveries: Int, timeout: Duration, visibility: Duration) -> Int {
+        let beats = (timeout / (visibility / 3)).rounded(.up) + 2
+        let allowance = Double(extraDeliveries + 1) * beats
+        return allowance < Double(Int.max / 2) ? Int(allowance) : Int.max
     }
 
     /// How a thrown error is reported to the caller.
