@@ -52,7 +52,9 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyConformanceTests",
-            dependencies: ["Ivy", "IvyCore", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],
+            dependencies: [
+                "ivy", "Ivy", "IvyCore", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),

@@ -11,6 +11,8 @@ import Testing
 /// suite itself does not change.
 struct ConformanceBackend: Sendable, CustomTestStringConvertible {
     var name: String
+    /// The URL an `ivy worker` in a process of its own serves, for the backends that have one.
+    var processURL: String? = nil
     /// Opens a fresh backend and notifier; throws (or cancels the test) when the server is away.
     var open: @Sendable () async throws -> (backend: any InspectableQueueBackend, notifier: any Notifier)
 
@@ -18,7 +20,10 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
 
     static let memory = ConformanceBackend(name: "memory") { (MemoryQueueBackend(), MemoryNotifier()) }
 
-    static let redis = ConformanceBackend(name: "redis") {
+    /// The backends a worker in another process can serve.
+    static var outOfProcess: [ConformanceBackend] { all.filter { $0.processURL != nil } }
+
+    static let redis = ConformanceBackend(name: "redis", processURL: Services.redisURL) {
         do {
             // Liveness has its own tests; here a beat thread that a loaded machine holds up for
             // a few seconds must not make a live consumer's reservations look abandoned.
@@ -30,7 +35,7 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
         }
     }
 
-    static let ironMQ = ConformanceBackend(name: "ironmq") {
+    static let ironMQ = ConformanceBackend(name: "ironmq", processURL: Services.ironMQURL) {
         do {
             // IronMQ carries no results: the notifier is in-process, like the harness's worker.
             return (try await IronMQBackend.connect(url: Services.ironMQURL), MemoryNotifier())

@@ -132,4 +132,25 @@ struct IronMQBackendTests {
         #expect(try await backend.size(of: queue).live == 0)
         await backend.close()
     }
+
+    @Test func sendsAndAcksDoNotWaitBehindALongPoll() async throws {
+        let (backend, queue) = try await open()
+        let other = try QueueName("\(queue)-b")
+        _ = try await backend.send(Array(#"{"name":"a.b","args":[]}"#.utf8), to: other)
+        // A reservation that waits on an empty queue for up to 20 s, holding its connection.
+        let polling = Task {
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(20))
+        }
+        // Requests made meanwhile go to other connections: they finish while the poll waits.
+        let reserved = try #require(
+            try await backend.reserve(from: other, count: 1, visibility: .seconds(30), wait: .zero).first)
+        try await backend.ack(reserved)
+        _ = try await backend.send(Array(#"{"name":"a.c","args":[]}"#.utf8), to: queue)
+        // The send ends the long poll with its message.
+        let woken = try await polling.value
+        #expect(woken.count == 1)
+        #expect(woken.first.map { String(decoding: $0.body, as: UTF8.self) } == #"{"name":"a.c","args":[]}"#)
+        try await backend.ack(try #require(woken.first))
+        await backend.close()
+    }
 }

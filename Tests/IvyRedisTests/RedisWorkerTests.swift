@@ -52,49 +52,6 @@ struct RedisWorkerTests {
         for ivy in workers + [producer] { await ivy.close() }
     }
 
-    @Test func aWorkerKilledMidTaskHasItsTaskRedeliveredAndRunOnceMore() async throws {
-        let queue = try QueueName("rk-\(UUID().uuidString.prefix(8))")
-        let registry = TaskRegistry()
-        let tasks = try TestPackage.register(in: registry, queue: queue)
-        let channel = try ChannelName("ivy-notifier-\(queue)")
-        let producer = try await makeIvy(registry, channel: channel)
-
-        // A worker in its own process, with a one-second reservation.
-        let child = try IvyProcess(
-            [
-                "worker", "--queue", Services.redisURL, "--notify", Services.redisURL, "--queues",
-                queue.rawValue,
-                "--visibility", "1", "--concurrency", "1", "--events",
-            ],
-            environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
-        let pending = try await producer.delayedCall(tasks.sleep, 1500)
-        try await withDeadline(.seconds(30), "the child worker to start the task") {
-            await child.waitForStderr(containing: "event: started")
-        }
-        kill(child.processIdentifier, SIGKILL)
-        let killed = await child.finish()
-        #expect(killed.status == SIGKILL)
-
-        // Another worker takes the message over once the dead worker's reservation expires.
-        let events = producer.events()
-        let rescuer = Task {
-            try await producer.listen(
-                queues: [queue], options: WorkerOptions(concurrency: 2, visibilityTimeout: .seconds(5)))
-        }
-        #expect(try await pending.value == 1500)
-        let started = try await events.collect(1, "the rescuing worker to start") {
-            $0.isStarted && $0.task?.taskID == pending.taskID
-        }
-        #expect(started.first?.task?.attempt == 2, "the redelivery is the second attempt")
-        rescuer.cancel()
-        try await rescuer.value
-        // Exactly once more: nothing is left to run again.
-        let backend = try await RedisStreamBackend.connect(url: Services.redisURL)
-        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
-        await backend.close()
-        await producer.close()
-    }
-
     @Test func aProducerAndAWorkerInTwoProcesses() async throws {
         _ = try await makeIvy(TaskRegistry(), channel: "probe").close()
         let channel = "ivy-notifier-2p-\(UUID().uuidString.prefix(8))"
