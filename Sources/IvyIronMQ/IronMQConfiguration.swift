@@ -45,7 +45,10 @@ public struct IronMQConfiguration: Sendable {
             throw IvyError(
                 .invalidURL, endpoint: redacted, detail: "expected ironmq://TOKEN@host[:port]/PROJECT_ID")
         }
-        let files = Self.read(configurationFiles)
+        let (files, skipped) = Self.read(configurationFiles)
+        // Said where a setting is missing: a file that does not parse explains why.
+        let skippedNote =
+            skipped.isEmpty ? "" : " (skipped, not a JSON object: \(skipped.joined(separator: ", ")))"
         func setting(_ environmentName: String, _ fileKey: String) -> String? {
             if let value = environment[environmentName], !value.isEmpty { return value }
             for file in files { if let value = file[fileKey], !value.isEmpty { return value } }
@@ -74,7 +77,8 @@ public struct IronMQConfiguration: Sendable {
             throw IvyError(
                 .invalidConfiguration, endpoint: redacted,
                 detail:
-                    "no token: put it in the URL (ironmq://TOKEN@host/PROJECT_ID), IRON_TOKEN or iron.json")
+                    "no token: put it in the URL (ironmq://TOKEN@host/PROJECT_ID), IRON_TOKEN or iron.json"
+                    + skippedNote)
         }
         // It travels in a header line: nothing that could end the line or the header.
         guard token.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
@@ -88,7 +92,8 @@ public struct IronMQConfiguration: Sendable {
         else {
             throw IvyError(
                 .invalidConfiguration, endpoint: redacted,
-                detail: "no project id (letters and digits): the URL's path, IRON_PROJECT_ID or iron.json")
+                detail: "no project id (letters and digits): the URL's path, IRON_PROJECT_ID or iron.json"
+                    + skippedNote)
         }
         projectID = project
         host = hostPart ?? setting("IRON_HOST", "host") ?? Self.defaultHost
@@ -153,19 +158,26 @@ public struct IronMQConfiguration: Sendable {
     /// `scheme://host:port/3/projects/PROJECT_ID`, the base of every request.
     var baseURL: String { "\(scheme)://\(host):\(port)/3/projects/\(projectID)" }
 
-    /// The string settings of each configuration file that exists and parses; others are skipped.
-    private static func read(_ files: [URL]) -> [[String: String]] {
-        files.compactMap { url in
-            guard let data = try? Data(contentsOf: url),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            else { return nil }
-            return object.compactMapValues { value in
-                switch value {
-                case let text as String: text
-                case let number as NSNumber: number.stringValue
-                default: nil
-                }
+    /// The string settings of each configuration file that exists and parses, and the paths of
+    /// those that exist but do not parse (skipped; their text is never shown, it may hold a token).
+    private static func read(_ files: [URL]) -> (settings: [[String: String]], skipped: [String]) {
+        var settings: [[String: String]] = []
+        var skipped: [String] = []
+        for url in files {
+            guard let data = try? Data(contentsOf: url) else { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                skipped.append(url.path)
+                continue
             }
+            settings.append(
+                object.compactMapValues { value in
+                    switch value {
+                    case let text as String: text
+                    case let number as NSNumber: number.stringValue
+                    default: nil
+                    }
+                })
         }
+        return (settings, skipped)
     }
 }

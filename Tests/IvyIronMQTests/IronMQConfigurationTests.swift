@@ -72,6 +72,24 @@ struct IronMQConfigurationTests {
         #expect(named.scheme == "https" && named.port == 443)
     }
 
+    @Test func anIronJSONThatDoesNotParseIsNamedWithoutItsText() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ironjson-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("iron.json")
+        try Data(#"{"token":"s3cret-in-file","project_id":"p""#.utf8).write(to: file)  // cut short
+        let error = #expect(throws: IvyError.self) {
+            _ = try IronMQConfiguration(url: "ironmq://", environment: [:], configurationFiles: [file])
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.detail?.contains("skipped, not a JSON object: \(file.path)") == true)
+        #expect(error.map { "\($0)" }?.contains("s3cret-in-file") == false)
+        // A URL that names everything does not need the file.
+        let named = try IronMQConfiguration(
+            url: "ironmq://tok@mq.example.com/p", environment: [:], configurationFiles: [file])
+        #expect(named.projectID == "p")
+    }
+
     @Test func missingOrBadSettingsAreConfigurationErrors() {
         for (url, environment) in [
             ("ironmq://", [String: String]()), ("ironmq://h/p", [:]), ("ironmq://tok@h", [:]),
