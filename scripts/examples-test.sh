@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Builds the Examples package (a separate package that depends on Ivy by path, as a user's
-# would) and runs it against Redis: its worker in the background, its producer, whose output
-# must be the expected results, then SIGTERM: the worker drains and exits 0.
+# would) and runs it with its queue on Redis, then on the local IronMQ server (results through
+# Redis both times): its worker in the background, its producer, whose output must be the
+# expected results, then SIGTERM: the worker drains and exits 0.
 #
-# Environment: IVY_REDIS_URL (default redis://127.0.0.1:6390, started by scripts/services.sh up).
-# Waiting for the worker, the producer and the worker's exit share one deadline of 120 s
-# (IVY_EXAMPLES_DEADLINE), counted after the build.
+# Environment: IVY_REDIS_URL (default redis://127.0.0.1:6390) and IVY_IRONMQ_PORT (default
+# 8690), the servers scripts/services.sh up starts. Each run's waits for the worker, the producer
+# and the worker's exit share one deadline of 120 s (IVY_EXAMPLES_DEADLINE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
 url=${IVY_REDIS_URL:-redis://127.0.0.1:6390}
+ironmq_url="ironmq+http://ivy-test-token@127.0.0.1:${IVY_IRONMQ_PORT:-8690}/ivytest?min_timeout=1"
 within=${IVY_EXAMPLES_DEADLINE:-120}
 unset IVY_QUEUE_URL IVY_NOTIFY_URL IVY_NOTIFICATION_CHANNEL_NAME
 
@@ -53,36 +55,44 @@ if ! swift build --package-path Examples >"$logs/build.log" 2>&1; then
 fi
 if grep -E "warning:|prohibited flag" "$logs/build.log" >&2; then fail "the Examples build has warnings"; fi
 bin=$(swift build --package-path Examples --show-bin-path)
-deadline=$((SECONDS + within))
+# run QUEUE_URL LABEL: the worker and the producer of the Examples package on that queue.
+run() {
+  local queue=$1 label=$2 status=0
+  deadline=$((SECONDS + within))
+  : >"$logs/worker.log"
+  "$bin/worker" "$queue" "$url" >"$logs/worker.log" 2>&1 &
+  worker_pid=$!
+  until grep -q "worker info: serving" "$logs/worker.log"; do
+    kill -0 "$worker_pid" 2>/dev/null || fail "$label: the worker exited before serving"
+    [ "$SECONDS" -lt "$deadline" ] || fail "$label: the worker did not start serving within ${within} s"
+    sleep 0.1
+  done
+  say "$label: worker $worker_pid serving"
+
+  timeout "$(remaining)" "$bin/producer" "$queue" "$url" >"$logs/producer.out" 2>"$logs/producer.log" \
+    || fail "$label: the producer failed (status $?)"
+  expected=$'shop.price(apple, 3) = 1.5\nshop.slowHello(Ada) = Hello, Ada!'
+  [ "$(cat "$logs/producer.out")" = "$expected" ] \
+    || fail "$label: unexpected producer output: $(cat "$logs/producer.out")"
+  grep -q "greeting Ada on attempt 1" "$logs/worker.log" \
+    || fail "$label: the task did not log its attempt (TaskContext)"
+  say "$label: producer printed the expected results"
+
+  kill -TERM "$worker_pid"
+  while kill -0 "$worker_pid" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$label: the worker did not exit within ${within} s of starting"
+    sleep 0.1
+  done
+  wait "$worker_pid" || status=$?
+  worker_pid=""
+  [ "$status" -eq 0 ] || fail "$label: the worker exited with status $status after SIGTERM"
+  grep -q "worker info: stopped" "$logs/worker.log" || fail "$label: the worker did not report its drain"
+  say "$label: worker drained and exited 0"
+}
 
 # remaining: seconds left before the deadline (at least 1).
 remaining() { local left=$((deadline - SECONDS)); echo $((left > 0 ? left : 1)); }
 
-"$bin/worker" "$url" "$url" >"$logs/worker.log" 2>&1 &
-worker_pid=$!
-until grep -q "worker info: serving" "$logs/worker.log"; do
-  kill -0 "$worker_pid" 2>/dev/null || fail "the worker exited before serving"
-  [ "$SECONDS" -lt "$deadline" ] || fail "the worker did not start serving within ${within} s"
-  sleep 0.1
-done
-say "worker $worker_pid serving"
-
-timeout "$(remaining)" "$bin/producer" "$url" "$url" >"$logs/producer.out" 2>"$logs/producer.log" \
-  || fail "the producer failed (status $?)"
-expected=$'shop.price(apple, 3) = 1.5\nshop.slowHello(Ada) = Hello, Ada!'
-[ "$(cat "$logs/producer.out")" = "$expected" ] \
-  || fail "unexpected producer output: $(cat "$logs/producer.out")"
-grep -q "greeting Ada on attempt 1" "$logs/worker.log" || fail "the task did not log its attempt (TaskContext)"
-say "producer printed the expected results"
-
-kill -TERM "$worker_pid"
-while kill -0 "$worker_pid" 2>/dev/null; do
-  [ "$SECONDS" -lt "$deadline" ] || fail "the worker did not exit within ${within} s of starting"
-  sleep 0.1
-done
-status=0
-wait "$worker_pid" || status=$?
-worker_pid=""
-[ "$status" -eq 0 ] || fail "the worker exited with status $status after SIGTERM"
-grep -q "worker info: stopped" "$logs/worker.log" || fail "the worker did not report its drain"
-say "worker drained and exited 0; passed in $((SECONDS - started)) s"
+run "$url" "redis"
+run "$ironmq_url" "ironmq"
+say "passed in $((SECONDS - started)) s"
