@@ -2,6 +2,7 @@
 
 internal import Foundation
 public import IvyCore
+internal import Synchronization
 
 /// A queue backend on an IronMQ v3 server (`ironmq://TOKEN@host/PROJECT_ID`, or
 /// `ironmq+http://…` for the local server).
@@ -13,8 +14,9 @@ public import IvyCore
 /// as new messages with their attempt raised and a delay (``ExtensionCountingQueueBackend``);
 /// release puts back what a stopping worker did not start. IronMQ counts in whole seconds: a
 /// visibility is rounded up to a second and to the server's shortest reservation (30 s on
-/// Iron.io), a delay up to a second and down to its longest (7 days). Dead letters go to the
-/// queue `<queue>--dead` as a JSON record with the reason. Queues are created by IronMQ on the
+/// Iron.io), a delay up to a second and down to its longest (7 days). Dead letters go, as a JSON
+/// record with the reason, to the queue the queue's own `dead_letter` setting names, else to
+/// `<queue>--dead`; the setting is read once per queue. Queues are created by IronMQ on the
 /// first post, and by a reserve that finds none.
 public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueueBackend {
     public struct Receipt: Sendable, Hashable {
@@ -29,6 +31,8 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
     private let minimumReservation: Duration
     private let senders = CoalescerTable<IronMQClient.PostedMessage, String>(maximumBatch: 100)
     private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: 100)
+    /// Each queue's dead-letter queue, once read from its settings.
+    private let deadQueues = Mutex<[QueueName: String]>([:])
 
     /// IronMQ's longest reservation and delay, and the most messages one request moves.
     static let longestReservation = 86_400
@@ -263,7 +267,8 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
             reason: reason,
             deliveryCount: reservation.deliveryCount, deadLetteredAt: RFC3339.format(Date()))
         let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
-        _ = try await client.post([.init(body: json, delay: nil)], to: Self.deadQueue(reservation.queue))
+        _ = try await client.post(
+            [.init(body: json, delay: nil)], to: try await deadQueue(of: reservation.queue))
         try await ack(reservation)
     }
 
@@ -279,8 +284,10 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
     /// IronMQ's `size` (every message not deleted, reserved and delayed ones included) as
     /// `ready`, and the size of `<queue>--dead`.
     public func size(of queue: QueueName) async throws -> QueueSize {
-        let size = try await client.info(queue.rawValue)?.size ?? 0
-        let dead = try await client.info(Self.deadQueue(queue))?.size ?? 0
+        let info = try await client.info(queue.rawValue)
+        let deadQueue = info.map { remember($0, of: queue) } ?? Self.deadQueue(queue)
+        let size = info?.size ?? 0
+        let dead = try await client.info(deadQueue)?.size ?? 0
         return QueueSize(ready: size, delayed: 0, reserved: 0, dead: dead)
     }
 
@@ -291,25 +298,27 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
     }
 
     public func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter] {
-        try await client.peek(Self.deadQueue(queue), count: min(max(count, 1), Self.maximumBatch)).map {
-            message in
-            let record = try? JSONDecoder().decode(DeadRecord.self, from: Data(message.body.utf8))
-            return DeadLetter(
-                queue: queue, messageID: record?.id ?? message.id,
-                body: Array((record?.body ?? message.body).utf8),
-                reason: record?.reason ?? "(not an Ivy dead-letter record)",
-                deliveryCount: record?.deliveryCount ?? 0,
-                deadLetteredAt: record.flatMap { RFC3339.parse($0.deadLetteredAt) }
-                    ?? Date(timeIntervalSince1970: 0))
-        }
+        try await client.peek(try await deadQueue(of: queue), count: min(max(count, 1), Self.maximumBatch))
+            .map {
+                message in
+                let record = try? JSONDecoder().decode(DeadRecord.self, from: Data(message.body.utf8))
+                return DeadLetter(
+                    queue: queue, messageID: record?.id ?? message.id,
+                    body: Array((record?.body ?? message.body).utf8),
+                    reason: record?.reason ?? "(not an Ivy dead-letter record)",
+                    deliveryCount: record?.deliveryCount ?? 0,
+                    deadLetteredAt: record.flatMap { RFC3339.parse($0.deadLetteredAt) }
+                        ?? Date(timeIntervalSince1970: 0))
+            }
     }
 
     public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
+        let deadQueue = try await deadQueue(of: queue)
         var moved = 0
         while moved < count {
             let batch =
                 try await client.reserve(
-                    from: Self.deadQueue(queue), count: min(count - moved, Self.maximumBatch),
+                    from: deadQueue, count: min(count - moved, Self.maximumBatch),
                     timeout: Self.seconds(minimumReservation, in: 1...Self.longestReservation), wait: 0,
                     absentOn404: true) ?? []
             guard !batch.isEmpty else { break }
@@ -318,7 +327,7 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
                 _ = try await client.post(
                     [.init(body: record?.body ?? message.body, delay: nil)], to: queue.rawValue)
                 try await client.delete(
-                    message.id, reservation: message.reservationID, from: Self.deadQueue(queue))
+                    message.id, reservation: message.reservationID, from: deadQueue)
                 moved += 1
             }
         }
@@ -333,14 +342,30 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
     }
 
     public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
-        let size = try await client.info(Self.deadQueue(queue))?.size ?? 0
-        try await client.clear(Self.deadQueue(queue))
+        let deadQueue = try await deadQueue(of: queue)
+        let size = try await client.info(deadQueue)?.size ?? 0
+        try await client.clear(deadQueue)
         return size
     }
 
     // MARK: Support
 
     static func deadQueue(_ queue: QueueName) -> String { "\(queue.rawValue)--dead" }
+
+    /// The queue's `dead_letter.queue_name` if it has one, else `<queue>--dead`; read from the
+    /// server the first time, then remembered (a queue that does not exist yet is asked again).
+    private func deadQueue(of queue: QueueName) async throws -> String {
+        if let known = deadQueues.withLock({ $0[queue] }) { return known }
+        guard let info = try await client.info(queue.rawValue) else { return Self.deadQueue(queue) }
+        return remember(info, of: queue)
+    }
+
+    /// The dead-letter queue `info` names for `queue`, remembered.
+    private func remember(_ info: IronMQClient.QueueInfo, of queue: QueueName) -> String {
+        let name = info.deadLetter?.queueName.flatMap { $0.isEmpty ? nil : $0 } ?? Self.deadQueue(queue)
+        deadQueues.withLock { $0[queue] = name }
+        return name
+    }
 
     /// Whole seconds, rounded up, within `range`: what IronMQ's requests take.
     static func seconds(_ duration: Duration, in range: ClosedRange<Int>) -> Int {

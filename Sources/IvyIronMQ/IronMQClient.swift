@@ -214,6 +214,18 @@ final class IronMQClient: Sendable {
     struct QueueInfo: Decodable, Sendable {
         /// Every message not deleted.
         let size: Int?
+        /// Where IronMQ moves a message reserved too often, if the queue says.
+        let deadLetter: DeadLetterSetting?
+
+        struct DeadLetterSetting: Decodable, Sendable {
+            let queueName: String?
+            enum CodingKeys: String, CodingKey { case queueName = "queue_name" }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case size
+            case deadLetter = "dead_letter"
+        }
     }
 
     /// A queue's counts; nil when it does not exist.

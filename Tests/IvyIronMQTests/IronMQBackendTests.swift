@@ -5,6 +5,10 @@ import Ivy
 import IvyTestSupport
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// What the IronMQ backend does beyond the shared conformance suite, against the local server.
 @Suite("IronMQ backend")
 struct IronMQBackendTests {
@@ -152,5 +156,46 @@ struct IronMQBackendTests {
         #expect(woken.first.map { String(decoding: $0.body, as: UTF8.self) } == #"{"name":"a.c","args":[]}"#)
         try await backend.ack(try #require(woken.first))
         await backend.close()
+    }
+
+    @Test func deadLettersGoWhereTheQueuesOwnSettingSays() async throws {
+        let (backend, queue) = try await open()
+        let elsewhere = "\(queue)-graveyard"
+        try await setDeadLetterQueue(of: queue, to: elsewhere)
+        let body = Array(#"{"name":"x.y","args":[2]}"#.utf8)
+        _ = try await backend.send(body, to: queue)
+        let reservation = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
+        try await backend.deadLetter(reservation, reason: "BadThing: it broke")
+        #expect(try await backend.size(of: queue).dead == 1)
+        let letters = try await backend.deadLetters(of: queue, count: 10)
+        #expect(letters.map(\.reason) == ["BadThing: it broke"])
+        #expect(letters.first?.body == body)
+        // It is in the named queue, and not in `<queue>--dead`.
+        #expect(try await backend.size(of: QueueName(elsewhere)).live == 1)
+        #expect(try await backend.size(of: QueueName("\(queue)--dead")).live == 0)
+        #expect(try await backend.requeueDeadLetters(of: queue, count: 10) == 1)
+        #expect(try await backend.size(of: QueueName(elsewhere)).live == 0)
+        #expect(try await backend.size(of: queue).live == 1)
+        await backend.close()
+    }
+
+    /// Sets the queue's `dead_letter` with IronMQ's own request (PATCH-like PUT of its settings).
+    private func setDeadLetterQueue(of queue: QueueName, to target: String) async throws {
+        let configuration = try IronMQConfiguration(url: Services.ironMQURL)
+        let url = try #require(
+            URL(
+                string:
+                    "http://\(configuration.host):\(configuration.port)/3/projects/\(configuration.projectID)/queues/\(queue)"
+            ))
+        var request = URLRequest(url: url)
+        request.httpMethod = "PUT"
+        request.setValue("OAuth \(configuration.token.exposedValue)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(
+            #"{"queue":{"dead_letter":{"queue_name":"\#(target)","max_reservations":1000}}}"#.utf8)
+        let (_, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200)
     }
 }
