@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A node-ivy message posted by Iron.io's own Python client into the local IronMQ server is run by
 # `ivy worker`, and its result is published on the base notification channel (PROTOCOL.md §3),
-# where node ivy's producers listen. Needs the servers of `scripts/services.sh up` and the
+# where node ivy's producers listen: once in plaintext, once sealed in node ivy's own
+# `$aes-256-cbc$` format (answered in plaintext, which node ivy's producers read). Needs the servers of `scripts/services.sh up` and the
 # virtualenv scripts/ironmq-emulator-test.sh makes; without Iron.io's client (no PyPI) it says
 # so and passes, unless IVY_REQUIRE_OFFICIAL_CLIENT=1.
 set -euo pipefail
@@ -45,16 +46,25 @@ await() {
 redis-cli -p "$redis_port" SUBSCRIBE ivy-notifier >"$logs/subscriber.out" 2>&1 &
 subscriber_pid=$!
 await "$logs/subscriber.out" "subscribe" || fail "could not subscribe to ivy-notifier"
+export MESSAGES_ENCRYPTION_KEY=node-style-test-key # the worker's and `ivy encrypt`'s
 "$ivy" worker --queue "$queue_url" --notify "redis://127.0.0.1:$redis_port" --concurrency 2 \
   >"$logs/worker.out" 2>"$logs/worker.err" &
 worker_pid=$!
 await "$logs/worker.err" "serving" || fail "ivy worker did not start"
-id=$("$python" Tools/ironmq-emulator/post_node_style.py 127.0.0.1 "$ironmq_port" ivytest ivy-test-token \
-  testpackage testpackage.factorial '[5]') || fail "Iron.io's client could not post"
-await "$logs/subscriber.out" "\"id\":\"$id\"" || fail "no notification for message $id on ivy-notifier"
-grep -- "\"id\":\"$id\"" "$logs/subscriber.out" | grep -q '"result":\[120\]' ||
-  fail "the notification for $id does not hold the result 120: $(grep -- "\"id\":\"$id\"" "$logs/subscriber.out")"
+# check ARGS_JSON RESULT [--encrypt-with IVY]: posts testpackage.factorial(ARGS) node-style and
+# waits for its notification, which must hold RESULT (a grep pattern).
+check() {
+  local id
+  id=$("$python" Tools/ironmq-emulator/post_node_style.py 127.0.0.1 "$ironmq_port" ivytest ivy-test-token \
+    testpackage testpackage.factorial "$1" "${@:3}") || fail "Iron.io's client could not post"
+  await "$logs/subscriber.out" "\"id\":\"$id\"" || fail "no notification for message $id on ivy-notifier"
+  grep -- "\"id\":\"$id\"" "$logs/subscriber.out" | grep -q "\"result\":$2" ||
+    fail "the notification for $id does not hold the result $2: $(grep -- "\"id\":\"$id\"" "$logs/subscriber.out")"
+}
+check '[5]' '\[120\]'
+say "a node-ivy message posted by Iron.io's client ran on ivy worker; its result [120] came on ivy-notifier"
+check '[6]' '\[720\]' --encrypt-with "$ivy"
+say "the same in node ivy's \$aes-256-cbc\$ format; its result [720] came on ivy-notifier in plaintext"
 kill -TERM "$worker_pid"
 wait "$worker_pid" || fail "ivy worker did not exit 0 after SIGTERM"
 worker_pid=""
-say "a node-ivy message posted by Iron.io's client ran on ivy worker; its result [120] came on ivy-notifier"
