@@ -2,9 +2,9 @@
 # A node-ivy message posted by Iron.io's own Python client into the local IronMQ server is run by
 # `ivy worker`, and its result is published on the base notification channel (PROTOCOL.md §3),
 # where node ivy's producers listen: once in plaintext, once sealed in node ivy's own
-# `$aes-256-cbc$` format (answered in plaintext, which node ivy's producers read). Needs the servers of `scripts/services.sh up` and the
-# virtualenv scripts/ironmq-emulator-test.sh makes; without Iron.io's client (no PyPI) it says
-# so and passes, unless IVY_REQUIRE_OFFICIAL_CLIENT=1.
+# `$aes-256-cbc$` format (answered in plaintext, which node ivy's producers read). Needs the
+# servers of `scripts/services.sh up` and the virtualenv scripts/ironmq-emulator-test.sh makes;
+# without Iron.io's client (no PyPI) it says so and passes, unless IVY_REQUIRE_OFFICIAL_CLIENT=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ivy=${IVY_BINARY:-.build/debug/ivy}
