@@ -20,6 +20,8 @@ if [ "$mode" = test ]; then
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1; } || need+=(python3-redis)
   # scripts/ironmq-emulator-test.sh: a virtualenv for Iron.io's own client, iron-mq from PyPI
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; } || need+=(python3-venv)
+  # scripts/services.sh's private RabbitMQ node runs the package's own scripts (not in PATH)
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
@@ -33,5 +35,6 @@ fi
 echo "installing: ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# Our servers run on private ports (scripts/services.sh); a distro-started one does not collide.
+# Our servers run on private ports (scripts/services.sh); a distro-started one does not collide
+# (rabbitmq-server's starts rabbit@HOST on 5672 and 25672, epmd on 4369, where a policy allows it).
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

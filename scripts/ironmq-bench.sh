@@ -6,12 +6,12 @@
 #
 # usage: scripts/ironmq-bench.sh [side_by_side.py options: --rounds R --tasks N --in-flight C
 #                                 --batches B --node-seconds S --profile --json]
-# Needs the Redis of `scripts/services.sh up` (IVY_REDIS_PORT, default 6390) for ivy's results and
-# a release build of ivy (IVY_BINARY, default .build/release/ivy; built when missing).
+# Needs the Redis of `scripts/services.sh up` (IVY_REDIS_PORT, default 6390) for ivy's results.
+# Measures IVY_BINARY if given, else this checkout's release build (brought up to date first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
-ivy=${IVY_BINARY:-.build/release/ivy}
+ivy=${IVY_BINARY:-}
 redis_port=${IVY_REDIS_PORT:-6390}
 say() { echo "ironmq-bench: $*" >&2; }
 
@@ -24,7 +24,12 @@ redis-cli -p "$redis_port" PING >/dev/null 2>&1 || {
   say "FAIL: no Redis on 127.0.0.1:$redis_port (scripts/services.sh up)"
   exit 1
 }
-[ -x "$ivy" ] || swift build -c release --product ivy >&2
-say "ivy $ivy at $(git rev-parse --short HEAD 2>/dev/null || echo "?")"
+if [ -z "$ivy" ]; then
+  swift build -c release --product ivy >&2
+  ivy=.build/release/ivy
+  say "ivy $ivy, built from $(git rev-parse --short HEAD 2>/dev/null || echo "?")$(git diff --quiet 2>/dev/null || echo ' with uncommitted changes')"
+else
+  say "ivy $ivy (IVY_BINARY)"
+fi
 exec "$python" Tools/ironmq-emulator/side_by_side.py --ivy "$ivy" \
   --redis "redis://127.0.0.1:$redis_port" "$@"

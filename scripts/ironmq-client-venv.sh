@@ -9,19 +9,20 @@
 # try points pip at the system's CA store.
 #
 # Environment: IVY_IRONMQ_PYTHON, the python3 that makes the virtualenv (default /usr/bin/python3,
-# else python3). Expects say() from the caller and the project root as the working directory.
+# else python3). Expects say() from the caller and the project root as the working directory;
+# its own names start with _ivy_ and are unset at the end.
 
-venv=.build-venv/ironmq
-pythons=${IVY_IRONMQ_PYTHON:-/usr/bin/python3 python3}
-system_cas=/etc/ssl/certs/ca-certificates.crt
+_ivy_venv=.build-venv/ironmq
+_ivy_pythons=${IVY_IRONMQ_PYTHON:-/usr/bin/python3 python3}
+_ivy_system_cas=/etc/ssl/certs/ca-certificates.crt
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 python=python3 # without the client, the raw-HTTP tests need only the standard library
 missing=""
-logs=$(mktemp -d "${TMPDIR:-/tmp}/ivy-ironmq-venv.XXXXXX") # pip's logs, removed at the end
+_ivy_logs=$(mktemp -d "${TMPDIR:-/tmp}/ivy-ironmq-venv.XXXXXX") # pip's logs, removed at the end
 
 # why pip failed: its TLS complaint if it made one, else its last line
-reason() {
+_ivy_reason() {
   local line=""
   if [ -r "$1" ]; then
     line=$(grep -o -m 1 -E '(SSLCertVerificationError|CERTIFICATE_VERIFY_FAILED)[^)]*' "$1" || true)
@@ -30,42 +31,44 @@ reason() {
   echo "${line:-no output}" | cut -c 1-300
 }
 
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import iron_mq' >/dev/null 2>&1; then
-  python=$venv/bin/python
-  say "official client: iron-mq from $venv"
+if [ -x "$_ivy_venv/bin/python" ] && "$_ivy_venv/bin/python" -c 'import iron_mq' >/dev/null 2>&1; then
+  python=$_ivy_venv/bin/python
+  say "official client: iron-mq from $_ivy_venv"
 else
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    rm -rf "$venv"
-    made=""
-    for candidate in $pythons; do
-      command -v "$candidate" >/dev/null 2>&1 || continue
-      say "creating $venv with $candidate"
-      if "$candidate" -m venv "$venv" >"$logs/venv.log" 2>&1; then
-        made=$candidate
+  if [ ! -x "$_ivy_venv/bin/python" ] || ! "$_ivy_venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$_ivy_venv"
+    _ivy_made=""
+    for _ivy_candidate in $_ivy_pythons; do
+      command -v "$_ivy_candidate" >/dev/null 2>&1 || continue
+      say "creating $_ivy_venv with $_ivy_candidate"
+      if "$_ivy_candidate" -m venv "$_ivy_venv" >"$_ivy_logs/venv.log" 2>&1; then
+        _ivy_made=$_ivy_candidate
         break
       fi
-      rm -rf "$venv"
+      rm -rf "$_ivy_venv"
     done
-    [ -n "$made" ] ||
-      missing="no python3 could make a virtualenv (on Debian: apt-get install python3-venv): $(reason "$logs/venv.log")"
+    [ -n "$_ivy_made" ] ||
+      missing="no python3 could make a virtualenv (on Debian: apt-get install python3-venv): $(_ivy_reason "$_ivy_logs/venv.log")"
   fi
   if [ -z "$missing" ]; then
-    pip=("$venv/bin/python" -m pip install --quiet --no-input --timeout 20 --retries 2 iron-mq)
-    say "installing iron-mq from PyPI into $venv"
-    failed_log=""
-    if ! "${pip[@]}" >"$logs/pip.log" 2>&1; then
-      failed_log=$logs/pip.log
-      if [ -z "${PIP_CERT:-}" ] && [ -r "$system_cas" ]; then
-        say "pip failed ($(reason "$failed_log")); retrying with the system CA store $system_cas"
-        failed_log=""
-        "${pip[@]}" --cert "$system_cas" >"$logs/pip-cert.log" 2>&1 || failed_log=$logs/pip-cert.log
+    _ivy_pip=("$_ivy_venv/bin/python" -m pip install --quiet --no-input --timeout 20 --retries 2 iron-mq)
+    say "installing iron-mq from PyPI into $_ivy_venv"
+    _ivy_failed_log=""
+    if ! "${_ivy_pip[@]}" >"$_ivy_logs/pip.log" 2>&1; then
+      _ivy_failed_log=$_ivy_logs/pip.log
+      if [ -z "${PIP_CERT:-}" ] && [ -r "$_ivy_system_cas" ]; then
+        say "pip failed ($(_ivy_reason "$_ivy_failed_log")); retrying with the system CA store $_ivy_system_cas"
+        _ivy_failed_log=""
+        "${_ivy_pip[@]}" --cert "$_ivy_system_cas" >"$_ivy_logs/pip-cert.log" 2>&1 || _ivy_failed_log=$_ivy_logs/pip-cert.log
       fi
     fi
-    if [ -z "$failed_log" ]; then
-      python=$venv/bin/python
+    if [ -z "$_ivy_failed_log" ]; then
+      python=$_ivy_venv/bin/python
     else
-      missing="pip install iron-mq failed: $(reason "$failed_log")"
+      missing="pip install iron-mq failed: $(_ivy_reason "$_ivy_failed_log")"
     fi
   fi
 fi
-rm -rf "$logs"
+rm -rf "$_ivy_logs"
+unset -v _ivy_venv _ivy_pythons _ivy_system_cas _ivy_logs _ivy_made _ivy_failed_log _ivy_candidate _ivy_pip
+unset -f _ivy_reason

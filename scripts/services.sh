@@ -3,7 +3,15 @@
 # with their data in .services/ (git-ignored).
 #   scripts/services.sh up | down | env
 # Ports: IVY_REDIS_PORT (default 6390), IVY_IRONMQ_PORT (default 8690: the local IronMQ v3
-# server, Tools/ironmq-emulator, project `ivytest`, token `ivy-test-token`, reservations from 1 s).
+# server, Tools/ironmq-emulator, project `ivytest`, token `ivy-test-token`, reservations from 1 s),
+# IVY_AMQP_PORT (default 5690: a private RabbitMQ node `ivytest@localhost` of the Debian package
+# rabbitmq-server, vhost `ivytest`, user `ivy` password `ivy-test-password` with all permissions
+# there; `guest` as RabbitMQ makes it, loopback only; no plugins). That node's Erlang distribution
+# port is IVY_RABBITMQ_DIST_PORT (default 25690), its epmd's IVY_RABBITMQ_EPMD_PORT (default 4390),
+# rabbitmqctl's IVY_RABBITMQ_CTL_PORTS (default 35690-35699), all on 127.0.0.1, with an Erlang cookie
+# of its own: nothing of a system RabbitMQ (5672, 25672, 15672, epmd 4369, /var/lib/rabbitmq) is
+# used or touched. As root the node runs as the `rabbitmq` user. IVY_RABBITMQ_START_TIMEOUT
+# (default 120 s) bounds its start. rabbitmqctl by hand: see rabbitmq_env and rabbitmqctl_node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD/.services
@@ -11,6 +19,16 @@ redis_port=${IVY_REDIS_PORT:-6390}
 ironmq_port=${IVY_IRONMQ_PORT:-8690}
 ironmq_token=ivy-test-token
 ironmq_project=ivytest
+amqp_port=${IVY_AMQP_PORT:-5690}
+rabbitmq_dist_port=${IVY_RABBITMQ_DIST_PORT:-25690}
+rabbitmq_epmd_port=${IVY_RABBITMQ_EPMD_PORT:-4390}
+rabbitmq_ctl_ports=${IVY_RABBITMQ_CTL_PORTS:-35690-35699}
+rabbitmq_start_timeout=${IVY_RABBITMQ_START_TIMEOUT:-120}
+rabbitmq_node=ivytest@localhost
+rabbitmq_vhost=ivytest
+rabbitmq_user=ivy
+rabbitmq_password=ivy-test-password
+rabbitmq_bin=/usr/lib/rabbitmq/bin   # the package's own scripts, not /usr/sbin's wrappers
 
 wait_for() {  # wait_for DESCRIPTION COMMAND...: readiness check, bounded to 30 s
   local description=$1; shift
@@ -70,11 +88,169 @@ ironmq_down() {
   fi
 }
 
+# RabbitMQ. As root, /usr/sbin/rabbitmq-server and /usr/sbin/rabbitmqctl are Debian wrappers that
+# `su rabbitmq`, which sets HOME=/var/lib/rabbitmq and so the system node's Erlang cookie; we run the
+# package's scripts in $rabbitmq_bin ourselves instead, as `rabbitmq` (setpriv) when root, else as
+# the caller, with HOME at the node's directory for a cookie of its own.
+rabbitmq_as=()
+[ "$(id -u)" -ne 0 ] || rabbitmq_as=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups --)
+
+rabbitmq_dir() {  # the node's directory: .services/rabbitmq, or the temporary one it links to
+  readlink -f "$root/rabbitmq"
+}
+
+rabbitmq_env() {  # exports what rabbitmq-server and rabbitmqctl both read; call it in a subshell
+  local dir name
+  dir=$(rabbitmq_dir)
+  for name in $(compgen -e); do [[ $name != RABBITMQ_* ]] || unset "$name"; done  # only ours
+  export HOME=$dir   # $HOME/.erlang.cookie, for the node and rabbitmqctl alike
+  export ERL_EPMD_PORT=$rabbitmq_epmd_port ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_NODENAME=$rabbitmq_node RABBITMQ_USE_LONGNAME=false
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$amqp_port
+  export RABBITMQ_DIST_PORT=$rabbitmq_dist_port
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export RABBITMQ_CTL_DIST_PORT_MIN=${rabbitmq_ctl_ports%-*} RABBITMQ_CTL_DIST_PORT_MAX=${rabbitmq_ctl_ports#*-}
+  # Nothing from /etc/rabbitmq: our own (empty) rabbitmq-env.conf, configuration, conf.d, plugins.
+  export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
+  export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_CONFIG_FILES=$dir/conf.d
+  export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+  export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log
+  export RABBITMQ_PID_FILE=$dir/rabbitmq.pid
+}
+
+rabbitmqctl_node() {  # rabbitmqctl_node ARGUMENTS...: rabbitmqctl against our node, never another
+  (rabbitmq_env; exec "${rabbitmq_as[@]}" "$rabbitmq_bin/rabbitmqctl" -n "$rabbitmq_node" "$@")
+}
+
+rabbitmq_alive() {  # rabbitmq_alive PID: still our node's VM or launcher, not a recycled pid
+  ps -o args= -p "$1" 2>/dev/null | grep -q -e beam -e rabbitmq-server
+}
+
+rabbitmq_launcher_alive() {  # rabbitmq-server's shell, the Erlang VM's parent while it runs
+  local dir
+  dir=$(rabbitmq_dir)
+  [ -f "$dir/launcher.pid" ] && rabbitmq_alive "$(cat "$dir/launcher.pid")"
+}
+
+rabbitmq_log_tail() {
+  local dir
+  dir=$(rabbitmq_dir)
+  echo "services: the end of RabbitMQ's logs in $dir/log:" >&2
+  tail -n 30 "$dir/log/startup.log" "$dir/log/$rabbitmq_node.log" 2>/dev/null | sed 's/^/  /' >&2 || true
+}
+
+rabbitmq_prepare() {  # the node's directory, cookie and configuration, owned by the node's user
+  local dir
+  mkdir -p "$root"
+  if [ -L "$root/rabbitmq" ] && [ ! -e "$root/rabbitmq" ]; then rm "$root/rabbitmq"; fi  # /tmp emptied
+  if [ ! -e "$root/rabbitmq" ]; then
+    if "${rabbitmq_as[@]}" test -x "$root"; then
+      mkdir "$root/rabbitmq"
+    else  # a checkout `rabbitmq` cannot reach (under /root, say): a temporary directory instead
+      ln -s "$(mktemp -d "${TMPDIR:-/tmp}/ivy-rabbitmq.XXXXXX")" "$root/rabbitmq"
+    fi
+  fi
+  dir=$(rabbitmq_dir)
+  mkdir -p "$dir/mnesia" "$dir/log" "$dir/conf.d"
+  rm -f "$dir/launcher.pid" "$dir/rabbitmq.pid" "$dir/provisioned"   # of a node that died
+  : >"$dir/rabbitmq-env.conf"
+  echo '[].' >"$dir/enabled_plugins"
+  printf '%s\n' "listeners.tcp.default = 127.0.0.1:$amqp_port" 'log.console = false' >"$dir/rabbitmq.conf"
+  if [ ! -s "$dir/.erlang.cookie" ]; then
+    (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/.erlang.cookie")
+  fi
+  chmod 400 "$dir/.erlang.cookie"
+  [ "$(id -u)" -ne 0 ] || chown -R rabbitmq:rabbitmq "$dir"
+}
+
+rabbitmq_provision() {  # vhost, user, permissions: made, or made right, whether or not they exist
+  rabbitmqctl_node -q add_vhost "$rabbitmq_vhost" >/dev/null 2>&1 ||
+    rabbitmqctl_node -q list_vhosts name | grep -qx "$rabbitmq_vhost"
+  rabbitmqctl_node -q add_user "$rabbitmq_user" "$rabbitmq_password" >/dev/null 2>&1 ||
+    rabbitmqctl_node -q change_password "$rabbitmq_user" "$rabbitmq_password" >/dev/null
+  rabbitmqctl_node -q set_permissions -p "$rabbitmq_vhost" "$rabbitmq_user" '.*' '.*' '.*' >/dev/null
+  touch "$(rabbitmq_dir)/provisioned"
+}
+
+rabbitmq_wait_slice() {  # rabbitmq_wait_slice DEADLINE: seconds for one await_startup, 1 to 10
+  local left=$(($1 - SECONDS))
+  if [ "$left" -gt 10 ]; then echo 10; elif [ "$left" -lt 1 ]; then echo 1; else echo "$left"; fi
+}
+
+rabbitmq_up() {
+  if [ ! -x "$rabbitmq_bin/rabbitmq-server" ]; then
+    echo "services: no $rabbitmq_bin/rabbitmq-server (scripts/install-deps.sh test installs rabbitmq-server)" >&2
+    return 1
+  fi
+  local dir deadline
+  if [ -e "$root/rabbitmq" ] && rabbitmqctl_node -q -t 10 ping >/dev/null 2>&1; then
+    # Ours (our epmd, our cookie), perhaps still booting: wait for it as below, then done.
+    if rabbitmqctl_node -q await_startup --timeout "$rabbitmq_start_timeout" >/dev/null 2>&1; then
+      [ -f "$(rabbitmq_dir)/provisioned" ] || rabbitmq_provision
+      echo "services: RabbitMQ $rabbitmq_node already answers on 127.0.0.1:$amqp_port" >&2
+      return 0
+    fi
+    echo "services: RabbitMQ $rabbitmq_node runs but did not finish starting; stopping it" >&2
+    rabbitmq_log_tail
+    rabbitmq_down
+    return 1
+  fi
+  rabbitmq_prepare
+  dir=$(rabbitmq_dir)
+  # In the background rather than -detached: its launcher's pid tells a node that died.
+  (rabbitmq_env; cd "$dir"; exec nohup "${rabbitmq_as[@]}" "$rabbitmq_bin/rabbitmq-server") \
+    </dev/null >"$dir/log/startup.log" 2>&1 &
+  echo $! >"$dir/launcher.pid"
+  deadline=$((SECONDS + rabbitmq_start_timeout))
+  until rabbitmqctl_node -q await_startup --timeout "$(rabbitmq_wait_slice "$deadline")" >/dev/null 2>&1; do
+    if ! rabbitmq_launcher_alive; then
+      echo "services: RabbitMQ $rabbitmq_node exited while starting" >&2
+      rabbitmq_log_tail
+      rabbitmq_down
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "services: RabbitMQ $rabbitmq_node did not start in $rabbitmq_start_timeout s; stopping it" >&2
+      rabbitmq_log_tail
+      rabbitmq_down
+      return 1
+    fi
+    sleep 1
+  done
+  rabbitmq_provision
+  echo "services: RabbitMQ $rabbitmq_node on 127.0.0.1:$amqp_port" >&2
+}
+
+rabbitmq_down() {
+  [ -e "$root/rabbitmq" ] || return 0
+  local dir pids=() alive=
+  dir=$(rabbitmq_dir)
+  [ -f "$dir/rabbitmq.pid" ] && pids+=("$(cat "$dir/rabbitmq.pid")")    # the Erlang VM
+  [ -f "$dir/launcher.pid" ] && pids+=("$(cat "$dir/launcher.pid")")    # its parent shell
+  rabbitmqctl_node -q stop >/dev/null 2>&1 || true
+  for _ in $(seq 1 300); do  # 30 s for both to exit
+    alive=
+    for pid in "${pids[@]}"; do if rabbitmq_alive "$pid"; then alive+=" $pid"; fi; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  if [ -n "$alive" ]; then
+    echo "services: RabbitMQ $rabbitmq_node did not stop in 30 s; killing it" >&2
+    for pid in $alive; do kill -KILL "$pid" 2>/dev/null || true; done
+  fi
+  # The epmd on our port, started by the node or rabbitmqctl; no node of ours is left to need it.
+  (rabbitmq_env; epmd -kill >/dev/null 2>&1) || true
+  if [ -L "$root/rabbitmq" ]; then rm -rf "$dir" "$root/rabbitmq"; fi
+}
+
 case "${1:-}" in
-  up) redis_up; ironmq_up ;;
-  down) redis_down; ironmq_down; rm -rf "$root" ;;
+  up) redis_up; ironmq_up; rabbitmq_up ;;
+  down) redis_down; ironmq_down; rabbitmq_down; rm -rf "$root" ;;
   env)
     echo "IVY_REDIS_URL=redis://127.0.0.1:$redis_port"
-    echo "IVY_IRONMQ_URL=ironmq+http://$ironmq_token@127.0.0.1:$ironmq_port/$ironmq_project?min_timeout=1" ;;
+    echo "IVY_IRONMQ_URL=ironmq+http://$ironmq_token@127.0.0.1:$ironmq_port/$ironmq_project?min_timeout=1"
+    echo "IVY_AMQP_URL=amqp://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqp_port/$rabbitmq_vhost" ;;
   *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
 esac

@@ -52,6 +52,11 @@ final class CurlConnectionPool: Sendable {
         connection.perform(request, completion: completion)
     }
 
+    /// Long polls handed to the connections and not yet answered (for tests).
+    var longPollsInFlight: Int {
+        state.withLock { $0.connections.reduce(0) { $0 + $1.longPolls.load(ordering: .relaxed) } }
+    }
+
     /// Performs what is queued, then ends every connection's thread; later requests fail at once.
     func close() {
         let connections = state.withLock { state in

@@ -11,14 +11,14 @@ internal import Synchronization
 /// thread of its own): posts and deletes in batches of up to 100, reservations long-polled with
 /// `wait` (up to 30 s a request), touch as the heartbeat of long tasks (it hands out a new
 /// reservation id). A touch also raises the message's `reserved_count`, so retries are sent again
-/// as new messages with their attempt raised and a delay (``ExtensionCountingQueueBackend``);
-/// release puts back what a stopping worker did not start. IronMQ counts in whole seconds: a
+/// as new messages with their attempt raised and a delay (``ResendingQueueBackend``);
+/// release puts back what a stopping worker hands back. IronMQ counts in whole seconds: a
 /// visibility is rounded up to a second and to the server's shortest reservation (30 s on
 /// Iron.io), a delay up to a second and down to its longest (7 days). Dead letters go, as a JSON
 /// record with the reason, to the queue the queue's own `dead_letter` setting names, else to
 /// `<queue>--dead`; the setting is read once per queue. Queues are created by IronMQ on the
 /// first post, and by a reserve that finds none.
-public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueueBackend {
+public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend {
     public struct Receipt: Sendable, Hashable {
         /// The reservation id IronMQ handed out; a touch replaces it.
         fileprivate let reservationID: String
@@ -27,12 +27,12 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
     public let endpoint: String
     public let maximumMessageSize: Int
 
-    private let client: IronMQClient
-    private let minimumReservation: Duration
+    let client: IronMQClient
+    let minimumReservation: Duration
     private let senders = CoalescerTable<IronMQClient.PostedMessage, String>(maximumBatch: 100)
     private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: 100)
     /// Each queue's dead-letter queue, once read from its settings.
-    private let deadQueues = Mutex<[QueueName: String]>([:])
+    let deadQueues = Mutex<[QueueName: DeadQueue]>([:])
 
     /// IronMQ's longest reservation and delay, and the most messages one request moves.
     static let longestReservation = 86_400
@@ -123,7 +123,7 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
     }
 
     /// IronMQ message bodies are JSON strings: a body must be UTF-8 text, as every Ivy message is.
-    private func text(_ body: [UInt8], queue: QueueName) throws(IvyError) -> String {
+    func text(_ body: [UInt8], queue: QueueName) throws(IvyError) -> String {
         guard let text = String(validating: body, as: UTF8.self) else {
             throw IvyError(
                 .malformedMessage, endpoint: endpoint,
@@ -231,141 +231,39 @@ public final class IronMQBackend: InspectableQueueBackend, ExtensionCountingQueu
             delay: Self.seconds(delay, in: 0...Self.longestDelay), in: reservation.queue.rawValue)
     }
 
-    /// A retry as a new message (``ExtensionCountingQueueBackend``): posted with its delay, then
+    /// Yes: a touch raises `reserved_count`.
+    public var deliveryCountIncludesExtensions: Bool { true }
+
+    /// A retry as a new message (``ResendingQueueBackend``): posted with its delay, then
     /// the reservation deleted.
     public func resend(_ reservation: Reservation<Receipt>, as body: [UInt8], delay: Duration) async throws {
         try checkSize(body, queue: reservation.queue)
         let message = IronMQClient.PostedMessage(
             body: try text(body, queue: reservation.queue),
             delay: Self.seconds(delay, in: 0...Self.longestDelay))
-        _ = try await client.post([message], to: reservation.queue.rawValue)
-        try await client.delete(
-            reservation.messageID, reservation: reservation.receipt.reservationID,
-            from: reservation.queue.rawValue)
-    }
-
-    /// A dead letter as it waits in `<queue>--dead`.
-    struct DeadRecord: Codable {
-        let id: String
-        let body: String
-        let reason: String
-        let deliveryCount: Int
-        let deadLetteredAt: String
-
-        enum CodingKeys: String, CodingKey {
-            case id, body, reason
-            case deliveryCount = "delivery_count"
-            case deadLetteredAt = "dead_lettered_at"
+        let copy = try await client.post([message], to: reservation.queue.rawValue)[0]
+        do {
+            try await client.delete(
+                reservation.messageID, reservation: reservation.receipt.reservationID,
+                from: reservation.queue.rawValue)
+        } catch {
+            // The original will come back (its reservation is gone): take the copy back, so
+            // that the retry runs once. A copy already reserved elsewhere stays, and both run.
+            try? await client.delete(copy, reservation: nil, from: reservation.queue.rawValue)
+            throw error
         }
     }
 
-    /// Posts the dead-letter record, then deletes the message: a failure in between leaves a
-    /// duplicate record, never a lost message.
-    public func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws {
-        let record = DeadRecord(
-            id: reservation.messageID, body: String(decoding: reservation.body, as: UTF8.self),
-            reason: reason,
-            deliveryCount: reservation.deliveryCount, deadLetteredAt: RFC3339.format(Date()))
-        let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
-        _ = try await client.post(
-            [.init(body: json, delay: nil)], to: try await deadQueue(of: reservation.queue))
-        try await ack(reservation)
-    }
+    /// Reservations waiting on the server (for tests).
+    var longPollsInFlight: Int { client.longPollsInFlight }
 
     public func close() async {
         client.close()
     }
 
-    // MARK: Inspection
-
-    /// No: IronMQ reports one count, `size`, every message not deleted.
-    public var distinguishesStates: Bool { false }
-
-    /// IronMQ's `size` (every message not deleted, reserved and delayed ones included) as
-    /// `ready`, and the size of `<queue>--dead`.
-    public func size(of queue: QueueName) async throws -> QueueSize {
-        let info = try await client.info(queue.rawValue)
-        let deadQueue = info.map { remember($0, of: queue) } ?? Self.deadQueue(queue)
-        let size = info?.size ?? 0
-        let dead = try await client.info(deadQueue)?.size ?? 0
-        return QueueSize(ready: size, delayed: 0, reserved: 0, dead: dead)
-    }
-
-    public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
-        try await client.peek(queue.rawValue, count: min(max(count, 1), Self.maximumBatch)).map {
-            QueuedMessage(messageID: $0.id, body: Array($0.body.utf8), deliveryCount: $0.reservedCount ?? 0)
-        }
-    }
-
-    public func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter] {
-        try await client.peek(try await deadQueue(of: queue), count: min(max(count, 1), Self.maximumBatch))
-            .map {
-                message in
-                let record = try? JSONDecoder().decode(DeadRecord.self, from: Data(message.body.utf8))
-                return DeadLetter(
-                    queue: queue, messageID: record?.id ?? message.id,
-                    body: Array((record?.body ?? message.body).utf8),
-                    reason: record?.reason ?? "(not an Ivy dead-letter record)",
-                    deliveryCount: record?.deliveryCount ?? 0,
-                    deadLetteredAt: record.flatMap { RFC3339.parse($0.deadLetteredAt) }
-                        ?? Date(timeIntervalSince1970: 0))
-            }
-    }
-
-    public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
-        let deadQueue = try await deadQueue(of: queue)
-        var moved = 0
-        while moved < count {
-            let batch =
-                try await client.reserve(
-                    from: deadQueue, count: min(count - moved, Self.maximumBatch),
-                    timeout: Self.seconds(minimumReservation, in: 1...Self.longestReservation), wait: 0,
-                    absentOn404: true) ?? []
-            guard !batch.isEmpty else { break }
-            for message in batch {
-                let record = try? JSONDecoder().decode(DeadRecord.self, from: Data(message.body.utf8))
-                _ = try await client.post(
-                    [.init(body: record?.body ?? message.body, delay: nil)], to: queue.rawValue)
-                try await client.delete(
-                    message.id, reservation: message.reservationID, from: deadQueue)
-                moved += 1
-            }
-        }
-        return moved
-    }
-
-    /// IronMQ's clear: reserved messages go too, not only ready and delayed ones.
-    public func purge(_ queue: QueueName) async throws -> Int {
-        let size = try await client.info(queue.rawValue)?.size ?? 0
-        try await client.clear(queue.rawValue)
-        return size
-    }
-
-    public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
-        let deadQueue = try await deadQueue(of: queue)
-        let size = try await client.info(deadQueue)?.size ?? 0
-        try await client.clear(deadQueue)
-        return size
-    }
-
     // MARK: Support
 
     static func deadQueue(_ queue: QueueName) -> String { "\(queue.rawValue)--dead" }
-
-    /// The queue's `dead_letter.queue_name` if it has one, else `<queue>--dead`; read from the
-    /// server the first time, then remembered (a queue that does not exist yet is asked again).
-    private func deadQueue(of queue: QueueName) async throws -> String {
-        if let known = deadQueues.withLock({ $0[queue] }) { return known }
-        guard let info = try await client.info(queue.rawValue) else { return Self.deadQueue(queue) }
-        return remember(info, of: queue)
-    }
-
-    /// The dead-letter queue `info` names for `queue`, remembered.
-    private func remember(_ info: IronMQClient.QueueInfo, of queue: QueueName) -> String {
-        let name = info.deadLetter?.queueName.flatMap { $0.isEmpty ? nil : $0 } ?? Self.deadQueue(queue)
-        deadQueues.withLock { $0[queue] = name }
-        return name
-    }
 
     /// Whole seconds, rounded up, within `range`: what IronMQ's requests take.
     static func seconds(_ duration: Duration, in range: ClosedRange<Int>) -> Int {

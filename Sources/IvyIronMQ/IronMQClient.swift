@@ -24,6 +24,9 @@ final class IronMQClient: Sendable {
         headers = ["Content-Type: application/json", "Accept: application/json"]
     }
 
+    /// Long polls on their way (for tests).
+    var longPollsInFlight: Int { pool.longPollsInFlight }
+
     /// Ends the connections; requests from now on fail at once with ``IvyError/Code/closed``.
     func close() {
         isClosed.store(true, ordering: .relaxed)
@@ -68,18 +71,12 @@ final class IronMQClient: Sendable {
         return ids
     }
 
-    /// A message id: a string, or a number as the docs' examples show it.
-    struct MessageID: Decodable, Sendable {
-        let text: String
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(UInt64.self) {
-                text = String(number)
-            } else {
-                text = try container.decode(String.self)
-            }
-        }
+    /// A message's `id`: a string, or a number as the docs' examples show it; nil otherwise.
+    static func messageID(of message: JSONObjectReader) throws(JSONObjectReader.Failure) -> String? {
+        guard let raw = message.raw("id"), let first = raw.first else { return nil }
+        if first == UInt8(ascii: "\"") { return try message.string("id") }
+        guard raw.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return String(decoding: raw, as: UTF8.self)
     }
 
     struct ReservedMessage: Sendable {
@@ -90,21 +87,12 @@ final class IronMQClient: Sendable {
 
         /// One element of a reservation's `messages`; nil when a member is missing.
         init?(_ message: JSONObjectReader) throws(JSONObjectReader.Failure) {
-            guard let raw = message.raw("id"), let first = raw.first,
+            guard let id = try IronMQClient.messageID(of: message),
                 let body = try message.string("body"),
                 let reservedCount = try message.integer("reserved_count"),
                 let reservationID = try message.string("reservation_id")
             else { return nil }
-            if first == UInt8(ascii: "\"") {
-                guard let id = try message.string("id") else { return nil }
-                self.id = id
-            } else {
-                // A number, as the docs' examples show it.
-                guard raw.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-                    return nil
-                }
-                self.id = String(decoding: raw, as: UTF8.self)
-            }
+            self.id = id
             self.body = body
             self.reservedCount = reservedCount
             self.reservationID = reservationID
@@ -131,23 +119,21 @@ final class IronMQClient: Sendable {
                 Call(absentOn404: absentOn404, isLongPoll: wait > 0, extraTime: .seconds(wait)))
         else { return nil }
         return try parse(answer, of: .post, path) { answer throws(JSONObjectReader.Failure) in
-            guard let messages = try answer.objects("messages") else { return nil }
-            var reserved: [ReservedMessage] = []
-            reserved.reserveCapacity(messages.count)
-            for message in messages {
-                guard let message = try ReservedMessage(message) else { return nil }
-                reserved.append(message)
-            }
-            return reserved
+            try Self.elements(of: answer, ReservedMessage.init)
         }
     }
 
-    /// Deletes a reserved message. A stale reservation is ``IvyError/Code/reservationLost``.
-    func delete(_ id: String, reservation: String, from queue: String) async throws {
+    /// Deletes a message: a reserved one with its reservation (a stale one is
+    /// ``IvyError/Code/reservationLost``), one nobody reserved without.
+    func delete(_ id: String, reservation: String?, from queue: String) async throws {
         var body = JSONWriter(capacity: 64)
-        body.raw("{\"reservation_id\":")
-        body.string(reservation)
-        body.raw("}")
+        if let reservation {
+            body.raw("{\"reservation_id\":")
+            body.string(reservation)
+            body.raw("}")
+        } else {
+            body.raw("{}")
+        }
         _ = try await perform(
             .delete, "queues/\(queue)/messages/\(id)", body.bytes,
             Call(reservationCall: true, doneOn404AfterRetry: true))
@@ -190,25 +176,44 @@ final class IronMQClient: Sendable {
             Call(reservationCall: true))
     }
 
-    struct PeekedMessage: Decodable, Sendable {
-        let messageID: MessageID
-        var id: String { messageID.text }
+    struct PeekedMessage: Sendable {
+        let id: String
         let body: String
         let reservedCount: Int?
 
-        enum CodingKeys: String, CodingKey {
-            case messageID = "id"
-            case body
-            case reservedCount = "reserved_count"
+        /// One element of a peek's `messages`; nil when the id or body is missing.
+        init?(_ message: JSONObjectReader) throws(JSONObjectReader.Failure) {
+            guard let id = try IronMQClient.messageID(of: message), let body = try message.string("body")
+            else {
+                return nil
+            }
+            self.id = id
+            self.body = body
+            reservedCount = try message.integer("reserved_count")
         }
     }
 
     /// The next `count` (≤ 100) messages without reserving them; none for a missing queue.
     func peek(_ queue: String, count: Int) async throws -> [PeekedMessage] {
-        struct Response: Decodable { let messages: [PeekedMessage] }
-        let response: Response? = try await sendOrAbsent(
-            .get, "queues/\(queue)/messages?n=\(count)", Empty?.none, Call(absentOn404: true))
-        return response?.messages ?? []
+        let path = "queues/\(queue)/messages?n=\(count)"
+        guard let answer = try await perform(.get, path, nil, Call(absentOn404: true)) else { return [] }
+        return try parse(answer, of: .get, path) { answer throws(JSONObjectReader.Failure) in
+            try Self.elements(of: answer, PeekedMessage.init)
+        }
+    }
+
+    /// The `messages` of an answer, each read by `read`; nil when one cannot be.
+    private static func elements<Message>(
+        of answer: JSONObjectReader, _ read: (JSONObjectReader) throws(JSONObjectReader.Failure) -> Message?
+    ) throws(JSONObjectReader.Failure) -> [Message]? {
+        guard let messages = try answer.objects("messages") else { return nil }
+        var result: [Message] = []
+        result.reserveCapacity(messages.count)
+        for message in messages {
+            guard let message = try read(message) else { return nil }
+            result.append(message)
+        }
+        return result
     }
 
     struct QueueInfo: Decodable, Sendable {

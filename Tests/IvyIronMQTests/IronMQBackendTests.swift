@@ -5,6 +5,8 @@ import Ivy
 import IvyTestSupport
 import Testing
 
+@testable import IvyIronMQ
+
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
@@ -145,6 +147,9 @@ struct IronMQBackendTests {
         let polling = Task {
             try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(20))
         }
+        try await withDeadline(.seconds(10), "the long poll to be handed to a connection") {
+            while backend.longPollsInFlight == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        }
         // Requests made meanwhile go to other connections: they finish while the poll waits.
         let reserved = try #require(
             try await backend.reserve(from: other, count: 1, visibility: .seconds(30), wait: .zero).first)
@@ -158,26 +163,32 @@ struct IronMQBackendTests {
         await backend.close()
     }
 
-    @Test func deadLettersGoWhereTheQueuesOwnSettingSays() async throws {
+    @Test func deadLettersGoWhereTheQueuesOwnSettingSaysAndStayApartThere() async throws {
         let (backend, queue) = try await open()
-        let elsewhere = "\(queue)-graveyard"
-        try await setDeadLetterQueue(of: queue, to: elsewhere)
-        let body = Array(#"{"name":"x.y","args":[2]}"#.utf8)
-        _ = try await backend.send(body, to: queue)
-        let reservation = try #require(
-            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
-                .first)
-        try await backend.deadLetter(reservation, reason: "BadThing: it broke")
-        #expect(try await backend.size(of: queue).dead == 1)
-        let letters = try await backend.deadLetters(of: queue, count: 10)
-        #expect(letters.map(\.reason) == ["BadThing: it broke"])
-        #expect(letters.first?.body == body)
-        // It is in the named queue, and not in `<queue>--dead`.
-        #expect(try await backend.size(of: QueueName(elsewhere)).live == 1)
+        let other = try QueueName("\(queue)-b")
+        let graveyard = try QueueName("\(queue)-graveyard")
+        for name in [queue, other] { try await setDeadLetterQueue(of: name, to: graveyard.rawValue) }
+        for (name, reason) in [(queue, "A: it broke"), (other, "B: it broke too")] {
+            _ = try await backend.send(Array(#"{"name":"x.y","args":["\#(name)"]}"#.utf8), to: name)
+            let reservation = try #require(
+                try await backend.reserve(from: name, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                    .first)
+            try await backend.deadLetter(reservation, reason: reason)
+        }
+        // And one that IronMQ itself could have moved there: no Ivy record, no queue named.
+        _ = try await backend.send(Array("raw".utf8), to: graveyard)
+
+        #expect(try await backend.deadLetters(of: queue, count: 10).map(\.reason) == ["A: it broke"])
+        #expect(try await backend.deadLetters(of: other, count: 10).map(\.reason) == ["B: it broke too"])
+        #expect(try await backend.size(of: queue).dead == 3, "a shared dead-letter queue counts whole")
         #expect(try await backend.size(of: QueueName("\(queue)--dead")).live == 0)
+        // Requeueing and purging take a queue's own records only.
         #expect(try await backend.requeueDeadLetters(of: queue, count: 10) == 1)
-        #expect(try await backend.size(of: QueueName(elsewhere)).live == 0)
         #expect(try await backend.size(of: queue).live == 1)
+        #expect(try await backend.purgeDeadLetters(of: other) == 1)
+        #expect(try await backend.deadLetters(of: other, count: 10).isEmpty)
+        let left = try await backend.peek(graveyard, count: 10)
+        #expect(left.map { String(decoding: $0.body, as: UTF8.self) } == ["raw"])
         await backend.close()
     }
 

@@ -9,10 +9,10 @@ import Testing
 /// redeliveries must not be read from it as they are on Redis (PROTOCOL.md §5, §7).
 @Suite("IronMQ heartbeats and attempts")
 struct IronMQHeartbeatTests {
-    /// A worker whose heartbeats fire every half second (a third of 1.5 s); the local server
-    /// allows reservations of one second.
+    /// A worker whose heartbeats fire every second (a third of 3 s); the local server allows
+    /// reservations of one second.
     private static let options = WorkerOptions(
-        concurrency: 1, visibilityTimeout: .milliseconds(1500), pollWait: .seconds(1), extraDeliveries: 3,
+        concurrency: 1, visibilityTimeout: .seconds(3), pollWait: .seconds(1), extraDeliveries: 3,
         logger: SilentLogger())
 
     private func connect() async throws -> (IvyConnection, QueueName) {
@@ -62,23 +62,26 @@ struct IronMQHeartbeatTests {
             options: ClientOptions(resultTimeout: .seconds(60), logger: SilentLogger()))
         let worker = try IvyWorker(registry: registry, connection: connection, options: Self.options)
         let running = Task { try await worker.run() }
-        // Read from `reserved_count` (one delivery and about five touches, then one more
-        // delivery), the retry would be attempt 7 and past the 2 + 3 deliveries allowed.
-        #expect(try await client.call(flaky, 2500) == 2)
-        #expect(attempts.value == [1, 2])
+        // Read from `reserved_count` (one delivery and about four touches, then one more
+        // delivery), the retry would be attempt 6 and past the 2 + 3 deliveries allowed.
+        #expect(try await client.call(flaky, 4500) == 2)
+        // A machine stalled past the reservation may run the first attempt twice, never more
+        // than the two attempts the task has.
+        let seen = attempts.value
+        #expect(seen.first == 1 && seen.last == 2 && seen.allSatisfy { $0 <= 2 }, "attempts: \(seen)")
         running.cancel()
         try await running.value
         await client.close()
         await connection.close()
     }
 
-    @Test(arguments: [(touches: 10, exhausted: false), (touches: 20, exhausted: true)])
+    @Test(arguments: [(touches: 8, exhausted: false), (touches: 14, exhausted: true)])
     func touchesCountAsRedeliveriesOnlyPastTheirAllowance(touches: Int, exhausted: Bool) async throws {
         let (connection, queue) = try await connect()
         let backend = try #require(connection.backend as? IronMQBackend)
         let registry = TaskRegistry()
-        // A one-second timeout: a delivery may make ceil(1 / 0.5) + 2 = 4, and the four
-        // deliveries the worker allows (extraDeliveries 3, plus one) 16 in all.
+        // A one-second timeout: a delivery may make ceil(1 / 1) + 2 = 3, and the four
+        // deliveries the worker allows (extraDeliveries 3, plus one) 12 in all.
         let echo = try registry.register("heartbeat.echo", queue: queue, timeout: .seconds(1)) {
             (value: Int) in value
         }

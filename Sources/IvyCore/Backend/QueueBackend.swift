@@ -6,7 +6,7 @@
 /// workers detect: ``PipelinedQueueBackend`` (sends that do not suspend),
 /// ``ResultPublishingQueueBackend`` (acknowledge and publish a result in one request),
 /// ``InspectableQueueBackend`` (sizes, peek, dead letters) and
-/// ``ExtensionCountingQueueBackend`` (a delivery count that heartbeats raise too). The article <doc:WritingABackend>
+/// ``ResendingQueueBackend`` (retries sent again as new messages). The article <doc:WritingABackend>
 /// walks through the memory backend as an example.
 ///
 /// Message bodies are opaque bytes here; the codec above turns them into task messages.

@@ -8,21 +8,23 @@
 struct MessageCodec: Sendable {
     var encryption: MessageEncryption?
 
+    /// A new message, sealed in the encryption's own format when there is a key.
     func encode(_ message: TaskMessage) -> [UInt8] {
-        let plaintext = message.encoded()
-        guard let encryption else { return plaintext }
-        return encryption.seal(
-            plaintext, route: message.id.map { .init(id: $0, notify: message.notify?.rawValue) })
+        encode(message, sealedAs: encryption?.format)
     }
 
     /// A message sent again (a retry by resending), in the form it came in: sealed the same
     /// way, or plaintext, so that whoever could read it before reads it again.
     func encode(_ message: TaskMessage, as form: MessageEncryption.Format?) -> [UInt8] {
+        encode(message, sealedAs: form)
+    }
+
+    private func encode(_ message: TaskMessage, sealedAs format: MessageEncryption.Format?) -> [UInt8] {
         let plaintext = message.encoded()
-        guard let encryption, let form else { return plaintext }
+        guard let encryption, let format else { return plaintext }
         return encryption.seal(
-            plaintext, route: message.id.map { .init(id: $0, notify: message.notify?.rawValue) }, format: form
-        )
+            plaintext, route: message.id.map { .init(id: $0, notify: message.notify?.rawValue) },
+            format: format)
     }
 
     func decodeTask(_ body: [UInt8]) throws(IvyError) -> TaskMessage {

@@ -26,6 +26,8 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
         /// Set once the task body starts.
         var deadline: ContinuousClock.Instant?
         var onTimeout: TimeoutHandler?
+        /// An extension of its reservation is on its way to the broker.
+        var isBeating = false
     }
     private typealias Beat = (id: UInt64, reservation: Reservation<Backend.Receipt>)
 
@@ -35,6 +37,8 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
         /// Attempts taken over before their task was attached.
         var takenBeforeAttach: Set<UInt64> = []
         var isInterrupting = false
+        /// Attempts ended while a heartbeat was on its way: resumed with the renewed reservation.
+        var awaitingRenewal: [UInt64: CheckedContinuation<Reservation<Backend.Receipt>?, Never>] = [:]
     }
 
     private let backend: Backend
@@ -102,9 +106,31 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
 
     /// Stops watching attempt `id` and hands its settlement to the caller: returns its latest
     /// reservation (heartbeats may have renewed it), or nil when the supervisor took it over.
-    func end(_ id: UInt64) -> Reservation<Backend.Receipt>? {
-        state.withLock { $0.attempts.removeValue(forKey: id)?.reservation }
+    ///
+    /// When a heartbeat is on its way, this waits for it: a broker that hands out a new receipt
+    /// on every extension (IronMQ) refuses the old one once the extension lands, and settling
+    /// with it would run the message again.
+    func end(_ id: UInt64) async -> Reservation<Backend.Receipt>? {
+        let ended = state.withLock { state -> Reservation<Backend.Receipt>?? in
+            guard let attempt = state.attempts[id] else { return .some(nil) }
+            guard !attempt.isBeating else { return .none }
+            state.attempts.removeValue(forKey: id)
+            return attempt.reservation
+        }
+        if let ended { return ended }
+        return await withCheckedContinuation { continuation in
+            let ended = state.withLock { state -> Reservation<Backend.Receipt>?? in
+                guard let attempt = state.attempts.removeValue(forKey: id) else { return .some(nil) }
+                guard attempt.isBeating else { return attempt.reservation }
+                state.awaitingRenewal[id] = continuation
+                return .none
+            }
+            if let ended { continuation.resume(returning: ended) }
+        }
     }
+
+    /// Attempts ended while a heartbeat was on its way, waiting for it (for tests).
+    var endsAwaitingRenewal: Int { state.withLock { $0.awaitingRenewal.count } }
 
     /// Takes over every attempt (shutdown past its grace period) and cancels their tasks;
     /// returns their reservations for the caller to release. Later admissions are refused.
@@ -139,6 +165,7 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
                         if attempt.task == nil { state.takenBeforeAttach.insert(id) }
                     } else if attempt.nextBeat <= now {
                         state.attempts[id]!.nextBeat = now.advanced(by: beatInterval)
+                        state.attempts[id]!.isBeating = true
                         due.append((id, attempt.reservation))
                     }
                 }
@@ -149,13 +176,22 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
                 attempt.onTimeout?(attempt.reservation)
             }
             for (id, reservation) in due {
+                var latest = reservation
                 do {
-                    let renewed = try await backend.extend(reservation, visibility: visibility)
-                    state.withLock { $0.attempts[id]?.reservation = renewed }
+                    latest = try await backend.extend(reservation, visibility: visibility)
                 } catch {
                     logger.warning(
                         "heartbeat failed", ["message.id": reservation.messageID, "error": "\(error)"])
                 }
+                let waiting = state.withLock { state in
+                    guard state.attempts[id] == nil else {
+                        state.attempts[id]!.reservation = latest
+                        state.attempts[id]!.isBeating = false
+                        return CheckedContinuation<Reservation<Backend.Receipt>?, Never>?.none
+                    }
+                    return state.awaitingRenewal.removeValue(forKey: id)
+                }
+                waiting?.resume(returning: latest)
             }
         }
     }

@@ -22,8 +22,11 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let backend: Backend
     /// The backend's one-request acknowledge-and-publish, where it reaches the notifier.
     private let resultPublisher: (any ResultPublishingQueueBackend<Backend.Receipt>)?
-    /// Set where the broker's delivery count includes heartbeats: retries are resent then.
-    private let resender: (any ExtensionCountingQueueBackend<Backend.Receipt>)?
+    /// Set where retries are sent again as new messages (``ResendingQueueBackend``).
+    private let resender: (any ResendingQueueBackend<Backend.Receipt>)?
+    /// Whether the broker's delivery count also counts heartbeats: attempts come from the
+    /// message alone then, and redeliveries have an allowance for the heartbeats.
+    private let countsHeartbeats: Bool
     private let notifier: any Notifier
     private let registry: TaskRegistry
     private let codec: MessageCodec
@@ -56,7 +59,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         } else {
             resultPublisher = nil
         }
-        resender = backend as? any ExtensionCountingQueueBackend<Backend.Receipt>
+        resender = backend as? any ResendingQueueBackend<Backend.Receipt>
+        countsHeartbeats = resender?.deliveryCountIncludesExtensions ?? false
         self.notifier = notifier
         self.registry = registry
         self.codec = codec
@@ -212,7 +216,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             try backend.checkSize(delivered.body, queue: delivered.queue)
             (message, form) = try codec.decodeCall(delivered.body)
         } catch {
-            guard let reservation = supervisor.end(id) else { return }
+            guard let reservation = await supervisor.end(id) else { return }
             await settle(reservation) {
                 await self.deadLetter(reservation, reason: "\(error)")
                 if let notice = self.codec.undecryptableNotice(
@@ -229,15 +233,15 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         let taskID = message.id ?? delivered.messageID
         // Where the count includes heartbeats, the message's own attempt is the exact one.
         let attempt =
-            resender == nil
-            ? Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount) : max(message.attempt, 1)
+            countsHeartbeats
+            ? max(message.attempt, 1) : Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount)
         let context = TaskEventContext(
             taskName: message.name, taskID: taskID, queue: delivered.queue, attempt: attempt)
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker",
                 retryable: false)
-            guard let reservation = supervisor.end(id) else { return }
+            guard let reservation = await supervisor.end(id) else { return }
             // Like any other outcome (PROTOCOL.md §3): a node-ivy producer listens on the base.
             await fail(
                 reservation, message, context, error: error, channel: message.notify ?? defaultChannel,
@@ -248,14 +252,14 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         if let deadline = message.deadline, deadline < Date() {
             // The caller has stopped waiting: running it now would only waste the worker.
             let reason = "\(IvyError(.deadlineExpired, taskName: message.name, taskID: taskID))"
-            guard let reservation = supervisor.end(id) else { return }
+            guard let reservation = await supervisor.end(id) else { return }
             await settle(reservation) { await self.deadLetter(reservation, reason: reason) }
             return
         }
         let (sum, overflow) = task.options.retry.maxAttempts.addingReportingOverflow(options.extraDeliveries)
         let deliveryLimit = overflow ? Int.max : sum
         let allowance =
-            resender == nil
+            !countsHeartbeats
             ? Int.max
             : Self.deliveryAllowance(
                 extraDeliveries: options.extraDeliveries, timeout: task.options.timeout,
@@ -270,7 +274,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                     + "\(message.name) allows"
             let error = ResultNotification.RemoteError(
                 name: "AttemptsExhausted", message: why, retryable: false)
-            guard let reservation = supervisor.end(id) else { return }
+            guard let reservation = await supervisor.end(id) else { return }
             await fail(reservation, message, context, error: error, channel: channel, form: form)
             return
         }
@@ -297,7 +301,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         } catch {
             result = .failure(error)
         }
-        guard let reservation = supervisor.end(id) else { return }
+        guard let reservation = await supervisor.end(id) else { return }
         switch result {
         case .success(let value):
             events.emit(.succeeded(context, duration: clock.now - start))
@@ -405,7 +409,9 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                 }
                 self.events.emit(.retried(context, delay: delay, error: "\(remote.name): \(remote.message)"))
             } catch {
-                self.logger.error("release failed", ["task.id": context.taskID, "error": "\(error)"])
+                self.logger.error(
+                    "the retry could not be queued; the message will come back",
+                    ["task.id": context.taskID, "error": "\(error)"])
             }
         }
     }

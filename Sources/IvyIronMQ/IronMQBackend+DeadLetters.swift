@@ -1,0 +1,217 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+public import IvyCore
+internal import Synchronization
+
+/// Dead letters and inspection.
+///
+/// A queue's dead letters go to the queue its own `dead_letter` setting names, else to
+/// `<queue>--dead`. A queue of the second kind holds one queue's dead letters only, and
+/// everything in it is that queue's. One named by the setting may serve several queues: there a
+/// queue's dead letters are the Ivy records that name it, requeueing and purging take only
+/// those (and leave the rest, and messages IronMQ itself moved there, in place), and the `dead`
+/// count is the whole queue's.
+extension IronMQBackend {
+    /// A dead letter as it waits in its dead-letter queue.
+    struct DeadRecord: Codable {
+        /// The queue it died in; absent in records written before dead-letter queues could be
+        /// shared.
+        let queue: String?
+        let id: String
+        let body: String
+        let reason: String
+        let deliveryCount: Int
+        let deadLetteredAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case queue, id, body, reason
+            case deliveryCount = "delivery_count"
+            case deadLetteredAt = "dead_lettered_at"
+        }
+
+        /// The record a dead-letter message holds; nil for anything else (a message IronMQ
+        /// moved there itself past `max_reservations`).
+        init?(_ body: String) {
+            guard let record = try? JSONDecoder().decode(Self.self, from: Data(body.utf8)) else { return nil }
+            self = record
+        }
+
+        init(
+            queue: String, id: String, body: String, reason: String, deliveryCount: Int,
+            deadLetteredAt: String
+        ) {
+            self.queue = queue
+            self.id = id
+            self.body = body
+            self.reason = reason
+            self.deliveryCount = deliveryCount
+            self.deadLetteredAt = deadLetteredAt
+        }
+    }
+
+    /// Posts the dead-letter record, then deletes the message: a failure in between leaves a
+    /// duplicate record, never a lost message.
+    public func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws {
+        let record = DeadRecord(
+            queue: reservation.queue.rawValue, id: reservation.messageID,
+            body: String(decoding: reservation.body, as: UTF8.self), reason: reason,
+            deliveryCount: reservation.deliveryCount, deadLetteredAt: RFC3339.format(Date()))
+        let json = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+        _ = try await client.post(
+            [.init(body: json, delay: nil)], to: try await deadQueue(of: reservation.queue).name)
+        try await ack(reservation)
+    }
+
+    /// No: IronMQ reports one count, `size`, every message not deleted.
+    public var distinguishesStates: Bool { false }
+
+    /// IronMQ's `size` (every message not deleted, reserved and delayed ones included) as
+    /// `ready`, and the size of the dead-letter queue as `dead`.
+    public func size(of queue: QueueName) async throws -> QueueSize {
+        let info = try await client.info(queue.rawValue)
+        let deadQueue = info.map { remember($0, of: queue) } ?? DeadQueue(of: queue, named: nil)
+        let size = info?.size ?? 0
+        let dead = try await client.info(deadQueue.name)?.size ?? 0
+        return QueueSize(ready: size, delayed: 0, reserved: 0, dead: dead)
+    }
+
+    public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
+        try await client.peek(queue.rawValue, count: min(max(count, 1), Self.maximumBatch)).map {
+            QueuedMessage(messageID: $0.id, body: Array($0.body.utf8), deliveryCount: $0.reservedCount ?? 0)
+        }
+    }
+
+    /// The first dead letters of `queue`, from the first 100 messages of its dead-letter queue.
+    public func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter] {
+        let deadQueue = try await deadQueue(of: queue)
+        let wanted = min(max(count, 1), Self.maximumBatch)
+        let peeked = try await client.peek(
+            deadQueue.name, count: deadQueue.isShared ? Self.maximumBatch : wanted)
+        var letters: [DeadLetter] = []
+        for message in peeked where letters.count < wanted {
+            let record = DeadRecord(message.body)
+            guard deadQueue.holds(record, of: queue) else { continue }
+            letters.append(
+                DeadLetter(
+                    queue: queue, messageID: record?.id ?? message.id,
+                    body: Array((record?.body ?? message.body).utf8),
+                    reason: record?.reason ?? "(not an Ivy dead-letter record)",
+                    deliveryCount: record?.deliveryCount ?? 0,
+                    deadLetteredAt: record.flatMap { RFC3339.parse($0.deadLetteredAt) }
+                        ?? Date(timeIntervalSince1970: 0)))
+        }
+        return letters
+    }
+
+    public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
+        let deadQueue = try await deadQueue(of: queue)
+        return try await sweep(deadQueue, of: queue, limit: count) { message, record in
+            _ = try await client.post(
+                [.init(body: record?.body ?? message.body, delay: nil)], to: queue.rawValue)
+            try await client.delete(message.id, reservation: message.reservationID, from: deadQueue.name)
+        }
+    }
+
+    /// IronMQ's clear: reserved messages go too, not only ready and delayed ones.
+    public func purge(_ queue: QueueName) async throws -> Int {
+        let size = try await client.info(queue.rawValue)?.size ?? 0
+        try await client.clear(queue.rawValue)
+        return size
+    }
+
+    public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
+        let deadQueue = try await deadQueue(of: queue)
+        guard deadQueue.isShared else {
+            let size = try await client.info(deadQueue.name)?.size ?? 0
+            try await client.clear(deadQueue.name)
+            return size
+        }
+        return try await sweep(deadQueue, of: queue, limit: Int.max) { message, _ in
+            try await client.delete(message.id, reservation: message.reservationID, from: deadQueue.name)
+        }
+    }
+
+    // MARK: Support
+
+    /// Where a queue's dead letters go.
+    struct DeadQueue: Sendable {
+        let name: String
+        /// Named by the queue's `dead_letter` setting: other queues may use it too.
+        let isShared: Bool
+
+        init(of queue: QueueName, named setting: String?) {
+            let own = "\(queue.rawValue)--dead"
+            name = setting.flatMap { $0.isEmpty ? nil : $0 } ?? own
+            isShared = name != own
+        }
+
+        /// Whether a message of this dead-letter queue (its record, if it is one) is `queue`'s.
+        func holds(_ record: DeadRecord?, of queue: QueueName) -> Bool {
+            !isShared || record?.queue == queue.rawValue
+        }
+    }
+
+    /// The queue's dead-letter queue: read from its settings the first time, then remembered
+    /// (a queue that does not exist yet is asked again).
+    func deadQueue(of queue: QueueName) async throws -> DeadQueue {
+        if let known = deadQueues.withLock({ $0[queue] }) { return known }
+        guard let info = try await client.info(queue.rawValue) else {
+            return DeadQueue(of: queue, named: nil)
+        }
+        return remember(info, of: queue)
+    }
+
+    /// The dead-letter queue `info` names for `queue`, remembered.
+    private func remember(_ info: IronMQClient.QueueInfo, of queue: QueueName) -> DeadQueue {
+        let deadQueue = DeadQueue(of: queue, named: info.deadLetter?.queueName)
+        deadQueues.withLock { $0[queue] = deadQueue }
+        return deadQueue
+    }
+
+    /// Reserves the dead-letter queue batch by batch and hands each of `queue`'s messages to
+    /// `take` (which deletes it), up to `limit`; the others, reserved meanwhile so that each is
+    /// seen once, are put back at the end, or when `take` fails.
+    private func sweep(
+        _ deadQueue: DeadQueue, of queue: QueueName, limit: Int,
+        take: (IronMQClient.ReservedMessage, DeadRecord?) async throws -> Void
+    ) async throws -> Int {
+        var taken = 0
+        var others: [IronMQClient.ReservedMessage] = []
+        do {
+            while taken < limit {
+                let batch =
+                    try await client.reserve(
+                        from: deadQueue.name, count: Self.maximumBatch, timeout: Self.sweepReservation,
+                        wait: 0,
+                        absentOn404: true) ?? []
+                guard !batch.isEmpty else { break }
+                for message in batch {
+                    let record = DeadRecord(message.body)
+                    if taken < limit && deadQueue.holds(record, of: queue) {
+                        try await take(message, record)
+                        taken += 1
+                    } else {
+                        others.append(message)
+                    }
+                }
+            }
+        } catch {
+            await putBack(others, in: deadQueue.name)
+            throw error
+        }
+        await putBack(others, in: deadQueue.name)
+        return taken
+    }
+
+    /// Releases messages a sweep reserved but did not take; one that fails comes back by itself
+    /// when its reservation runs out.
+    private func putBack(_ messages: [IronMQClient.ReservedMessage], in queue: String) async {
+        for message in messages {
+            try? await client.release(message.id, reservation: message.reservationID, delay: 0, in: queue)
+        }
+    }
+
+    /// How long a sweep holds what it reserved: long enough to go through a large queue.
+    static let sweepReservation = 600
+}
