@@ -91,9 +91,9 @@ enum BenchCommand {
         let noWorker = arguments.flag("--no-worker")
         let json = arguments.flag("--json")
         try arguments.finish()
-        if noWorker && shared.isInProcess {
+        if noWorker && (shared.isInProcess || shared.notifiesInProcess) {
             throw CommandLineArguments.UsageError(
-                description: "--no-worker needs a shared broker, not memory://")
+                description: "--no-worker needs a shared broker and notifier, not memory://")
         }
 
         let (registry, package) = try shared.registry()
@@ -103,11 +103,12 @@ enum BenchCommand {
         var ivyWorkers: [IvyWorker] = []
         do {
             producer = try await shared.makeClient(registry, on: connection, resultTimeout: timeout)
-            // memory:// lives in one connection, which its workers share; brokers get one
-            // connection per worker, as separate worker processes would have.
+            // memory:// lives in one connection, which its workers share (a memory notifier
+            // too, or results would not come back); brokers get one connection per worker, as
+            // separate worker processes would have.
             for _ in 0..<(noWorker ? 0 : workerCount) {
                 var workerConnection = connection
-                if !shared.isInProcess {
+                if !shared.isInProcess && !shared.notifiesInProcess {
                     workerConnection = try await shared.connect()
                     connections.append(workerConnection)
                 }

@@ -27,9 +27,9 @@ enum DemoCommand {
         let timeout = try arguments.seconds(
             "--timeout", default: .seconds(30), range: .milliseconds(1)...(.seconds(86_400)))
         try arguments.finish()
-        if noWorker && shared.isInProcess {
+        if noWorker && (shared.isInProcess || shared.notifiesInProcess) {
             throw CommandLineArguments.UsageError(
-                description: "--no-worker needs a shared broker: memory:// lives inside this process")
+                description: "--no-worker needs a shared broker and notifier: memory:// lives inside this process")
         }
 
         let (registry, tasks) = try shared.registry()

@@ -7,13 +7,15 @@ import IvyExamples
 /// The options every subcommand that talks to a broker shares.
 struct SharedOptions {
     var queueURL: String
-    var notifyURL: String
+    /// Nil: the queue's own server, as `IvyConnection.connect(queue:notifier:)` chooses.
+    var notifyURL: String?
     var verbose: Bool
     var keys: KeyOptions
 
     static let help = """
           --queue URL        queue backend (default: $IVY_QUEUE_URL, else memory://)
-          --notify URL       notifier (default: $IVY_NOTIFY_URL, else memory://)
+          --notify URL       notifier (default: $IVY_NOTIFY_URL, else the queue's server;
+                             IronMQ carries no results: give redis://… with it)
           -v, --verbose      log at debug level on stderr
         \(KeyOptions.help)
         """
@@ -21,12 +23,16 @@ struct SharedOptions {
     init(_ arguments: inout CommandLineArguments) throws {
         let environment = ProcessInfo.processInfo.environment
         queueURL = try arguments.option("--queue") ?? environment["IVY_QUEUE_URL"].nonEmpty ?? "memory://"
-        notifyURL = try arguments.option("--notify") ?? environment["IVY_NOTIFY_URL"].nonEmpty ?? "memory://"
+        notifyURL = try arguments.option("--notify") ?? environment["IVY_NOTIFY_URL"].nonEmpty
         verbose = arguments.flag("--verbose", "-v")
         keys = try KeyOptions(&arguments)
     }
 
     var isInProcess: Bool { queueURL.lowercased().hasPrefix("memory:") }
+
+    /// Whether results stay inside this process: they reach only callers that share its
+    /// connection.
+    var notifiesInProcess: Bool { (notifyURL ?? queueURL).lowercased().hasPrefix("memory:") }
 
     var logger: any IvyLogger { StderrLogger(minimumLevel: verbose ? .debug : .warning) }
 
@@ -38,7 +44,7 @@ struct SharedOptions {
 
     /// A queue backend and a notifier on the configured URLs.
     func connect() async throws -> IvyConnection {
-        try await IvyConnection.connect(queue: .url(queueURL), notifier: .url(notifyURL), logger: logger)
+        try await IvyConnection.connect(queue: .url(queueURL), notifier: notifyURL.map { .url($0) }, logger: logger)
     }
 
     /// A client on `connection`, which the caller closes.
@@ -61,7 +67,7 @@ struct SharedOptions {
     }
 
     var redactedQueue: String { Redaction.redact(url: queueURL) }
-    var redactedNotify: String { Redaction.redact(url: notifyURL) }
+    var redactedNotify: String { Redaction.redact(url: notifyURL ?? queueURL) }
 }
 
 extension Optional where Wrapped == String {

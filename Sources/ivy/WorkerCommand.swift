@@ -38,6 +38,10 @@ enum WorkerCommand {
         if shared.isInProcess {
             Console.error(
                 "ivy worker: note: memory:// is private to this process; use a broker URL to share work")
+        } else if shared.notifiesInProcess {
+            Console.error(
+                "ivy worker: note: --notify memory:// keeps results in this process, where no caller "
+                    + "waits; use a notifier the callers share (redis://…)")
         }
 
         let (registry, _) = try shared.registry()

@@ -54,6 +54,34 @@ struct CommandLineTests {
         #expect(p50 > 0 && p50 <= p99)
     }
 
+    @Test func theNotifierIsTheQueuesServerUnlessToldOtherwise() async throws {
+        let redis = try #require(URLComponents(string: Services.redisURL))
+        guard Services.accepts(host: redis.host ?? "127.0.0.1", port: redis.port ?? 6379) else {
+            try Services.unavailable("Redis at \(Services.redisURL)", CancellationError())
+        }
+        let bench = ["bench", "-n", "50", "-c", "4", "--latency-calls", "5", "--timeout", "30", "--json"]
+        let byDefault = try await IvyProcess.run(bench + ["--queue", Services.redisURL])
+        #expect(byDefault.status == 0, "stderr: \(byDefault.stderr)")
+        #expect(byDefault.stdout.contains("notifier \(Services.redisURL)"))
+        // A memory notifier with a broker queue: the in-process workers share it, so results come.
+        let inProcess = try await IvyProcess.run(
+            bench + ["--queue", Services.redisURL, "--notify", "memory://"])
+        #expect(inProcess.status == 0, "stderr: \(inProcess.stderr)")
+        #expect(inProcess.stdoutLines.last?.contains("\"errors\":0") == true)
+        let remote = try await IvyProcess.run(
+            ["bench", "--no-worker", "--queue", Services.redisURL, "--notify", "memory://"])
+        #expect(remote.status == 2)
+        #expect(remote.stderr.contains("--no-worker needs a shared broker and notifier"))
+    }
+
+    @Test func anIronMQQueueWithoutANotifierIsRefusedBeforeConnecting() async throws {
+        // Nothing listens on port 9: the refusal must come before any connection.
+        let run = try await IvyProcess.run(["demo", "--queue", "ironmq+http://t0ken@127.0.0.1:9/p"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("IronMQ carries queues, not results"))
+        #expect(!run.stderr.contains("t0ken"))
+    }
+
     @Test func benchCountsARefusedSendOnceAsASendError() async throws {
         // Bodies over the memory queue's 16 MiB are refused before they are queued.
         let run = try await IvyProcess.run([
