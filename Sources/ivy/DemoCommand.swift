@@ -29,7 +29,8 @@ enum DemoCommand {
         try arguments.finish()
         if noWorker && (shared.isInProcess || shared.notifiesInProcess) {
             throw CommandLineArguments.UsageError(
-                description: "--no-worker needs a shared broker and notifier: memory:// lives inside this process")
+                description:
+                    "--no-worker needs a shared broker and notifier: memory:// lives inside this process")
         }
 
         let (registry, tasks) = try shared.registry()

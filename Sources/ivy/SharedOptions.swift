@@ -44,7 +44,8 @@ struct SharedOptions {
 
     /// A queue backend and a notifier on the configured URLs.
     func connect() async throws -> IvyConnection {
-        try await IvyConnection.connect(queue: .url(queueURL), notifier: notifyURL.map { .url($0) }, logger: logger)
+        try await IvyConnection.connect(
+            queue: .url(queueURL), notifier: notifyURL.map { .url($0) }, logger: logger)
     }
 
     /// A client on `connection`, which the caller closes.
