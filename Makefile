@@ -17,7 +17,7 @@ demo: deps
 ## when PyPI can be reached), stop them
 test: test-deps
 	$(SWIFT) build --build-tests
-	scripts/services.sh up
+	scripts/services.sh up || { scripts/services.sh down; exit 1; }
 	IVY_REQUIRE_SERVICES=1 IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) $(SWIFT) test --skip-build; \
 	  status=$$?; \
 	  IVY_BINARY=.build/debug/ivy scripts/chaos.sh --short || status=1; \

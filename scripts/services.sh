@@ -4,7 +4,7 @@
 #   scripts/services.sh up | down | env
 # Ports: IVY_REDIS_PORT (default 6390), IVY_IRONMQ_PORT (default 8690: the local IronMQ v3
 # server, Tools/ironmq-emulator, project `ivytest`, token `ivy-test-token`, reservations from 1 s),
-# IVY_AMQP_PORT (default 5690: a private RabbitMQ node `ivytest@localhost` of the Debian package
+# IVY_AMQP_PORT (default 5690: a private RabbitMQ node `ivytest@127.0.0.1` of the Debian package
 # rabbitmq-server, vhost `ivytest`, user `ivy` password `ivy-test-password` with all permissions
 # there; `guest` as RabbitMQ makes it, loopback only; no plugins). That node's Erlang distribution
 # port is IVY_RABBITMQ_DIST_PORT (default 25690), its epmd's IVY_RABBITMQ_EPMD_PORT (default 4390),
@@ -24,7 +24,7 @@ rabbitmq_dist_port=${IVY_RABBITMQ_DIST_PORT:-25690}
 rabbitmq_epmd_port=${IVY_RABBITMQ_EPMD_PORT:-4390}
 rabbitmq_ctl_ports=${IVY_RABBITMQ_CTL_PORTS:-35690-35699}
 rabbitmq_start_timeout=${IVY_RABBITMQ_START_TIMEOUT:-120}
-rabbitmq_node=ivytest@localhost
+rabbitmq_node=ivytest@127.0.0.1
 rabbitmq_vhost=ivytest
 rabbitmq_user=ivy
 rabbitmq_password=ivy-test-password
@@ -105,7 +105,9 @@ rabbitmq_env() {  # exports what rabbitmq-server and rabbitmqctl both read; call
   for name in $(compgen -e); do [[ $name != RABBITMQ_* ]] || unset "$name"; done  # only ours
   export HOME=$dir   # $HOME/.erlang.cookie, for the node and rabbitmqctl alike
   export ERL_EPMD_PORT=$rabbitmq_epmd_port ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_NODENAME=$rabbitmq_node RABBITMQ_USE_LONGNAME=false
+  # A long name on an address: Erlang then resolves no host name, and a minimal system may
+  # have no /etc/hosts to resolve "localhost" with (epmd_error nxdomain).
+  export RABBITMQ_NODENAME=$rabbitmq_node RABBITMQ_USE_LONGNAME=true
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$amqp_port
   export RABBITMQ_DIST_PORT=$rabbitmq_dist_port
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
