@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "IvyRedis", targets: ["IvyRedis"]),
         .library(name: "IvyRedisNotify", targets: ["IvyRedisNotify"]),
         .library(name: "IvyIronMQ", targets: ["IvyIronMQ"]),
+        .library(name: "IvyAMQP", targets: ["IvyAMQP"]),
         .library(name: "IvyExamples", targets: ["IvyExamples"]),
         .executable(name: "ivy", targets: ["ivy"]),
     ],
@@ -36,6 +37,7 @@ let package = Package(
         .target(name: "IvyRedis", dependencies: ["IvyCore", "CHiredis"], swiftSettings: swiftSettings),
         .target(name: "IvyRedisNotify", dependencies: ["IvyCore", "IvyRedis"], swiftSettings: swiftSettings),
         .target(name: "IvyIronMQ", dependencies: ["IvyCore", "CCurl"], swiftSettings: swiftSettings),
+        .target(name: "IvyAMQP", dependencies: ["IvyCore", "CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
         .target(
             name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify", "IvyIronMQ"],
@@ -62,6 +64,8 @@ let package = Package(
             name: "IvyIronMQTests",
             dependencies: ["ivy", "Ivy", "IvyIronMQ", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyAMQPTests", dependencies: ["IvyAMQP", "IvyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyRedisTests",
             dependencies: ["ivy", "Ivy", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],
