@@ -59,17 +59,22 @@ struct CommandLineTests {
         guard Services.accepts(host: redis.host ?? "127.0.0.1", port: redis.port ?? 6379) else {
             try Services.unavailable("Redis at \(Services.redisURL)", CancellationError())
         }
+        // A database of its own: other tests' workers serve the example tasks' queue in database 0,
+        // and one of them would take this bench's calls and answer where it does not listen.
+        var database = redis
+        database.path = "/9"
+        let url = try #require(database.string)
         let bench = ["bench", "-n", "50", "-c", "4", "--latency-calls", "5", "--timeout", "30", "--json"]
-        let byDefault = try await IvyProcess.run(bench + ["--queue", Services.redisURL])
+        let byDefault = try await IvyProcess.run(bench + ["--queue", url])
         #expect(byDefault.status == 0, "stderr: \(byDefault.stderr)")
-        #expect(byDefault.stdout.contains("notifier \(Services.redisURL)"))
+        #expect(byDefault.stdout.contains("notifier \(url)"))
         // A memory notifier with a broker queue: the in-process workers share it, so results come.
-        let inProcess = try await IvyProcess.run(
-            bench + ["--queue", Services.redisURL, "--notify", "memory://"])
+        let inProcess = try await IvyProcess.run(bench + ["--queue", url, "--notify", "memory://"])
         #expect(inProcess.status == 0, "stderr: \(inProcess.stderr)")
         #expect(inProcess.stdoutLines.last?.contains("\"errors\":0") == true)
-        let remote = try await IvyProcess.run(
-            ["bench", "--no-worker", "--queue", Services.redisURL, "--notify", "memory://"])
+        let remote = try await IvyProcess.run([
+            "bench", "--no-worker", "--queue", url, "--notify", "memory://",
+        ])
         #expect(remote.status == 2)
         #expect(remote.stderr.contains("--no-worker needs a shared broker and notifier"))
     }

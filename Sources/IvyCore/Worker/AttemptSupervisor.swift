@@ -165,7 +165,6 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
                         if attempt.task == nil { state.takenBeforeAttach.insert(id) }
                     } else if attempt.nextBeat <= now {
                         state.attempts[id]!.nextBeat = now.advanced(by: beatInterval)
-                        state.attempts[id]!.isBeating = true
                         due.append((id, attempt.reservation))
                     }
                 }
@@ -175,7 +174,15 @@ final class AttemptSupervisor<Backend: QueueBackend>: Sendable {
                 attempt.task?.cancel()
                 attempt.onTimeout?(attempt.reservation)
             }
-            for (id, reservation) in due {
+            for (id, _) in due {
+                // Marked only now, so that an attempt that ends waits for its own extension,
+                // not for the others before it.
+                let current = state.withLock { state -> Reservation<Backend.Receipt>? in
+                    guard state.attempts[id] != nil else { return nil }
+                    state.attempts[id]!.isBeating = true
+                    return state.attempts[id]!.reservation
+                }
+                guard let reservation = current else { continue }
                 var latest = reservation
                 do {
                     latest = try await backend.extend(reservation, visibility: visibility)
