@@ -5,4 +5,22 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <amqp_ssl_socket.h>
+#include <openssl/ssl.h>
+
+// amqp_login_with_properties is variadic (the SASL method's arguments follow), which Swift
+// cannot call: PLAIN, with the user and password as its two arguments.
+static inline amqp_rpc_reply_t ivy_amqp_login_plain(
+    amqp_connection_state_t state, const char *vhost, int channel_max, int frame_max, int heartbeat,
+    const amqp_table_t *client_properties, const char *user, const char *password) {
+    return amqp_login_with_properties(state, vhost, channel_max, frame_max, heartbeat, client_properties,
+                                      AMQP_SASL_METHOD_PLAIN, user, password);
+}
+
+// rabbitmq-c 0.11 verifies the broker's certificate (peer and host name) by default, but against
+// nothing unless a CA file is set: this trusts the system's store, as OpenSSL's defaults find it.
+static inline int ivy_amqp_ssl_trust_system_store(amqp_socket_t *socket) {
+    SSL_CTX *context = (SSL_CTX *)amqp_ssl_socket_get_context(socket);
+    return context != NULL && SSL_CTX_set_default_verify_paths(context) == 1 ? AMQP_STATUS_OK
+                                                                              : AMQP_STATUS_SSL_ERROR;
+}
 #endif
