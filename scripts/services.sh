@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts or stops the servers the integration tests talk to, on loopback and private ports,
 # with their data in .services/ (git-ignored).
-#   scripts/services.sh up | down | env
+#   scripts/services.sh up | down | env | ctl RABBITMQCTL-ARGUMENTS...
 # Ports: IVY_REDIS_PORT (default 6390), IVY_IRONMQ_PORT (default 8690: the local IronMQ v3
 # server, Tools/ironmq-emulator, project `ivytest`, token `ivy-test-token`, reservations from 1 s),
 # IVY_AMQP_PORT (default 5690: a private RabbitMQ node `ivytest@127.0.0.1` of the Debian package
@@ -11,7 +11,8 @@
 # rabbitmqctl's IVY_RABBITMQ_CTL_PORTS (default 35690-35699), all on 127.0.0.1, with an Erlang cookie
 # of its own: nothing of a system RabbitMQ (5672, 25672, 15672, epmd 4369, /var/lib/rabbitmq) is
 # used or touched. As root the node runs as the `rabbitmq` user. IVY_RABBITMQ_START_TIMEOUT
-# (default 120 s) bounds its start. rabbitmqctl by hand: see rabbitmq_env and rabbitmqctl_node.
+# (default 120 s) bounds its start. rabbitmqctl by hand: `scripts/services.sh ctl list_queues -p ivytest`
+# (with the same IVY_AMQP_PORT and IVY_RABBITMQ_* variables as `up`); see rabbitmq_env and rabbitmqctl_node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD/.services
@@ -254,5 +255,9 @@ case "${1:-}" in
     echo "IVY_REDIS_URL=redis://127.0.0.1:$redis_port"
     echo "IVY_IRONMQ_URL=ironmq+http://$ironmq_token@127.0.0.1:$ironmq_port/$ironmq_project?min_timeout=1"
     echo "IVY_AMQP_URL=amqp://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqp_port/$rabbitmq_vhost" ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  ctl)  # rabbitmqctl against our node (tests close connections with it, as the broker would)
+    shift
+    [ -e "$root/rabbitmq" ] || { echo "services: no RabbitMQ node of ours in $root" >&2; exit 1; }
+    rabbitmqctl_node "$@" ;;
+  *) echo "usage: $0 up|down|env|ctl ARGUMENTS..." >&2; exit 2 ;;
 esac

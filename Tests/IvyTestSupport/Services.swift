@@ -20,6 +20,43 @@ public enum Services {
         ProcessInfo.processInfo.environment["IVY_IRONMQ_URL"]
         ?? "ironmq+http://ivy-test-token@127.0.0.1:8690/ivytest?min_timeout=1"
 
+    /// `IVY_AMQP_URL`, else the private RabbitMQ node `make services-up` starts (vhost `ivytest`).
+    public static let amqpURL =
+        ProcessInfo.processInfo.environment["IVY_AMQP_URL"]
+        ?? "amqp://ivy:ivy-test-password@127.0.0.1:5690/ivytest"
+
+    /// Runs `rabbitmqctl` against the RabbitMQ node `scripts/services.sh up` started, through
+    /// `scripts/services.sh ctl` (so with the same `IVY_AMQP_PORT` and `IVY_RABBITMQ_*`
+    /// variables), and returns its output.
+    ///
+    /// - Throws: ``CommandFailed`` when it exits with a failure, as it does when that node is
+    ///   not running (a broker elsewhere, named by `IVY_AMQP_URL`).
+    public static func rabbitmqctl(_ arguments: [String]) async throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let process = try IvyProcess(
+            executable: URL(fileURLWithPath: "/bin/bash"),
+            [root.appendingPathComponent("scripts/services.sh").path, "ctl"] + arguments)
+        let finished = await process.finish()
+        guard finished.status == 0 else {
+            throw CommandFailed(
+                command: "rabbitmqctl \(arguments.joined(separator: " "))", output: finished.stderr)
+        }
+        return finished.stdout
+    }
+
+    /// A helper program that exited with a failure.
+    public struct CommandFailed: Error, CustomStringConvertible {
+        public var command: String
+        public var output: String
+        public var description: String { "\(command) failed: \(output)" }
+
+        public init(command: String, output: String) {
+            self.command = command
+            self.output = output
+        }
+    }
+
     /// Whether a missing server fails the run (`make test` sets `IVY_REQUIRE_SERVICES=1`).
     public static var areRequired: Bool { ProcessInfo.processInfo.environment["IVY_REQUIRE_SERVICES"] == "1" }
 
