@@ -23,4 +23,17 @@ static inline int ivy_amqp_ssl_trust_system_store(amqp_socket_t *socket) {
     return context != NULL && SSL_CTX_set_default_verify_paths(context) == 1 ? AMQP_STATUS_OK
                                                                               : AMQP_STATUS_SSL_ERROR;
 }
+
+// rabbitmq-c 0.11 matches the host only against the certificate's DNS names and common name, so
+// a broker reached by IP address with the address as an IP SAN fails. For such hosts its check
+// is turned off and OpenSSL's is used instead: the address is set on the context's verification
+// parameters (copied to the connection by SSL_new), and a mismatch fails the chain's
+// verification, which rabbitmq-c checks (SSL_get_verify_result) whatever the verify mode.
+static inline int ivy_amqp_ssl_expect_ip_address(amqp_socket_t *socket, const char *address) {
+    SSL_CTX *context = (SSL_CTX *)amqp_ssl_socket_get_context(socket);
+    X509_VERIFY_PARAM *parameters = context != NULL ? SSL_CTX_get0_param(context) : NULL;
+    return parameters != NULL && X509_VERIFY_PARAM_set1_ip_asc(parameters, address) == 1
+               ? AMQP_STATUS_OK
+               : AMQP_STATUS_SSL_ERROR;
+}
 #endif

@@ -341,7 +341,15 @@ final class AMQPSession {
             // change of default cannot turn them off.
             guard let tls = amqp_ssl_socket_new(state) else { throw failure("OpenSSL could not be set up") }
             amqp_ssl_socket_set_verify_peer(tls, 1)
-            amqp_ssl_socket_set_verify_hostname(tls, 1)
+            if let address = ipAddress(configuration.host) {
+                // rabbitmq-c 0.11 knows no IP SANs: OpenSSL checks the address instead.
+                amqp_ssl_socket_set_verify_hostname(tls, 0)
+                guard ivy_amqp_ssl_expect_ip_address(tls, address) == AMQP_STATUS_OK.rawValue else {
+                    throw failure("OpenSSL cannot check the broker's certificate for \(address)")
+                }
+            } else {
+                amqp_ssl_socket_set_verify_hostname(tls, 1)
+            }
             guard
                 amqp_ssl_socket_set_ssl_versions(tls, AMQP_TLSv1_2, AMQP_TLSvLATEST)
                     == AMQP_STATUS_OK.rawValue
@@ -376,6 +384,16 @@ final class AMQPSession {
                 || (status == AMQP_STATUS_SOCKET_ERROR.rawValue && ContinuousClock.now >= deadline)
             throw failure(timedOut ? "cannot connect within \(limit) s" : "cannot connect: \(text(status))")
         }
+    }
+
+    /// The host as an IPv4 or IPv6 address literal (without an IPv6 address's brackets); nil
+    /// for a host name.
+    static func ipAddress(_ host: String) -> String? {
+        let address = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        var buffer = in6_addr()
+        let isAddress =
+            inet_pton(AF_INET, address, &buffer) == 1 || inet_pton(AF_INET6, address, &buffer) == 1
+        return isAddress ? address : nil
     }
 
     /// Turns a failed login or channel RPC into an error; answers a `connection.close`.
