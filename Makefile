@@ -10,7 +10,8 @@ demo: deps
 	$(SWIFT) build --product ivy
 	$(SWIFT) run --skip-build ivy demo
 
-## test: install what the tests need, start the servers on loopback, run every test, the short
+## test: install what the tests need, start the servers on loopback (Redis, the local IronMQ
+## server, a private RabbitMQ node), run every test, the short
 ## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), the Examples package (built as a
 ## user's package would be) and the Python reference client against the Swift side both ways
 ## (PROTOCOL.md; a database of its own) and the local IronMQ server's own tests (Iron.io's client
