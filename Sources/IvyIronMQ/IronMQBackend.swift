@@ -80,8 +80,7 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     /// Single sends that arrive together go out as one post (up to 100 messages), so that many
     /// callers at once cost a few requests, not one each.
     public func send(_ body: [UInt8], to queue: QueueName) async throws -> String {
-        try checkSize(body, queue: queue)
-        let message = IronMQClient.PostedMessage(body: try text(body, queue: queue), delay: nil)
+        let message = try posted(body, to: queue)
         return try await senders.submit(message, key: queue.rawValue) { [client] batch, done in
             Task {
                 do {
@@ -107,10 +106,7 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     }
 
     public func send(batch bodies: [[UInt8]], to queue: QueueName) async throws -> [String] {
-        let messages = try bodies.map { body in
-            try checkSize(body, queue: queue)
-            return IronMQClient.PostedMessage(body: try text(body, queue: queue), delay: nil)
-        }
+        let messages = try bodies.map { body in try posted(body, to: queue) }
         var ids: [String] = []
         ids.reserveCapacity(messages.count)
         var start = 0
@@ -122,14 +118,19 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
         return ids
     }
 
-    /// IronMQ message bodies are JSON strings: a body must be UTF-8 text, as every Ivy message is.
-    func text(_ body: [UInt8], queue: QueueName) throws(IvyError) -> String {
+    /// A body as IronMQ takes it, checked before anything is sent: within the size limit, and
+    /// UTF-8 text (IronMQ message bodies are JSON strings, as every Ivy message is text).
+    private func posted(_ body: [UInt8], to queue: QueueName, delay: Duration? = nil) throws(IvyError)
+        -> IronMQClient.PostedMessage
+    {
+        try checkSize(body, queue: queue)
         guard let text = String(validating: body, as: UTF8.self) else {
             throw IvyError(
                 .malformedMessage, endpoint: endpoint,
                 detail: "IronMQ carries text, and this body for queue \(queue) is not UTF-8")
         }
-        return text
+        return IronMQClient.PostedMessage(
+            body: text, delay: delay.map { Self.seconds($0, in: 0...Self.longestDelay) })
     }
 
     // MARK: Consuming
@@ -237,10 +238,7 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     /// A retry as a new message (``ResendingQueueBackend``): posted with its delay, then
     /// the reservation deleted.
     public func resend(_ reservation: Reservation<Receipt>, as body: [UInt8], delay: Duration) async throws {
-        try checkSize(body, queue: reservation.queue)
-        let message = IronMQClient.PostedMessage(
-            body: try text(body, queue: reservation.queue),
-            delay: Self.seconds(delay, in: 0...Self.longestDelay))
+        let message = try posted(body, to: reservation.queue, delay: delay)
         let copy = try await client.post([message], to: reservation.queue.rawValue)[0]
         do {
             try await client.delete(
