@@ -42,9 +42,6 @@ final class ConsumerLiveness: Sendable {
     private static let beatsPerTimeout = 4
     /// Consumers from before liveness are swept once a minute (at the default beat).
     private static let beatsPerSweep = 60
-    /// How long closing waits for the `leave` scripts: a server that is away must not hold up a
-    /// shutdown (its consumers are then deleted by others' beats, once nothing is pending).
-    private static let leaveLimit = Duration.seconds(2)
 
     init(connection: RedisConnection, consumer: String, timeout: Duration, logger: any IvyLogger) {
         self.connection = connection
@@ -89,72 +86,28 @@ final class ConsumerLiveness: Sendable {
         await leave(queues)
     }
 
-    /// Resumes its waiter once: when `count` reports came in, or at ``finish()``, whichever is first.
-    private final class Countdown: Sendable {
-        private struct State {
-            var left: Int
-            var isFinished = false
-            var waiter: CheckedContinuation<Void, Never>?
-        }
-        private let state: Mutex<State>
-
-        init(_ count: Int) { state = Mutex(State(left: count)) }
-
-        func wait(_ continuation: CheckedContinuation<Void, Never>) {
-            let done = state.withLock { state -> Bool in
-                guard state.left > 0, !state.isFinished else { return true }
-                state.waiter = continuation
-                return false
-            }
-            if done { continuation.resume() }
-        }
-
-        func report() {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                state.left -= 1
-                return state.left <= 0 ? state.waiter.take() : nil
-            }
-            waiter?.resume()
-        }
-
-        func finish() {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                state.isFinished = true
-                return state.waiter.take()
-            }
-            waiter?.resume()
-        }
-    }
-
-    /// Runs the `leave` scripts together and waits for them at most ``leaveLimit``.
+    /// Runs the `leave` scripts together and waits for their answers. Each is bounded by the
+    /// connection, not by a timer of its own: a server that is down fails it at once and a stalled
+    /// one within the command timeout, while a merely slow one (a loaded machine) still gets to
+    /// delete the consumer before the connection closes under it.
     private func leave(_ queues: [QueueName]) async {
-        let outstanding = Countdown(queues.count)
-        let timer = Task {
-            try? await Task.sleep(for: Self.leaveLimit)
-            outstanding.finish()
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            outstanding.wait(continuation)
+        await withDiscardingTaskGroup { group in
             for queue in queues {
-                let keys = RedisStreamBackend.Keys(queue)
-                connection.evaluate(
-                    RedisStreamBackend.leave, keys: [keys.stream, keys.leases, keys.consumers],
-                    arguments: [RedisStreamBackend.group, consumer]
-                ) { [logger, endpoint = connection.endpoint] result in
-                    if case .failure(let error) = result.flatMap({ reply in
-                        Result {
-                            try reply.checked(endpoint: endpoint, command: RedisStreamBackend.leave.name)
-                        }
-                    }) {
+                group.addTask { [connection, consumer, logger] in
+                    let keys = RedisStreamBackend.Keys(queue)
+                    do {
+                        _ = try await connection.evaluate(
+                            RedisStreamBackend.leave, keys: [keys.stream, keys.leases, keys.consumers],
+                            arguments: [RedisStreamBackend.group, consumer]
+                        ).checked(endpoint: connection.endpoint, command: RedisStreamBackend.leave.name)
+                    } catch {
                         logger.debug(
                             "leaving the consumer group failed",
                             ["queue": queue.rawValue, "error": "\(error)"])
                     }
-                    outstanding.report()
                 }
             }
         }
-        timer.cancel()
     }
 
     // MARK: The thread

@@ -422,8 +422,10 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     }
 
     public func close() async {
-        await liveness.close()
+        // Waiters first: a reserve pipelined behind a BLPOP that is still blocked would otherwise
+        // run after the `leave` script and put the consumer back in the group.
         await waiters.close()
+        await liveness.close()
         await connection.close()
     }
 
