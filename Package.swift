@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "IvyAMQP", dependencies: ["IvyCore", "CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
         .target(
-            name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify", "IvyIronMQ"],
+            name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify", "IvyIronMQ", "IvyAMQP"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
@@ -55,7 +55,8 @@ let package = Package(
         .testTarget(
             name: "IvyConformanceTests",
             dependencies: [
-                "ivy", "Ivy", "IvyCore", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport",
+                "ivy", "Ivy", "IvyCore", "IvyRedis", "IvyRedisNotify", "IvyAMQP", "IvyExamples",
+                "IvyTestSupport",
             ],
             swiftSettings: swiftSettings),
         .testTarget(

@@ -1,6 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 internal import Foundation
+@_exported public import IvyAMQP
 @_exported public import IvyCore
 @_exported public import IvyIronMQ
 @_exported public import IvyRedis
@@ -9,7 +10,8 @@ internal import Foundation
 /// Where a queue or notifier lives: a URL, or the in-process one.
 public enum BackendLocation: Sendable, ExpressibleByStringLiteral {
     /// `memory://`, `redis://[user:password@]host[:port][/db]`, `unix:///path.sock`, or (queues
-    /// only) `ironmq://TOKEN@host[:port]/PROJECT_ID` and `ironmq+http://…`.
+    /// only) `ironmq://TOKEN@host[:port]/PROJECT_ID`, `ironmq+http://…`,
+    /// `amqp://user:password@host[:port]/vhost` and `amqps://…`.
     case url(String)
     /// The in-process backend or notifier.
     case memory
@@ -22,6 +24,7 @@ enum BackendURL {
     case memory
     case redis(String)
     case ironMQ(String)
+    case amqp(String)
 
     init(_ location: BackendLocation) throws(IvyError) {
         switch location {
@@ -36,11 +39,24 @@ enum BackendURL {
             case "memory": self = .memory
             case "redis", "unix": self = .redis(text)
             case "ironmq", "ironmq+http", "ironmq+https": self = .ironMQ(text)
+            case "amqp", "amqps": self = .amqp(text)
             default:
                 throw IvyError(
                     .unsupportedBackend, endpoint: Redaction.redact(url: text),
-                    detail: "supported schemes: memory://, redis://, unix://, ironmq://, ironmq+http://")
+                    detail:
+                        "supported schemes: memory://, redis://, unix://, ironmq://, ironmq+http://, amqp://, amqps://"
+                )
             }
+        }
+    }
+}
+
+extension BackendURL {
+    /// The URL of a broker that carries queues but no results.
+    var queueOnly: String? {
+        switch self {
+        case .ironMQ(let url), .amqp(let url): url
+        case .memory, .redis: nil
         }
     }
 }

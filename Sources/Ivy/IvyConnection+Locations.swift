@@ -18,7 +18,7 @@ extension IvyConnection {
         // Both parsed first, so that a typo in the second costs no connection to the first.
         let queueURL = try BackendURL(queue)
         let notifierURL = try BackendURL(notifier ?? queue)
-        if case .ironMQ(let url) = notifierURL { throw notANotifier(url) }
+        if let url = notifierURL.queueOnly { throw notANotifier(url) }
         let backend = try await connectBackend(queueURL, logger: logger)
         do {
             return IvyConnection(
@@ -50,6 +50,7 @@ extension IvyConnection {
         case .memory: MemoryQueueBackend()
         case .redis(let url): try await RedisStreamBackend.connect(url: url, logger: logger)
         case .ironMQ(let url): try await IronMQBackend.connect(url: url)
+        case .amqp(let url): try await AMQPBackend.connect(url: url, logger: logger)
         }
     }
 
@@ -58,13 +59,15 @@ extension IvyConnection {
         switch url {
         case .memory: MemoryNotifier()
         case .redis(let url): try await RedisNotifier.connect(url: url, logger: logger)
-        case .ironMQ(let url): throw notANotifier(url)
+        case .ironMQ(let url), .amqp(let url): throw notANotifier(url)
         }
     }
 
     private static func notANotifier(_ url: String) -> IvyError {
         IvyError(
             .unsupportedBackend, endpoint: Redaction.redact(url: url),
-            detail: "IronMQ carries queues, not results: give a notifier, redis:// or memory://")
+            detail:
+                "\(url.hasPrefix("amqp") ? "AMQP" : "IronMQ") carries queues, not results: give a notifier, redis:// or memory://"
+        )
     }
 }

@@ -28,6 +28,9 @@ enum AMQPCommand: Sendable {
         var prefetch: UInt16
         /// Called on the connection's thread for each delivery; must return quickly.
         var onDelivery: @Sendable (AMQPDelivery) -> Void
+        /// Called on the connection's thread after a turn of reading that brought deliveries:
+        /// those that arrived together have all been handed over.
+        var onBurstEnd: @Sendable () -> Void
         /// Called on the connection's thread when the broker cancels the consumer (its queue
         /// was deleted); not after ``AMQPConnection/cancel(consumerTag:)`` or a lost connection.
         var onCancel: @Sendable () -> Void

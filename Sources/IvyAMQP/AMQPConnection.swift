@@ -204,13 +204,15 @@ package final class AMQPConnection: Sendable {
     ///     (`basic.qos`, per consumer); 0 for no limit.
     ///   - onDelivery: Called on the connection's thread for each message, in order; it must not
     ///     block. Settle each with ``ack(deliveryTag:)`` or ``reject(deliveryTag:requeue:)``.
+    ///   - onBurstEnd: Called on the connection's thread after deliveries that arrived together
+    ///     were all handed to `onDelivery`, so that a taker can wait for a batch, not the first.
     ///   - onCancel: Called on the connection's thread when the broker cancels the consumer
     ///     (its queue was deleted). Not called after ``cancel(consumerTag:)``, nor when the
     ///     connection ends (`onClosed` says that).
     /// - Throws: ``IvyError/Code/commandFailed`` when the queue does not exist.
     package func consume(
         _ queue: String, prefetch: Int, onDelivery: @escaping @Sendable (AMQPDelivery) -> Void,
-        onCancel: @escaping @Sendable () -> Void = {}
+        onBurstEnd: @escaping @Sendable () -> Void = {}, onCancel: @escaping @Sendable () -> Void = {}
     ) async throws(IvyError) -> String {
         try shortString(queue, "the queue name")
         guard (0...Int(UInt16.max)).contains(prefetch) else {
@@ -219,7 +221,7 @@ package final class AMQPConnection: Sendable {
         let number = consumerCount.add(1, ordering: .relaxed).newValue
         let consumer = AMQPCommand.Consumer(
             tag: "\(name.prefix(200))-\(generation)-\(number)", queue: queue, prefetch: UInt16(prefetch),
-            onDelivery: onDelivery, onCancel: onCancel)
+            onDelivery: onDelivery, onBurstEnd: onBurstEnd, onCancel: onCancel)
         return try await perform { .consume(consumer, $0) }
     }
 

@@ -83,6 +83,8 @@ final class AMQPConnectionDriver {
     /// Delivery tags handed out and not yet acked or rejected: settling another one would make
     /// the broker close channel 1 (`PRECONDITION_FAILED - unknown delivery tag`).
     private var unsettled: Set<UInt64> = []
+    /// The consumers that got deliveries in the current read turn, told when it ends.
+    private var consumersDelivered: [String: AMQPCommand.Consumer] = [:]
     /// When rabbitmq-c last found nothing more to read, which is when it sends a due heartbeat
     /// and notices a missing one.
     private var lastDrained: ContinuousClock.Instant
@@ -186,6 +188,10 @@ final class AMQPConnectionDriver {
     // MARK: Reading
 
     private func readFrames() {
+        defer {
+            for consumer in consumersDelivered.values { consumer.onBurstEnd() }
+            consumersDelivered.removeAll(keepingCapacity: true)
+        }
         for _ in 0..<Self.framesPerTurn {
             guard failure == nil else { return }
             switch session.nextFrame() {
@@ -283,6 +289,7 @@ final class AMQPConnectionDriver {
             }
             unsettled.insert(delivery.deliveryTag)
             consumer.onDelivery(delivery)
+            consumersDelivered[consumer.tag] = consumer
         case AMQP_BASIC_GET_OK_METHOD:
             guard let got = fields(method, as: amqp_basic_get_ok_t.self) else { return missingFields(method) }
             guard case .get(let queue, let completion) = workReplies.first else { return unexpected(method) }

@@ -15,7 +15,7 @@ struct SharedOptions {
     static let help = """
           --queue URL        queue backend (default: $IVY_QUEUE_URL, else memory://)
           --notify URL       notifier (default: $IVY_NOTIFY_URL, else the queue's server;
-                             IronMQ carries no results: give redis://… with it)
+                             IronMQ and AMQP carry no results: give redis://… with them)
           -v, --verbose      log at debug level on stderr
         \(KeyOptions.help)
         """

@@ -14,9 +14,10 @@ let usage = """
       decrypt  turn a message token on stdin back into plaintext
 
     Run `ivy <command> --help` for a command's options. Backends are chosen by URL:
-    --queue memory:// (the default), redis://HOST:PORT, ironmq://TOKEN@HOST/PROJECT_ID or
-    ironmq+http://… (the local server); --notify memory:// or redis://HOST:PORT, by default
-    the queue's own server (IronMQ carries no results: give --notify with it).
+    --queue memory:// (the default), redis://HOST:PORT, ironmq://TOKEN@HOST/PROJECT_ID,
+    ironmq+http://… (the local server), amqp://USER:PASSWORD@HOST[:PORT]/VHOST or amqps://…;
+    --notify memory:// or redis://HOST:PORT, by default the queue's own server (IronMQ and
+    AMQP carry no results: give --notify with them).
     $IVY_QUEUE_URL and $IVY_NOTIFY_URL set the defaults. Messages are encrypted when
     $MESSAGES_ENCRYPTION_KEY or --key-file gives a key.
     """

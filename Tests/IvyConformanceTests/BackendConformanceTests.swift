@@ -232,6 +232,9 @@ struct BackendConformanceTests {
         let batched = (0..<30).map { "batch-\($0)" }
         _ = try await backend.send(batch: batched.map(Self.body), to: queue)
         #expect(try await backend.peek(queue, count: 3).map(\.body) == singles.prefix(3).map(Self.body))
+        // A peek that takes messages and gives them back may put them behind the others.
+        let expected =
+            backend.peekKeepsOrder ? singles + batched : singles.dropFirst(3) + batched + singles.prefix(3)
         var received: [String] = []
         while received.count < 50 {
             let batch = try await backend.reserve(
@@ -241,7 +244,7 @@ struct BackendConformanceTests {
             received += batch.map { String(decoding: $0.body, as: UTF8.self) }
             for reservation in batch { try await backend.ack(reservation) }
         }
-        #expect(received == singles + batched)
+        #expect(received == expected)
     }
 
     @Test(arguments: ConformanceBackend.all)

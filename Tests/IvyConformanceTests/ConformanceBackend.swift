@@ -2,6 +2,7 @@
 
 import Foundation
 import Ivy
+import IvyAMQP
 import IvyRedis
 import IvyRedisNotify
 import IvyTestSupport
@@ -44,11 +45,38 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
         }
     }
 
+    /// RabbitMQ's quorum queues, which count deliveries exactly; classic queues are checked by
+    /// the same suite too.
+    static let amqpQuorum = amqp("amqp-quorum", queueType: "quorum")
+    static let amqpClassic = amqp("amqp-classic", queueType: "classic")
+
+    private static func amqp(_ name: String, queueType: String) -> ConformanceBackend {
+        let url = Services.amqpURL + (Services.amqpURL.contains("?") ? "&" : "?") + "queue_type=\(queueType)"
+        return ConformanceBackend(name: name, processURL: url) {
+            do {
+                // AMQP carries no results: the notifier is in-process, like the harness's worker.
+                return (try await AMQPBackend.connect(url: url, logger: SilentLogger()), MemoryNotifier())
+            } catch {
+                try Services.unavailable("RabbitMQ at \(Redaction.redact(url: url))", error)
+            }
+        }
+    }
+
     /// The backends the suite runs on. Redis is left out when it cannot be reached and services
     /// are not required: a test case that cancels itself inside a parameterized test is reported
     /// as passed, so the left-out cases are reported as skipped by ``ConformanceCoverageTests``.
     static let all: [ConformanceBackend] =
         [.memory] + (redisUnreachable == nil ? [.redis] : []) + (ironMQUnreachable == nil ? [.ironMQ] : [])
+        + (amqpUnreachable == nil ? [.amqpQuorum, .amqpClassic] : [])
+
+    /// Why RabbitMQ cannot be reached, as for Redis.
+    static let amqpUnreachable: String? = {
+        guard !Services.areRequired else { return nil }
+        guard let configuration = try? AMQPConfiguration(url: Services.amqpURL),
+            Services.accepts(host: configuration.host, port: configuration.port)
+        else { return "RabbitMQ at \(Redaction.redact(url: Services.amqpURL)) unavailable" }
+        return nil
+    }()
 
     /// Why the IronMQ server cannot be reached, as for Redis.
     static let ironMQUnreachable: String? = {
@@ -79,14 +107,18 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
 @Suite("Conformance coverage")
 struct ConformanceCoverageTests {
     @Test func everyBackendWhoseServerIsUpIsCovered() throws {
-        let missing = [ConformanceBackend.redisUnreachable, ConformanceBackend.ironMQUnreachable].compactMap {
-            $0
-        }
+        let missing = [
+            ConformanceBackend.redisUnreachable, ConformanceBackend.ironMQUnreachable,
+            ConformanceBackend.amqpUnreachable,
+        ].compactMap { $0 }
         if !missing.isEmpty {
             try Test.cancel(
                 "\(missing.joined(separator: "; ")): the conformance suite left them out; run `make services-up`"
             )
         }
-        #expect(ConformanceBackend.all.map(\.name) == ["memory", "redis", "ironmq"])
+        #expect(
+            ConformanceBackend.all.map(\.name) == [
+                "memory", "redis", "ironmq", "amqp-quorum", "amqp-classic",
+            ])
     }
 }

@@ -10,6 +10,9 @@ public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     func size(of queue: QueueName) async throws -> QueueSize
     /// The next `count` ready messages, without reserving them.
     func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage]
+    /// Whether a peek leaves the queue's order as it was (true by default). A broker that can
+    /// only look at a message by taking it and giving it back (AMQP) may put it at the back.
+    var peekKeepsOrder: Bool { get }
     /// The oldest `count` dead-lettered messages of a queue.
     func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter]
     /// Moves up to `count` dead letters back to the queue, oldest first; returns how many moved.
@@ -22,4 +25,5 @@ public protocol InspectableQueueBackend<Receipt>: QueueBackend {
 
 extension InspectableQueueBackend {
     public var distinguishesStates: Bool { true }
+    public var peekKeepsOrder: Bool { true }
 }

@@ -1,0 +1,147 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+public import IvyCore
+
+/// Sizes, peeks and dead letters through AMQP alone (no management plugin).
+///
+/// AMQP reports a queue's ready messages (`queue.declare-ok`), not its unacknowledged ones, and
+/// has no way to look at a message without taking it. So `reserved` counts only this backend's
+/// own reservations, and a peek takes messages with `basic.get` and rejects them back to their
+/// place: the broker then flags them redelivered, and a quorum queue counts that as a delivery
+/// and puts them at the back.
+extension AMQPBackend {
+    /// Whether a peek leaves the queue's order as it was: on a classic queue; a quorum queue
+    /// puts the messages a peek looked at behind the others.
+    public var peekKeepsOrder: Bool { topology.queueType == .classic }
+
+    /// Ready messages in the work queue, and those delivered to this backend's consumer but not
+    /// reserved; delayed: in its delay queues; reserved: held by this backend; dead: in its
+    /// dead-letter queue. Declares the work and dead-letter queues when
+    /// they do not exist yet; delay queues are only looked at.
+    public func size(of queue: QueueName) async throws -> QueueSize {
+        let connection = try await link.connection()
+        let ready = try await connection.declareQueue(queue.rawValue, arguments: topology.queueArguments)
+            .messages
+        let dead = try await connection.declareQueue(
+            AMQPTopology.dead(queue), arguments: topology.queueArguments
+        )
+        .messages
+        var delayed = 0
+        for rung in AMQPTopology.rungs {
+            delayed += try await ifExists { () throws(IvyError) in
+                try await connection.declareQueue(AMQPTopology.delay(queue, rung: rung), passive: true)
+                    .messages
+            }
+        }
+        let held = held(in: queue)
+        return QueueSize(ready: ready + held.buffered, delayed: delayed, reserved: held.reserved, dead: dead)
+    }
+
+    public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
+        try await browse(queue.rawValue, count: count).map { delivery in
+            QueuedMessage(
+                messageID: delivery.messageID ?? "", body: delivery.body,
+                deliveryCount: topology.deliveryCount(of: delivery) - 1)
+        }
+    }
+
+    public func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter] {
+        try await browse(AMQPTopology.dead(queue), count: count).map { delivery in
+            let headers = delivery.headers
+            let milliseconds = headers[AMQPTopology.deadLetteredAtHeader]?.integer ?? 0
+            return DeadLetter(
+                queue: headers[AMQPTopology.queueHeader]?.string.flatMap { try? QueueName($0) } ?? queue,
+                messageID: delivery.messageID ?? "", body: delivery.body,
+                reason: headers[AMQPTopology.reasonHeader]?.string ?? "",
+                deliveryCount: headers[AMQPTopology.deliveriesHeader]?.integer.flatMap { Int(exactly: $0) }
+                    ?? 0,
+                deadLetteredAt: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        }
+    }
+
+    /// Takes dead letters one at a time and sends each to the work queue as a new message
+    /// (its delivery count from zero), then acks it.
+    public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
+        let connection = try await link.connection()
+        var moved = 0
+        while moved < count,
+            let letter = try await unlessMissing({ () throws(IvyError) in
+                try await connection.get(AMQPTopology.dead(queue))
+            })
+        {
+            do {
+                try await publish(
+                    letter.body, to: queue.rawValue, declaring: queue,
+                    messageID: letter.messageID ?? "requeued-\(UUID().uuidString)")
+            } catch {
+                try? await connection.reject(deliveryTag: letter.deliveryTag, requeue: true)
+                throw error
+            }
+            try await connection.ack(deliveryTag: letter.deliveryTag)
+            moved += 1
+        }
+        return moved
+    }
+
+    /// Purges the work queue and its delay queues.
+    public func purge(_ queue: QueueName) async throws -> Int {
+        let connection = try await link.connection()
+        var purged = try await ifExists { () throws(IvyError) in try await connection.purge(queue.rawValue) }
+        for rung in AMQPTopology.rungs {
+            purged += try await ifExists { () throws(IvyError) in
+                try await connection.purge(AMQPTopology.delay(queue, rung: rung))
+            }
+        }
+        return purged
+    }
+
+    public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
+        let connection = try await link.connection()
+        return try await ifExists { () throws(IvyError) in
+            try await connection.purge(AMQPTopology.dead(queue))
+        }
+    }
+
+    /// Up to `count` of a queue's ready messages, oldest first, taken with `basic.get` and all
+    /// rejected back once read, so that they keep their order. None when the queue does not exist.
+    private func browse(_ name: String, count: Int) async throws -> [AMQPDelivery] {
+        let connection = try await link.connection()
+        var taken: [AMQPDelivery] = []
+        var failure: IvyError?
+        while taken.count < count {
+            do {
+                guard
+                    let delivery = try await unlessMissing({ () throws(IvyError) in
+                        try await connection.get(name)
+                    })
+                else { break }
+                taken.append(delivery)
+            } catch {
+                failure = error
+                break
+            }
+        }
+        for delivery in taken {
+            try? await connection.reject(deliveryTag: delivery.deliveryTag, requeue: true)
+        }
+        if let failure { throw failure }
+        return taken
+    }
+
+    /// A count from the broker, or 0 when the queue it is about does not exist.
+    private func ifExists(_ count: () async throws(IvyError) -> Int) async throws(IvyError) -> Int {
+        try await unlessMissing(count) ?? 0
+    }
+
+    /// What the broker answered, or nil when the queue it is about does not exist.
+    private func unlessMissing<Value>(_ ask: () async throws(IvyError) -> Value?) async throws(IvyError)
+        -> Value?
+    {
+        do { return try await ask() } catch
+            where error.code == .commandFailed && error.detail?.contains("NOT_FOUND") == true
+        {
+            return nil
+        }
+    }
+}

@@ -1,0 +1,412 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Foundation
+public import IvyCore
+internal import Synchronization
+
+/// A queue backend on RabbitMQ, or another AMQP 0-9-1 broker (`amqp://user:password@host/vhost`,
+/// `amqps://…`; see ``AMQPConfiguration`` for the query items).
+///
+/// Each queue is a durable work queue with a dead-letter queue beside it, and delay queues that
+/// hand messages back after their TTL (PROTOCOL.md §9). Sends are persistent, mandatory and
+/// confirmed: `send` returns once the broker has the message on disk. A worker consumes with
+/// manual acks and a prefetch of its concurrency; a delivery it reserves is hidden from others
+/// for as long as the delivery is unacknowledged, and the backend gives it back itself when the
+/// visibility timeout runs out first (see ``extend(_:visibility:)``).
+///
+/// One connection, on a thread of its own, carries everything; it is opened again when it is
+/// lost (the reservations it held are then lost, and the broker delivers their messages again)
+/// and replaced every `recycle` seconds (one hour by default).
+///
+/// Delivery counts: a message moved by Ivy (released, delayed, expired) carries how many times it
+/// was delivered before in an `x-ivy-deliveries` header; on top of that, a quorum queue counts
+/// its returns exactly (`x-delivery-count`), while a classic queue only flags a redelivery, so a
+/// message that came back several times from crashed workers counts once. Prefer
+/// `queue_type=quorum` where crash loops must end.
+public final class AMQPBackend: InspectableQueueBackend {
+    public struct Receipt: Sendable, Hashable {
+        fileprivate let key: UInt64
+    }
+
+    public let endpoint: String
+    public let maximumMessageSize: Int
+
+    let configuration: AMQPConfiguration
+    let topology: AMQPTopology
+    let logger: any IvyLogger
+    let link: AMQPLink
+    private let holdings: AMQPHoldings
+    private let inlets = Mutex<[QueueName: AMQPInlet]>([:])
+    /// Queues declared on the broker since this backend started.
+    private let declared = Mutex<Set<String>>([])
+    private let idPrefix: String
+    private let idCounter = Atomic<UInt64>(0)
+    private let isClosed = Atomic<Bool>(false)
+
+    /// Connects to the broker the URL names, and logs in.
+    ///
+    /// - Parameters:
+    ///   - maximumMessageSize: The largest body accepted: 16 MiB by default (RabbitMQ takes up to
+    ///     128 MiB, and recommends much less).
+    ///   - name: Shown by the broker for the connection.
+    /// - Throws: ``IvyError/Code/invalidURL`` or ``IvyError/Code/invalidConfiguration`` for the
+    ///   URL and settings; ``IvyError/Code/connectionFailed`` for a broker out of reach, a wrong
+    ///   user or password, or an unknown virtual host.
+    public static func connect(
+        url: String, maximumMessageSize: Int = 16 << 20, name: String = "ivy",
+        logger: any IvyLogger = StderrLogger()
+    ) async throws -> AMQPBackend {
+        try await connect(
+            configuration: AMQPConfiguration(url: url), maximumMessageSize: maximumMessageSize, name: name,
+            logger: logger)
+    }
+
+    /// Connects with a configuration made by hand; see ``connect(url:maximumMessageSize:name:logger:)``.
+    public static func connect(
+        configuration: AMQPConfiguration, maximumMessageSize: Int = 16 << 20, name: String = "ivy",
+        logger: any IvyLogger = StderrLogger()
+    ) async throws -> AMQPBackend {
+        try configuration.validate()
+        try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(128 << 20))
+        let backend = AMQPBackend(
+            configuration: configuration, maximumMessageSize: maximumMessageSize, name: name, logger: logger)
+        do { _ = try await backend.link.connection() } catch {
+            await backend.link.close()
+            throw error
+        }
+        return backend
+    }
+
+    private init(
+        configuration: AMQPConfiguration, maximumMessageSize: Int, name: String, logger: any IvyLogger
+    ) {
+        self.configuration = configuration
+        endpoint = configuration.endpoint
+        self.maximumMessageSize = maximumMessageSize
+        self.logger = logger
+        topology = AMQPTopology(queueType: configuration.queueType)
+        idPrefix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        // The link and the holdings call back into the backend, which they cannot name yet.
+        let changed = Forwarder<Void>()
+        let expired = Forwarder<[AMQPHoldings.Held]>()
+        link = AMQPLink(configuration: configuration, name: name, logger: logger) { changed.send(()) }
+        holdings = AMQPHoldings { expired.send($0) }
+        changed.connect { [weak self] _ in self?.connectionChanged() }
+        expired.connect { [weak self] in self?.putBack($0) }
+    }
+
+    // MARK: Sending
+
+    public func send(_ body: [UInt8], to queue: QueueName) async throws -> String {
+        try checkSize(body, queue: queue)
+        let id = "\(idPrefix)-\(idCounter.add(1, ordering: .relaxed).newValue)"
+        try await publish(body, to: queue.rawValue, declaring: queue, messageID: id)
+        return id
+    }
+
+    /// Hands the whole batch to the connection in order, and then waits for the confirms, which
+    /// share round trips; a publish that failed is tried again on its own (and may then come
+    /// after the others).
+    public func send(batch bodies: [[UInt8]], to queue: QueueName) async throws -> [String] {
+        for body in bodies { try checkSize(body, queue: queue) }
+        guard let first = bodies.first else { return [] }
+        let start = idCounter.add(UInt64(bodies.count), ordering: .relaxed).newValue - UInt64(bodies.count)
+        let ids = bodies.indices.map { "\(idPrefix)-\(start + UInt64($0) + 1)" }
+        // One first, which declares the queue if need be.
+        try await publish(first, to: queue.rawValue, declaring: queue, messageID: ids[0])
+        let connection = try await link.connection()
+        let rest = Array(bodies.indices.dropFirst())
+        let outcomes: [Result<Void, IvyError>] = await withCheckedContinuation { continuation in
+            let results = Mutex(
+                (left: rest.count, outcomes: [Result<Void, IvyError>?](repeating: nil, count: bodies.count)))
+            if rest.isEmpty { return continuation.resume(returning: []) }
+            for index in rest {
+                connection.publish(body: bodies[index], routingKey: queue.rawValue, messageID: ids[index]) {
+                    outcome in
+                    let done = results.withLock { results -> [Result<Void, IvyError>]? in
+                        results.outcomes[index] = outcome
+                        results.left -= 1
+                        return results.left == 0 ? results.outcomes.compactMap { $0 } : nil
+                    }
+                    if let done { continuation.resume(returning: done) }
+                }
+            }
+        }
+        for (index, outcome) in zip(rest, outcomes) where (try? outcome.get()) == nil {
+            try await publish(bodies[index], to: queue.rawValue, declaring: queue, messageID: ids[index])
+        }
+        return ids
+    }
+
+    /// Publishes a persistent, mandatory message and waits for the broker's confirm, declaring
+    /// `queue`'s queues first if this backend has not yet. A connection lost on the way is
+    /// opened again and the publish repeated while the send deadline lasts (the broker may then
+    /// hold it twice); a queue deleted meanwhile is declared again.
+    func publish(
+        _ body: [UInt8], to routingKey: String, declaring queue: QueueName, messageID: String,
+        headers: [String: AMQPHeaderValue] = [:]
+    ) async throws(IvyError) {
+        let deadline = ContinuousClock.now + configuration.sendDeadline
+        var redeclared = false
+        while true {
+            let connection = try await link.connection()
+            do {
+                try await declare(queue, on: connection)
+                if routingKey != queue.rawValue { try await declare(routingKey, for: queue, on: connection) }
+                try await connection.publish(
+                    body: body, routingKey: routingKey, headers: headers, messageID: messageID)
+                return
+            } catch
+                where error.code == .commandFailed && error.detail?.contains("NO_ROUTE") == true
+                && !redeclared
+            {
+                redeclared = true
+                declared.withLock { $0.subtract([queue.rawValue, routingKey]) }
+            } catch
+                where (error.code == .connectionFailed || error.code == .closed)
+                && !connection.isAlive && !isClosed.load(ordering: .relaxed) && .now < deadline
+            {
+                continue
+            }
+        }
+    }
+
+    // MARK: Declaring
+
+    /// Declares the work queue and its dead-letter queue, once per backend.
+    private func declare(_ queue: QueueName, on connection: AMQPConnection) async throws(IvyError) {
+        guard !declared.withLock({ $0.contains(queue.rawValue) }) else { return }
+        try await connection.declareQueue(queue.rawValue, arguments: topology.queueArguments)
+        try await connection.declareQueue(AMQPTopology.dead(queue), arguments: topology.queueArguments)
+        declared.withLock { _ = $0.insert(queue.rawValue) }
+    }
+
+    /// Declares one of `queue`'s delay or dead-letter queues, once per backend.
+    private func declare(_ name: String, for queue: QueueName, on connection: AMQPConnection)
+        async throws(IvyError)
+    {
+        guard !declared.withLock({ $0.contains(name) }) else { return }
+        let rung = AMQPTopology.rungs.first { AMQPTopology.delay(queue, rung: $0) == name }
+        let arguments = rung.map { topology.delayArguments(for: queue, rung: $0) } ?? topology.queueArguments
+        try await connection.declareQueue(name, arguments: arguments)
+        declared.withLock { _ = $0.insert(name) }
+    }
+
+    // MARK: Consuming
+
+    public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
+        -> [Reservation<Receipt>]
+    {
+        precondition(count > 0, "count must be at least 1")
+        let inlet = inlet(for: queue)
+        let deadline = ContinuousClock.now + wait
+        while true {
+            try await startConsumer(inlet, count: count)
+            let ready = inlet.take(count)
+            var deliveries = ready
+            if deliveries.isEmpty, wait > .zero, !Task.isCancelled {
+                let remaining = deadline - .now
+                if remaining <= .zero { return [] }
+                deliveries = await inlet.wait(count, for: remaining)
+            }
+            let reservations = hand(deliveries, from: queue, visibility: visibility)
+            if !reservations.isEmpty || Task.isCancelled || ContinuousClock.now >= deadline {
+                return reservations
+            }
+        }
+    }
+
+    /// Reservations of the deliveries that can still be settled; the others the broker returns.
+    private func hand(_ deliveries: [AMQPDelivery], from queue: QueueName, visibility: Duration)
+        -> [Reservation<Receipt>]
+    {
+        let deadline = ContinuousClock.now + visibility
+        var reservations: [Reservation<Receipt>] = []
+        reservations.reserveCapacity(deliveries.count)
+        for delivery in deliveries where link.connection(generation: delivery.generation) != nil {
+            let messageID = delivery.messageID ?? "amqp-\(delivery.generation)-\(delivery.deliveryTag)"
+            let count = topology.deliveryCount(of: delivery)
+            let key = holdings.hold(
+                .init(
+                    delivery: delivery, queue: queue, messageID: messageID, deliveryCount: count,
+                    deadline: deadline))
+            reservations.append(
+                Reservation(
+                    queue: queue, messageID: messageID, body: delivery.body, deliveryCount: count,
+                    receipt: Receipt(key: key)))
+        }
+        return reservations
+    }
+
+    /// Starts `inlet`'s consumer on the current connection when it has none there, or one whose
+    /// prefetch is below `count`; the consumer it replaces is cancelled.
+    private func startConsumer(_ inlet: AMQPInlet, count: Int) async throws(IvyError) {
+        if isClosed.load(ordering: .relaxed) { throw IvyError(.closed, endpoint: endpoint) }
+        let connection = try await link.connection()
+        guard inlet.claimStart(generation: connection.generation, count: count) else { return }
+        var started: AMQPInlet.Consumer?
+        defer {
+            if let replaced = inlet.started(started),
+                let old = link.connection(generation: replaced.generation)
+            {
+                Task { try? await old.cancel(consumerTag: replaced.tag) }
+            }
+        }
+        try await declare(inlet.queue, on: connection)
+        let prefetch = min(
+            max(count, inlet.consumer.map { $0.generation == connection.generation ? $0.prefetch : 0 } ?? 0),
+            Int(UInt16.max))
+        let tag = try await connection.consume(
+            inlet.queue.rawValue, prefetch: prefetch, onDelivery: { inlet.deliver($0) },
+            onBurstEnd: { inlet.burstEnded() }, onCancel: { [weak inlet] in inlet?.cancelledByBroker() })
+        started = AMQPInlet.Consumer(tag: tag, generation: connection.generation, prefetch: prefetch)
+    }
+
+    private func inlet(for queue: QueueName) -> AMQPInlet {
+        inlets.withLock { inlets in
+            if let inlet = inlets[queue] { return inlet }
+            let inlet = AMQPInlet(queue: queue)
+            inlets[queue] = inlet
+            return inlet
+        }
+    }
+
+    /// The connection was lost or retired: waiting reserves start consumers on the next one.
+    private func connectionChanged() {
+        let current = link.currentGeneration
+        let inlets = inlets.withLock { Array($0.values) }
+        for inlet in inlets {
+            inlet.connectionChanged { generation in
+                generation == current || link.connection(generation: generation) != nil
+            }
+        }
+    }
+
+    // MARK: Settling
+
+    public func ack(_ reservation: Reservation<Receipt>) async throws {
+        let held = try take(reservation)
+        guard let connection = link.connection(generation: held.delivery.generation) else {
+            throw lost(reservation, "its connection is gone")
+        }
+        try await connection.ack(deliveryTag: held.delivery.deliveryTag)
+    }
+
+    /// Moves the reservation's deadline; the broker is not asked, and promises nothing more than
+    /// before: the delivery stays reserved as long as the connection lives.
+    public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws
+        -> Reservation<Receipt>
+    {
+        guard holdings.extend(reservation.receipt.key, to: .now + visibility) else {
+            throw lost(reservation, "its visibility timeout ran out or its connection is gone")
+        }
+        return reservation
+    }
+
+    /// Sends a copy that carries the delivery count to the queue (or, with a delay, to the delay
+    /// queue of the next rung up), then acks the delivery.
+    public func release(_ reservation: Reservation<Receipt>, delay: Duration) async throws {
+        let held = try take(reservation)
+        let target =
+            delay > .zero
+            ? AMQPTopology.delay(reservation.queue, rung: AMQPTopology.rung(for: delay))
+            : reservation.queue.rawValue
+        try await move(held, key: reservation.receipt.key, to: target, headers: [:])
+    }
+
+    public func deadLetter(_ reservation: Reservation<Receipt>, reason: String) async throws {
+        let held = try take(reservation)
+        let headers: [String: AMQPHeaderValue] = [
+            AMQPTopology.reasonHeader: .string(AMQPTopology.clipped(reason)),
+            AMQPTopology.queueHeader: .string(reservation.queue.rawValue),
+            AMQPTopology.deadLetteredAtHeader: .integer(Int64(Date().timeIntervalSince1970 * 1000)),
+        ]
+        try await move(
+            held, key: reservation.receipt.key, to: AMQPTopology.dead(reservation.queue), headers: headers)
+    }
+
+    /// Publishes a copy of a held delivery to `target` and acks the delivery; on a failed publish
+    /// the reservation is held again, unchanged.
+    private func move(
+        _ held: AMQPHoldings.Held, key: UInt64, to target: String, headers: [String: AMQPHeaderValue]
+    ) async throws(IvyError) {
+        var headers = headers
+        headers[AMQPTopology.deliveriesHeader] = .integer(Int64(held.deliveryCount))
+        do {
+            try await publish(
+                held.delivery.body, to: target, declaring: held.queue, messageID: held.messageID,
+                headers: headers)
+        } catch {
+            if link.connection(generation: held.delivery.generation) != nil { holdings.restore(key, held) }
+            throw error
+        }
+        guard let connection = link.connection(generation: held.delivery.generation) else {
+            throw IvyError(
+                .reservationLost, endpoint: endpoint,
+                detail:
+                    "message \(held.messageID) of queue \(held.queue) was moved, but its connection went before the ack; it will also run again"
+            )
+        }
+        try await connection.ack(deliveryTag: held.delivery.deliveryTag)
+    }
+
+    /// Visibility timeouts that ran out: each goes back to its queue as a copy that counts this
+    /// delivery, or, when that fails, is rejected back to where it was.
+    private func putBack(_ expired: [AMQPHoldings.Held]) {
+        for held in expired {
+            Task {
+                do {
+                    var headers: [String: AMQPHeaderValue] = [:]
+                    headers[AMQPTopology.deliveriesHeader] = .integer(Int64(held.deliveryCount))
+                    try await publish(
+                        held.delivery.body, to: held.queue.rawValue, declaring: held.queue,
+                        messageID: held.messageID,
+                        headers: headers)
+                    try await link.connection(generation: held.delivery.generation)?.ack(
+                        deliveryTag: held.delivery.deliveryTag)
+                } catch {
+                    try? await link.connection(generation: held.delivery.generation)?.reject(
+                        deliveryTag: held.delivery.deliveryTag, requeue: true)
+                }
+            }
+        }
+    }
+
+    private func take(_ reservation: Reservation<Receipt>) throws(IvyError) -> AMQPHoldings.Held {
+        guard let held = holdings.take(reservation.receipt.key) else {
+            throw lost(reservation, "its visibility timeout ran out or its connection is gone")
+        }
+        return held
+    }
+
+    private func lost(_ reservation: Reservation<Receipt>, _ why: String) -> IvyError {
+        IvyError(
+            .reservationLost, endpoint: endpoint,
+            detail: "message \(reservation.messageID) of queue \(reservation.queue): \(why)")
+    }
+
+    /// How many of `queue`'s deliveries this backend holds: reserved, and delivered to its
+    /// consumer but not reserved yet (ready, for anyone who asks).
+    func held(in queue: QueueName) -> (reserved: Int, buffered: Int) {
+        (holdings.count(of: queue), inlets.withLock { $0[queue] }?.bufferedCount ?? 0)
+    }
+
+    // MARK: Closing
+
+    public func close() async {
+        guard !isClosed.exchange(true, ordering: .relaxed) else { return }
+        let inlets = inlets.withLock { Array($0.values) }
+        for inlet in inlets { _ = inlet.drain() }
+        holdings.close()
+        await link.close()
+    }
+}
+
+/// Passes values to a receiver connected after the sender was made.
+private final class Forwarder<Value>: Sendable {
+    private let receiver = Mutex<(@Sendable (Value) -> Void)?>(nil)
+
+    func connect(_ receiver: @escaping @Sendable (Value) -> Void) { self.receiver.withLock { $0 = receiver } }
+
+    func send(_ value: Value) { receiver.withLock { $0 }?(value) }
+}
