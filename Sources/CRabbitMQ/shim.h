@@ -6,6 +6,14 @@
 #include <amqp_tcp_socket.h>
 #include <amqp_ssl_socket.h>
 #include <openssl/ssl.h>
+#include <sys/time.h>
+
+// A timeval made in C: in Swift its initializer belongs to Glibc or to Dispatch, whichever
+// module the build happened to import first, and Swift 6 insists on importing that one.
+static inline struct timeval ivy_timeval(long seconds, long microseconds) {
+    struct timeval value = {.tv_sec = seconds, .tv_usec = microseconds};
+    return value;
+}
 
 // amqp_login_with_properties is variadic (the SASL method's arguments follow), which Swift
 // cannot call: PLAIN, with the user and password as its two arguments.

@@ -122,7 +122,7 @@ final class AMQPSession {
     /// broker's are missing. The frame's decoded fields live until ``releaseBuffers()``.
     func nextFrame() -> FrameRead {
         var frame = amqp_frame_t()
-        var now = timeval(tv_sec: 0, tv_usec: 0)
+        var now = ivy_timeval(0, 0)
         let status = amqp_simple_wait_frame_noblock(state, &frame, &now)
         switch status {
         case AMQP_STATUS_OK.rawValue: return .frame(frame)
@@ -471,6 +471,6 @@ extension timeval {
     init(until deadline: ContinuousClock.Instant) {
         let remaining = max(deadline - ContinuousClock.now, .milliseconds(1))
         let (seconds, attoseconds) = remaining.components
-        self.init(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        self = ivy_timeval(Int(seconds), Int(attoseconds / 1_000_000_000_000))
     }
 }
