@@ -17,8 +17,7 @@ extension AMQPBackend {
 
     /// Ready messages in the work queue, and those delivered to this backend's consumer but not
     /// reserved; delayed: in its delay queues; reserved: held by this backend; dead: in its
-    /// dead-letter queue. Declares the work and dead-letter queues when
-    /// they do not exist yet; delay queues are only looked at.
+    /// dead-letter queue. Declares the queues that do not exist yet, delay queues included.
     public func size(of queue: QueueName) async throws -> QueueSize {
         let connection = try await link.connection()
         let ready = try await connection.declareQueue(queue.rawValue, arguments: topology.queueArguments)
@@ -27,12 +26,13 @@ extension AMQPBackend {
             AMQPTopology.dead(queue), arguments: topology.queueArguments
         )
         .messages
+        // Declared rather than looked at: a passive declare of a missing queue costs its channel,
+        // and while a slow count runs, messages move between the queues.
         var delayed = 0
         for rung in AMQPTopology.rungs {
-            delayed += try await ifExists { () throws(IvyError) in
-                try await connection.declareQueue(AMQPTopology.delay(queue, rung: rung), passive: true)
-                    .messages
-            }
+            delayed += try await connection.declareQueue(
+                AMQPTopology.delay(queue, rung: rung), arguments: topology.delayArguments(for: queue, rung: rung)
+            ).messages
         }
         let held = held(in: queue)
         return QueueSize(ready: ready + held.buffered, delayed: delayed, reserved: held.reserved, dead: dead)

@@ -154,16 +154,15 @@ struct BackendConformanceTests {
         let later = try #require(batch.first { $0.body == Self.body("much later") })
         // One delay no machine outlasts, to see the message hidden; one short enough to wait out.
         // (A short delay alone cannot show hiding: a loaded machine may pass it before the next step.)
+        // The sizes are taken while the short one is still reserved: a message on its way back
+        // from a delay may be counted in both places (or neither) on a broker that moves it.
         try await backend.release(later, delay: .seconds(3600))
+        #expect(
+            try await backend.size(of: queue)
+                == backend.comparable(QueueSize(ready: 0, delayed: 1, reserved: 1, dead: 0)))
         let clock = ContinuousClock()
         let releasedAt = clock.now
         try await backend.release(first, delay: .milliseconds(300))
-        let size = try await backend.size(of: queue)
-        if backend.distinguishesStates {
-            #expect(size.delayed >= 1 && size.ready + size.delayed == 2 && size.reserved == 0)
-        } else {
-            #expect(size.live == 2)
-        }
         let early = try await backend.reserve(from: queue, count: 2, visibility: .seconds(30), wait: .zero)
         #expect(early.allSatisfy { $0.messageID != later.messageID }, "a delayed message came back early")
         var second = early.first
