@@ -22,6 +22,8 @@ if [ "$mode" = test ]; then
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; } || need+=(python3-venv)
   # scripts/services.sh's private RabbitMQ node runs the package's own scripts (not in PATH)
   [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+  # and openssl makes its TLS listener's throwaway CA and certificate
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -6,13 +6,18 @@
 # server, Tools/ironmq-emulator, project `ivytest`, token `ivy-test-token`, reservations from 1 s),
 # IVY_AMQP_PORT (default 5690: a private RabbitMQ node `ivytest@127.0.0.1` of the Debian package
 # rabbitmq-server, vhost `ivytest`, user `ivy` password `ivy-test-password` with all permissions
-# there; `guest` as RabbitMQ makes it, loopback only; no plugins). That node's Erlang distribution
+# there; `guest` as RabbitMQ makes it, loopback only; no plugins), with a TLS listener on
+# IVY_AMQPS_PORT (default 5691) whose certificate, for IP:127.0.0.1 only, is signed by a throwaway
+# CA made with openssl in the node's directory (tls/ca.pem; tls/wrong-ca.pem is another CA, which
+# signed nothing; made once, kept while the directory lives). That node's Erlang distribution
 # port is IVY_RABBITMQ_DIST_PORT (default 25690), its epmd's IVY_RABBITMQ_EPMD_PORT (default 4390),
 # rabbitmqctl's IVY_RABBITMQ_CTL_PORTS (default 35690-35699), all on 127.0.0.1, with an Erlang cookie
 # of its own: nothing of a system RabbitMQ (5672, 25672, 15672, epmd 4369, /var/lib/rabbitmq) is
 # used or touched. As root the node runs as the `rabbitmq` user. IVY_RABBITMQ_START_TIMEOUT
 # (default 120 s) bounds its start. rabbitmqctl by hand: `scripts/services.sh ctl list_queues -p ivytest`
 # (with the same IVY_AMQP_PORT and IVY_RABBITMQ_* variables as `up`); see rabbitmq_env and rabbitmqctl_node.
+# `env` prints the servers' URLs (IVY_REDIS_URL, IVY_IRONMQ_URL, IVY_AMQP_URL, IVY_AMQPS_URL) and
+# IVY_AMQPS_WRONG_CA, one VARIABLE=VALUE a line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD/.services
@@ -21,6 +26,7 @@ ironmq_port=${IVY_IRONMQ_PORT:-8690}
 ironmq_token=ivy-test-token
 ironmq_project=ivytest
 amqp_port=${IVY_AMQP_PORT:-5690}
+amqps_port=${IVY_AMQPS_PORT:-5691}
 rabbitmq_dist_port=${IVY_RABBITMQ_DIST_PORT:-25690}
 rabbitmq_epmd_port=${IVY_RABBITMQ_EPMD_PORT:-4390}
 rabbitmq_ctl_ports=${IVY_RABBITMQ_CTL_PORTS:-35690-35699}
@@ -144,6 +150,71 @@ rabbitmq_log_tail() {
   tail -n 30 "$dir/log/startup.log" "$dir/log/$rabbitmq_node.log" 2>/dev/null | sed 's/^/  /' >&2 || true
 }
 
+tls_openssl() {  # tls_openssl ARGUMENTS...: openssl, whose chatter shows only when it fails
+  local output
+  if ! output=$(openssl "$@" 2>&1); then
+    echo "services: openssl $1 failed: $output" >&2
+    return 1
+  fi
+}
+
+rabbitmq_tls_ca() {  # rabbitmq_tls_ca DIR NAME SUBJECT: a self-signed CA, DIR/NAME.pem and DIR/NAME.key
+  tls_openssl req -x509 -config "$1/openssl.cnf" -extensions ca -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -nodes -keyout "$1/$2.key.new" -out "$1/$2.pem.new" -days 3650 -subj "$3"
+  mv "$1/$2.key.new" "$1/$2.key"
+  mv "$1/$2.pem.new" "$1/$2.pem"
+}
+
+rabbitmq_tls() {  # rabbitmq_tls DIR: the throwaway CAs and the server's certificate in DIR, made once
+  local dir=$1 serial
+  mkdir -p "$dir"
+  # A configuration of our own: nothing from the system's openssl.cnf.
+  cat >"$dir/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = name
+prompt = no
+[name]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+# Not DNS:localhost: the TLS test expects a connection through `localhost` to fail its host name check.
+subjectAltName = IP:127.0.0.1
+CNF
+  (
+    umask 077  # the keys; the certificates are made readable below
+    if [ ! -s "$dir/ca.pem" ] || [ ! -s "$dir/ca.key" ]; then
+      rm -f "$dir/server.pem" "$dir/server.key"
+      rabbitmq_tls_ca "$dir" ca "/O=Ivy for Swift tests/CN=Ivy throwaway test CA"
+    fi
+    if [ ! -s "$dir/server.key" ] ||
+      ! openssl verify -CAfile "$dir/ca.pem" -verify_ip 127.0.0.1 "$dir/server.pem" >/dev/null 2>&1; then
+      serial=0x$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+      tls_openssl req -new -config "$dir/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/O=Ivy for Swift tests/CN=127.0.0.1"
+      tls_openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "$serial" \
+        -days 3650 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.pem"
+      rm -f "$dir/server.csr"
+    fi
+    if [ ! -s "$dir/wrong-ca.pem" ]; then  # for the tests: a CA that signed nothing of ours
+      rabbitmq_tls_ca "$dir" wrong-ca "/O=Ivy for Swift tests/CN=Ivy throwaway wrong CA"
+      rm -f "$dir/wrong-ca.key"
+    fi
+  )
+  chmod 644 "$dir/ca.pem" "$dir/server.pem" "$dir/wrong-ca.pem"
+}
+
+rabbitmq_tls_answers() {  # the TLS listener completes a handshake and its certificate verifies
+  openssl s_client -connect "127.0.0.1:$amqps_port" -CAfile "$(rabbitmq_dir)/tls/ca.pem" \
+    -verify_ip 127.0.0.1 -verify_return_error </dev/null >/dev/null 2>&1
+}
+
 rabbitmq_prepare() {  # the node's directory, cookie and configuration, owned by the node's user
   local dir
   mkdir -p "$root"
@@ -160,7 +231,12 @@ rabbitmq_prepare() {  # the node's directory, cookie and configuration, owned by
   rm -f "$dir/launcher.pid" "$dir/rabbitmq.pid" "$dir/provisioned"   # of a node that died
   : >"$dir/rabbitmq-env.conf"
   echo '[].' >"$dir/enabled_plugins"
-  printf '%s\n' "listeners.tcp.default = 127.0.0.1:$amqp_port" 'log.console = false' >"$dir/rabbitmq.conf"
+  rabbitmq_tls "$dir/tls"
+  # The broker asks for no client certificate (verify_none), so the tests need none.
+  printf '%s\n' "listeners.tcp.default = 127.0.0.1:$amqp_port" "listeners.ssl.default = 127.0.0.1:$amqps_port" \
+    "ssl_options.cacertfile = $dir/tls/ca.pem" "ssl_options.certfile = $dir/tls/server.pem" \
+    "ssl_options.keyfile = $dir/tls/server.key" 'ssl_options.verify = verify_none' \
+    'ssl_options.fail_if_no_peer_cert = false' 'log.console = false' >"$dir/rabbitmq.conf"
   if [ ! -s "$dir/.erlang.cookie" ]; then
     (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/.erlang.cookie")
   fi
@@ -187,12 +263,21 @@ rabbitmq_up() {
     echo "services: no $rabbitmq_bin/rabbitmq-server (scripts/install-deps.sh test installs rabbitmq-server)" >&2
     return 1
   fi
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "services: no openssl, for the node's test certificates (scripts/install-deps.sh test installs it)" >&2
+    return 1
+  fi
   local dir deadline
   if [ -e "$root/rabbitmq" ] && rabbitmqctl_node -q -t 10 ping >/dev/null 2>&1; then
     # Ours (our epmd, our cookie), perhaps still booting: wait for it as below, then done.
     if rabbitmqctl_node -q await_startup --timeout "$rabbitmq_start_timeout" >/dev/null 2>&1; then
       [ -f "$(rabbitmq_dir)/provisioned" ] || rabbitmq_provision
-      echo "services: RabbitMQ $rabbitmq_node already answers on 127.0.0.1:$amqp_port" >&2
+      if ! rabbitmq_tls_answers; then  # a node of an older services.sh, without the TLS listener
+        echo "services: RabbitMQ $rabbitmq_node runs but its TLS listener does not answer on" \
+          "127.0.0.1:$amqps_port with a certificate of $(rabbitmq_dir)/tls/ca.pem; \`$0 down\` and up again" >&2
+        return 1
+      fi
+      echo "services: RabbitMQ $rabbitmq_node already answers on 127.0.0.1:$amqp_port (TLS: $amqps_port)" >&2
       return 0
     fi
     echo "services: RabbitMQ $rabbitmq_node runs but did not finish starting; stopping it" >&2
@@ -223,7 +308,13 @@ rabbitmq_up() {
     sleep 1
   done
   rabbitmq_provision
-  echo "services: RabbitMQ $rabbitmq_node on 127.0.0.1:$amqp_port" >&2
+  # await_startup returns once the listeners are up; this also checks the certificate chain.
+  if ! wait_for "RabbitMQ's TLS listener on 127.0.0.1:$amqps_port" rabbitmq_tls_answers; then
+    rabbitmq_log_tail
+    rabbitmq_down
+    return 1
+  fi
+  echo "services: RabbitMQ $rabbitmq_node on 127.0.0.1:$amqp_port (TLS: $amqps_port)" >&2
 }
 
 rabbitmq_down() {
@@ -248,13 +339,32 @@ rabbitmq_down() {
   if [ -L "$root/rabbitmq" ]; then rm -rf "$dir" "$root/rabbitmq"; fi
 }
 
+percent_encoded() {  # a path as a URL's query value: bytes other than [A-Za-z0-9/._~-] as %XX
+  local LC_ALL=C text=$1 encoded= character index
+  for ((index = 0; index < ${#text}; index++)); do
+    character=${text:index:1}
+    case $character in
+      [A-Za-z0-9/._~-]) encoded+=$character ;;
+      *) printf -v character '%%%02X' "'$character"; encoded+=$character ;;
+    esac
+  done
+  printf '%s' "$encoded"
+}
+
+service_environment() {  # VARIABLE=VALUE lines: the servers' URLs, and the CA file that signed nothing
+  # Through the .services/rabbitmq link (when it is one): valid before `up` makes its target too.
+  local tls=$root/rabbitmq/tls
+  echo "IVY_REDIS_URL=redis://127.0.0.1:$redis_port"
+  echo "IVY_IRONMQ_URL=ironmq+http://$ironmq_token@127.0.0.1:$ironmq_port/$ironmq_project?min_timeout=1"
+  echo "IVY_AMQP_URL=amqp://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqp_port/$rabbitmq_vhost"
+  echo "IVY_AMQPS_URL=amqps://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqps_port/$rabbitmq_vhost?cacertfile=$(percent_encoded "$tls/ca.pem")"
+  echo "IVY_AMQPS_WRONG_CA=$tls/wrong-ca.pem"
+}
+
 case "${1:-}" in
   up) redis_up; ironmq_up; rabbitmq_up ;;
   down) redis_down; ironmq_down; rabbitmq_down; rm -rf "$root" ;;
-  env)
-    echo "IVY_REDIS_URL=redis://127.0.0.1:$redis_port"
-    echo "IVY_IRONMQ_URL=ironmq+http://$ironmq_token@127.0.0.1:$ironmq_port/$ironmq_project?min_timeout=1"
-    echo "IVY_AMQP_URL=amqp://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqp_port/$rabbitmq_vhost" ;;
+  env) service_environment ;;
   ctl)  # rabbitmqctl against our node (tests close connections with it, as the broker would)
     shift
     [ -e "$root/rabbitmq" ] || { echo "services: no RabbitMQ node of ours in $root" >&2; exit 1; }
