@@ -11,7 +11,8 @@ demo: deps
 	$(SWIFT) run --skip-build ivy demo
 
 ## test: install what the tests need, start the servers on loopback (Redis, the local IronMQ
-## server, a private RabbitMQ node), run every test, the short
+## server, a private RabbitMQ node with a TLS listener), run every test with their URLs
+## (`scripts/services.sh env`, which honours IVY_AMQP_PORT, IVY_AMQPS_PORT and the rest), the short
 ## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), the Examples package (built as a
 ## user's package would be) and the Python reference client against the Swift side both ways
 ## (PROTOCOL.md; a database of its own) and the local IronMQ server's own tests (Iron.io's client
@@ -19,7 +20,7 @@ demo: deps
 test: test-deps
 	$(SWIFT) build --build-tests
 	scripts/services.sh up || { scripts/services.sh down; exit 1; }
-	IVY_REQUIRE_SERVICES=1 IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) $(SWIFT) test --skip-build; \
+	IVY_REQUIRE_SERVICES=1 scripts/services.sh run $(SWIFT) test --skip-build; \
 	  status=$$?; \
 	  IVY_BINARY=.build/debug/ivy scripts/chaos.sh --short || status=1; \
 	  IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/examples-test.sh || status=1; \

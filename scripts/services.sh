@@ -17,7 +17,8 @@
 # (default 120 s) bounds its start. rabbitmqctl by hand: `scripts/services.sh ctl list_queues -p ivytest`
 # (with the same IVY_AMQP_PORT and IVY_RABBITMQ_* variables as `up`); see rabbitmq_env and rabbitmqctl_node.
 # `env` prints the servers' URLs (IVY_REDIS_URL, IVY_IRONMQ_URL, IVY_AMQP_URL, IVY_AMQPS_URL) and
-# IVY_AMQPS_WRONG_CA, one VARIABLE=VALUE a line.
+# IVY_AMQPS_WRONG_CA, one VARIABLE=VALUE a line; `run COMMAND...` runs a command with them exported
+# (in the checkout's root, as every command here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD/.services
@@ -365,9 +366,14 @@ case "${1:-}" in
   up) redis_up; ironmq_up; rabbitmq_up ;;
   down) redis_down; ironmq_down; rabbitmq_down; rm -rf "$root" ;;
   env) service_environment ;;
+  run)  # run COMMAND...: the command with the variables `env` prints exported
+    shift
+    [ "$#" -gt 0 ] || { echo "usage: $0 run COMMAND..." >&2; exit 2; }
+    while IFS= read -r line; do export "$line"; done < <(service_environment)
+    exec "$@" ;;
   ctl)  # rabbitmqctl against our node (tests close connections with it, as the broker would)
     shift
     [ -e "$root/rabbitmq" ] || { echo "services: no RabbitMQ node of ours in $root" >&2; exit 1; }
     rabbitmqctl_node "$@" ;;
-  *) echo "usage: $0 up|down|env|ctl ARGUMENTS..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|run COMMAND...|ctl ARGUMENTS..." >&2; exit 2 ;;
 esac
