@@ -465,41 +465,95 @@ private final class ThreadHold: Sendable {
 
 // MARK: TLS
 
+/// The broker's TLS listener (`Services.amqpsURL`): by default the node's, whose certificate is for
+/// IP:127.0.0.1 only and signed by the throwaway CA that `scripts/services.sh up` makes, named by
+/// the URL's `cacertfile`. Another broker's certificate must be for its host (a DNS name, or an IP
+/// address as an IP SAN) and not for `localhost` or `127.0.0.1`, whichever the URL does not name.
 extension AMQPConnectionTests {
-    /// `IVY_AMQPS_URL`: a TLS listener of the broker whose certificate is for its host (a DNS
-    /// name, or an IP address as an IP SAN) and signed by the URL's `cacertfile`; the test also
-    /// connects through `localhost` or `127.0.0.1`, whichever the URL does not name, and expects
-    /// that to fail. `make services-up` starts no TLS listener.
-    private static let tlsURL = ProcessInfo.processInfo.environment["IVY_AMQPS_URL"]
+    private func tlsConfiguration() throws -> AMQPConfiguration {
+        try AMQPConfiguration(url: Services.amqpsURL)
+    }
 
-    @Test(
-        .enabled(if: tlsURL != nil, "set IVY_AMQPS_URL=amqps://user:password@host:port/vhost?cacertfile=PATH")
-    )
-    func tlsVerifiesTheBrokersCertificateAndHostName() async throws {
-        let configuration = try AMQPConfiguration(url: try #require(Self.tlsURL))
-        let connection = try await AMQPConnection.open(configuration, name: "ivy-test-tls")
+    /// A TLS connection, or a skipped (by hand) or failed (`IVY_REQUIRE_SERVICES=1`) test.
+    private func openTLS(_ configuration: AMQPConfiguration? = nil) async throws -> AMQPConnection {
+        do {
+            return try await AMQPConnection.open(
+                try configuration ?? tlsConfiguration(), name: "ivy-test-tls-\(UUID().uuidString.prefix(8))")
+        } catch {
+            try Services.unavailable(
+                "RabbitMQ's TLS listener at \(Redaction.redact(url: Services.amqpsURL))", error)
+        }
+    }
+
+    @Test func tlsCarriesAConfirmedMessageToAConsumer() async throws {
+        let connection = try await openTLS()
         let queue = freshQueue()
         try await connection.declareQueue(queue)
+        let (stream, onDelivery) = deliveries()
+        _ = try await connection.consume(queue, prefetch: 1, onDelivery: onDelivery)
         let body = [UInt8](repeating: 42, count: 300_000)  // several frames and TLS records
         try await connection.publish(body: body, routingKey: queue, messageID: "secret")
-        #expect(try await connection.get(queue)?.body == body)
+        let delivery = try await next(stream, "the delivery over TLS")
+        #expect(delivery.body == body)
+        #expect(delivery.messageID == "secret")
+        #expect(!delivery.redelivered)
+        try await connection.ack(deliveryTag: delivery.deliveryTag)
         try await connection.deleteQueue(queue)
         await connection.close()
+    }
 
-        var untrusted = configuration
-        untrusted.caCertificateFile = nil  // the system's store does not know the test CA
-        let unverified = try await #require(throws: IvyError.self) {
-            try await AMQPConnection.open(untrusted, name: "ivy-test-tls-untrusted")
+    @Test func tlsRefusesACertificateThatAnotherCASigned() async throws {
+        try await openTLS().close()  // skipped without a broker
+        var configuration = try tlsConfiguration()
+        configuration.caCertificateFile = Services.amqpsWrongCA
+        let error = try await #require(throws: IvyError.self) {
+            try await AMQPConnection.open(configuration, name: "ivy-test-tls-wrong-ca")
         }
-        #expect(unverified.code == .connectionFailed)
-        #expect(unverified.detail?.contains("verif") == true)
+        #expect(error.code == .connectionFailed)
+        #expect(error.detail?.contains("cert verification failed") == true)
+        #expect(!"\(error)".contains(configuration.password.exposedValue))
+        #expect(!String(reflecting: error).contains(configuration.password.exposedValue))
+    }
 
-        var otherName = configuration
-        otherName.host = configuration.host == "localhost" ? "127.0.0.1" : "localhost"
-        let misnamed = try await #require(throws: IvyError.self) {
-            try await AMQPConnection.open(otherName, name: "ivy-test-tls-misnamed")
+    @Test func tlsWithoutACAFileTrustsTheSystemsStoreOnly() async throws {
+        try await openTLS().close()
+        var configuration = try tlsConfiguration()
+        configuration.caCertificateFile = nil  // the system's store does not know the test CA
+        let error = try await #require(throws: IvyError.self) {
+            try await AMQPConnection.open(configuration, name: "ivy-test-tls-untrusted")
         }
-        #expect(misnamed.code == .connectionFailed)
-        #expect(misnamed.detail?.contains("verification failed") == true)
+        #expect(error.code == .connectionFailed)
+        #expect(error.detail?.contains("verif") == true)
+    }
+
+    @Test func tlsChecksTheBrokersHostName() async throws {
+        try await openTLS().close()
+        var configuration = try tlsConfiguration()
+        configuration.host = configuration.host == "localhost" ? "127.0.0.1" : "localhost"
+        let error = try await #require(throws: IvyError.self) {
+            try await AMQPConnection.open(configuration, name: "ivy-test-tls-misnamed")
+        }
+        #expect(error.code == .connectionFailed)
+        #expect(error.detail?.contains("verification failed") == true)
+    }
+
+    @Test func tlsToAPlainAMQPPortFailsWithinTheConnectTimeout() async throws {
+        try await openTLS().close()
+        let plain = try configuration()
+        var configuration = try tlsConfiguration()
+        configuration.host = plain.host
+        configuration.port = plain.port
+        configuration.connectTimeout = .seconds(5)
+        let tls = configuration
+        // The deadline only names a hang: the open must end by itself, within its timeout.
+        let error = try await #require(throws: IvyError.self) {
+            try await withDeadline(.seconds(30), "the open to fail") {
+                try await AMQPConnection.open(tls, name: "ivy-test-tls-plain-port")
+            }
+        }
+        #expect(error.code == .connectionFailed)
+        // The broker answers a TLS hello with AMQP's protocol header and closes the socket.
+        #expect(error.detail?.contains("SSL handshake failed") == true)
+        #expect(!"\(error)".contains(configuration.password.exposedValue))
     }
 }

@@ -25,6 +25,36 @@ public enum Services {
         ProcessInfo.processInfo.environment["IVY_AMQP_URL"]
         ?? "amqp://ivy:ivy-test-password@127.0.0.1:5690/ivytest"
 
+    /// `IVY_AMQPS_URL`, else the TLS listener of that node (port 5691), whose certificate is for
+    /// IP:127.0.0.1 only and signed by the throwaway CA `scripts/services.sh up` makes with
+    /// openssl in `.services/rabbitmq/tls/ca.pem`, the URL's `cacertfile`.
+    public static let amqpsURL =
+        ProcessInfo.processInfo.environment["IVY_AMQPS_URL"]
+        ?? "amqps://ivy:ivy-test-password@127.0.0.1:5691/ivytest?cacertfile="
+        + queryValue(tlsDirectory.appendingPathComponent("ca.pem").path)
+
+    /// `IVY_AMQPS_WRONG_CA`, else `.services/rabbitmq/tls/wrong-ca.pem`: the certificate of
+    /// another CA `scripts/services.sh up` makes, one that signed nothing of the node's.
+    public static let amqpsWrongCA =
+        ProcessInfo.processInfo.environment["IVY_AMQPS_WRONG_CA"]
+        ?? tlsDirectory.appendingPathComponent("wrong-ca.pem").path
+
+    /// The checkout this file is in.
+    private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Where `scripts/services.sh up` keeps the RabbitMQ node's certificates.
+    private static let tlsDirectory = repository.appendingPathComponent(".services/rabbitmq/tls")
+
+    /// A path as a URL's query value, percent-encoded as `scripts/services.sh env` does.
+    private static func queryValue(_ path: String) -> String {
+        let kept = CharacterSet(charactersIn: "/._~-").union(
+            CharacterSet(charactersIn: "a"..."z")
+        ).union(CharacterSet(charactersIn: "A"..."Z")).union(
+            CharacterSet(charactersIn: "0"..."9"))
+        return path.addingPercentEncoding(withAllowedCharacters: kept) ?? path
+    }
+
     /// Runs `rabbitmqctl` against the RabbitMQ node `scripts/services.sh up` started, through
     /// `scripts/services.sh ctl` (so with the same `IVY_AMQP_PORT` and `IVY_RABBITMQ_*`
     /// variables), and returns its output.
@@ -32,11 +62,9 @@ public enum Services {
     /// - Throws: ``CommandFailed`` when it exits with a failure, as it does when that node is
     ///   not running (a broker elsewhere, named by `IVY_AMQP_URL`).
     public static func rabbitmqctl(_ arguments: [String]) async throws -> String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
         let process = try IvyProcess(
             executable: URL(fileURLWithPath: "/bin/bash"),
-            [root.appendingPathComponent("scripts/services.sh").path, "ctl"] + arguments)
+            [repository.appendingPathComponent("scripts/services.sh").path, "ctl"] + arguments)
         let finished = await process.finish()
         guard finished.status == 0 else {
             throw CommandFailed(
