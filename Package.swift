@@ -66,7 +66,7 @@ let package = Package(
             dependencies: ["ivy", "Ivy", "IvyIronMQ", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyAMQPTests", dependencies: ["IvyAMQP", "IvyTestSupport"], swiftSettings: swiftSettings),
+            name: "IvyAMQPTests", dependencies: ["ivy", "IvyAMQP", "IvyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyRedisTests",
             dependencies: ["ivy", "Ivy", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],

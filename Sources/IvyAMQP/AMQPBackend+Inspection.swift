@@ -31,7 +31,8 @@ extension AMQPBackend {
         var delayed = 0
         for rung in AMQPTopology.rungs {
             delayed += try await connection.declareQueue(
-                AMQPTopology.delay(queue, rung: rung), arguments: topology.delayArguments(for: queue, rung: rung)
+                AMQPTopology.delay(queue, rung: rung),
+                arguments: topology.delayArguments(for: queue, rung: rung)
             ).messages
         }
         let held = held(in: queue)

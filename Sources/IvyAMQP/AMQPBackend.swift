@@ -139,9 +139,9 @@ public final class AMQPBackend: InspectableQueueBackend {
     }
 
     /// Publishes a persistent, mandatory message and waits for the broker's confirm, declaring
-    /// `queue`'s queues first if this backend has not yet. A connection lost on the way is
-    /// opened again and the publish repeated while the send deadline lasts (the broker may then
-    /// hold it twice); a queue deleted meanwhile is declared again.
+    /// `queue`'s queues first if this backend has not yet. A connection lost on the way, or a
+    /// broker away for a moment, is waited out while the send deadline lasts, and the publish
+    /// repeated (the broker may then hold it twice); a queue deleted meanwhile is declared again.
     func publish(
         _ body: [UInt8], to routingKey: String, declaring queue: QueueName, messageID: String,
         headers: [String: AMQPHeaderValue] = [:]
@@ -149,11 +149,13 @@ public final class AMQPBackend: InspectableQueueBackend {
         let deadline = ContinuousClock.now + configuration.sendDeadline
         var redeclared = false
         while true {
-            let connection = try await link.connection()
+            var connection: AMQPConnection?
             do {
-                try await declare(queue, on: connection)
-                if routingKey != queue.rawValue { try await declare(routingKey, for: queue, on: connection) }
-                try await connection.publish(
+                let current = try await link.connection()
+                connection = current
+                try await declare(queue, on: current)
+                if routingKey != queue.rawValue { try await declare(routingKey, for: queue, on: current) }
+                try await current.publish(
                     body: body, routingKey: routingKey, headers: headers, messageID: messageID)
                 return
             } catch
@@ -164,8 +166,10 @@ public final class AMQPBackend: InspectableQueueBackend {
                 declared.withLock { $0.subtract([queue.rawValue, routingKey]) }
             } catch
                 where (error.code == .connectionFailed || error.code == .closed)
-                && !connection.isAlive && !isClosed.load(ordering: .relaxed) && .now < deadline
+                && connection?.isAlive != true && !isClosed.load(ordering: .relaxed) && .now < deadline
             {
+                // The broker is away or the connection went: the link opens a new one no sooner
+                // than its reconnect schedule allows, so this waits rather than spins.
                 continue
             }
         }

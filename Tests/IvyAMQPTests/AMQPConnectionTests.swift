@@ -370,7 +370,7 @@ extension AMQPConnectionTests {
         let (closedStream, closedContinuation) = AsyncStream<IvyError>.makeStream()
         let connection = try await open(name: name) { closedContinuation.yield($0) }
         let pid: String
-        do { pid = try await Self.connectionPid(named: name) } catch {
+        do { pid = try await Services.rabbitMQConnectionPid(named: name) } catch {
             try Services.unavailable("rabbitmqctl for the node of scripts/services.sh", error)
         }
         let queue = freshQueue()
@@ -419,16 +419,6 @@ extension AMQPConnectionTests {
         let other = try await open()
         try await other.deleteQueue(queue)
         await other.close()
-    }
-
-    /// The broker's id of the connection with this `connection_name`, from `rabbitmqctl`
-    /// (lines of the pid, a tab and the client properties).
-    private static func connectionPid(named name: String) async throws -> String {
-        let output = try await Services.rabbitmqctl(["-s", "list_connections", "pid", "client_properties"])
-        for line in output.split(separator: "\n") where line.contains("\"\(name)\"") {
-            if let pid = line.split(separator: "\t").first, pid.hasPrefix("<") { return String(pid) }
-        }
-        throw Services.CommandFailed(command: "rabbitmqctl list_connections", output: "no connection \(name)")
     }
 }
 

@@ -73,6 +73,16 @@ public enum Services {
         return finished.stdout
     }
 
+    /// The broker's id of the connection with this `connection_name`, from `rabbitmqctl`
+    /// (lines of the pid, a tab and the client properties), for `close_connection`.
+    public static func rabbitMQConnectionPid(named name: String) async throws -> String {
+        let output = try await rabbitmqctl(["-s", "list_connections", "pid", "client_properties"])
+        for line in output.split(separator: "\n") where line.contains("\"\(name)\"") {
+            if let pid = line.split(separator: "\t").first, pid.hasPrefix("<") { return String(pid) }
+        }
+        throw CommandFailed(command: "rabbitmqctl list_connections", output: "no connection \(name)")
+    }
+
     /// A helper program that exited with a failure.
     public struct CommandFailed: Error, CustomStringConvertible {
         public var command: String

@@ -1,0 +1,126 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import IvyAMQP
+import IvyCore
+import IvyTestSupport
+import Testing
+
+/// What the AMQP backend adds to the conformance suite: a lost connection, a recycled one, a wrong
+/// password at start-up through the `ivy` binary, and the layout other implementations read.
+@Suite("AMQP backend")
+struct AMQPBackendTests {
+    private func freshQueue() throws -> QueueName {
+        try QueueName("ab-\(UUID().uuidString.prefix(8).lowercased())")
+    }
+
+    private func connect(_ query: String = "queue_type=quorum", name: String = "ivy-test") async throws
+        -> AMQPBackend
+    {
+        let url = Services.amqpURL + (Services.amqpURL.contains("?") ? "&" : "?") + query
+        do { return try await AMQPBackend.connect(url: url, name: name, logger: SilentLogger()) } catch {
+            try Services.unavailable("RabbitMQ at \(Redaction.redact(url: url))", error)
+        }
+    }
+
+    @Test func aLostConnectionLosesItsReservationsAndTheBackendComesBackByItself() async throws {
+        let name = "ivy-test-lost-\(UUID().uuidString.prefix(8))"
+        let backend = try await connect(name: name)
+        let queue = try freshQueue()
+        _ = try await backend.send(Array("again".utf8), to: queue)
+        let first = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(60), wait: .seconds(10))
+                .first)
+        #expect(first.deliveryCount == 1)
+        let pid: String
+        do { pid = try await Services.rabbitMQConnectionPid(named: "\(name)-1") } catch {
+            try Services.unavailable("rabbitmqctl for the node of scripts/services.sh", error)
+        }
+        _ = try await Services.rabbitmqctl(["close_connection", pid, "ivy test: connection lost"])
+        // The broker gives the message back; the next reserve opens a new connection and gets it.
+        let again = try await withDeadline(.seconds(30), "the message to come back on a new connection") {
+            while true {
+                if let reservation = try await backend.reserve(
+                    from: queue, count: 1, visibility: .seconds(60), wait: .seconds(5)
+                ).first {
+                    return reservation
+                }
+            }
+        }
+        #expect(again.messageID == first.messageID)
+        #expect(again.body == first.body)
+        #expect(again.deliveryCount == 2)
+        let stale = await #expect(throws: IvyError.self) { try await backend.ack(first) }
+        #expect(stale?.code == .reservationLost)
+        try await backend.ack(again)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+        await backend.close()
+    }
+
+    @Test func aRecycledConnectionStillSettlesTheDeliveriesItMade() async throws {
+        // A connection replaced after 0.2 s, which keeps settling for a minute.
+        let backend = try await connect("queue_type=quorum&recycle=0.2&retirement=60")
+        let queue = try freshQueue()
+        _ = try await backend.send(Array("old".utf8), to: queue)
+        let old = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(60), wait: .seconds(10))
+                .first)
+        // Time is what this test is about: the connection must grow older than its recycle interval.
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await backend.send(Array("new".utf8), to: queue)
+        let new = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(60), wait: .seconds(10))
+                .first)
+        #expect(new.body == Array("new".utf8))
+        try await backend.ack(old)
+        try await backend.ack(new)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
+        await backend.close()
+    }
+
+    @Test func deadLettersCarryTheirReasonInHeadersThatOtherImplementationsRead() async throws {
+        let backend = try await connect()
+        let queue = try freshQueue()
+        _ = try await backend.send(Array("poison".utf8), to: queue)
+        let reservation = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(60), wait: .seconds(10))
+                .first)
+        let reason = String(repeating: "é", count: 6000)  // 12,000 bytes: cut to 8 KiB
+        try await backend.deadLetter(reservation, reason: reason)
+        let letter = try #require(try await backend.deadLetters(of: queue, count: 1).first)
+        #expect(letter.body == Array("poison".utf8))
+        #expect(letter.messageID == reservation.messageID)
+        #expect(
+            letter.reason.utf8.count <= 8192 && letter.reason.hasPrefix("éé") && letter.reason.hasSuffix("…"))
+        #expect(letter.deliveryCount == 1)
+        #expect(abs(letter.deadLetteredAt.timeIntervalSinceNow) < 3600)
+        // As another implementation reads it (PROTOCOL.md §9).
+        let connection = try await AMQPConnection.open(try AMQPConfiguration(url: Services.amqpURL))
+        let raw = try #require(try await connection.get("\(queue).dead"))
+        #expect(raw.messageID == reservation.messageID)
+        #expect(raw.headers["x-ivy-queue"] == .string(queue.rawValue))
+        #expect(raw.headers["x-ivy-reason"]?.string == letter.reason)
+        #expect(raw.headers["x-ivy-deliveries"] == .integer(1))
+        #expect(raw.headers["x-ivy-dead-lettered-at"]?.integer != nil)
+        try await connection.reject(deliveryTag: raw.deliveryTag, requeue: true)
+        await connection.close()
+        #expect(try await backend.purgeDeadLetters(of: queue) == 1)
+        await backend.close()
+    }
+
+    @Test func aWrongPasswordIsAClearErrorAtStartUpThatDoesNotShowIt() async throws {
+        let configuration = try AMQPConfiguration(url: Services.amqpURL)
+        guard Services.accepts(host: configuration.host, port: configuration.port) else {
+            _ = try await connect()  // skips or fails, as services require
+            return
+        }
+        var wrong = URLComponents(string: Services.amqpURL)!
+        wrong.password = "not-the-passw0rd"
+        let worker = try IvyProcess(
+            ["worker", "--queue", wrong.string!, "--notify", Services.redisURL, "--queues", "testpackage"])
+        let finished = await worker.finish()
+        #expect(finished.status != 0)
+        #expect(finished.stderr.contains("ACCESS_REFUSED"), "stderr: \(finished.stderr)")
+        #expect(!finished.stderr.contains("not-the-passw0rd"))
+    }
+}
