@@ -66,7 +66,8 @@ let package = Package(
             dependencies: ["ivy", "Ivy", "IvyIronMQ", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyAMQPTests", dependencies: ["ivy", "IvyAMQP", "IvyTestSupport"], swiftSettings: swiftSettings),
+            name: "IvyAMQPTests", dependencies: ["ivy", "IvyAMQP", "IvyTestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyRedisTests",
             dependencies: ["ivy", "Ivy", "IvyRedis", "IvyRedisNotify", "IvyExamples", "IvyTestSupport"],
