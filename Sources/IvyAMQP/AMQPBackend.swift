@@ -278,6 +278,7 @@ public final class AMQPBackend: InspectableQueueBackend {
     /// The connection was lost or retired: waiting reserves start consumers on the next one.
     private func connectionChanged() {
         let current = link.currentGeneration
+        holdings.forget { !isSettleable($0) }
         let inlets = inlets.withLock { Array($0.values) }
         for inlet in inlets {
             inlet.connectionChanged { generation in
@@ -291,7 +292,7 @@ public final class AMQPBackend: InspectableQueueBackend {
     public func ack(_ reservation: Reservation<Receipt>) async throws {
         let held = try take(reservation)
         guard let connection = link.connection(generation: held.delivery.generation) else {
-            throw lost(reservation, "its connection is gone")
+            throw lost(reservation, "its connection is gone, and the broker gives the message to another")
         }
         try await connection.ack(deliveryTag: held.delivery.deliveryTag)
     }
@@ -301,7 +302,7 @@ public final class AMQPBackend: InspectableQueueBackend {
     public func extend(_ reservation: Reservation<Receipt>, visibility: Duration) async throws
         -> Reservation<Receipt>
     {
-        guard holdings.extend(reservation.receipt.key, to: .now + visibility) else {
+        guard holdings.extend(reservation.receipt.key, to: .now + visibility, if: { isSettleable($0) }) else {
             throw lost(reservation, "its visibility timeout ran out or its connection is gone")
         }
         return reservation
@@ -329,51 +330,69 @@ public final class AMQPBackend: InspectableQueueBackend {
             held, key: reservation.receipt.key, to: AMQPTopology.dead(reservation.queue), headers: headers)
     }
 
-    /// Publishes a copy of a held delivery to `target` and acks the delivery; on a failed publish
-    /// the reservation is held again, unchanged.
+    /// Replaces a held delivery by a copy in `target`; when the copy cannot be sent, the
+    /// reservation is held again, unchanged.
     private func move(
         _ held: AMQPHoldings.Held, key: UInt64, to target: String, headers: [String: AMQPHeaderValue]
     ) async throws(IvyError) {
-        var headers = headers
-        headers[AMQPTopology.deliveriesHeader] = .integer(Int64(held.deliveryCount))
         do {
-            try await publish(
-                held.delivery.body, to: target, declaring: held.queue, messageID: held.messageID,
-                headers: headers)
+            try await replace(
+                held.delivery, of: held.queue, messageID: held.messageID,
+                deliveriesBefore: held.deliveryCount,
+                to: target, headers: headers)
         } catch {
-            if link.connection(generation: held.delivery.generation) != nil { holdings.restore(key, held) }
+            if error.code != .reservationLost && isSettleable(held.delivery) { holdings.restore(key, held) }
             throw error
         }
-        guard let connection = link.connection(generation: held.delivery.generation) else {
+    }
+
+    /// Publishes a copy of a delivery to `target`, carrying how many deliveries came before it,
+    /// then acks the delivery on the connection that made it: a move, which RabbitMQ cannot do
+    /// in place. Nothing is sent when that connection is gone (the broker has given the message
+    /// back already), so a move never makes a second copy; one whose connection goes between the
+    /// confirm and the ack does (the message then runs twice rather than not at all).
+    private func replace(
+        _ delivery: AMQPDelivery, of queue: QueueName, messageID: String, deliveriesBefore: Int,
+        to target: String,
+        headers: [String: AMQPHeaderValue] = [:]
+    ) async throws(IvyError) {
+        guard let connection = link.connection(generation: delivery.generation) else {
             throw IvyError(
                 .reservationLost, endpoint: endpoint,
-                detail:
-                    "message \(held.messageID) of queue \(held.queue) was moved, but its connection went before the ack; it will also run again"
-            )
+                detail: "message \(messageID) of queue \(queue): its connection is gone")
         }
-        try await connection.ack(deliveryTag: held.delivery.deliveryTag)
+        var headers = headers
+        headers[AMQPTopology.deliveriesHeader] = .integer(Int64(deliveriesBefore))
+        try await publish(delivery.body, to: target, declaring: queue, messageID: messageID, headers: headers)
+        do { try await connection.ack(deliveryTag: delivery.deliveryTag) } catch {
+            throw IvyError(
+                .reservationLost, endpoint: endpoint,
+                detail: "message \(messageID) of queue \(queue) was moved to \(target), but its connection "
+                    + "went before the ack: it will run again from there too")
+        }
     }
 
     /// Visibility timeouts that ran out: each goes back to its queue as a copy that counts this
     /// delivery, or, when that fails, is rejected back to where it was.
     private func putBack(_ expired: [AMQPHoldings.Held]) {
         for held in expired {
-            Task {
-                do {
-                    var headers: [String: AMQPHeaderValue] = [:]
-                    headers[AMQPTopology.deliveriesHeader] = .integer(Int64(held.deliveryCount))
-                    try await publish(
-                        held.delivery.body, to: held.queue.rawValue, declaring: held.queue,
-                        messageID: held.messageID,
-                        headers: headers)
-                    try await link.connection(generation: held.delivery.generation)?.ack(
-                        deliveryTag: held.delivery.deliveryTag)
+            Task { () async -> Void in
+                do throws(IvyError) {
+                    try await replace(
+                        held.delivery, of: held.queue, messageID: held.messageID,
+                        deliveriesBefore: held.deliveryCount, to: held.queue.rawValue)
                 } catch {
+                    guard error.code != .reservationLost else { return }
                     try? await link.connection(generation: held.delivery.generation)?.reject(
                         deliveryTag: held.delivery.deliveryTag, requeue: true)
                 }
             }
         }
+    }
+
+    /// Whether the connection that made a delivery can still settle it.
+    private func isSettleable(_ delivery: AMQPDelivery) -> Bool {
+        link.connection(generation: delivery.generation) != nil
     }
 
     private func take(_ reservation: Reservation<Receipt>) throws(IvyError) -> AMQPHoldings.Held {
@@ -397,10 +416,31 @@ public final class AMQPBackend: InspectableQueueBackend {
 
     // MARK: Closing
 
+    /// Stops the consumers, gives back what they received and nobody reserved (as copies that do
+    /// not count those deliveries, so that restarting workers does not wear out a message's
+    /// allowance), and closes the connection; the broker returns what is still reserved.
     public func close() async {
         guard !isClosed.exchange(true, ordering: .relaxed) else { return }
         let inlets = inlets.withLock { Array($0.values) }
-        for inlet in inlets { _ = inlet.drain() }
+        await withDiscardingTaskGroup { group in
+            for inlet in inlets {
+                group.addTask {
+                    if let consumer = inlet.consumer,
+                        let connection = self.link.connection(generation: consumer.generation)
+                    {
+                        try? await connection.cancel(consumerTag: consumer.tag)
+                    }
+                    for delivery in inlet.drain() where self.isSettleable(delivery) {
+                        let count = self.topology.deliveryCount(of: delivery)
+                        try? await self.replace(
+                            delivery, of: inlet.queue,
+                            messageID: delivery.messageID
+                                ?? "amqp-\(delivery.generation)-\(delivery.deliveryTag)",
+                            deliveriesBefore: count - 1, to: inlet.queue.rawValue)
+                    }
+                }
+            }
+        }
         holdings.close()
         await link.close()
     }

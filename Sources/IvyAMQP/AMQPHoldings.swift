@@ -60,21 +60,23 @@ final class AMQPHoldings: Sendable {
         }
     }
 
-    /// Moves a delivery's deadline; false when it is no longer held.
-    func extend(_ key: UInt64, to deadline: ContinuousClock.Instant) -> Bool {
+    /// Moves a delivery's deadline; false when it is no longer held or `isValid` says its
+    /// delivery can no longer be settled.
+    func extend(_ key: UInt64, to deadline: ContinuousClock.Instant, if isValid: (AMQPDelivery) -> Bool)
+        -> Bool
+    {
         state.withLock { state in
-            guard state.held[key] != nil else { return false }
+            guard let held = state.held[key], isValid(held.delivery) else { return false }
             state.held[key]!.deadline = deadline
             if state.alarm.map({ deadline < $0 }) ?? true { arm(&state, at: deadline) }
             return true
         }
     }
 
-    /// Drops the deliveries of a connection that is gone: the broker delivers them again.
-    func forget(generation: UInt64) {
-        state.withLock { state in
-            state.held = state.held.filter { $0.value.delivery.generation != generation }
-        }
+    /// Drops the deliveries that can no longer be settled (their connection is gone, and the
+    /// broker delivers them again).
+    func forget(where isLost: (AMQPDelivery) -> Bool) {
+        state.withLock { state in state.held = state.held.filter { !isLost($0.value.delivery) } }
     }
 
     /// How many deliveries of `queue` are held.

@@ -78,6 +78,31 @@ struct AMQPBackendTests {
         await backend.close()
     }
 
+    @Test func closingGivesBackWhatItsConsumerReceivedWithoutCountingADelivery() async throws {
+        let first = try await connect()
+        let second = try await connect()
+        let queue = try freshQueue()
+        // The first backend's consumer takes up to five, and nothing reserves them.
+        #expect(try await first.reserve(from: queue, count: 5, visibility: .seconds(60), wait: .zero).isEmpty)
+        let sent = try await second.send(batch: ["a", "b", "c"].map { Array($0.utf8) }, to: queue)
+        try await withDeadline(.seconds(30), "the consumer to receive all three") {
+            while try await second.size(of: queue).ready > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        await first.close()
+        // A quorum queue would count a delivery for each had they been returned by the close.
+        var received: [Reservation<AMQPBackend.Receipt>] = []
+        while received.count < 3 {
+            let batch = try await second.reserve(
+                from: queue, count: 3, visibility: .seconds(60), wait: .seconds(10))
+            try #require(!batch.isEmpty, "the given-back messages did not come")
+            received += batch
+        }
+        #expect(Set(received.map(\.messageID)) == Set(sent))
+        #expect(received.allSatisfy { $0.deliveryCount == 1 })
+        for reservation in received { try await second.ack(reservation) }
+        await second.close()
+    }
+
     @Test func deadLettersCarryTheirReasonInHeadersThatOtherImplementationsRead() async throws {
         let backend = try await connect()
         let queue = try freshQueue()
