@@ -45,6 +45,9 @@ final class AMQPInlet: Sendable {
 
     var consumer: Consumer? { state.withLock { $0.consumer } }
 
+    /// Whether a reserve waits here.
+    var hasWaiters: Bool { state.withLock { !$0.waiters.isEmpty } }
+
     /// How many deliveries wait here for a reserve.
     var bufferedCount: Int { state.withLock { $0.buffer.count } }
 

@@ -6,14 +6,23 @@
 /// the caller says what happened and when.
 struct ReconnectSchedule: Sendable {
     /// The least time between two attempts.
-    var minimumInterval: Duration = .seconds(1)
+    var minimumInterval: Duration
     /// The most time between two attempts, however many failed.
-    var longestInterval: Duration = .seconds(30)
+    var longestInterval: Duration
     /// Each interval is stretched by up to this fraction of itself, at random.
-    var jitter = 0.25
+    var jitter: Double
 
     private var lastAttempt: ContinuousClock.Instant?
     private var failuresInARow = 0
+
+    init(
+        minimumInterval: Duration = .seconds(1), longestInterval: Duration = .seconds(30),
+        jitter: Double = 0.25
+    ) {
+        self.minimumInterval = minimumInterval
+        self.longestInterval = longestInterval
+        self.jitter = jitter
+    }
 
     /// When an attempt may start, given a random number in `0..<1` for the jitter.
     func nextAttempt(random: Double) -> ContinuousClock.Instant? {
