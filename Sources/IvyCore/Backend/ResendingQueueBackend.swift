@@ -4,8 +4,9 @@
 /// capability): where the broker's delivery count cannot carry attempts.
 ///
 /// IronMQ raises a message's `reserved_count` on every touch, the heartbeat of a long task, so
-/// its count cannot tell a retry from a heartbeat; a broker that delays messages only by moving
-/// them (AMQP) starts a new count for the moved copy. A worker on such a backend retries with
+/// its count cannot tell a retry from a heartbeat. (A broker that delays messages only by moving
+/// them starts a new count for the moved copy; the AMQP backend carries the count over in a
+/// header instead.) A worker on such a backend retries with
 /// ``resend(_:as:delay:)``: a new message that carries its attempt, raised. Where the count also
 /// counts extensions (``deliveryCountIncludesExtensions``), the worker reads the attempt from
 /// the message alone and dead-letters a message delivered again and again only past an
