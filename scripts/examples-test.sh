@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Examples package (a separate package that depends on Ivy by path, as a user's
-# would) and runs it with its queue on Redis, then on the local IronMQ server (results through
-# Redis both times): its worker in the background, its producer, whose output must be the
+# would) and runs it with its queue on Redis, then on the local IronMQ server, then on the
+# private RabbitMQ node (results through Redis every time): its worker in the background, its producer, whose output must be the
 # expected results, then SIGTERM: the worker drains and exits 0.
 #
-# Environment: IVY_REDIS_URL (default redis://127.0.0.1:6390) and IVY_IRONMQ_PORT (default
-# 8690), the servers scripts/services.sh up starts. Each run's waits for the worker, the producer
+# Environment: IVY_REDIS_URL (default redis://127.0.0.1:6390), IVY_IRONMQ_PORT (default 8690)
+# and IVY_AMQP_URL (default the node's), the servers scripts/services.sh up starts. Each run's waits for the worker, the producer
 # and the worker's exit share one deadline of 120 s (IVY_EXAMPLES_DEADLINE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,8 @@ started=$SECONDS
 
 url=${IVY_REDIS_URL:-redis://127.0.0.1:6390}
 ironmq_url="ironmq+http://ivy-test-token@127.0.0.1:${IVY_IRONMQ_PORT:-8690}/ivytest?min_timeout=1"
+amqp_url="${IVY_AMQP_URL:-amqp://ivy:ivy-test-password@127.0.0.1:${IVY_AMQP_PORT:-5690}/ivytest}"
+amqp_url="$amqp_url$(case $amqp_url in *\?*) echo '&' ;; *) echo '?' ;; esac)queue_type=quorum"
 within=${IVY_EXAMPLES_DEADLINE:-120}
 unset IVY_QUEUE_URL IVY_NOTIFY_URL IVY_NOTIFICATION_CHANNEL_NAME
 
@@ -95,4 +97,5 @@ remaining() { local left=$((deadline - SECONDS)); echo $((left > 0 ? left : 1));
 
 run "$url" "redis"
 run "$ironmq_url" "ironmq"
+run "$amqp_url" "amqp"
 say "passed in $((SECONDS - started)) s"
