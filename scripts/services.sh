@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts or stops the servers the integration tests talk to, on loopback and private ports,
 # with their data in .services/ (git-ignored).
-#   scripts/services.sh up | down | env | ctl RABBITMQCTL-ARGUMENTS...
+#   scripts/services.sh up | down | env | run COMMAND... | ctl RABBITMQCTL-ARGUMENTS...
+#                       | rabbitmq-up | rabbitmq-down
 # Ports: IVY_REDIS_PORT (default 6390), IVY_IRONMQ_PORT (default 8690: the local IronMQ v3
 # server, Tools/ironmq-emulator, project `ivytest`, token `ivy-test-token`, reservations from 1 s),
 # IVY_AMQP_PORT (default 5690: a private RabbitMQ node `ivytest@127.0.0.1` of the Debian package
@@ -32,7 +33,12 @@ rabbitmq_dist_port=${IVY_RABBITMQ_DIST_PORT:-25690}
 rabbitmq_epmd_port=${IVY_RABBITMQ_EPMD_PORT:-4390}
 rabbitmq_ctl_ports=${IVY_RABBITMQ_CTL_PORTS:-35690-35699}
 rabbitmq_start_timeout=${IVY_RABBITMQ_START_TIMEOUT:-120}
-rabbitmq_node=ivytest@127.0.0.1
+# Another node beside it (a cluster's, scripts/amqp-cluster-test.sh): IVY_RABBITMQ_NAME names it
+# (its directory .services/rabbitmq-NAME) and IVY_RABBITMQ_COOKIE gives the cluster's cookie.
+rabbitmq_name=${IVY_RABBITMQ_NAME:-ivytest}
+rabbitmq_node=$rabbitmq_name@127.0.0.1
+rabbitmq_link=$root/rabbitmq
+[ "$rabbitmq_name" = ivytest ] || rabbitmq_link=$root/rabbitmq-$rabbitmq_name
 rabbitmq_vhost=ivytest
 rabbitmq_user=ivy
 rabbitmq_password=ivy-test-password
@@ -104,7 +110,7 @@ rabbitmq_as=()
 [ "$(id -u)" -ne 0 ] || rabbitmq_as=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups --)
 
 rabbitmq_dir() {  # the node's directory: .services/rabbitmq, or the temporary one it links to
-  readlink -f "$root/rabbitmq"
+  readlink -f "$rabbitmq_link"
 }
 
 rabbitmq_env() {  # exports what rabbitmq-server and rabbitmqctl both read; call it in a subshell
@@ -219,12 +225,12 @@ rabbitmq_tls_answers() {  # the TLS listener completes a handshake and its certi
 rabbitmq_prepare() {  # the node's directory, cookie and configuration, owned by the node's user
   local dir
   mkdir -p "$root"
-  if [ -L "$root/rabbitmq" ] && [ ! -e "$root/rabbitmq" ]; then rm "$root/rabbitmq"; fi  # /tmp emptied
-  if [ ! -e "$root/rabbitmq" ]; then
+  if [ -L "$rabbitmq_link" ] && [ ! -e "$rabbitmq_link" ]; then rm "$rabbitmq_link"; fi  # /tmp emptied
+  if [ ! -e "$rabbitmq_link" ]; then
     if "${rabbitmq_as[@]}" test -x "$root"; then
-      mkdir "$root/rabbitmq"
+      mkdir "$rabbitmq_link"
     else  # a checkout `rabbitmq` cannot reach (under /root, say): a temporary directory instead
-      ln -s "$(mktemp -d "${TMPDIR:-/tmp}/ivy-rabbitmq.XXXXXX")" "$root/rabbitmq"
+      ln -s "$(mktemp -d "${TMPDIR:-/tmp}/ivy-rabbitmq.XXXXXX")" "$rabbitmq_link"
     fi
   fi
   dir=$(rabbitmq_dir)
@@ -238,7 +244,10 @@ rabbitmq_prepare() {  # the node's directory, cookie and configuration, owned by
     "ssl_options.cacertfile = $dir/tls/ca.pem" "ssl_options.certfile = $dir/tls/server.pem" \
     "ssl_options.keyfile = $dir/tls/server.key" 'ssl_options.verify = verify_none' \
     'ssl_options.fail_if_no_peer_cert = false' 'log.console = false' >"$dir/rabbitmq.conf"
-  if [ ! -s "$dir/.erlang.cookie" ]; then
+  if [ -n "${IVY_RABBITMQ_COOKIE:-}" ]; then
+    [ ! -e "$dir/.erlang.cookie" ] || chmod 600 "$dir/.erlang.cookie"
+    (umask 077; printf '%s' "$IVY_RABBITMQ_COOKIE" >"$dir/.erlang.cookie")
+  elif [ ! -s "$dir/.erlang.cookie" ]; then
     (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/.erlang.cookie")
   fi
   chmod 400 "$dir/.erlang.cookie"
@@ -269,7 +278,7 @@ rabbitmq_up() {
     return 1
   fi
   local dir deadline
-  if [ -e "$root/rabbitmq" ] && rabbitmqctl_node -q -t 10 ping >/dev/null 2>&1; then
+  if [ -e "$rabbitmq_link" ] && rabbitmqctl_node -q -t 10 ping >/dev/null 2>&1; then
     # Ours (our epmd, our cookie), perhaps still booting: wait for it as below, then done.
     if rabbitmqctl_node -q await_startup --timeout "$rabbitmq_start_timeout" >/dev/null 2>&1; then
       [ -f "$(rabbitmq_dir)/provisioned" ] || rabbitmq_provision
@@ -319,7 +328,7 @@ rabbitmq_up() {
 }
 
 rabbitmq_down() {
-  [ -e "$root/rabbitmq" ] || return 0
+  [ -e "$rabbitmq_link" ] || return 0
   local dir pids=() alive=
   dir=$(rabbitmq_dir)
   [ -f "$dir/rabbitmq.pid" ] && pids+=("$(cat "$dir/rabbitmq.pid")")    # the Erlang VM
@@ -337,7 +346,7 @@ rabbitmq_down() {
   fi
   # The epmd on our port, started by the node or rabbitmqctl; no node of ours is left to need it.
   (rabbitmq_env; epmd -kill >/dev/null 2>&1) || true
-  if [ -L "$root/rabbitmq" ]; then rm -rf "$dir" "$root/rabbitmq"; fi
+  if [ -L "$rabbitmq_link" ]; then rm -rf "$dir" "$rabbitmq_link"; fi
 }
 
 percent_encoded() {  # a path as a URL's query value: bytes other than [A-Za-z0-9/._~-] as %XX
@@ -354,7 +363,7 @@ percent_encoded() {  # a path as a URL's query value: bytes other than [A-Za-z0-
 
 service_environment() {  # VARIABLE=VALUE lines: the servers' URLs, and the CA file that signed nothing
   # Through the .services/rabbitmq link (when it is one): valid before `up` makes its target too.
-  local tls=$root/rabbitmq/tls
+  local tls=$rabbitmq_link/tls
   echo "IVY_REDIS_URL=redis://127.0.0.1:$redis_port"
   echo "IVY_IRONMQ_URL=ironmq+http://$ironmq_token@127.0.0.1:$ironmq_port/$ironmq_project?min_timeout=1"
   echo "IVY_AMQP_URL=amqp://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqp_port/$rabbitmq_vhost"
@@ -364,6 +373,8 @@ service_environment() {  # VARIABLE=VALUE lines: the servers' URLs, and the CA f
 
 case "${1:-}" in
   up) redis_up; ironmq_up; rabbitmq_up ;;
+  rabbitmq-up) rabbitmq_up ;;  # the RabbitMQ node alone (IVY_RABBITMQ_NAME and the ports say which)
+  rabbitmq-down) rabbitmq_down; rm -rf "$(rabbitmq_dir)" "$rabbitmq_link" ;;
   down) redis_down; ironmq_down; rabbitmq_down; rm -rf "$root" ;;
   env) service_environment ;;
   run)  # run COMMAND...: the command with the variables `env` prints exported
@@ -373,7 +384,7 @@ case "${1:-}" in
     exec "$@" ;;
   ctl)  # rabbitmqctl against our node (tests close connections with it, as the broker would)
     shift
-    [ -e "$root/rabbitmq" ] || { echo "services: no RabbitMQ node of ours in $root" >&2; exit 1; }
+    [ -e "$rabbitmq_link" ] || { echo "services: no RabbitMQ node of ours in $root" >&2; exit 1; }
     rabbitmqctl_node "$@" ;;
-  *) echo "usage: $0 up|down|env|run COMMAND...|ctl ARGUMENTS..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|run COMMAND...|ctl ARGUMENTS...|rabbitmq-up|rabbitmq-down" >&2; exit 2 ;;
 esac

@@ -18,6 +18,8 @@ public import IvyCore
 /// - `recycle=SECONDS`: how often a connection is replaced by a fresh one (default 3600; 0: never),
 ///   and `retirement=SECONDS`: how long the old one keeps settling its deliveries (default 60).
 /// - `cacertfile=PATH`, `certfile=PATH`, `keyfile=PATH`: TLS files (amqps only).
+/// - `failover=HOST[:PORT],HOST[:PORT]…`: the other nodes of a cluster, tried in turn when the
+///   one connected to goes away (same user, vhost and TLS settings; the port defaults as above).
 ///
 /// The password never appears in ``endpoint`` or in errors.
 public struct AMQPConfiguration: Sendable {
@@ -49,11 +51,13 @@ public struct AMQPConfiguration: Sendable {
     /// PEM files of a client certificate and its key, for brokers that ask for one (amqps).
     public var clientCertificateFile: String?
     public var clientKeyFile: String?
+    /// Other nodes of the same cluster, tried in turn after ``host`` and ``port`` when connecting.
+    public var failover: [(host: String, port: Int)] = []
 
     /// The items a URL's query may hold.
     static let queryItems: Set<String> = [
         "queue_type", "heartbeat", "connection_timeout", "send_deadline", "recycle", "retirement",
-        "cacertfile", "certfile", "keyfile",
+        "cacertfile", "certfile", "keyfile", "failover",
     ]
 
     /// Reads an `amqp://` or `amqps://` URL.
@@ -130,6 +134,9 @@ public struct AMQPConfiguration: Sendable {
             case "send_deadline": sendDeadline = try seconds(in: 0.001...3600)
             case "recycle": recycleInterval = try seconds(in: 0...(86_400 * 30))
             case "retirement": retirementPeriod = try seconds(in: 0...86_400)
+            case "failover":
+                failover = try Self.nodes(
+                    value, defaultPort: scheme == "amqps" ? 5671 : 5672, invalid: invalid)
             default:
                 guard scheme == "amqps" else { throw invalid("\(item.name) is for amqps:// only") }
                 guard !value.isEmpty else { throw invalid("\(item.name) needs a path") }
@@ -144,6 +151,38 @@ public struct AMQPConfiguration: Sendable {
             throw invalid("certfile and keyfile go together")
         }
         try validate()
+    }
+
+    /// `HOST[:PORT],…`, an IPv6 address in brackets.
+    private static func nodes(_ list: String, defaultPort: Int, invalid: (String) -> IvyError)
+        throws(IvyError)
+        -> [(host: String, port: Int)]
+    {
+        var nodes: [(host: String, port: Int)] = []
+        for item in list.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let components = URLComponents(string: "amqp://\(item)"), let host = components.host,
+                !host.isEmpty, components.path.isEmpty, components.user == nil, components.query == nil
+            else {
+                throw invalid("failover takes HOST[:PORT] items separated by commas")
+            }
+            let port = components.port ?? defaultPort
+            guard (1...65_535).contains(port) else { throw invalid("a failover port must be 1 to 65535") }
+            nodes.append((host, port))
+        }
+        guard nodes.count <= 16 else { throw invalid("failover names at most 16 nodes") }
+        return nodes
+    }
+
+    /// Every node to try, this one first.
+    var nodes: [(host: String, port: Int)] { [(host, port)] + failover }
+
+    /// The same settings for another node of the cluster.
+    func at(_ node: (host: String, port: Int)) -> AMQPConfiguration {
+        var configuration = self
+        configuration.host = node.host
+        configuration.port = node.port
+        configuration.failover = []
+        return configuration
     }
 
     /// Checks the values a program may set after parsing.

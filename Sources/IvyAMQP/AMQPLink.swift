@@ -25,6 +25,8 @@ final class AMQPLink: Sendable {
         var retiring: [UInt64: AMQPConnection] = [:]
         var generation: UInt64 = 0
         var schedule = ReconnectSchedule()
+        /// The index in `configuration.nodes` of the node that answered last.
+        var preferredNode = 0
         var isClosed = false
     }
 
@@ -125,9 +127,7 @@ final class AMQPLink: Sendable {
             if let earliest, earliest > .now { try await Task.sleep(until: earliest) }
             state.withLock { $0.schedule.attempted(at: .now) }
             do {
-                let connection = try await AMQPConnection.open(
-                    configuration, name: "\(name)-\(generation)", generation: generation
-                ) { [self] error in lost(generation: generation, error: error) }
+                let connection = try await openAnyNode(generation: generation)
                 let closedMeanwhile = state.withLock { state in
                     state.opening = nil
                     state.schedule.succeeded()
@@ -152,6 +152,37 @@ final class AMQPLink: Sendable {
                 throw error
             }
         }
+    }
+
+    /// Connects to the node that answered last, else to the others in turn (a cluster's
+    /// `failover` nodes); the last node's error when none answers.
+    private func openAnyNode(generation: UInt64) async throws(IvyError) -> AMQPConnection {
+        let nodes = configuration.nodes
+        let first = state.withLock { $0.preferredNode } % nodes.count
+        var failure: IvyError?
+        for offset in 0..<nodes.count {
+            let index = (first + offset) % nodes.count
+            do {
+                let connection = try await AMQPConnection.open(
+                    nodes.count == 1 ? configuration : configuration.at(nodes[index]),
+                    name: "\(name)-\(generation)", generation: generation
+                ) { [self] error in lost(generation: generation, error: error) }
+                state.withLock { $0.preferredNode = index }
+                if offset > 0 {
+                    logger.warning(
+                        "connected to another node of the cluster",
+                        ["endpoint": connection.endpoint, "after": failure.map { "\($0)" } ?? ""])
+                }
+                return connection
+            } catch {
+                failure = error
+                // Credentials and vhosts are the cluster's: another node would refuse them too.
+                if error.detail?.contains("ACCESS_REFUSED") == true || error.code != .connectionFailed {
+                    throw error
+                }
+            }
+        }
+        throw failure!
     }
 
     /// The broker or the network ended connection `generation`.

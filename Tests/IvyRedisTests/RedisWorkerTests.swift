@@ -147,7 +147,8 @@ struct RedisWorkerTests {
         try await rescuer.value
         await producer.close()
         // And a consumer that closes leaves the group too: closing waits for its `leave` script.
-        #expect(try await consumers(of: queue.rawValue, through: admin).isEmpty)
+        let left = try await consumers(of: queue.rawValue, through: admin)
+        #expect(left.isEmpty, "consumers left, with their pending counts: \(left)")
         await inspector.close()
         await admin.close()
     }

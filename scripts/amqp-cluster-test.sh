@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# A three-node RabbitMQ cluster loses the node everyone is connected to: an `ivy worker` serves
+# quorum queues and `ivy bench --no-worker` sends 2,000 calls at 200 a second, both with the
+# cluster's other nodes in `failover=`; after 500 tasks have run, the first node's Erlang VM is
+# killed with SIGKILL. Passes when every call the cluster confirmed got its result, the worker
+# moved to another node by itself and still serves, and nothing is left in the queue.
+#
+# usage: scripts/amqp-cluster-test.sh   (needs the Redis of `scripts/services.sh up`; run by `make test`)
+# The nodes ivyc1, ivyc2 and ivyc3 @127.0.0.1 listen on 127.0.0.1:5790, 5792 and 5794 (TLS on the
+# next port up), Erlang distribution 25790, 25792, 25794, their own epmd on 4490, rabbitmqctl on
+# 35790-35819; their data is in .services/rabbitmq-ivyc*, removed afterwards. IVY_BINARY: the ivy
+# to test (default .build/debug/ivy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ivy=${IVY_BINARY:-.build/debug/ivy}
+redis_port=${IVY_REDIS_PORT:-6390}
+say() { echo "amqp-cluster: $*" >&2; }
+started=$SECONDS
+
+cookie=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+# node N COMMAND...: scripts/services.sh COMMAND for node ivycN of the cluster.
+node() {
+  local n=$1
+  shift
+  IVY_RABBITMQ_NAME=ivyc$n IVY_AMQP_PORT=$((5788 + 2 * n)) IVY_AMQPS_PORT=$((5789 + 2 * n)) \
+    IVY_RABBITMQ_DIST_PORT=$((25788 + 2 * n)) IVY_RABBITMQ_EPMD_PORT=4490 \
+    IVY_RABBITMQ_CTL_PORTS=$((35780 + 10 * n))-$((35789 + 10 * n)) IVY_RABBITMQ_COOKIE=$cookie \
+    scripts/services.sh "$@"
+}
+work=$(mktemp -d)
+worker_pid=
+cleanup() {
+  local status=$?
+  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null
+  for n in 3 2 1; do node "$n" rabbitmq-down >/dev/null 2>&1 || true; done
+  if [ "$status" -ne 0 ] && [ -f "$work/worker.log" ]; then
+    say "the worker's log, without its task events:"
+    grep -v '^event:' "$work/worker.log" | tail -20 >&2
+  fi
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+redis-cli -p "$redis_port" PING >/dev/null 2>&1 || {
+  say "FAIL: no Redis on 127.0.0.1:$redis_port (scripts/services.sh up)"
+  exit 1
+}
+
+for n in 1 2 3; do node "$n" rabbitmq-down >/dev/null 2>&1 || true; done
+for n in 1 2 3; do node "$n" rabbitmq-up; done
+for n in 2 3; do
+  node "$n" ctl -q stop_app >/dev/null
+  node "$n" ctl -q reset >/dev/null
+  node "$n" ctl -q join_cluster ivyc1@127.0.0.1 >/dev/null
+  node "$n" ctl -q start_app >/dev/null
+  node "$n" ctl -q await_startup >/dev/null
+done
+members=$(node 1 ctl -q cluster_status --formatter json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["running_nodes"]))')
+[ "$members" = 3 ] || { say "FAIL: the cluster has $members running nodes, not 3"; exit 1; }
+say "three nodes clustered in $((SECONDS - started)) s"
+
+queue_url="amqp://ivy:ivy-test-password@127.0.0.1:5790/ivytest?queue_type=quorum&connection_timeout=5&failover=127.0.0.1:5792,127.0.0.1:5794"
+notify_url="redis://127.0.0.1:$redis_port/14"
+"$ivy" worker --queue "$queue_url" --notify "$notify_url" --concurrency 16 --events 2>"$work/worker.log" &
+worker_pid=$!
+for _ in $(seq 1 300); do grep -q serving "$work/worker.log" && break; sleep 0.1; done
+grep -q serving "$work/worker.log" || { say "FAIL: the worker did not start"; exit 1; }
+"$ivy" bench --no-worker --queue "$queue_url" --notify "$notify_url" -n 2000 --rate 200 -c 32 \
+  --timeout 120 --phases enqueue --json >"$work/bench.out" 2>"$work/bench.err" &
+bench_pid=$!
+for _ in $(seq 1 600); do
+  [ "$(grep -c 'event: succeeded' "$work/worker.log" || true)" -ge 500 ] && break
+  sleep 0.1
+done
+beam=$(cat "$(readlink -f .services/rabbitmq-ivyc1)/rabbitmq.pid")
+say "kill -9 node ivyc1 (pid $beam), which the worker and the producer are connected to"
+kill -KILL "$beam"
+
+status=0
+wait "$bench_pid" || true
+line=$(tail -1 "$work/bench.out")
+say "bench: $line"
+python3 - "$line" <<'EOF' || status=1
+import json, sys
+run = json.loads(sys.argv[1])
+assert run["result_errors"] == 0, f"{run['result_errors']} confirmed calls got no result"
+through = run["tasks"] - run["send_errors"]
+assert through >= 1000, f"only {through} calls went through"
+print(f"amqp-cluster: ok   {through} confirmed calls all answered, {run['send_errors']} refused "
+      "while the cluster moved", file=sys.stderr)
+EOF
+if grep -q "connected to another node of the cluster" "$work/worker.log"; then
+  say "ok   the worker moved to another node by itself"
+else
+  say "FAIL: the worker did not move to another node"
+  status=1
+fi
+if "$ivy" demo --no-worker -n 7 --queue "$queue_url" --notify "$notify_url" >"$work/demo.out" 2>&1; then
+  say "ok   $(tail -1 "$work/demo.out") with a node down"
+else
+  say "FAIL: a call with a node down failed: $(tail -3 "$work/demo.out")"
+  status=1
+fi
+# rabbitmqctl's counts are statistics refreshed every few seconds: wait for them.
+left=unknown
+for _ in $(seq 1 60); do
+  left=$(node 2 ctl -s list_queues -p ivytest name messages 2>/dev/null | awk '$1 == "testpackage" { print $2 }')
+  [ "${left:-0}" = 0 ] && break
+  sleep 0.5
+done
+if [ "${left:-0}" = 0 ]; then say "ok   nothing left in the queue"; else
+  say "FAIL: $left messages left in the queue"
+  status=1
+fi
+if [ "$status" = 0 ]; then say "passed in $((SECONDS - started)) s"; fi
+exit $status
