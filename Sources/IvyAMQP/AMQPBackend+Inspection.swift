@@ -20,8 +20,10 @@ extension AMQPBackend {
     /// dead-letter queue. Declares the queues that do not exist yet, delay queues included.
     public func size(of queue: QueueName) async throws -> QueueSize {
         let connection = try await link.connection()
-        let ready = try await connection.declareQueue(queue.rawValue, arguments: topology.queueArguments)
-            .messages
+        let ready = try await connection.declareQueue(
+            queue.rawValue, arguments: topology.workQueueArguments(for: queue)
+        )
+        .messages
         let dead = try await connection.declareQueue(
             AMQPTopology.dead(queue), arguments: topology.queueArguments
         )

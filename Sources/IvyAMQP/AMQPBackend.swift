@@ -42,6 +42,9 @@ public final class AMQPBackend: InspectableQueueBackend {
     private let idPrefix: String
     private let idCounter = Atomic<UInt64>(0)
     private let isClosed = Atomic<Bool>(false)
+    private let janitor = Mutex<Task<Void, Never>?>(nil)
+    /// How long a consumer may go without a reserve before it is stopped.
+    private let idleConsumerLimit: Duration
 
     /// Connects to the broker the URL names, and logs in.
     ///
@@ -66,10 +69,23 @@ public final class AMQPBackend: InspectableQueueBackend {
         configuration: AMQPConfiguration, maximumMessageSize: Int = 16 << 20, name: String = "ivy",
         logger: any IvyLogger = StderrLogger()
     ) async throws -> AMQPBackend {
+        try await connect(
+            configuration: configuration, maximumMessageSize: maximumMessageSize, name: name, logger: logger,
+            idleConsumerLimit: .seconds(30))
+    }
+
+    /// - Parameter idleConsumerLimit: How long a consumer may go without a reserve before it is
+    ///   stopped and what it received given back (so that a worker that stopped on a connection
+    ///   its process keeps using leaves no messages hidden behind it); shorter in tests.
+    static func connect(
+        configuration: AMQPConfiguration, maximumMessageSize: Int, name: String, logger: any IvyLogger,
+        idleConsumerLimit: Duration
+    ) async throws -> AMQPBackend {
         try configuration.validate()
         try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(128 << 20))
         let backend = AMQPBackend(
-            configuration: configuration, maximumMessageSize: maximumMessageSize, name: name, logger: logger)
+            configuration: configuration, maximumMessageSize: maximumMessageSize, name: name, logger: logger,
+            idleConsumerLimit: idleConsumerLimit)
         do { _ = try await backend.link.connection() } catch {
             await backend.link.close()
             throw error
@@ -78,8 +94,10 @@ public final class AMQPBackend: InspectableQueueBackend {
     }
 
     private init(
-        configuration: AMQPConfiguration, maximumMessageSize: Int, name: String, logger: any IvyLogger
+        configuration: AMQPConfiguration, maximumMessageSize: Int, name: String, logger: any IvyLogger,
+        idleConsumerLimit: Duration
     ) {
+        self.idleConsumerLimit = idleConsumerLimit
         self.configuration = configuration
         endpoint = configuration.endpoint
         self.maximumMessageSize = maximumMessageSize
@@ -87,11 +105,15 @@ public final class AMQPBackend: InspectableQueueBackend {
         topology = AMQPTopology(queueType: configuration.queueType)
         idPrefix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
         // The link and the holdings call back into the backend, which they cannot name yet.
-        let changed = Forwarder<Void>()
-        let expired = Forwarder<[AMQPHoldings.Held]>()
-        link = AMQPLink(configuration: configuration, name: name, logger: logger) { changed.send(()) }
-        holdings = AMQPHoldings { expired.send($0) }
+        let changed = Forwarder<Void, Void>()
+        let inUse = Forwarder<UInt64, Bool>()
+        let expired = Forwarder<[AMQPHoldings.Held], Void>()
+        link = AMQPLink(
+            configuration: configuration, name: name, logger: logger, onChange: { changed.send(()) ?? () },
+            isInUse: { inUse.send($0) ?? false })
+        holdings = AMQPHoldings { expired.send($0) ?? () }
         changed.connect { [weak self] _ in self?.connectionChanged() }
+        inUse.connect { [weak self] generation in self?.isInUse(generation) ?? false }
         expired.connect { [weak self] in self?.putBack($0) }
     }
 
@@ -151,7 +173,7 @@ public final class AMQPBackend: InspectableQueueBackend {
         while true {
             var connection: AMQPConnection?
             do {
-                let current = try await link.connection()
+                let current = try await link.connection(until: deadline)
                 connection = current
                 try await declare(queue, on: current)
                 if routingKey != queue.rawValue { try await declare(routingKey, for: queue, on: current) }
@@ -180,7 +202,7 @@ public final class AMQPBackend: InspectableQueueBackend {
     /// Declares the work queue and its dead-letter queue, once per backend.
     private func declare(_ queue: QueueName, on connection: AMQPConnection) async throws(IvyError) {
         guard !declared.withLock({ $0.contains(queue.rawValue) }) else { return }
-        try await connection.declareQueue(queue.rawValue, arguments: topology.queueArguments)
+        try await connection.declareQueue(queue.rawValue, arguments: topology.workQueueArguments(for: queue))
         try await connection.declareQueue(AMQPTopology.dead(queue), arguments: topology.queueArguments)
         declared.withLock { _ = $0.insert(queue.rawValue) }
     }
@@ -198,26 +220,64 @@ public final class AMQPBackend: InspectableQueueBackend {
 
     // MARK: Consuming
 
+    /// With `wait`, through the queue's consumer (started on the first such call); without, one
+    /// look: what the consumer already received, else `basic.get`, so that a look leaves no
+    /// consumer behind to take messages nobody asked for.
     public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
         -> [Reservation<Receipt>]
     {
         precondition(count > 0, "count must be at least 1")
+        if isClosed.load(ordering: .relaxed) { throw IvyError(.closed, endpoint: endpoint) }
         let inlet = inlet(for: queue)
-        let deadline = ContinuousClock.now + wait
-        while true {
-            try await startConsumer(inlet, count: count)
-            let ready = inlet.take(count)
-            var deliveries = ready
-            if deliveries.isEmpty, wait > .zero, !Task.isCancelled {
+        inlet.reserveBegan()
+        defer { inlet.reserveEnded() }
+        do {
+            return try await reserve(from: inlet, count: count, visibility: visibility, wait: wait)
+        } catch {
+            if Task.isCancelled { return [] }
+            throw error
+        }
+    }
+
+    private func reserve(from inlet: AMQPInlet, count: Int, visibility: Duration, wait: Duration)
+        async throws(IvyError) -> [Reservation<Receipt>]
+    {
+        let queue = inlet.queue
+        let start = ContinuousClock.now
+        let deadline = start + wait
+        // Opening a connection may take its connect timeout even when the caller only looks.
+        let connectDeadline = max(deadline, start + configuration.connectTimeout)
+        if wait <= .zero {
+            let buffered = hand(inlet.take(count), from: queue, visibility: visibility)
+            if !buffered.isEmpty { return buffered }
+            return try await look(into: queue, count: count, visibility: visibility, until: connectDeadline)
+        }
+        while !Task.isCancelled && !isClosed.load(ordering: .relaxed) {
+            try await startConsumer(inlet, count: count, until: connectDeadline)
+            var deliveries = inlet.take(count)
+            if deliveries.isEmpty {
                 let remaining = deadline - .now
                 if remaining <= .zero { return [] }
                 deliveries = await inlet.wait(count, for: remaining)
             }
             let reservations = hand(deliveries, from: queue, visibility: visibility)
-            if !reservations.isEmpty || Task.isCancelled || ContinuousClock.now >= deadline {
-                return reservations
-            }
+            if !reservations.isEmpty || ContinuousClock.now >= deadline { return reservations }
         }
+        return []  // cancelled, or closed while it waited
+    }
+
+    /// Up to `count` messages taken with `basic.get`, one round trip each, stopping at the first
+    /// miss.
+    private func look(
+        into queue: QueueName, count: Int, visibility: Duration, until deadline: ContinuousClock.Instant
+    ) async throws(IvyError) -> [Reservation<Receipt>] {
+        let connection = try await link.connection(until: deadline, cancellable: true)
+        try await declare(queue, on: connection)
+        var deliveries: [AMQPDelivery] = []
+        while deliveries.count < count, let delivery = try await connection.get(queue.rawValue) {
+            deliveries.append(delivery)
+        }
+        return hand(deliveries, from: queue, visibility: visibility)
     }
 
     /// Reservations of the deliveries that can still be settled; the others the broker returns.
@@ -227,8 +287,8 @@ public final class AMQPBackend: InspectableQueueBackend {
         let deadline = ContinuousClock.now + visibility
         var reservations: [Reservation<Receipt>] = []
         reservations.reserveCapacity(deliveries.count)
-        for delivery in deliveries where link.connection(generation: delivery.generation) != nil {
-            let messageID = delivery.messageID ?? "amqp-\(delivery.generation)-\(delivery.deliveryTag)"
+        for delivery in deliveries where isSettleable(delivery) {
+            let messageID = Self.messageID(of: delivery)
             let count = topology.deliveryCount(of: delivery)
             let key = holdings.hold(
                 .init(
@@ -242,11 +302,21 @@ public final class AMQPBackend: InspectableQueueBackend {
         return reservations
     }
 
+    /// A delivery's `message_id`, or one made from where it was delivered when it has none Ivy
+    /// could publish again (empty, or over AMQP's 255 bytes once its invalid UTF-8 is replaced):
+    /// a message must always be movable to the dead letter.
+    static func messageID(of delivery: AMQPDelivery) -> String {
+        if let id = delivery.messageID, !id.isEmpty, id.utf8.count <= 255 { return id }
+        return "amqp-\(delivery.generation)-\(delivery.deliveryTag)"
+    }
+
     /// Starts `inlet`'s consumer on the current connection when it has none there, or one whose
-    /// prefetch is below `count`; the consumer it replaces is cancelled.
-    private func startConsumer(_ inlet: AMQPInlet, count: Int) async throws(IvyError) {
-        if isClosed.load(ordering: .relaxed) { throw IvyError(.closed, endpoint: endpoint) }
-        let connection = try await link.connection()
+    /// prefetch is below `count`; the consumer it replaces is cancelled. A queue deleted under a
+    /// consumer is declared again.
+    private func startConsumer(_ inlet: AMQPInlet, count: Int, until deadline: ContinuousClock.Instant)
+        async throws(IvyError)
+    {
+        let connection = try await link.connection(until: deadline, cancellable: true)
         guard inlet.claimStart(generation: connection.generation, count: count) else { return }
         var started: AMQPInlet.Consumer?
         defer {
@@ -256,14 +326,23 @@ public final class AMQPBackend: InspectableQueueBackend {
                 Task { try? await old.cancel(consumerTag: replaced.tag) }
             }
         }
-        try await declare(inlet.queue, on: connection)
         let prefetch = min(
             max(count, inlet.consumer.map { $0.generation == connection.generation ? $0.prefetch : 0 } ?? 0),
             Int(UInt16.max))
-        let tag = try await connection.consume(
-            inlet.queue.rawValue, prefetch: prefetch, onDelivery: { inlet.deliver($0) },
-            onBurstEnd: { inlet.burstEnded() }, onCancel: { [weak inlet] in inlet?.cancelledByBroker() })
-        started = AMQPInlet.Consumer(tag: tag, generation: connection.generation, prefetch: prefetch)
+        for attempt in 1...2 {
+            try await declare(inlet.queue, on: connection)
+            do {
+                let tag = try await connection.consume(
+                    inlet.queue.rawValue, prefetch: prefetch, onDelivery: { inlet.deliver($0) },
+                    onBurstEnd: { inlet.burstEnded() },
+                    onCancel: { [weak inlet] in inlet?.cancelledByBroker() })
+                started = AMQPInlet.Consumer(tag: tag, generation: connection.generation, prefetch: prefetch)
+                startJanitor()
+                return
+            } catch  where attempt == 1 && error.detail?.contains("NOT_FOUND") == true {
+                declared.withLock { _ = $0.remove(inlet.queue.rawValue) }
+            }
+        }
     }
 
     private func inlet(for queue: QueueName) -> AMQPInlet {
@@ -408,6 +487,12 @@ public final class AMQPBackend: InspectableQueueBackend {
             detail: "message \(reservation.messageID) of queue \(reservation.queue): \(why)")
     }
 
+    /// Whether deliveries of connection `generation` are still held or wait to be reserved.
+    private func isInUse(_ generation: UInt64) -> Bool {
+        holdings.holds(generation: generation)
+            || inlets.withLock { inlets in inlets.values.contains { $0.holds(generation: generation) } }
+    }
+
     /// How many of `queue`'s deliveries this backend holds: reserved, and delivered to its
     /// consumer but not reserved yet (ready, for anyone who asks).
     func held(in queue: QueueName) -> (reserved: Int, buffered: Int) {
@@ -418,39 +503,81 @@ public final class AMQPBackend: InspectableQueueBackend {
 
     /// Stops the consumers, gives back what they received and nobody reserved (as copies that do
     /// not count those deliveries, so that restarting workers does not wear out a message's
-    /// allowance), and closes the connection; the broker returns what is still reserved.
+    /// allowance), and closes the connection; the broker returns what is still reserved. Giving
+    /// back stops at the first failure and takes at most the send deadline.
     public func close() async {
         guard !isClosed.exchange(true, ordering: .relaxed) else { return }
+        janitor.withLock { $0.take() }?.cancel()
         let inlets = inlets.withLock { Array($0.values) }
-        await withDiscardingTaskGroup { group in
-            for inlet in inlets {
-                group.addTask {
-                    if let consumer = inlet.consumer,
-                        let connection = self.link.connection(generation: consumer.generation)
-                    {
-                        try? await connection.cancel(consumerTag: consumer.tag)
-                    }
-                    for delivery in inlet.drain() where self.isSettleable(delivery) {
-                        let count = self.topology.deliveryCount(of: delivery)
-                        try? await self.replace(
-                            delivery, of: inlet.queue,
-                            messageID: delivery.messageID
-                                ?? "amqp-\(delivery.generation)-\(delivery.deliveryTag)",
-                            deliveriesBefore: count - 1, to: inlet.queue.rawValue)
+        let done = OneShot()
+        let giving = Task {
+            await withDiscardingTaskGroup { group in
+                for inlet in inlets { group.addTask { await self.giveBack(inlet) } }
+            }
+            done.fire()
+        }
+        let deadline = Task {
+            try? await Task.sleep(for: configuration.sendDeadline)
+            done.fire()
+        }
+        await done.wait()
+        deadline.cancel()
+        holdings.close()
+        await link.close()
+        await giving.value
+    }
+
+    // MARK: Idle consumers
+
+    /// Starts, once, the task that stops idle consumers.
+    private func startJanitor() {
+        janitor.withLock { janitor in
+            guard janitor == nil, !isClosed.load(ordering: .relaxed) else { return }
+            janitor = Task { [weak self] in
+                while !Task.isCancelled {
+                    guard let limit = self?.idleConsumerLimit else { return }
+                    try? await Task.sleep(for: limit / 4)
+                    guard let self, !Task.isCancelled else { return }
+                    let inlets = inlets.withLock { Array($0.values) }
+                    for inlet in inlets where inlet.isIdle(for: limit) {
+                        await giveBack(inlet)
                     }
                 }
             }
         }
-        holdings.close()
-        await link.close()
+    }
+
+    /// Cancels `inlet`'s consumer and sends back what it received and nobody reserved, as
+    /// copies that do not count those deliveries; stops at the first failure (the broker then
+    /// returns the rest when the connection closes).
+    private func giveBack(_ inlet: AMQPInlet) async {
+        guard let consumer = inlet.stop() else { return }
+        if let connection = link.connection(generation: consumer.generation) {
+            try? await connection.cancel(consumerTag: consumer.tag)
+        }
+        for delivery in inlet.drain() where isSettleable(delivery) {
+            do throws(IvyError) {
+                try await replace(
+                    delivery, of: inlet.queue, messageID: Self.messageID(of: delivery),
+                    deliveriesBefore: topology.deliveryCount(of: delivery) - 1, to: inlet.queue.rawValue)
+            } catch {
+                logger.debug(
+                    "giving back a received message failed",
+                    ["queue": inlet.queue.rawValue, "error": "\(error)"])
+                return
+            }
+        }
     }
 }
 
 /// Passes values to a receiver connected after the sender was made.
-private final class Forwarder<Value>: Sendable {
-    private let receiver = Mutex<(@Sendable (Value) -> Void)?>(nil)
+private final class Forwarder<Value, Answer>: Sendable {
+    private let receiver = Mutex<(@Sendable (Value) -> Answer)?>(nil)
 
-    func connect(_ receiver: @escaping @Sendable (Value) -> Void) { self.receiver.withLock { $0 = receiver } }
+    func connect(_ receiver: @escaping @Sendable (Value) -> Answer) {
+        self.receiver.withLock { $0 = receiver }
+    }
 
-    func send(_ value: Value) { receiver.withLock { $0 }?(value) }
+    /// The receiver's answer; nil before one is connected.
+    func send(_ value: Value) -> Answer? { receiver.withLock { $0 }.map { $0(value) } }
 }

@@ -79,6 +79,11 @@ final class AMQPHoldings: Sendable {
         state.withLock { state in state.held = state.held.filter { !isLost($0.value.delivery) } }
     }
 
+    /// Whether deliveries of connection `generation` are held.
+    func holds(generation: UInt64) -> Bool {
+        state.withLock { state in state.held.values.contains { $0.delivery.generation == generation } }
+    }
+
     /// How many deliveries of `queue` are held.
     func count(of queue: QueueName) -> Int {
         state.withLock { state in state.held.values.count { $0.queue == queue } }

@@ -32,6 +32,9 @@ final class AMQPInlet: Sendable {
         var isStarting = false
         var buffer: [AMQPDelivery] = []
         var waiters: [Waiter] = []
+        /// Reserves running now, and when the last one ended.
+        var reserves = 0
+        var lastReserve = ContinuousClock.now
         var nextWaiter: UInt64 = 0
         /// Waiters given an id but not registered yet, and those of them already cancelled.
         var unregistered: Set<UInt64> = []
@@ -44,6 +47,38 @@ final class AMQPInlet: Sendable {
     init(queue: QueueName) { self.queue = queue }
 
     var consumer: Consumer? { state.withLock { $0.consumer } }
+
+    /// A reserve on this queue starts.
+    func reserveBegan() { state.withLock { $0.reserves += 1 } }
+
+    /// A reserve on this queue ends.
+    func reserveEnded() {
+        state.withLock { state in
+            state.reserves -= 1
+            state.lastReserve = .now
+        }
+    }
+
+    /// Whether it has a consumer and no reserve ran for `limit`: nobody takes what it receives.
+    func isIdle(for limit: Duration) -> Bool {
+        state.withLock { state in
+            state.consumer != nil && !state.isStarting && state.reserves == 0
+                && .now - state.lastReserve >= limit
+        }
+    }
+
+    /// Forgets the consumer, to stop it; returns it.
+    func stop() -> Consumer? {
+        state.withLock { state in
+            guard !state.isStarting else { return nil }
+            return state.consumer.take()
+        }
+    }
+
+    /// Whether deliveries of connection `generation` wait here.
+    func holds(generation: UInt64) -> Bool {
+        state.withLock { state in state.buffer.contains { $0.generation == generation } }
+    }
 
     /// Whether a reserve waits here.
     var hasWaiters: Bool { state.withLock { !$0.waiters.isEmpty } }
@@ -146,11 +181,6 @@ final class AMQPInlet: Sendable {
         } onCancel: {
             abandon(id)
         }
-    }
-
-    /// Gives back deliveries a reserve took but could not hand out (the backend was closed).
-    func putBack(_ deliveries: [AMQPDelivery]) {
-        state.withLock { state in state.buffer.insert(contentsOf: deliveries, at: 0) }
     }
 
     /// Everything buffered, for closing; and wakes the waiters.

@@ -44,8 +44,17 @@ struct AMQPTopology: Sendable {
         return rungs.first { $0 >= milliseconds } ?? rungs[rungs.count - 1]
     }
 
-    /// The arguments of the work queue and of the dead-letter queue.
+    /// The arguments of the dead-letter queue (and the base of the others).
     var queueArguments: [String: AMQPHeaderValue] { ["x-queue-type": .string(queueType.rawValue)] }
+
+    /// The work queue's: a message the broker itself drops (past a quorum queue's delivery limit,
+    /// which RabbitMQ 4 sets to 20 by default) goes to the dead-letter queue, not away.
+    func workQueueArguments(for queue: QueueName) -> [String: AMQPHeaderValue] {
+        var arguments = queueArguments
+        arguments["x-dead-letter-exchange"] = ""
+        arguments["x-dead-letter-routing-key"] = .string(Self.dead(queue))
+        return arguments
+    }
 
     /// A delay rung's arguments: its TTL, and where an expired message goes. A quorum queue
     /// dead-letters at least once only when it also refuses publishes when full.
@@ -68,8 +77,9 @@ struct AMQPTopology: Sendable {
         let moved = delivery.headers[Self.deliveriesHeader]?.integer.flatMap { Int(exactly: $0) } ?? 0
         let returned =
             queueType == .quorum ? (delivery.deliveryCount ?? 0) : (delivery.redelivered ? 1 : 0)
-        let (sum, overflow) = max(moved, 0).addingReportingOverflow(max(returned, 0) + 1)
-        return overflow ? Int.max : sum
+        // Both come from headers anyone who can publish may write: saturate, never trap.
+        let (sum, overflow) = max(moved, 0).addingReportingOverflow(max(returned, 0))
+        return overflow || sum == .max ? .max : sum + 1
     }
 
     /// `reason` cut at a character boundary to at most ``longestReason`` bytes.

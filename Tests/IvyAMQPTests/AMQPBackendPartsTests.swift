@@ -98,6 +98,130 @@ struct AMQPBackendPartsTests {
         #expect(clipped.hasSuffix("…") && clipped.dropLast().allSatisfy { $0 == "€" })
     }
 
+    @Test func aMessageIdThatCannotBePublishedAgainIsReplaced() {
+        #expect(AMQPBackend.messageID(of: Self.delivery(tag: 7)) == "m7")
+        var empty = Self.delivery(tag: 7, generation: 3)
+        empty.messageID = ""
+        #expect(AMQPBackend.messageID(of: empty) == "amqp-3-7")
+        var long = empty
+        long.messageID = String(repeating: "\u{FFFD}", count: 86)  // 258 bytes
+        #expect(AMQPBackend.messageID(of: long) == "amqp-3-7")
+        var none = empty
+        none.messageID = nil
+        #expect(AMQPBackend.messageID(of: none) == "amqp-3-7")
+    }
+
+    // MARK: Link state
+
+    /// A stand-in connection: alive until the test says otherwise.
+    private final class FakeConnection {
+        var isAlive = true
+    }
+
+    private typealias LinkState = AMQPLinkState<FakeConnection>
+
+    private static func opening(_ outcome: LinkState.Outcome) -> (
+        generation: UInt64, notBefore: ContinuousClock.Instant?
+    )? {
+        if case .wait(let open) = outcome.decision { return open }
+        return nil
+    }
+
+    private static func used(_ outcome: LinkState.Outcome) -> FakeConnection? {
+        if case .use(let connection) = outcome.decision { return connection }
+        return nil
+    }
+
+    @Test func oneCallerOpensAndTheOthersWaitForTheSameAttempt() {
+        var state = LinkState(recycleInterval: .zero)
+        let now = ContinuousClock.now
+        let first = state.request(now: now, isAlive: { $0.isAlive }, random: 0)
+        #expect(Self.opening(first)?.generation == 1)
+        #expect(Self.opening(first)?.notBefore == nil, "the first attempt waits for nothing")
+        let second = state.request(now: now, isAlive: { $0.isAlive }, random: 0)
+        guard case .wait(nil) = second.decision else {
+            Issue.record("a second caller should wait without opening: \(second.decision)")
+            return
+        }
+        state.attempting(at: now)
+        let connection = FakeConnection()
+        let kept = state.opened(connection, generation: 1, at: now)
+        #expect(kept)
+        #expect(Self.used(state.request(now: now, isAlive: { $0.isAlive }, random: 0)) === connection)
+        #expect(state.connection(generation: 1) === connection)
+    }
+
+    @Test func aDeadConnectionIsReportedLostOnceWhoeverNoticesFirst() {
+        let now = ContinuousClock.now
+        // The caller notices first; the connection's own report then says nothing new.
+        var state = LinkState(recycleInterval: .zero)
+        _ = state.request(now: now, isAlive: { $0.isAlive }, random: 0)
+        let first = FakeConnection()
+        _ = state.opened(first, generation: 1, at: now)
+        first.isAlive = false
+        let noticed = state.request(now: now, isAlive: { $0.isAlive }, random: 0)
+        #expect(noticed.lost == 1)
+        #expect(Self.opening(noticed)?.generation == 2)
+        let reportedAgain = state.lost(generation: 1)
+        #expect(!reportedAgain)
+        // The connection reports first; the caller then finds nothing to report.
+        var other = LinkState(recycleInterval: .zero)
+        _ = other.request(now: now, isAlive: { $0.isAlive }, random: 0)
+        _ = other.opened(FakeConnection(), generation: 1, at: now)
+        let reported = other.lost(generation: 1)
+        #expect(reported)
+        #expect(other.request(now: now, isAlive: { $0.isAlive }, random: 0).lost == nil)
+    }
+
+    @Test func failedAttemptsWaitLongerAndASuccessResetsTheWait() {
+        var state = LinkState(recycleInterval: .zero)
+        let start = ContinuousClock.now
+        _ = state.request(now: start, isAlive: { $0.isAlive }, random: 0)
+        state.attempting(at: start)
+        state.openFailed()
+        #expect(
+            Self.opening(state.request(now: start, isAlive: { $0.isAlive }, random: 0))?.notBefore == start
+                + .seconds(2))
+        state.attempting(at: start)
+        state.openFailed()
+        #expect(
+            Self.opening(state.request(now: start, isAlive: { $0.isAlive }, random: 0))?.notBefore == start
+                + .seconds(4))
+        state.attempting(at: start)
+        _ = state.opened(FakeConnection(), generation: 3, at: start)
+        #expect(state.currentGeneration == 3)
+    }
+
+    @Test func anOldConnectionRetiresButStillSettlesItsDeliveries() {
+        var state = LinkState(recycleInterval: .seconds(3600))
+        let start = ContinuousClock.now
+        _ = state.request(now: start, isAlive: { $0.isAlive }, random: 0)
+        let old = FakeConnection()
+        _ = state.opened(old, generation: 1, at: start)
+        #expect(
+            Self.used(state.request(now: start + .seconds(3599), isAlive: { $0.isAlive }, random: 0)) === old)
+        let later = state.request(now: start + .seconds(3600), isAlive: { $0.isAlive }, random: 0)
+        #expect(later.retired?.generation == 1 && later.retired?.connection === old)
+        #expect(Self.opening(later)?.generation == 2)
+        #expect(state.connection(generation: 1) === old, "a retiring connection still settles")
+        state.closedRetired(generation: 1)
+        #expect(state.connection(generation: 1) == nil)
+    }
+
+    @Test func aClosedLinkRefusesAndClosesWhatOpensLate() {
+        var state = LinkState(recycleInterval: .zero)
+        let now = ContinuousClock.now
+        _ = state.request(now: now, isAlive: { $0.isAlive }, random: 0)
+        let left = state.close()
+        #expect(left.isEmpty)
+        let kept = state.opened(FakeConnection(), generation: 1, at: now)
+        #expect(!kept, "the caller closes it")
+        guard case .closed = state.request(now: now, isAlive: { $0.isAlive }, random: 0).decision else {
+            Issue.record("a closed link handed out a connection")
+            return
+        }
+    }
+
     // MARK: Inlet
 
     @Test func aWaiterGetsEverythingThatArrivedInOneBurst() async throws {

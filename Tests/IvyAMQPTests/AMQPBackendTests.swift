@@ -1,10 +1,11 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 import Foundation
-import IvyAMQP
 import IvyCore
 import IvyTestSupport
 import Testing
+
+@testable import IvyAMQP
 
 /// What the AMQP backend adds to the conformance suite: a lost connection, a recycled one, a wrong
 /// password at start-up through the `ivy` binary, and the layout other implementations read.
@@ -82,8 +83,11 @@ struct AMQPBackendTests {
         let first = try await connect()
         let second = try await connect()
         let queue = try freshQueue()
-        // The first backend's consumer takes up to five, and nothing reserves them.
-        #expect(try await first.reserve(from: queue, count: 5, visibility: .seconds(60), wait: .zero).isEmpty)
+        // The first backend's consumer (started by a reserve that waits) takes up to five, and
+        // nothing reserves them.
+        #expect(
+            try await first.reserve(from: queue, count: 5, visibility: .seconds(60), wait: .milliseconds(50))
+                .isEmpty)
         let sent = try await second.send(batch: ["a", "b", "c"].map { Array($0.utf8) }, to: queue)
         try await withDeadline(.seconds(30), "the consumer to receive all three") {
             while try await second.size(of: queue).ready > 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -101,6 +105,40 @@ struct AMQPBackendTests {
         #expect(received.allSatisfy { $0.deliveryCount == 1 })
         for reservation in received { try await second.ack(reservation) }
         await second.close()
+    }
+
+    @Test func aConsumerNobodyReservesFromGivesBackWhatItReceived() async throws {
+        // A worker stopped on a connection its process keeps: its consumer goes idle.
+        let url = Services.amqpURL + (Services.amqpURL.contains("?") ? "&" : "?") + "queue_type=quorum"
+        let idle: AMQPBackend
+        do {
+            idle = try await AMQPBackend.connect(
+                configuration: try AMQPConfiguration(url: url), maximumMessageSize: 1 << 20,
+                name: "ivy-test-idle",
+                logger: SilentLogger(), idleConsumerLimit: .milliseconds(400))
+        } catch {
+            try Services.unavailable("RabbitMQ at \(Redaction.redact(url: url))", error)
+        }
+        let other = try await connect()
+        let queue = try freshQueue()
+        #expect(
+            try await idle.reserve(from: queue, count: 5, visibility: .seconds(60), wait: .milliseconds(50))
+                .isEmpty)
+        let sent = try await other.send(batch: ["a", "b"].map { Array($0.utf8) }, to: queue)
+        // Another consumer gets them, uncounted, once the idle one gave them back.
+        let received = try await withDeadline(.seconds(30), "the idle consumer to give the messages back") {
+            var received: [Reservation<AMQPBackend.Receipt>] = []
+            while received.count < 2 {
+                received += try await other.reserve(
+                    from: queue, count: 2, visibility: .seconds(60), wait: .seconds(5))
+            }
+            return received
+        }
+        #expect(Set(received.map(\.messageID)) == Set(sent))
+        #expect(received.allSatisfy { $0.deliveryCount == 1 })
+        for reservation in received { try await other.ack(reservation) }
+        await idle.close()
+        await other.close()
     }
 
     @Test func deadLettersCarryTheirReasonInHeadersThatOtherImplementationsRead() async throws {
