@@ -16,7 +16,7 @@ in_flight=${IVY_BENCH_IN_FLIGHT:-64}
 queue_type=${IVY_BENCH_QUEUE_TYPE:-quorum}
 say() { echo "amqp-bench: $*" >&2; }
 
-eval "$(scripts/services.sh env)"
+while IFS= read -r line; do export "$line"; done < <(scripts/services.sh env)  # not eval: paths may hold spaces
 redis_port=${IVY_REDIS_PORT:-6390}
 redis-cli -p "$redis_port" PING >/dev/null 2>&1 || {
   say "FAIL: no Redis on 127.0.0.1:$redis_port (scripts/services.sh up)"

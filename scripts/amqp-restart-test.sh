@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ivy=${IVY_BINARY:-.build/debug/ivy}
 say() { echo "amqp-restart: $*" >&2; }
-eval "$(scripts/services.sh env)"
+while IFS= read -r line; do export "$line"; done < <(scripts/services.sh env)  # not eval: paths may hold spaces
 queue_url="$IVY_AMQP_URL?queue_type=quorum&connection_timeout=5"
 notify_url="redis://127.0.0.1:${IVY_REDIS_PORT:-6390}/13"
 work=$(mktemp -d)
