@@ -33,6 +33,22 @@ struct AMQPConfigurationTests {
         #expect(tls.sendDeadline == .milliseconds(2500))
     }
 
+    @Test func failoverNamesTheClustersOtherNodes() throws {
+        let cluster = try AMQPConfiguration(
+            url: "amqps://ivy:s3cret@n1:5700/v?failover=n2,n3:5702,%5B::1%5D:5703&queue_type=quorum")
+        #expect(cluster.failover.map(\.host) == ["n2", "n3", "[::1]"])
+        #expect(cluster.failover.map(\.port) == [5671, 5702, 5703], "the scheme's port where none is given")
+        for bad in [
+            "n2,", "n2:0", "n2:99999", "u:p@n2", "n2/vhost", String(repeating: "n,", count: 16) + "n",
+        ] {
+            let error = #expect(throws: IvyError.self, "failover=\(bad)") {
+                _ = try AMQPConfiguration(url: "amqp://ivy:s3cret@n1/v?failover=\(bad)")
+            }
+            #expect(error?.code == .invalidURL)
+            #expect(error.map { "\($0)" }?.contains("s3cret") == false)
+        }
+    }
+
     @Test(arguments: [
         ("amqp://h", "/"), ("amqp://h/", "/"), ("amqp://h/%2F", "/"), ("amqp://h/%2Fprod", "/prod"),
         ("amqp://h/a%20b", "a b"), ("amqp://h/caf%C3%A9", "café"),
