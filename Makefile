@@ -16,7 +16,7 @@ demo: deps
 ## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), the Examples package (built as a
 ## user's package would be) and the Python reference client against the Swift side both ways
 ## (PROTOCOL.md; a database of its own) and the local IronMQ server's own tests (Iron.io's client
-## when PyPI can be reached), RabbitMQ restarted under a worker and a producer, stop them
+## when PyPI can be reached), RabbitMQ restarted under a worker and a producer, a three-node cluster losing a node, stop them
 test: test-deps
 	$(SWIFT) build --build-tests
 	scripts/services.sh up || { scripts/services.sh down; exit 1; }
@@ -28,6 +28,7 @@ test: test-deps
 	  scripts/ironmq-emulator-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/ironmq-node-style-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/amqp-restart-test.sh || status=1; \
+	  IVY_BINARY=.build/debug/ivy scripts/amqp-cluster-test.sh || status=1; \
 	  scripts/services.sh down; exit $$status
 
 ## chaos: the full chaos suite (workers SIGKILLed, Redis kill -9ed, poison messages); see RELIABILITY.md

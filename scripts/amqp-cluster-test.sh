@@ -36,6 +36,8 @@ cleanup() {
   if [ "$status" -ne 0 ] && [ -f "$work/worker.log" ]; then
     say "the worker's log, without its task events:"
     grep -v '^event:' "$work/worker.log" | tail -20 >&2
+    [ -f "$work/bench.err" ] && { say "the producer's:"; sort "$work/bench.err" | uniq -c | sort -rn | head -10 >&2; }
+    [ -f "$work/cluster.log" ] && { say "rabbitmqctl's:"; tail -20 "$work/cluster.log" >&2; }
   fi
   rm -rf "$work"
   exit "$status"
@@ -49,11 +51,10 @@ redis-cli -p "$redis_port" PING >/dev/null 2>&1 || {
 for n in 1 2 3; do node "$n" rabbitmq-down >/dev/null 2>&1 || true; done
 for n in 1 2 3; do node "$n" rabbitmq-up; done
 for n in 2 3; do
-  node "$n" ctl -q stop_app >/dev/null
-  node "$n" ctl -q reset >/dev/null
-  node "$n" ctl -q join_cluster ivyc1@127.0.0.1 >/dev/null
-  node "$n" ctl -q start_app >/dev/null
-  node "$n" ctl -q await_startup >/dev/null
+  for step in stop_app reset "join_cluster ivyc1@127.0.0.1" start_app await_startup; do
+    # shellcheck disable=SC2086 # the step's words are rabbitmqctl's arguments
+    node "$n" ctl -q $step >>"$work/cluster.log" 2>&1 || { say "FAIL: rabbitmqctl $step on ivyc$n"; exit 1; }
+  done
 done
 members=$(node 1 ctl -q cluster_status --formatter json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["running_nodes"]))')
 [ "$members" = 3 ] || { say "FAIL: the cluster has $members running nodes, not 3"; exit 1; }

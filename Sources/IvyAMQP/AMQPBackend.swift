@@ -161,15 +161,18 @@ public final class AMQPBackend: InspectableQueueBackend {
     }
 
     /// Publishes a persistent, mandatory message and waits for the broker's confirm, declaring
-    /// `queue`'s queues first if this backend has not yet. A connection lost on the way, or a
-    /// broker away for a moment, is waited out while the send deadline lasts, and the publish
-    /// repeated (the broker may then hold it twice); a queue deleted meanwhile is declared again.
+    /// `queue`'s queues first if this backend has not yet. A connection lost on the way, a
+    /// broker away for a moment, or one that refuses the message (`basic.nack`: a quorum queue
+    /// electing a leader) is waited out while the send deadline lasts, and the publish repeated
+    /// (after a lost connection the broker may then hold it twice); a queue deleted meanwhile is
+    /// declared again.
     func publish(
         _ body: [UInt8], to routingKey: String, declaring queue: QueueName, messageID: String,
         headers: [String: AMQPHeaderValue] = [:]
     ) async throws(IvyError) {
         let deadline = ContinuousClock.now + configuration.sendDeadline
         var redeclared = false
+        var pause = Duration.milliseconds(100)
         while true {
             var connection: AMQPConnection?
             do {
@@ -193,6 +196,18 @@ public final class AMQPBackend: InspectableQueueBackend {
                 // The broker is away or the connection went: the link opens a new one no sooner
                 // than its reconnect schedule allows, so this waits rather than spins.
                 continue
+            } catch
+                where error.code == .commandFailed && error.detail?.contains("basic.nack") == true
+                && !isClosed.load(ordering: .relaxed) && .now + pause < deadline
+            {
+                // The broker did not take it: a quorum queue between leaders (a node of its
+                // cluster died), or one refusing publishes while full. Again, a little later, on
+                // a new connection from the second refusal on (a channel may stay on a dead leader).
+                if pause > .milliseconds(100), let connection {
+                    link.replace(generation: connection.generation)
+                }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
             }
         }
     }

@@ -81,6 +81,18 @@ final class AMQPLink: Sendable {
         return try result.get()
     }
 
+    /// Replaces connection `generation` with a new one at the next call, as a recycle does: for
+    /// a connection the broker keeps refusing publishes on (RabbitMQ 3.10's channels can stay
+    /// on a quorum queue's dead leader after a node of the cluster died).
+    func replace(generation: UInt64) {
+        if let connection = shared.withLock({ $0.link.replace(generation: generation) }) {
+            logger.warning(
+                "the broker refuses what this connection sends; replacing it",
+                ["endpoint": connection.endpoint, "generation": "\(generation)"])
+            retire(connection, generation: generation)
+        }
+    }
+
     /// The open connection of that generation, current or retiring; nil when it is gone.
     func connection(generation: UInt64) -> AMQPConnection? {
         shared.withLock { $0.link.connection(generation: generation) }.flatMap { $0.isAlive ? $0 : nil }

@@ -96,6 +96,15 @@ struct AMQPLinkState<Connection> {
         return true
     }
 
+    /// Retires connection `generation` now, if it is current (the broker refuses what it
+    /// sends); returns it for the caller to retire.
+    mutating func replace(generation: UInt64) -> Connection? {
+        guard let current, current.generation == generation else { return nil }
+        retiring[generation] = current.connection
+        self.current = nil
+        return current.connection
+    }
+
     /// The attempt failed: the next waits longer.
     mutating func openFailed() {
         isOpening = false

@@ -140,15 +140,15 @@ enum BenchCommand {
                     try? await Task.sleep(until: start + .seconds(Double(index) / Double(rate)), clock: clock)
                 }
                 do { return try await producer.delayedCall(package.echo, payload) } catch {
-                    errors.addSendError()
+                    errors.addSendError(error)
                     return nil
                 }
             }
             enqueuePerSecond = rounded(Double(tasks) / (clock.now - start).inSeconds)
             // A refused send was counted above; only queued calls can have a result error.
             _ = await inLanes(pendings.count, lanes: inFlight, progress: "draining") { index in
-                if let pending = pendings[index], (try? await pending.value) == nil {
-                    errors.addResultError()
+                if let pending = pendings[index] {
+                    do { _ = try await pending.value } catch { errors.addResultError(error) }
                 }
                 return Optional<Int>.none
             }
@@ -197,6 +197,9 @@ enum BenchCommand {
             sendErrors: errors.sendErrors, resultErrors: errors.resultErrors,
             errors: errors.sendErrors + errors.resultErrors)
         printTable(report)
+        let firstErrors = errors.firstErrors
+        if let send = firstErrors.send { Console.error("ivy bench: the first send error: \(send)") }
+        if let result = firstErrors.result { Console.error("ivy bench: the first result error: \(result)") }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -208,6 +208,18 @@ struct AMQPBackendPartsTests {
         #expect(state.connection(generation: 1) == nil)
     }
 
+    @Test func aConnectionTheBrokerRefusesIsReplacedButStillSettles() {
+        var state = LinkState(recycleInterval: .zero)
+        let now = ContinuousClock.now
+        _ = state.request(now: now, isAlive: { $0.isAlive }, random: 0)
+        let refused = FakeConnection()
+        _ = state.opened(refused, generation: 1, at: now)
+        #expect(state.replace(generation: 2) == nil, "only the current one is replaced")
+        #expect(state.replace(generation: 1) === refused)
+        #expect(Self.opening(state.request(now: now, isAlive: { $0.isAlive }, random: 0))?.generation == 2)
+        #expect(state.connection(generation: 1) === refused)
+    }
+
     @Test func aClosedLinkRefusesAndClosesWhatOpensLate() {
         var state = LinkState(recycleInterval: .zero)
         let now = ContinuousClock.now
