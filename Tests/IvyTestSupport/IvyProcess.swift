@@ -9,6 +9,7 @@ import Synchronization
 
 /// The built `ivy` executable run as a child process, with its output captured.
 public final class IvyProcess: Sendable {
+    private static let launching = Mutex(())
     public struct Finished: Sendable {
         public var status: Int32
         public var stdout: String
@@ -92,7 +93,9 @@ public final class IvyProcess: Sendable {
             output.withLock { $0.exited = true }
             changed.yield()
         }
-        try process.run()
+        // One launch at a time: Foundation's Process.run on Linux crashed copying its arguments
+        // (memcpy, bad pointer) when tests launched several processes at once.
+        try Self.launching.withLock { _ in try process.run() }
         if let input {
             stdin.fileHandleForWriting.write(Data(input.utf8))
             try stdin.fileHandleForWriting.close()
