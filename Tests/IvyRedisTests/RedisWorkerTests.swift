@@ -116,12 +116,19 @@ struct RedisWorkerTests {
             environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
         let first = try await producer.delayedCall(tasks.sleep, 1000)
         let second = try await producer.delayedCall(tasks.sleep, 1000)
-        try await withDeadline(.seconds(30), "the child worker to start both tasks") {
-            while true {
-                let size = try await inspector.size(of: queue)
-                if size.reserved == 2 { return }
-                try await Task.sleep(for: .milliseconds(10))
+        do {
+            try await withDeadline(.seconds(30), "the child worker to start both tasks") {
+                while true {
+                    let size = try await inspector.size(of: queue)
+                    if size.reserved == 2 { return }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
             }
+        } catch {
+            kill(child.processIdentifier, SIGKILL)
+            let size = try? await inspector.size(of: queue)
+            Issue.record("size \(size.map { "\($0)" } ?? "?"); the child's stderr: \(child.stderrText)")
+            throw error
         }
         kill(child.processIdentifier, SIGKILL)
         #expect(await child.finish().status == SIGKILL)
