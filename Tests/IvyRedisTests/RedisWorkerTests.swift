@@ -114,13 +114,13 @@ struct RedisWorkerTests {
                 "--visibility", "300", "--concurrency", "2", "--events",
             ],
             environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
-        let first = try await producer.delayedCall(tasks.sleep, 1000)
-        let second = try await producer.delayedCall(tasks.sleep, 1000)
+        // Tasks long enough to be killed in the middle of on a loaded machine.
+        let first = try await producer.delayedCall(tasks.sleep, 5000)
+        let second = try await producer.delayedCall(tasks.sleep, 5000)
+        // Its events, not the queue's size: a look at the size could miss a short window.
         do {
-            try await withDeadline(.seconds(30), "the child worker to start both tasks") {
-                while true {
-                    let size = try await inspector.size(of: queue)
-                    if size.reserved == 2 { return }
+            try await withDeadline(.seconds(60), "the child worker to start both tasks") {
+                while child.stderrText.components(separatedBy: "event: started").count < 3 {
                     try await Task.sleep(for: .milliseconds(10))
                 }
             }
@@ -143,7 +143,7 @@ struct RedisWorkerTests {
         ) {
             [try await first.value, try await second.value]
         }
-        #expect(results == [1000, 1000])
+        #expect(results == [5000, 5000])
         // The dead consumer is deleted from the group once nothing is pending for it.
         try await withDeadline(.seconds(30), "the dead consumer to be deleted from the group") {
             while try await consumers(of: queue.rawValue, through: admin).count > 1 {
