@@ -40,7 +40,8 @@ struct KilledWorkerTests {
                 "--visibility", "1", "--concurrency", "1", "--events",
             ],
             environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
-        let pending = try await producer.delayedCall(tasks.sleep, 1500)
+        // Long enough that a loaded machine cannot let it finish between its start and the kill.
+        let pending = try await producer.delayedCall(tasks.sleep, 5000)
         try await withDeadline(.seconds(30), "the child worker to start the task") {
             await child.waitForStderr(containing: "event: started")
         }
@@ -56,7 +57,9 @@ struct KilledWorkerTests {
                 notificationChannel: channel, logger: SilentLogger()))
         let events = worker.events()
         let rescuer = Task { try await worker.run() }
-        #expect(try await pending.value == 1500)
+        #expect(try await pending.value == 5000)
+        let killedMidTask = !killed.stderr.contains("event: succeeded")
+        #expect(killedMidTask, "the child finished the task before it was killed: \(killed.stderr)")
         let started = try await events.collect(1, "the rescuing worker to start") {
             $0.isStarted && $0.task?.taskID == pending.taskID
         }
