@@ -63,6 +63,8 @@ final class AMQPLink: Sendable {
     func connection(until deadline: ContinuousClock.Instant? = nil, cancellable: Bool = false)
         async throws(IvyError) -> AMQPConnection
     {
+        let now = ContinuousClock.now
+        if let ready = shared.withLock({ $0.link.usable(now: now, isAlive: { $0.isAlive }) }) { return ready }
         let id = shared.withLock { shared in
             shared.nextWaiter += 1
             shared.unanswered.insert(shared.nextWaiter)

@@ -81,6 +81,15 @@ struct AMQPLinkState<Connection> {
         return outcome
     }
 
+    /// The current connection when a caller may use it as it is (alive, not due for recycling):
+    /// the common case, decided without changing anything.
+    func usable(now: ContinuousClock.Instant, isAlive: (Connection) -> Bool) -> Connection? {
+        guard !isClosed, let current, isAlive(current.connection),
+            recycleInterval == .zero || now - current.openedAt < recycleInterval
+        else { return nil }
+        return current.connection
+    }
+
     /// An attempt to open a connection starts at `now`.
     mutating func attempting(at now: ContinuousClock.Instant) { schedule.attempted(at: now) }
 

@@ -148,6 +148,9 @@ struct AMQPBackendPartsTests {
         let kept = state.opened(connection, generation: 1, at: now)
         #expect(kept)
         #expect(Self.used(state.request(now: now, isAlive: { $0.isAlive }, random: 0)) === connection)
+        #expect(state.usable(now: now, isAlive: { $0.isAlive }) === connection)
+        connection.isAlive = false
+        #expect(state.usable(now: now, isAlive: { $0.isAlive }) == nil)
         #expect(state.connection(generation: 1) === connection)
     }
 
