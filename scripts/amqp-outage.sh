@@ -30,15 +30,19 @@ outage_check() {
   wait "$bench_pid" || true
   line=$(tail -1 "$work/bench.out")
   say "bench: $line"
-  python3 - "$line" "$1" <<'PY' || status=1
+  if verdict=$(python3 - "$line" "$1" 2>&1 <<'PY'
 import json, sys
 run, outage = json.loads(sys.argv[1]), sys.argv[2]
 through = run["tasks"] - run["send_errors"]
-assert run["result_errors"] == 0, f"{run['result_errors']} confirmed calls got no result"
-assert through >= 1000, f"only {through} calls went through"
-print(f"ok   {through} confirmed calls all answered, {run['send_errors']} refused while {outage}",
-      file=sys.stderr)
+if run["result_errors"] or through < 1000:
+    print(f"FAIL: {run['result_errors']} confirmed calls got no result; {through} calls went through")
+    sys.exit(1)
+print(f"ok   {through} confirmed calls all answered, {run['send_errors']} refused while {outage}")
 PY
+  ); then say "$verdict"; else
+    say "${verdict:-FAIL: no report from the bench}"
+    status=1
+  fi
   if grep -q "lost the connection to the broker; reconnecting" "$work/worker.log"; then
     say "ok   the worker saw its connection go"
   else
