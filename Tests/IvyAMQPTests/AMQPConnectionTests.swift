@@ -422,6 +422,15 @@ extension AMQPConnectionTests {
     }
 }
 
+extension AMQPConnectionTests {
+    /// Whether `host` resolves to an address.
+    fileprivate static func resolves(_ host: String) -> Bool {
+        var result: UnsafeMutablePointer<addrinfo>?
+        defer { if let result { freeaddrinfo(result) } }
+        return getaddrinfo(host, nil, nil, &result) == 0 && result != nil
+    }
+}
+
 /// Holds a connection's thread inside a callback until the test releases it: a deterministic
 /// way to have commands wait in its inbox. (Callbacks must never block; this one does so on
 /// purpose.)
@@ -520,6 +529,11 @@ extension AMQPConnectionTests {
         try await openTLS().close()
         var configuration = try tlsConfiguration()
         configuration.host = configuration.host == "localhost" ? "127.0.0.1" : "localhost"
+        // A name the certificate does not have, for the same address: "localhost", which a
+        // minimal system (a fresh chroot) may not resolve at all.
+        if configuration.host == "localhost" && !Self.resolves("localhost") {
+            try Test.cancel("\"localhost\" does not resolve on this machine (no /etc/hosts entry)")
+        }
         let error = try await #require(throws: IvyError.self) {
             try await AMQPConnection.open(configuration, name: "ivy-test-tls-misnamed")
         }
