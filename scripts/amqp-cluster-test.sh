@@ -31,7 +31,7 @@ work=$(mktemp -d)
 worker_pid=
 cleanup() {
   local status=$?
-  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null
+  for pid in ${worker_pid:-} ${bench_pid:-}; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
   for n in 3 2 1; do node "$n" rabbitmq-down >/dev/null 2>&1 || true; done
   if [ "$status" -ne 0 ] && [ -f "$work/cluster.log" ]; then say "rabbitmqctl's:"; tail -20 "$work/cluster.log" >&2; fi
   rm -rf "$work"

@@ -6,6 +6,7 @@
 # which sets status (0: passed). worker_pid is the worker's, for the caller's cleanup.
 
 worker_pid=
+bench_pid=
 status=0
 
 # The worker, and the producer's 2,000 calls at 200 a second; returns once 500 tasks have run.
@@ -59,18 +60,18 @@ PY
   # rabbitmqctl's counts are statistics the broker refreshes every few seconds: wait for them.
   left=unknown
   for _ in $(seq 1 60); do
-    left=$(amqpctl -s list_queues -p ivytest name messages 2>/dev/null | awk '$1 == "testpackage" { print $2 }')
-    [ "${left:-0}" = 0 ] && break
+    left=$(amqpctl -s list_queues -p ivytest name messages 2>/dev/null | awk '$1 == "testpackage" { print $2 }' || true)
+    [ "${left:-unknown}" = 0 ] && break
     sleep 0.5
   done
-  if [ "${left:-0}" = 0 ]; then say "ok   nothing left in the queue"; else
-    say "FAIL: $left messages left in the queue"
+  if [ "${left:-unknown}" = 0 ]; then say "ok   nothing left in the queue"; else
+    say "FAIL: ${left:-unknown} messages left in the queue"
     status=1
   fi
   if [ "$status" -ne 0 ]; then
     say "the worker's log, without its task events:"
-    grep -v '^event:' "$work/worker.log" | tail -20 >&2
+    { grep -v '^event:' "$work/worker.log" | tail -20 >&2; } || true
     say "the producer's:"
-    tail -5 "$work/bench.err" >&2
+    tail -5 "$work/bench.err" >&2 || true
   fi
 }

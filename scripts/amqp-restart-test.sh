@@ -26,7 +26,7 @@ delete_queues() {
   done
 }
 cleanup() {
-  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null
+  for pid in ${worker_pid:-} ${bench_pid:-}; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
   scripts/services.sh ctl start_app >/dev/null 2>&1 || true
   delete_queues
   rm -rf "$work"

@@ -173,6 +173,7 @@ public final class AMQPBackend: InspectableQueueBackend {
         let deadline = ContinuousClock.now + configuration.sendDeadline
         var redeclared = false
         var pause = Duration.milliseconds(100)
+        var nackedOn: UInt64?
         while true {
             var connection: AMQPConnection?
             do {
@@ -202,9 +203,11 @@ public final class AMQPBackend: InspectableQueueBackend {
             {
                 // The broker did not take it: a quorum queue between leaders (a node of its
                 // cluster died), or one refusing publishes while full. Again, a little later, on
-                // a new connection from the second refusal on (a channel may stay on a dead leader).
-                if pause > .milliseconds(100), let connection {
-                    link.replace(generation: connection.generation)
+                // a new connection after a second refusal on the same one (a channel may stay on
+                // a dead leader).
+                if let connection {
+                    if nackedOn == connection.generation { link.replace(generation: connection.generation) }
+                    nackedOn = connection.generation
                 }
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(2))
@@ -289,8 +292,13 @@ public final class AMQPBackend: InspectableQueueBackend {
         let connection = try await link.connection(until: deadline, cancellable: true)
         try await declare(queue, on: connection)
         var deliveries: [AMQPDelivery] = []
-        while deliveries.count < count, let delivery = try await connection.get(queue.rawValue) {
-            deliveries.append(delivery)
+        do {
+            while deliveries.count < count, let delivery = try await connection.get(queue.rawValue) {
+                deliveries.append(delivery)
+            }
+        } catch {
+            // What it took is handed out; only a look that took nothing fails.
+            if deliveries.isEmpty { throw error }
         }
         return hand(deliveries, from: queue, visibility: visibility)
     }
@@ -570,15 +578,22 @@ public final class AMQPBackend: InspectableQueueBackend {
         if let connection = link.connection(generation: consumer.generation) {
             try? await connection.cancel(consumerTag: consumer.tag)
         }
-        for delivery in inlet.drain() where isSettleable(delivery) {
+        var left = inlet.drain().filter(isSettleable)[...]
+        while let delivery = left.first {
             do throws(IvyError) {
                 try await replace(
                     delivery, of: inlet.queue, messageID: Self.messageID(of: delivery),
                     deliveriesBefore: topology.deliveryCount(of: delivery) - 1, to: inlet.queue.rawValue)
+                left = left.dropFirst()
             } catch {
                 logger.debug(
-                    "giving back a received message failed",
+                    "giving back a received message failed; rejecting the rest back to the queue",
                     ["queue": inlet.queue.rawValue, "error": "\(error)"])
+                // The broker counts these (a quorum queue), but they must not stay hidden.
+                for delivery in left {
+                    try? await link.connection(generation: delivery.generation)?.reject(
+                        deliveryTag: delivery.deliveryTag, requeue: true)
+                }
                 return
             }
         }

@@ -40,6 +40,7 @@ final class AMQPHoldings: Sendable {
     func hold(_ held: Held) -> UInt64 {
         state.withLock { state in
             state.nextKey += 1
+            guard !state.isClosed else { return state.nextKey }  // closed: lost, as every holding
             state.held[state.nextKey] = held
             if state.alarm.map({ held.deadline < $0 }) ?? true { arm(&state, at: held.deadline) }
             return state.nextKey

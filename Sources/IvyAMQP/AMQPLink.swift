@@ -30,6 +30,8 @@ final class AMQPLink: Sendable {
         var unanswered: Set<UInt64> = []
         var abandoned: [UInt64: IvyError] = [:]
         var opening: Task<Void, Never>?
+        /// The tasks that close retired connections, ended by ``close()``.
+        var retirements: [UInt64: Task<Void, Never>] = [:]
         var lastFailure: IvyError?
     }
 
@@ -114,8 +116,12 @@ final class AMQPLink: Sendable {
             defer {
                 shared.waiters = [:]
                 shared.timers = [:]
+                shared.retirements = [:]
             }
-            return (connections, shared.waiters.values, shared.timers.values, shared.opening)
+            return (
+                connections, shared.waiters.values, Array(shared.timers.values) + shared.retirements.values,
+                shared.opening
+            )
         }
         for timer in timers { timer.cancel() }
         for waiter in waiters {
@@ -148,8 +154,12 @@ final class AMQPLink: Sendable {
                 case .closed:
                     shared.unanswered.remove(id)
                     return (.failure(IvyError(.closed, endpoint: configuration.endpoint)), outcome)
-                case .wait:
+                case .wait(let open):
                     shared.waiters[id] = continuation
+                    // Stored with the decision, so that a close cannot come between the two.
+                    if let open {
+                        shared.opening = opening(generation: open.generation, notBefore: open.notBefore)
+                    }
                     if let deadline {
                         shared.timers[id] = Task { [weak self] in
                             try? await Task.sleep(until: deadline)
@@ -183,9 +193,6 @@ final class AMQPLink: Sendable {
     private func carryOut(_ outcome: AMQPLinkState<AMQPConnection>.Outcome) {
         if let lost = outcome.lost { reportLost(generation: lost, error: nil) }
         if let retired = outcome.retired { retire(retired.connection, generation: retired.generation) }
-        if case .wait(let open?) = outcome.decision {
-            startOpening(generation: open.generation, notBefore: open.notBefore)
-        }
     }
 
     private func deadlinePassed() -> IvyError {
@@ -201,8 +208,10 @@ final class AMQPLink: Sendable {
 
     // MARK: Opening
 
-    private func startOpening(generation: UInt64, notBefore: ContinuousClock.Instant?) {
-        let task = Task { [weak self] in
+    /// The task that opens generation `generation`, once the schedule allows, and answers the
+    /// waiters.
+    private func opening(generation: UInt64, notBefore: ContinuousClock.Instant?) -> Task<Void, Never> {
+        Task { [weak self] in
             if let notBefore, notBefore > .now { try? await Task.sleep(until: notBefore) }
             guard let self else { return }
             let result: Result<AMQPConnection, IvyError>
@@ -217,7 +226,6 @@ final class AMQPLink: Sendable {
             }
             await finishOpening(result, generation: generation)
         }
-        shared.withLock { $0.opening = task }
     }
 
     private func finishOpening(_ result: Result<AMQPConnection, IvyError>, generation: UInt64) async {
@@ -308,13 +316,21 @@ final class AMQPLink: Sendable {
     private func retire(_ connection: AMQPConnection, generation: UInt64) {
         onChange()
         let period = configuration.retirementPeriod
-        Task { [weak self] in
+        let task = Task { [weak self] in
             try? await Task.sleep(for: period)
             while let self, connection.isAlive, !shared.withLock({ $0.link.isClosed }), isInUse(generation) {
                 try? await Task.sleep(for: .seconds(1))
             }
-            self?.shared.withLock { $0.link.closedRetired(generation: generation) }
+            self?.shared.withLock { shared in
+                shared.link.closedRetired(generation: generation)
+                shared.retirements[generation] = nil
+            }
             await connection.close()
         }
+        let closed = shared.withLock { shared in
+            if !shared.link.isClosed { shared.retirements[generation] = task }
+            return shared.link.isClosed
+        }
+        if closed { task.cancel() }
     }
 }

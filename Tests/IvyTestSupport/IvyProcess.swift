@@ -139,14 +139,19 @@ public final class IvyProcess: Sendable {
         }
         Thread.detachNewThread { [output, changed] in
             var status: Int32 = 0
-            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import.
+            var reaped = waitpid(child, &status, 0)
+            while reaped < 0 && errno == EINTR { reaped = waitpid(child, &status, 0) }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import; -1 when it could
+            // not be reaped (never "exited 0" by default).
             let signal = status & 0x7f
-            let code = signal == 0 ? (status >> 8) & 0xff : signal
+            let code = reaped < 0 ? -1 : signal == 0 ? (status >> 8) & 0xff : signal
             output.withLock { $0.status = code }
             changed.yield()
         }
         if let stdin, let input {
+            // A child that exits without reading its input must not kill the tests with SIGPIPE:
+            // the write then fails with EPIPE.
+            Self.ignoreBrokenPipes
             var bytes = Array(input.utf8)[...]
             while !bytes.isEmpty {
                 let written = bytes.withUnsafeBytes { write(stdin.write, $0.baseAddress, $0.count) }
@@ -157,6 +162,9 @@ public final class IvyProcess: Sendable {
             close(stdin.write)
         }
     }
+
+    /// Ignores SIGPIPE in the test process, once.
+    private static let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
     /// A pipe whose ends close on exec (the child gets copies on 0, 1 and 2 only).
     private static func makePipe() throws -> (read: Int32, write: Int32) {
