@@ -21,11 +21,11 @@ final class AMQPInbox: Sendable {
         var threadIsWaiting = false
         /// Why the thread stopped taking commands; set once.
         var ended: IvyError?
-        var isFinished = false
-        var finishWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     let wake = WakePipe()
+    /// Fires when the thread has finished.
+    private let finished = OneShot()
     private let state = Mutex(State())
     private let endpoint: String
 
@@ -62,15 +62,7 @@ final class AMQPInbox: Sendable {
     var isAlive: Bool { state.withLock { $0.ended == nil && !$0.work.isClosed } }
 
     /// Returns once the thread has finished (after ``finish()``).
-    func waitUntilFinished() async {
-        await withCheckedContinuation { continuation in
-            let finished = state.withLock { state in
-                if !state.isFinished { state.finishWaiters.append(continuation) }
-                return state.isFinished
-            }
-            if finished { continuation.resume() }
-        }
-    }
+    func waitUntilFinished() async { await finished.wait() }
 
     // MARK: The thread's side
 
@@ -96,12 +88,5 @@ final class AMQPInbox: Sendable {
     }
 
     /// Marks the thread finished and releases ``waitUntilFinished()``.
-    func finish() {
-        let waiters = state.withLock { state in
-            state.isFinished = true
-            defer { state.finishWaiters = [] }
-            return state.finishWaiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
+    func finish() { finished.fire() }
 }

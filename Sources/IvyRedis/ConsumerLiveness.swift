@@ -25,9 +25,6 @@ final class ConsumerLiveness: Sendable {
         var beats = 0
         var hasThread = false
         var isClosed = false
-        /// Whether the thread has left its loop, and who waits for that.
-        var hasExited = false
-        var onExit: [CheckedContinuation<Void, Never>] = []
     }
 
     private let connection: RedisConnection
@@ -37,6 +34,8 @@ final class ConsumerLiveness: Sendable {
     private let logger: any IvyLogger
     private let state = Mutex(State())
     private let wake = WakePipe()
+    /// Fires when the thread has left its loop.
+    private let exited = OneShot()
 
     /// Beats per liveness period.
     private static let beatsPerTimeout = 4
@@ -74,13 +73,8 @@ final class ConsumerLiveness: Sendable {
             return (state.isClosed ? [] : Array(state.queues.keys), state.hasThread)
         }
         if hasThread {
-            await withCheckedContinuation { continuation in
-                let exited = state.withLock { state in
-                    if !state.hasExited { state.onExit.append(continuation) }
-                    return state.hasExited
-                }
-                if exited { continuation.resume() } else { wake.signal() }
-            }
+            wake.signal()
+            await exited.wait()
         }
         guard !queues.isEmpty else { return }
         await leave(queues)
@@ -124,12 +118,7 @@ final class ConsumerLiveness: Sendable {
             var fds = [pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)]
             if poll(&fds, 1, milliseconds) > 0 { wake.drain() }
         }
-        let waiters = state.withLock { state in
-            state.hasExited = true
-            defer { state.onExit = [] }
-            return state.onExit
-        }
-        for waiter in waiters { waiter.resume() }
+        exited.fire()
     }
 
     private func beat(_ queue: QueueName, previousBeat: String, sweep: Bool) {

@@ -3,7 +3,7 @@
 internal import Synchronization
 
 /// A signal that fires once; ``wait()`` returns once it has, whoever fires first.
-final class OneShot: Sendable {
+package final class OneShot: Sendable {
     private struct State {
         var hasFired = false
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -11,7 +11,9 @@ final class OneShot: Sendable {
 
     private let state = Mutex(State())
 
-    func fire() {
+    package init() {}
+
+    package func fire() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             guard !state.hasFired else { return [] }
             state.hasFired = true
@@ -21,7 +23,7 @@ final class OneShot: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    func wait() async {
+    package func wait() async {
         await withCheckedContinuation { continuation in
             let fired = state.withLock { state in
                 if !state.hasFired { state.waiters.append(continuation) }
