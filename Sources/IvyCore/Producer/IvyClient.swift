@@ -123,12 +123,7 @@ public final class IvyClient: Sendable {
     public func enqueue<each Argument, Result>(
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument
     ) async throws -> String {
-        let id = nextTaskID()
-        let message = TaskMessage(
-            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments),
-            options: TaskMessage.options(carrying: TraceContext.current), id: id, createdAt: Date())
-        try await send(message, queue: task.options.queue)
-        return id
+        try await enqueue(task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments))
     }
 
     /// Sends a call and returns once the queue accepted it; await the result on what it returns.
@@ -142,14 +137,9 @@ public final class IvyClient: Sendable {
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
         timeout: Duration? = nil
     ) async throws -> PendingResult<Result> {
-        let (message, pending) = try prepareCall(task, repeat each arguments, timeout: timeout)
-        do {
-            try await send(message, queue: task.options.queue)
-        } catch {
-            router.finish(pending.taskID, with: .failure(error))
-            throw error
-        }
-        return pending
+        try await delayedCall(
+            task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments), timeout: timeout
+        )
     }
 
     /// Calls a task and waits for its result.
@@ -160,14 +150,77 @@ public final class IvyClient: Sendable {
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
         timeout: Duration? = nil
     ) async throws -> Result {
-        let (message, pending) = try prepareCall(task, repeat each arguments, timeout: timeout)
+        try await call(
+            task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments), timeout: timeout
+        )
+    }
+
+    // MARK: Untyped calls
+
+    /// Sends a call of a task known by name only, without waiting for its outcome; returns its
+    /// task id.
+    @discardableResult
+    public func enqueue(_ task: UntypedTask, arguments: [RawJSON]) async throws -> String {
+        try await enqueue(task.name, task.options, args: ArgumentEncoder.encode(json: arguments))
+    }
+
+    /// Sends a call of a task known by name only and returns once the queue accepted it.
+    public func delayedCall(_ task: UntypedTask, arguments: [RawJSON], timeout: Duration? = nil) async throws
+        -> PendingResult<RawJSON>
+    {
+        try await delayedCall(
+            task.name, task.options, args: ArgumentEncoder.encode(json: arguments), timeout: timeout)
+    }
+
+    /// Calls a task known by name only with JSON arguments and waits for its JSON result.
+    ///
+    /// - Throws: As ``call(_:_:timeout:)``.
+    public func call(_ task: UntypedTask, arguments: [RawJSON], timeout: Duration? = nil) async throws
+        -> RawJSON
+    {
+        try await call(
+            task.name, task.options, args: ArgumentEncoder.encode(json: arguments), timeout: timeout)
+    }
+
+    // MARK: Sending
+
+    private func enqueue(_ name: String, _ taskOptions: TaskOptions, args: [UInt8]) async throws -> String {
+        let id = nextTaskID()
+        let message = TaskMessage(
+            name: name, args: args, options: TaskMessage.options(carrying: TraceContext.current), id: id,
+            createdAt: Date())
+        try await send(message, queue: taskOptions.queue)
+        return id
+    }
+
+    private func delayedCall<Result: Codable & Sendable>(
+        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?
+    ) async throws -> PendingResult<Result> {
+        let (message, pending): (TaskMessage, PendingResult<Result>) = try prepareCall(
+            name, taskOptions, args: args, timeout: timeout)
+        do {
+            try await send(message, queue: taskOptions.queue)
+        } catch {
+            router.finish(pending.taskID, with: .failure(error))
+            throw error
+        }
+        return pending
+    }
+
+    private func call<Result: Codable & Sendable>(
+        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?
+    )
+        async throws -> Result
+    {
+        let (message, pending): (TaskMessage, PendingResult<Result>) = try prepareCall(
+            name, taskOptions, args: args, timeout: timeout)
         // The caller waits for the result alone: a send that fails ends the call through the
         // result slot, one that succeeds does not wake the caller.
         do {
-            let sent = try sendWithoutSuspending(message, queue: task.options.queue) { [router] outcome in
+            let sent = try sendWithoutSuspending(message, queue: taskOptions.queue) { [router] outcome in
                 if case .failure(let error) = outcome { router.finish(pending.taskID, with: .failure(error)) }
             }
-            if !sent { try await send(message, queue: task.options.queue) }
+            if !sent { try await send(message, queue: taskOptions.queue) }
         } catch {
             router.finish(pending.taskID, with: .failure(error))
             throw error
@@ -177,28 +230,26 @@ public final class IvyClient: Sendable {
 
     /// The message for a call, and its slot in the router, registered before the message is
     /// sent so that a fast result cannot arrive unseen.
-    private func prepareCall<each Argument, Result>(
-        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
-        timeout: Duration?
-    ) throws -> (TaskMessage, PendingResult<Result>) {
-        guard task.options.resultWanted else {
+    private func prepareCall<Result: Codable & Sendable>(
+        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?
+    )
+        throws -> (TaskMessage, PendingResult<Result>)
+    {
+        guard taskOptions.resultWanted else {
             throw IvyError(
-                .resultNotWanted, taskName: task.name,
-                detail: "registered with resultWanted: false; use enqueue")
+                .resultNotWanted, taskName: name, detail: "registered with resultWanted: false; use enqueue")
         }
         let timeout = timeout ?? options.resultTimeout
         let id = nextTaskID()
         let now = Date()
         let message = TaskMessage(
-            name: task.name, args: try ArgumentEncoder.encode(repeat each arguments),
-            options: TaskMessage.options(carrying: TraceContext.current), id: id, notify: notificationChannel,
-            createdAt: now,
-            deadline: now.addingTimeInterval(timeout.inSeconds))
-        let slot = router.expect(id, taskName: task.name, timeout: timeout)
+            name: name, args: args, options: TaskMessage.options(carrying: TraceContext.current), id: id,
+            notify: notificationChannel, createdAt: now, deadline: now.addingTimeInterval(timeout.inSeconds))
+        let slot = router.expect(id, taskName: name, timeout: timeout)
         return (
             message,
             PendingResult(
-                taskID: id, taskName: task.name, queue: task.options.queue, slot: slot, events: broadcaster)
+                taskID: id, taskName: name, queue: taskOptions.queue, slot: slot, events: broadcaster)
         )
     }
 

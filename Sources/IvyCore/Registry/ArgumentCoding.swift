@@ -17,6 +17,18 @@ enum ArgumentEncoder {
         writer.raw("]")
         return writer.bytes
     }
+
+    /// The `args` array of values already in JSON.
+    static func encode(json arguments: [RawJSON]) -> [UInt8] {
+        var writer = JSONWriter(capacity: 2 + arguments.reduce(0) { $0 + $1.bytes.count + 1 })
+        writer.raw("[")
+        for (index, argument) in arguments.enumerated() {
+            if index > 0 { writer.raw(",") }
+            writer.raw(argument.bytes)
+        }
+        writer.raw("]")
+        return writer.bytes
+    }
 }
 
 /// Decodes `args` one element at a time, in parameter order.

@@ -56,13 +56,48 @@ public final class TaskRegistry: Sendable {
             let result = try await body(repeat try decoded((each Argument).self, decoder))
             return try ResultCoding.encode(result)
         }
-        try tasks.withLock { (tasks) throws(IvyError) in
-            guard tasks[name] == nil else {
-                throw IvyError(.duplicateTask, taskName: name, detail: "already registered")
-            }
-            tasks[name] = task
-        }
+        try add(task)
         return definition
+    }
+
+    private func add(_ task: RegisteredTask) throws(IvyError) {
+        try tasks.withLock { (tasks) throws(IvyError) in
+            guard tasks[task.name] == nil else {
+                throw IvyError(.duplicateTask, taskName: task.name, detail: "already registered")
+            }
+            tasks[task.name] = task
+        }
+    }
+
+    /// Registers a task whose body takes the call's arguments as JSON values and returns its
+    /// result as one: for handlers that do not know the types (another process, another
+    /// language), such as `ivy worker --exec`.
+    ///
+    /// The parameters are those of ``register(_:queue:retry:timeout:resultWanted:_:)``; an `args`
+    /// that is not a JSON array fails with ``IvyError/Code/argumentsUndecodable`` before the body
+    /// runs.
+    @discardableResult
+    public func registerUntyped(
+        _ name: String, queue: QueueName, retry: RetryPolicy = .none, timeout: Duration = .seconds(60),
+        resultWanted: Bool = true, _ body: @escaping @Sendable ([RawJSON]) async throws -> RawJSON
+    ) throws(IvyError) -> UntypedTask {
+        let options = TaskOptions(queue: queue, retry: retry, timeout: timeout, resultWanted: resultWanted)
+        try options.validate()
+        let handle = try UntypedTask(name: name, options: options)
+        try add(
+            RegisteredTask(name: name, options: options) { json in
+                let arguments: [RawJSON]
+                do {
+                    let bytes = Array(json)
+                    arguments = try JSONObjectReader.arrayElements(bytes).map {
+                        RawJSON(validated: bytes[$0])
+                    }
+                } catch {
+                    throw IvyError(.argumentsUndecodable, taskName: name, detail: Self.describe(error))
+                }
+                return try ResultCoding.encode(try await body(arguments))
+            })
+        return handle
     }
 
     /// The names of every registered task, sorted.
