@@ -19,7 +19,7 @@ outage_start() {
     --timeout 120 --phases enqueue --json >"$work/bench.out" 2>"$work/bench.err" &
   bench_pid=$!
   for _ in $(seq 1 600); do
-    [ "$(grep -c 'event: succeeded' "$work/worker.log" || true)" -ge 500 ] && break
+    [ "$(grep -c ' succeeded testpackage\.' "$work/worker.log" || true)" -ge 500 ] && break
     sleep 0.1
   done
 }

@@ -18,7 +18,7 @@ enum BenchCommand {
           round trip  calls completed with their result per second (TASKS calls, IN_FLIGHT at once)
           latency     p50/p90/p99 of K sequential calls
         Workers run in this process (W of them, each with concurrency IN_FLIGHT) unless
-        --no-worker is given. With --json the last line of stdout is one JSON object.
+        --no-worker is given. With --json, stdout is one JSON object and the table goes to stderr.
         Errors are counted once per call: send errors are calls the queue refused (never
         queued), result errors are queued calls whose result failed or never came. The exit
         status is 0 only if there were none.
@@ -34,7 +34,7 @@ enum BenchCommand {
           --rate R           send at most R calls per second in the enqueue phase (default: no limit)
           --timeout SECONDS  how long each call's result is awaited (default 60)
           --no-worker        use workers started elsewhere (`ivy worker`)
-          --json             end with a JSON summary line
+          --json             print the summary as one JSON object on stdout (the table on stderr)
         """
 
     /// The bench's phases, in the order they run.
@@ -127,7 +127,16 @@ enum BenchCommand {
 
         // Warm up connections and code paths before measuring (an empty payload, which every
         // queue accepts, so that a payload the queue refuses shows as send errors).
-        _ = try await producer.call(package.echo, "")
+        let warmUp = try await producer.delayedCall(package.echo, "")
+        let hint =
+            noWorker
+            ? UnansweredCallHint(
+                command: "bench", queue: TestPackage.queue, backend: connection.backend,
+                endpoint: shared.redactedQueue
+            ).watch() : nil
+        defer { hint?.cancel() }
+        _ = try await warmUp.value
+        hint?.cancel()
 
         // Phase 1: enqueue rate. Results are awaited afterwards, outside the timed part.
         let clock = ContinuousClock()
@@ -196,16 +205,13 @@ enum BenchCommand {
             p99Milliseconds: measuredLatency ? percentile(latencies, 0.99) : nil,
             sendErrors: errors.sendErrors, resultErrors: errors.resultErrors,
             errors: errors.sendErrors + errors.resultErrors)
-        printTable(report)
+        // With --json, stdout carries the JSON alone and the table goes to stderr.
+        printTable(report, to: json ? Console.error : Console.out)
         let firstErrors = errors.firstErrors
         if let send = firstErrors.send { Console.error("ivy bench: the first send error: \(send)") }
         if let result = firstErrors.result { Console.error("ivy bench: the first result error: \(result)") }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            Console.out(String(decoding: try encoder.encode(report), as: UTF8.self))
-        }
-        return report.errors == 0 ? 0 : 1
+        if json { Console.json(report) }
+        return report.errors == 0 ? ExitStatus.success.rawValue : ExitStatus.taskFailed.rawValue
     }
 
     /// The phases named by `--phases`; all of them when it is absent.
@@ -244,7 +250,7 @@ enum BenchCommand {
         return results.values
     }
 
-    private static func printTable(_ report: Report) {
+    private static func printTable(_ report: Report, to print: (String) -> Void) {
         func number(_ value: Double) -> String {
             let formatter = NumberFormatter()
             formatter.numberStyle = .decimal
@@ -254,22 +260,22 @@ enum BenchCommand {
         func pad(_ text: String, _ width: Int) -> String {
             String(repeating: " ", count: max(0, width - text.count)) + text
         }
-        Console.out(
+        print(
             "ivy bench  queue \(report.backend)  notifier \(report.notifier)  tasks \(report.tasks)  in flight \(report.concurrency)  workers \(report.workers)  payload \(report.payloadBytes) B"
         )
         func milliseconds(_ value: Double?) -> String {
             value.map { pad(String(format: "%.3f", $0), 12) + " ms" } ?? pad("-", 12)
         }
-        Console.out(
+        print(
             "  enqueue      \(report.enqueuePerSecond.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))"
         )
-        Console.out(
+        print(
             "  round trip   \(report.roundTripsPerSecond.map { pad(number($0), 12) + " tasks/s" } ?? pad("-", 12))"
         )
-        Console.out("  latency p50  \(milliseconds(report.p50Milliseconds))")
-        Console.out("  latency p90  \(milliseconds(report.p90Milliseconds))")
-        Console.out("  latency p99  \(milliseconds(report.p99Milliseconds))")
-        Console.out(
+        print("  latency p50  \(milliseconds(report.p50Milliseconds))")
+        print("  latency p90  \(milliseconds(report.p90Milliseconds))")
+        print("  latency p99  \(milliseconds(report.p99Milliseconds))")
+        print(
             "  errors       \(pad(String(report.errors), 12))  (send \(report.sendErrors), result \(report.resultErrors))"
         )
     }

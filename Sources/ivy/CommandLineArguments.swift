@@ -51,6 +51,32 @@ struct CommandLineArguments {
         return value
     }
 
+    /// Removes every `--name VALUE` and `--name=VALUE` of a repeatable option; their values in order.
+    mutating func repeatedOption(_ name: String) throws(UsageError) -> [String] {
+        var values: [String] = []
+        var kept: [String] = []
+        var index = 0
+        while index < remaining.count {
+            let argument = remaining[index]
+            if argument == name {
+                guard index + 1 < remaining.count else {
+                    throw UsageError(description: "\(name) needs a value")
+                }
+                values.append(remaining[index + 1])
+                index += 2
+                continue
+            }
+            if argument.hasPrefix(name + "=") {
+                values.append(String(argument.dropFirst(name.count + 1)))
+            } else {
+                kept.append(argument)
+            }
+            index += 1
+        }
+        remaining = kept
+        return values
+    }
+
     /// An integer option within `range`.
     mutating func integer(_ names: String..., default fallback: Int, range: ClosedRange<Int>)
         throws(UsageError) -> Int
@@ -111,6 +137,32 @@ struct CommandLineArguments {
             }
         }
         return queues
+    }
+
+    /// Removes and returns the arguments that are not options, in order: everything after
+    /// `--`, and before it every argument that does not start with `-` or is a negative number.
+    /// Call it after every option was taken, so that option values are not mistaken for them.
+    mutating func positionals() -> [String] {
+        var taken: [String] = []
+        var kept: [String] = []
+        var afterSeparator = false
+        for argument in remaining {
+            if afterSeparator {
+                taken.append(argument)
+            } else if argument == "--" {
+                afterSeparator = true
+            } else if !argument.hasPrefix("-") || Self.isNegativeNumber(argument) {
+                taken.append(argument)
+            } else {
+                kept.append(argument)
+            }
+        }
+        remaining = kept
+        return taken
+    }
+
+    private static func isNegativeNumber(_ argument: String) -> Bool {
+        argument.count > 1 && argument.dropFirst().first.map { ("0"..."9").contains($0) } == true
     }
 
     /// Fails on anything not consumed.

@@ -1,5 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -14,6 +16,16 @@ enum Console {
 
     static func error(_ text: String) {
         write(2, text + "\n")
+    }
+
+    /// One JSON value on one line of stdout: what `--json` promises scripts.
+    static func json(_ value: some Encodable) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Our own report types always encode; a failure here is a bug worth seeing.
+        do { out(String(decoding: try encoder.encode(value), as: UTF8.self)) } catch let failure {
+            error("ivy: cannot write JSON: \(failure)")
+        }
     }
 
     /// Rewrites the current stderr line; only on a terminal.

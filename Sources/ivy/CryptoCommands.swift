@@ -29,7 +29,7 @@ enum CryptoCommands {
         let encryption = try require(keys)
         let plaintext = Array(FileHandle.standardInput.readDataToEndOfFile())
         Console.out(String(decoding: encryption.token(for: plaintext), as: UTF8.self))
-        return 0
+        return ExitStatus.success.rawValue
     }
 
     static func decrypt(_ arguments: inout CommandLineArguments) async throws -> Int32 {
@@ -43,7 +43,7 @@ enum CryptoCommands {
                 .decryptionFailed, detail: "standard input is not a token ($ivy-v1$… or $aes-256-cbc$…)")
         }
         FileHandle.standardOutput.write(Data(try encryption.plaintext(of: token)))
-        return 0
+        return ExitStatus.success.rawValue
     }
 
     private static func require(_ keys: KeyOptions) throws -> MessageEncryption {

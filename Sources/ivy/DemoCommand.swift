@@ -58,8 +58,15 @@ enum DemoCommand {
         let serving = worker.map { worker in Task { try await worker.run() } }
 
         let pending = try await client.delayedCall(tasks.factorial, n)
+        let hint =
+            noWorker
+            ? UnansweredCallHint(
+                command: "demo", queue: TestPackage.queue, backend: connection.backend,
+                endpoint: shared.redactedQueue
+            ).watch() : nil
         let outcome: Result<Int, any Error>
         do { outcome = .success(try await pending.value) } catch { outcome = .failure(error) }
+        hint?.cancel()
 
         var steps: [(rank: Int, line: String)] = []
         for await event in events where event.task?.taskID == pending.taskID {
@@ -77,10 +84,10 @@ enum DemoCommand {
         switch outcome {
         case .success(let value):
             Console.out("testpackage.factorial(\(n)) = \(value)")
-            return 0
+            return ExitStatus.success.rawValue
         case .failure(let error):
             Console.error("ivy demo: testpackage.factorial(\(n)) failed: \(error)")
-            return 1
+            return ExitStatus.taskFailed.rawValue
         }
     }
 

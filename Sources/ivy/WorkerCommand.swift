@@ -23,7 +23,9 @@ enum WorkerCommand {
           --grace SECONDS    drain time on shutdown (default 30)
           --visibility SECONDS  reservation timeout; heartbeats extend it (default 30)
           --queues LIST      comma-separated queues (default: testpackage)
-          --events           print every task event on stderr
+          --events           print every task event on stderr, one line each:
+                             TIME EVENT TASK id=ID attempt=N queue=Q [DURATION ms] [: ERROR]
+          --json             every task event as one JSON object per line on stdout
         """
 
     static func run(_ arguments: inout CommandLineArguments) async throws -> Int32 {
@@ -33,7 +35,8 @@ enum WorkerCommand {
         let visibility = try arguments.seconds(
             "--visibility", default: .seconds(30), range: .milliseconds(30)...(.seconds(86_400)))
         let queues = try arguments.queueNames("--queues") ?? [TestPackage.queue]
-        let printEvents = arguments.flag("--events")
+        let json = arguments.flag("--json")
+        let printEvents = arguments.flag("--events") || json
         try arguments.finish()
         if shared.isInProcess {
             Console.error(
@@ -56,7 +59,12 @@ enum WorkerCommand {
         // Subscribed before the run, so that no early event is missed.
         let events = printEvents ? worker.events() : nil
         let printer = events.map { events in
-            Task { for await event in events { Console.error("event: \(event)") } }
+            Task {
+                for await event in events {
+                    let line = EventLine(event)
+                    if json { Console.json(line) } else { Console.error(line.text) }
+                }
+            }
         }
         Console.error(
             "ivy worker: serving \(queues.map(\.rawValue).joined(separator: ", ")) on \(shared.redactedQueue) (notifier \(shared.redactedNotify)), concurrency \(concurrency); pid \(getpid())"
@@ -74,6 +82,6 @@ enum WorkerCommand {
         await worker.close()
         await connection.close()
         Console.error("ivy worker: stopped")
-        return 0
+        return ExitStatus.success.rawValue
     }
 }

@@ -8,7 +8,9 @@ let usage = """
 
     commands:
       demo     call testpackage.factorial(5) through the queue and show the flow
-      worker   serve the example tasks until SIGTERM/SIGINT
+      call     call a task by name with JSON arguments; --wait prints its result
+      queue    look at and manage a queue: size, peek, dead, requeue-dead, purge, pause, resume
+      worker   serve the example tasks and --exec commands until SIGTERM/SIGINT
       bench    measure enqueue rate, round trips and latency
       encrypt  turn plaintext on stdin into a message token
       decrypt  turn a message token on stdin back into plaintext
@@ -19,13 +21,17 @@ let usage = """
     --notify memory:// or redis://HOST:PORT, by default the queue's own server (IronMQ and
     AMQP carry no results: give --notify with them).
     $IVY_QUEUE_URL and $IVY_NOTIFY_URL set the defaults. Messages are encrypted when
-    $MESSAGES_ENCRYPTION_KEY or --key-file gives a key.
+    $MESSAGES_ENCRYPTION_KEY or --key-file gives a key. `ivy --version` prints the version.
+
+    \(ExitStatus.help)
     """
 
 /// Runs the command line and returns the process's exit status.
 func runCommandLine() async -> Int32 {
     let commands: [String: (help: String, run: (inout CommandLineArguments) async throws -> Int32)] = [
         "demo": (DemoCommand.help, DemoCommand.run),
+        "call": (CallCommand.help, CallCommand.run),
+        "queue": (QueueCommand.help, QueueCommand.run),
         "worker": (WorkerCommand.help, WorkerCommand.run),
         "bench": (BenchCommand.help, BenchCommand.run),
         "encrypt": (CryptoCommands.encryptHelp, CryptoCommands.encrypt),
@@ -35,30 +41,27 @@ func runCommandLine() async -> Int32 {
     var arguments = CommandLineArguments(CommandLine.arguments.dropFirst(2))
     if command == "--help" || command == "-h" || command == "help" {
         Console.out(usage)
-        return 0
+        return ExitStatus.success.rawValue
+    }
+    if command == "--version" || command == "version" {
+        Console.out("ivy \(IvyVersion.current)")
+        return ExitStatus.success.rawValue
     }
     guard let entry = commands[command] else {
         Console.error("ivy: unknown command '\(command)'\n\n\(usage)")
-        return 2
+        return ExitStatus.usage.rawValue
     }
     if arguments.wantsHelp() {
         Console.out(entry.help)
-        return 0
+        return ExitStatus.success.rawValue
     }
     do {
         return try await entry.run(&arguments)
-    } catch let error as CommandLineArguments.UsageError {
-        Console.error("ivy \(command): \(error) (see `ivy \(command) --help`)")
-        return 2
-    } catch let error as IvyError
-        where [.invalidConfiguration, .invalidURL, .unsupportedBackend].contains(error.code)
-    {
-        // Configuration is input like the flags: the same one line and exit status.
-        Console.error("ivy \(command): \(error)")
-        return 2
     } catch {
-        Console.error("ivy \(command): \(error)")
-        return 1
+        let status = ExitStatus.of(error)
+        let hint = status == .usage ? " (see `ivy \(command) --help`)" : ""
+        Console.error("ivy \(command): \(error)\(hint)")
+        return status.rawValue
     }
 }
 

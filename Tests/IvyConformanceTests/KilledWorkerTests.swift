@@ -43,7 +43,7 @@ struct KilledWorkerTests {
         // Long enough that a loaded machine cannot let it finish between its start and the kill.
         let pending = try await producer.delayedCall(tasks.sleep, 5000)
         try await withDeadline(.seconds(30), "the child worker to start the task") {
-            await child.waitForStderr(containing: "event: started")
+            await child.waitForStderr(containing: " started testpackage.")
         }
         kill(child.processIdentifier, SIGKILL)
         let killed = await child.finish()
@@ -58,7 +58,7 @@ struct KilledWorkerTests {
         let events = worker.events()
         let rescuer = Task { try await worker.run() }
         #expect(try await pending.value == 5000)
-        let killedMidTask = !killed.stderr.contains("event: succeeded")
+        let killedMidTask = !killed.stderr.contains(" succeeded testpackage.")
         #expect(killedMidTask, "the child finished the task before it was killed: \(killed.stderr)")
         let started = try await events.collect(1, "the rescuing worker to start") {
             $0.isStarted && $0.task?.taskID == pending.taskID

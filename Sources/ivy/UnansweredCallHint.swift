@@ -1,0 +1,45 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Ivy
+
+/// Tells the operator, once, when a call has had no answer for a few seconds and its queue
+/// still holds messages no worker took: the usual cause is that no worker serves the queue.
+///
+/// Without it, `call --wait`, `demo --no-worker` and `bench --no-worker` wait silently until
+/// their timeout.
+struct UnansweredCallHint {
+    /// How long a call goes unanswered before the queue is looked at.
+    static let after: Duration = .seconds(3)
+
+    let command: String
+    let queue: QueueName
+    let backend: any QueueBackend
+    let endpoint: String
+
+    /// Watches until the returned task is cancelled: cancel it when the answer comes.
+    func watch() -> Task<Void, Never> {
+        Task {
+            do { try await Task.sleep(for: Self.after) } catch { return }
+            guard let message = await message() else { return }
+            if !Task.isCancelled { Console.error("ivy \(command): \(message)") }
+        }
+    }
+
+    /// The hint, or nil when the queue shows a worker has the message.
+    private func message() async -> String? {
+        let question = "is one serving queue '\(queue)' on \(endpoint)? (still waiting)"
+        guard let inspectable = backend as? any InspectableQueueBackend else {
+            return "no answer after \(Self.after): \(question)"
+        }
+        guard let size = try? await inspectable.size(of: queue) else {
+            return "no answer after \(Self.after): \(question)"
+        }
+        if inspectable.distinguishesStates {
+            // Everything reserved: a worker has it and is running it.
+            guard size.ready + size.delayed > 0 else { return nil }
+            return "no worker has taken it yet: \(question)"
+        }
+        guard size.ready > 0 else { return nil }
+        return "no answer after \(Self.after) and \(size.ready) message(s) in the queue: \(question)"
+    }
+}
