@@ -29,12 +29,13 @@ struct CommandLineTests {
         #expect(!run.stdout.contains(" = "))
     }
 
-    @Test func benchPrintsATableAndEndsWithOneJSONLine() async throws {
+    @Test func benchWithJSONPrintsOnlyOneObjectAndTheTableOnStderr() async throws {
         let run = try await IvyProcess.run([
             "bench", "-n", "300", "-c", "8", "--latency-calls", "40", "--json",
         ])
         #expect(run.status == 0, "stderr: \(run.stderr)")
-        #expect(run.stdout.contains("round trip"))
+        #expect(run.stderr.contains("round trip"))
+        #expect(run.stdoutLines.count == 1)
         let last = try #require(run.stdoutLines.last)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
         for key in [
@@ -67,7 +68,8 @@ struct CommandLineTests {
         let bench = ["bench", "-n", "50", "-c", "4", "--latency-calls", "5", "--timeout", "30", "--json"]
         let byDefault = try await IvyProcess.run(bench + ["--queue", url])
         #expect(byDefault.status == 0, "stderr: \(byDefault.stderr)")
-        #expect(byDefault.stdout.contains("notifier \(url)"))
+        #expect(byDefault.stderr.contains("notifier \(url)"))
+        #expect(byDefault.stdout.contains("\"notifier\":\"\(url)\""))
         // A memory notifier with a broker queue: the in-process workers share it, so results come.
         let inProcess = try await IvyProcess.run(bench + ["--queue", url, "--notify", "memory://"])
         #expect(inProcess.status == 0, "stderr: \(inProcess.stderr)")
@@ -103,7 +105,7 @@ struct CommandLineTests {
         #expect(object["p50_ms"] == nil)
     }
 
-    @Test(arguments: ["demo", "worker", "bench"])
+    @Test(arguments: ["demo", "worker", "bench", "call", "queue"])
     func everyCommandHasHelp(_ command: String) async throws {
         let run = try await IvyProcess.run([command, "--help"])
         #expect(run.status == 0)
@@ -221,13 +223,36 @@ struct CommandLineTests {
         ["demo", "--timeout", "1e30"], ["worker", "--queues", ","], ["worker", "--queues", ""],
         ["worker", "--queues", "a,,b"], ["worker", "--queues", "a b"], ["worker", "--queues", "q{x}"],
         ["worker", "--concurrency", "0"], ["worker", "--grace", "-1"],
-        ["worker", "--visibility", "0.001"], ["demo", "--queue", "redis://"],
-        ["demo", "--queue", "redis://h:99999"],
-        ["bench", "-c", "0"],
+        ["worker", "--visibility", "0.001"], ["bench", "-c", "0"], ["call", "testpackage.add", "x"],
+        ["queue", "size"], ["queue", "peek", "q", "-n", "0"], ["queue", "size", "q{x}"],
+        ["worker", "--events", "--frob"],
     ])
     func badValuesAreRejectedWithOneLineAndExitCode2(_ arguments: [String]) async throws {
+        try await expectOneLineRefusal(arguments, status: 2)
+    }
+
+    @Test(arguments: [
+        ["demo", "--queue", "redis://"], ["demo", "--queue", "redis://h:99999"],
+        ["queue", "size", "q", "--queue", "nosuch://x"],
+        ["call", "a.b", "--queue", "amqp://h/v?frame_max=1"],
+    ])
+    func badURLsAreConfigurationErrorsWithExitCode3(_ arguments: [String]) async throws {
+        try await expectOneLineRefusal(arguments, status: 3)
+    }
+
+    @Test func versionAndHelpNameTheExitStatuses() async throws {
+        let version = try await IvyProcess.run(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.hasPrefix("ivy ") && version.stdoutLines.count == 1)
+        let help = try await IvyProcess.run(["--help"])
+        for line in ["0  success", "1  the task", "2  usage", "3  connection or configuration"] {
+            #expect(help.stdout.contains(line))
+        }
+    }
+
+    private func expectOneLineRefusal(_ arguments: [String], status: Int32) async throws {
         let run = try await IvyProcess.run(arguments)
-        #expect(run.status == 2, "stderr: \(run.stderr)")
+        #expect(run.status == status, "stderr: \(run.stderr)")
         #expect(run.stdout.isEmpty)
         let lines = run.stderr.split(separator: "\n")
         #expect(lines.count == 1, "stderr: \(run.stderr)")

@@ -120,9 +120,7 @@ struct RedisWorkerTests {
         // Its events, not the queue's size: a look at the size could miss a short window.
         do {
             try await withDeadline(.seconds(60), "the child worker to start both tasks") {
-                while child.stderrText.components(separatedBy: " started testpackage.").count < 3 {
-                    try await Task.sleep(for: .milliseconds(10))
-                }
+                await child.waitForStderr { $0.components(separatedBy: " started testpackage.").count >= 3 }
             }
         } catch {
             kill(child.processIdentifier, SIGKILL)

@@ -198,6 +198,11 @@ public final class IvyProcess: Sendable {
         await waitUntil { self.stderrText.contains(text) }
     }
 
+    /// Waits until standard error, as written so far, satisfies `condition`.
+    public func waitForStderr(where condition: @escaping @Sendable (String) -> Bool) async {
+        await waitUntil { condition(self.stderrText) }
+    }
+
     /// Waits for the process to exit and its output to end, and returns what it wrote.
     public func finish() async -> Finished {
         await waitUntil { self.output.withLock { $0.status != nil && $0.closedPipes == 2 } }

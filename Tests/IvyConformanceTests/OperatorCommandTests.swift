@@ -1,0 +1,228 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import Ivy
+import IvyTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `ivy` binary as an operator and a script use it, on every backend another process can
+/// reach: `call`, `queue`, `worker --json`. Results go through Redis.
+@Suite("Operator commands")
+struct OperatorCommandTests {
+    /// Words that must never reach any output: the test servers' secrets.
+    private static let secrets = ["ivy-test-password", "ivy-test-token"]
+
+    @Test(arguments: ConformanceBackend.outOfProcess)
+    func callWaitsForTheResultAndTheRemoteError(_ kind: ConformanceBackend) async throws {
+        let url = try #require(kind.processURL)
+        let queue = "call-\(UUID().uuidString.prefix(8).lowercased())"
+        try await requireServers(kind, url)
+        let worker = try IvyProcess([
+            "worker", "--queue", url, "--notify", Services.redisURL, "--queues", queue, "--json",
+        ])
+        defer { kill(worker.processIdentifier, SIGKILL) }
+        let target = [
+            "--queue", url, "--notify", Services.redisURL, "--task-queue", queue, "--timeout", "60",
+        ]
+
+        let plain = try await IvyProcess.run(["call", "testpackage.factorial", "5", "--wait"] + target)
+        #expect(plain.status == 0, "stderr: \(plain.stderr)")
+        #expect(plain.stdout == "120\n")
+
+        let json = try await IvyProcess.run(
+            ["call", "testpackage.echo", #""ünï \"quoted\"""#, "--wait", "--json"] + target)
+        #expect(json.status == 0, "stderr: \(json.stderr)")
+        let object = try Self.object(json.stdout)
+        #expect(object["result"] as? String == "ünï \"quoted\"")
+        #expect(object["task"] as? String == "testpackage.echo")
+        #expect(object["queue"] as? String == queue)
+
+        let failed = try await IvyProcess.run(
+            ["call", "testpackage.factorial", "25", "--wait", "--json"] + target)
+        #expect(failed.status == 1)
+        let error = try #require(try Self.object(failed.stdout)["error"] as? [String: Any])
+        #expect(error["name"] as? String == "OverflowError")
+        #expect(failed.stderr.contains("OverflowError"))
+
+        // The worker's events, one JSON object per line on its stdout.
+        kill(worker.processIdentifier, SIGTERM)
+        let stopped = try await withDeadline(.seconds(60), "the worker to stop") { await worker.finish() }
+        #expect(stopped.status == 0, "stderr: \(stopped.stderr)")
+        let events = try stopped.stdoutLines.map(Self.object)
+        #expect(
+            events.contains {
+                $0["event"] as? String == "succeeded" && $0["task"] as? String == "testpackage.factorial"
+            })
+        #expect(
+            events.contains {
+                $0["event"] as? String == "failed"
+                    && ($0["error"] as? String)?.contains("OverflowError") == true
+            })
+        #expect(
+            events.allSatisfy {
+                $0["time"] is String && $0["queue"] as? String == queue || $0["queue"] == nil
+            })
+        for run in [plain, json, failed, stopped] { Self.expectNoSecret(run) }
+    }
+
+    @Test(arguments: ConformanceBackend.outOfProcess)
+    func queueAdministrationShowsAndFixesAQueue(_ kind: ConformanceBackend) async throws {
+        let url = try #require(kind.processURL)
+        let queue = "ops-\(UUID().uuidString.prefix(8).lowercased())"
+        try await requireServers(kind, url)
+        let at = ["--queue", url]
+        var runs: [IvyProcess.Finished] = []
+        func ivy(_ arguments: [String]) async throws -> IvyProcess.Finished {
+            let run = try await IvyProcess.run(arguments + at)
+            runs.append(run)
+            return run
+        }
+
+        // Three calls of a task nobody registered, queued without waiting.
+        var ids: [String] = []
+        for n in 1...3 {
+            let sent = try await ivy(["call", "\(queue).missing", "\(n)", "{\"n\":[\(n)]}", "--json"])
+            #expect(sent.status == 0, "stderr: \(sent.stderr)")
+            ids.append(try #require(try Self.object(sent.stdout)["id"] as? String))
+        }
+        let size = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
+        let live =
+            (size["ready"] as? Int ?? 0) + (size["delayed"] as? Int ?? 0) + (size["reserved"] as? Int ?? 0)
+        #expect(live == 3)
+        #expect(size["dead"] as? Int == 0)
+
+        let peek = try await ivy(["queue", "peek", queue, "-n", "2", "--json"])
+        #expect(peek.status == 0, "stderr: \(peek.stderr)")
+        let peeked = try #require(try Self.object(peek.stdout)["messages"] as? [[String: Any]])
+        #expect(peeked.count == 2)
+        for message in peeked {
+            let body = try #require(message["body"] as? [String: Any])
+            #expect(body["name"] as? String == "\(queue).missing")
+            #expect(ids.contains(body["id"] as? String ?? ""))
+        }
+
+        // A worker serving the queue knows no such task: each call goes to the dead letter.
+        let worker = try IvyProcess([
+            "worker", "--queue", url, "--notify", Services.redisURL, "--queues", queue, "--events",
+        ])
+        try await withDeadline(.seconds(60), "three dead letters") {
+            await worker.waitForStderr { text in
+                text.split(separator: "\n").count { $0.contains(" deadLettered ") || $0.contains(" failed ") }
+                    >= 3
+            }
+        }
+        kill(worker.processIdentifier, SIGTERM)
+        runs.append(await worker.finish())
+
+        let dead = try await ivy(["queue", "dead", queue, "--json"])
+        let letters = try #require(try Self.object(dead.stdout)["messages"] as? [[String: Any]])
+        #expect(letters.count == 3)
+        for letter in letters {
+            #expect((letter["reason"] as? String)?.contains("\(queue).missing") == true, "\(letter)")
+            #expect((letter["attempts"] as? Int ?? 0) >= 1)
+            #expect(letter["dead_lettered_at"] is String)
+            #expect((letter["body"] as? [String: Any])?["name"] as? String == "\(queue).missing")
+        }
+        let human = try await ivy(["queue", "dead", queue])
+        #expect(human.stdout.contains("reason: "))
+
+        let requeued = try Self.object(
+            try await ivy(["queue", "requeue-dead", queue, "-n", "1", "--json"]).stdout)
+        #expect(requeued["count"] as? Int == 1)
+        let afterRequeue = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
+        #expect(afterRequeue["dead"] as? Int == 2)
+        #expect(afterRequeue["ready"] as? Int == 1)
+
+        let unconfirmed = try await ivy(["queue", "purge", queue])
+        #expect(unconfirmed.status == 2)
+        #expect(unconfirmed.stderr.contains("--yes"))
+        let purged = try Self.object(try await ivy(["queue", "purge", queue, "--yes", "--json"]).stdout)
+        #expect(purged["count"] as? Int == 1)
+        let purgedDead = try Self.object(
+            try await ivy(["queue", "purge", queue, "--dead", "--yes", "--json"]).stdout)
+        #expect(purgedDead["count"] as? Int == 2)
+        let empty = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
+        #expect(empty["ready"] as? Int == 0 && empty["dead"] as? Int == 0)
+        for run in runs { Self.expectNoSecret(run) }
+    }
+
+    @Test func aCallNoWorkerTakesGetsAHintWhileItWaits() async throws {
+        try await requireServers(.redis, Services.redisURL)
+        let queue = "nobody-\(UUID().uuidString.prefix(8).lowercased())"
+        let call = try IvyProcess([
+            "call", "\(queue).task", "--wait", "--queue", Services.redisURL, "--timeout", "300",
+        ])
+        defer { kill(call.processIdentifier, SIGKILL) }
+        try await withDeadline(.seconds(60), "the hint") {
+            await call.waitForStderr(
+                containing: "no worker has taken it yet: is one serving queue '\(queue)'")
+        }
+        kill(call.processIdentifier, SIGTERM)
+        _ = await call.finish()
+    }
+
+    @Test func anUnreachableOrRefusingServerExitsWith3AndShowsNoSecret() async throws {
+        let refused = try await IvyProcess.run(["queue", "size", "q", "--queue", "redis://127.0.0.1:9"])
+        #expect(refused.status == 3, "stderr: \(refused.stderr)")
+        #expect(refused.stdout.isEmpty)
+        try await requireServers(.amqpQuorum, Services.amqpURL)
+        let wrongPassword = Services.amqpURL.replacingOccurrences(
+            of: "ivy-test-password", with: "not-the-password")
+        let denied = try await IvyProcess.run(["queue", "size", "q", "--queue", wrongPassword, "--json"])
+        #expect(denied.status == 3, "stderr: \(denied.stderr)")
+        #expect(denied.stdout.isEmpty)
+        #expect(!denied.stderr.contains("not-the-password"))
+        Self.expectNoSecret(denied)
+    }
+
+    @Test func badCallArgumentsAreUsageErrors() async throws {
+        let notJSON = try await IvyProcess.run(["call", "testpackage.echo", "hello"])
+        #expect(notJSON.status == 2)
+        #expect(notJSON.stderr.contains("argument 1 is not one JSON value"))
+        let noName = try await IvyProcess.run(["call"])
+        #expect(noName.status == 2)
+        let badName = try await IvyProcess.run(["call", "nodots", "1"])
+        #expect(badName.status == 2)
+        let memoryWait = try await IvyProcess.run(["call", "testpackage.echo", "1", "--wait"])
+        #expect(memoryWait.status == 2)
+        let badAction = try await IvyProcess.run(["queue", "frob", "q"])
+        #expect(badAction.status == 2)
+        #expect(badAction.stderr.contains("unknown action 'frob'"))
+        // A negative number is an argument, not an option.
+        let negative = try await IvyProcess.run(["call", "testpackage.add", "-2", "5", "--json"])
+        #expect(negative.status == 0, "stderr: \(negative.stderr)")
+    }
+
+    // MARK: Helpers
+
+    private func requireServers(_ kind: ConformanceBackend, _ url: String) async throws {
+        // Opening the backend (and Redis for results) fails or cancels the test as the
+        // conformance suite does when a server is away.
+        for backend in [kind, .redis] {
+            let opened = try await backend.open()
+            await opened.backend.close()
+            await opened.notifier.close()
+        }
+    }
+
+    private static func object(_ text: String) throws -> [String: Any] {
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 1, "stdout: \(text)")
+        return try #require(
+            try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
+    }
+
+    private static func object(_ line: String.SubSequence) throws -> [String: Any] {
+        try object(String(line))
+    }
+
+    private static func expectNoSecret(_ run: IvyProcess.Finished) {
+        for secret in secrets {
+            #expect(!run.stdout.contains(secret) && !run.stderr.contains(secret))
+        }
+    }
+}
