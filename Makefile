@@ -40,10 +40,12 @@ chaos: test-deps
 lint: deps
 	scripts/lint.sh
 
-## bench: release build, then `ivy bench` on the memory backend
-bench: deps
+## bench: release build, then `ivy bench --json` on memory, Redis, the local IronMQ server and
+## RabbitMQ (servers as `make test` starts them, stopped after unless they were running), one
+## table; BENCH_ARGS replaces the bench's default arguments (scripts/bench-all.sh)
+bench: test-deps
 	$(SWIFT) build -c release --product ivy
-	.build/release/ivy bench $(BENCH_ARGS)
+	scripts/bench-all.sh $(BENCH_ARGS)
 
 build: deps
 	$(SWIFT) build
