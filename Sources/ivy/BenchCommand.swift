@@ -35,6 +35,8 @@ enum BenchCommand {
           --timeout SECONDS  how long each call's result is awaited (default 60)
           --no-worker        use workers started elsewhere (`ivy worker`)
           --json             print the summary as one JSON object on stdout (the table on stderr)
+
+        \(ExitStatus.help)
         """
 
     /// The bench's phases, in the order they run.

@@ -18,6 +18,8 @@ enum DemoCommand {
           --no-worker        do not start a worker in this process
           -n N               the factorial's argument (default 5)
           --timeout SECONDS  how long to wait for the result (default 30)
+
+        \(ExitStatus.help)
         """
 
     static func run(_ arguments: inout CommandLineArguments) async throws -> Int32 {

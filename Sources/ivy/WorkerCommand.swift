@@ -26,6 +26,8 @@ enum WorkerCommand {
           --events           print every task event on stderr, one line each:
                              TIME EVENT TASK id=ID attempt=N queue=Q [DURATION ms] [: ERROR]
           --json             every task event as one JSON object per line on stdout
+
+        \(ExitStatus.help)
         """
 
     static func run(_ arguments: inout CommandLineArguments) async throws -> Int32 {

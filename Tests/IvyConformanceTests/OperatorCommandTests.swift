@@ -150,6 +150,33 @@ struct OperatorCommandTests {
         for run in runs { Self.expectNoSecret(run) }
     }
 
+    @Test func sealedBodiesShowDecryptedOnlyWithTheKey() async throws {
+        try await requireServers(.redis, Services.redisURL)
+        let queue = "sealed-\(UUID().uuidString.prefix(8).lowercased())"
+        let key = ["MESSAGES_ENCRYPTION_KEY": "operator-key-123"]
+        let at = ["--queue", Services.redisURL]
+        let sent = try await IvyProcess.run(["call", "\(queue).task", "42"] + at, environment: key)
+        #expect(sent.status == 0, "stderr: \(sent.stderr)")
+
+        let withoutKey = try await IvyProcess.run(["queue", "peek", queue, "--json"] + at)
+        let hidden = try #require((try Self.object(withoutKey.stdout)["messages"] as? [[String: Any]])?.first)
+        #expect(hidden["body"] as? String == "<sealed>")
+        #expect(hidden["sealed"] as? Bool == true)
+
+        let withKey = try await IvyProcess.run(["queue", "peek", queue, "--json"] + at, environment: key)
+        let shown = try #require((try Self.object(withKey.stdout)["messages"] as? [[String: Any]])?.first)
+        #expect((shown["body"] as? [String: Any])?["args"] as? [Int] == [42])
+        #expect(shown["sealed"] as? Bool == true)
+
+        let wrongKey = try await IvyProcess.run(
+            ["queue", "peek", queue] + at, environment: ["MESSAGES_ENCRYPTION_KEY": "another-key"])
+        #expect(wrongKey.stdout.contains("<sealed: the key given does not open it>"))
+        for run in [sent, withoutKey, withKey, wrongKey] {
+            #expect(!run.stdout.contains("operator-key-123") && !run.stderr.contains("operator-key-123"))
+        }
+        _ = try await IvyProcess.run(["queue", "purge", queue, "--yes"] + at)
+    }
+
     @Test func aCallNoWorkerTakesGetsAHintWhileItWaits() async throws {
         try await requireServers(.redis, Services.redisURL)
         let queue = "nobody-\(UUID().uuidString.prefix(8).lowercased())"
