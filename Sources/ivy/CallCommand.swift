@@ -13,7 +13,8 @@ enum CallCommand {
         with NAME registered runs it. Without --wait it prints the task id once the queue has
         the call; with --wait it prints the result as JSON on stdout, or the remote error on
         stderr and exits 1. A call no worker has taken after a few seconds gets a hint on
-        stderr while it keeps waiting. Arguments after `--` are taken as they are.
+        stderr while it keeps waiting. Arguments after `--` are taken as they are. On memory://
+        (the default) the example tasks run in this process and the call is awaited.
 
         options:
         \(SharedOptions.help)
@@ -44,7 +45,7 @@ enum CallCommand {
     static func run(_ arguments: inout CommandLineArguments) async throws -> Int32 {
         let shared = try SharedOptions(&arguments)
         let taskQueue = try arguments.option("--task-queue")
-        let wait = arguments.flag("--wait")
+        let waitRequested = arguments.flag("--wait")
         let json = arguments.flag("--json")
         let timeout = try arguments.seconds(
             "--timeout", default: .seconds(30), range: .milliseconds(1)...(.seconds(86_400)))
@@ -64,16 +65,31 @@ enum CallCommand {
                 )
             }
         }
-        if wait && shared.notifiesInProcess {
+        // memory:// lives inside this process: the example tasks run here, and the call is
+        // awaited, or it would be lost when the process ends.
+        let inProcess = shared.isInProcess
+        if inProcess {
+            Console.error(
+                "ivy call: note: memory:// lives inside this process: the example tasks run here and the call is awaited; use a broker URL to reach other workers"
+            )
+        } else if waitRequested && shared.notifiesInProcess {
             throw CommandLineArguments.UsageError(
                 description:
                     "--wait needs a notifier the workers share (redis://…): memory:// lives inside this process"
             )
         }
+        let wait = waitRequested || inProcess
 
         let connection = try await wait ? shared.connect() : backendOnly(shared)
         let outcome: Result<Int32, any Error>
+        var serving: (worker: IvyWorker, run: Task<Void, any Error>)?
         do {
+            if inProcess {
+                let worker = try shared.makeWorker(
+                    shared.registry().0, on: connection,
+                    options: WorkerOptions(queues: [task.options.queue], concurrency: 4))
+                serving = (worker, Task { try await worker.run() })
+            }
             let client = try await shared.makeClient(TaskRegistry(), on: connection, resultTimeout: timeout)
             do {
                 outcome = .success(
@@ -88,6 +104,11 @@ enum CallCommand {
             await client.close()
         } catch {
             outcome = .failure(error)
+        }
+        if let serving {
+            serving.run.cancel()
+            _ = try? await serving.run.value
+            await serving.worker.close()
         }
         await connection.close()
         return try outcome.get()

@@ -214,14 +214,22 @@ struct OperatorCommandTests {
         #expect(noName.status == 2)
         let badName = try await IvyProcess.run(["call", "nodots", "1"])
         #expect(badName.status == 2)
-        let memoryWait = try await IvyProcess.run(["call", "testpackage.echo", "1", "--wait"])
-        #expect(memoryWait.status == 2)
+        let memoryNotifier = try await IvyProcess.run([
+            "call", "testpackage.echo", "1", "--wait", "--queue", Services.redisURL, "--notify", "memory://",
+        ])
+        #expect(memoryNotifier.status == 2)
+        #expect(memoryNotifier.stderr.contains("--wait needs a notifier the workers share"))
+        // memory:// runs the example tasks in the process and awaits the call.
+        let inProcess = try await IvyProcess.run(["call", "testpackage.factorial", "6"])
+        #expect(inProcess.status == 0, "stderr: \(inProcess.stderr)")
+        #expect(inProcess.stdout == "720\n")
         let badAction = try await IvyProcess.run(["queue", "frob", "q"])
         #expect(badAction.status == 2)
         #expect(badAction.stderr.contains("unknown action 'frob'"))
         // A negative number is an argument, not an option.
         let negative = try await IvyProcess.run(["call", "testpackage.add", "-2", "5", "--json"])
         #expect(negative.status == 0, "stderr: \(negative.stderr)")
+        #expect(try Self.object(negative.stdout)["result"] as? Int == 3)
     }
 
     // MARK: Helpers
