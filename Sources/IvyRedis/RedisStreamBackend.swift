@@ -480,6 +480,26 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
             .integer ?? 0
     }
 
+    /// Walks the dead stream oldest first, a window of entries per script call, and moves the
+    /// first whose id matches; the requeued message gets a new stream entry (and id).
+    public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        let keys = Keys(queue)
+        var after = ""
+        while true {
+            let reply = try await run(
+                Self.requeueOne, keys: [keys.dead, keys.stream, keys.signal],
+                arguments: [messageID, after, Self.requeueWindow])
+            guard let parts = reply.array, parts.count == 2, let moved = parts[0].integer,
+                let next = parts[1].text
+            else {
+                throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected requeue-one reply")
+            }
+            if moved == 1 { return true }
+            if next.isEmpty { return false }
+            after = next
+        }
+    }
+
     public func purge(_ queue: QueueName) async throws -> Int {
         let keys = Keys(queue)
         try await ensureGroup(keys)

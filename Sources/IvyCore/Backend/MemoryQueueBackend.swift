@@ -151,6 +151,15 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         return moving.count
     }
 
+    public func requeueDeadLetter(of queue: QueueName, messageID: String) -> Bool {
+        guard let index = queues[queue]?.dead.firstIndex(where: { $0.messageID == messageID }),
+            let letter = queues[queue]?.dead.remove(at: index)
+        else { return false }
+        queues[queue]?.append(.init(id: letter.messageID, body: letter.body, deliveryCount: 0))
+        wakeAll(on: queue)
+        return true
+    }
+
     public func purge(_ queue: QueueName) -> Int {
         queues[queue]?.purgeReady() ?? 0
     }
