@@ -11,7 +11,8 @@
 ///   push to it, and a reserve that finds nothing more to read empties it;
 /// - `ivy:{q}:consumers`: ZSET of the consumers serving the queue, scored by when their
 ///   liveness runs out (µs); a negative score marks one that was found dead or closed and waits
-///   to be deleted from the group (see ``beat``).
+///   to be deleted from the group (see ``beat``);
+/// - `ivy:{q}:paused`: a string that exists while the queue is paused (plain commands, no script).
 ///
 /// A reservation's token is its first expiry in microseconds of the server's clock, and its
 /// lease member is `<entry id>|<token>`: extending moves the score, not the member, so the token
