@@ -73,18 +73,94 @@ extension AMQPBackend {
                 try await connection.get(AMQPTopology.dead(queue))
             })
         {
-            do {
-                try await publish(
-                    letter.body, to: queue.rawValue, declaring: queue,
-                    messageID: letter.messageID ?? "requeued-\(UUID().uuidString)")
-            } catch {
-                try? await connection.reject(deliveryTag: letter.deliveryTag, requeue: true)
-                throw error
-            }
-            try await connection.ack(deliveryTag: letter.deliveryTag)
+            try await moveBack(letter, to: queue, on: connection)
             moved += 1
         }
         return moved
+    }
+
+    /// Takes dead letters with `basic.get`, oldest first, keeping those it passes, until it meets
+    /// the one with this `message_id`; that one is sent to the work queue as a new message and
+    /// acked, and those passed are rejected back.
+    ///
+    /// A classic queue puts what it gets back in its old place, so the dead letters keep their
+    /// order. A quorum queue puts it behind the other dead letters and counts the look as a
+    /// delivery (which a delivery limit on the dead-letter queue would count too, as it counts a
+    /// ``deadLetters(of:count:)``). The broker does not answer rejects: a quorum queue may count
+    /// the dead letters passed in ``size(of:)`` a moment after this returns (a listing on this
+    /// backend sees them at once). At most 10,000 dead letters are passed.
+    ///
+    /// - Throws: ``IvyError/Code/commandFailed`` when the id is not among the first 10,000 dead
+    ///   letters and there are more (nothing moved then).
+    public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        let connection = try await link.connection()
+        var passed: [AMQPDelivery] = []
+        do {
+            let moved = try await requeueFirst(
+                of: queue, messageID: messageID, on: connection, passing: &passed)
+            await rejectBack(passed, on: connection)
+            return moved
+        } catch {
+            await rejectBack(passed, on: connection)
+            throw error
+        }
+    }
+
+    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` passes at most while it looks
+    /// for one: each is held, unacknowledged and in memory, until the look ends.
+    static let deadLetterScanLimit = 10_000
+
+    /// Gets dead letters until the one with `messageID`, which moves back; the others are added
+    /// to `passed`, for the caller to reject back whatever happens.
+    private func requeueFirst(
+        of queue: QueueName, messageID: String, on connection: AMQPConnection,
+        passing passed: inout [AMQPDelivery]
+    ) async throws(IvyError) -> Bool {
+        while true {
+            guard passed.count < Self.deadLetterScanLimit else {
+                throw IvyError(
+                    .commandFailed, endpoint: endpoint,
+                    detail:
+                        "message \(messageID) is not among the first \(Self.deadLetterScanLimit) dead letters "
+                        + "of queue \(queue); requeue or purge those first")
+            }
+            guard
+                let letter = try await unlessMissing({ () throws(IvyError) in
+                    try await connection.get(AMQPTopology.dead(queue))
+                })
+            else { return false }
+            guard (letter.messageID ?? "") == messageID else {
+                passed.append(letter)
+                continue
+            }
+            try await moveBack(letter, to: queue, on: connection)
+            return true
+        }
+    }
+
+    /// Sends a dead letter taken with `basic.get` to the work queue as a new message (its
+    /// delivery count from zero), then acks it; rejects it back when the send fails.
+    private func moveBack(_ letter: AMQPDelivery, to queue: QueueName, on connection: AMQPConnection)
+        async throws(IvyError)
+    {
+        do {
+            try await publish(
+                letter.body, to: queue.rawValue, declaring: queue,
+                messageID: letter.messageID.flatMap { $0.isEmpty ? nil : $0 }
+                    ?? "requeued-\(UUID().uuidString)")
+        } catch {
+            try? await connection.reject(deliveryTag: letter.deliveryTag, requeue: true)
+            throw error
+        }
+        try await connection.ack(deliveryTag: letter.deliveryTag)
+    }
+
+    /// Rejects deliveries taken with `basic.get` back to their queue; one that cannot be (its
+    /// connection went) the broker gives back by itself.
+    private func rejectBack(_ deliveries: [AMQPDelivery], on connection: AMQPConnection) async {
+        for delivery in deliveries {
+            try? await connection.reject(deliveryTag: delivery.deliveryTag, requeue: true)
+        }
     }
 
     /// Purges the work queue and its delay queues.
@@ -125,9 +201,7 @@ extension AMQPBackend {
                 break
             }
         }
-        for delivery in taken {
-            try? await connection.reject(deliveryTag: delivery.deliveryTag, requeue: true)
-        }
+        await rejectBack(taken, on: connection)
         if let failure { throw failure }
         return taken
     }

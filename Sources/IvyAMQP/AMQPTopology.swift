@@ -13,6 +13,7 @@ internal import IvyCore
 ///   broker dead-letters it back into `<queue>`. A delay is rounded up to the next rung, so a
 ///   queue has at most 21 of them, all known, and each holds messages of one TTL, which RabbitMQ
 ///   expires in order. They have no `x-expires`: an unused queue would go with its messages.
+/// - `<queue>.paused`: a control queue; the queue is paused while it holds a message.
 struct AMQPTopology: Sendable {
     let queueType: AMQPConfiguration.QueueType
 
@@ -35,6 +36,8 @@ struct AMQPTopology: Sendable {
     static let longestReason = 8 << 10
 
     static func dead(_ queue: QueueName) -> String { queue.rawValue + ".dead" }
+
+    static func paused(_ queue: QueueName) -> String { queue.rawValue + ".paused" }
 
     static func delay(_ queue: QueueName, rung: Int64) -> String { "\(queue.rawValue).delay.\(rung)" }
 

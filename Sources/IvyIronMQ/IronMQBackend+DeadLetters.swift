@@ -107,10 +107,30 @@ extension IronMQBackend {
     public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
         let deadQueue = try await deadQueue(of: queue)
         return try await sweep(deadQueue, of: queue, limit: count) { message, record in
-            _ = try await client.post(
-                [.init(body: record?.body ?? message.body, delay: nil)], to: queue.rawValue)
-            try await client.delete(message.id, reservation: message.reservationID, from: deadQueue.name)
+            try await moveBack(message, record, from: deadQueue, to: queue)
         }
+    }
+
+    /// Reserves the dead-letter queue batch by batch, oldest first, until it meets the dead
+    /// letter; the others it reserved are released so that the dead-letter queue keeps its
+    /// order. In a shared dead-letter queue, only the records naming `queue` are looked at.
+    public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        let deadQueue = try await deadQueue(of: queue)
+        let moved = try await sweep(
+            deadQueue, of: queue, limit: 1,
+            where: { message, record in (record?.id ?? message.id) == messageID },
+            take: { message, record in try await moveBack(message, record, from: deadQueue, to: queue) })
+        return moved == 1
+    }
+
+    /// Posts a reserved dead letter's body to `queue` as a new message, then deletes it from
+    /// the dead-letter queue: a failure in between leaves it in both, never in neither.
+    private func moveBack(
+        _ message: IronMQClient.ReservedMessage, _ record: DeadRecord?, from deadQueue: DeadQueue,
+        to queue: QueueName
+    ) async throws {
+        _ = try await client.post([.init(body: record?.body ?? message.body, delay: nil)], to: queue.rawValue)
+        try await client.delete(message.id, reservation: message.reservationID, from: deadQueue.name)
     }
 
     /// IronMQ's clear: reserved messages go too, not only ready and delayed ones.
@@ -169,11 +189,12 @@ extension IronMQBackend {
         return deadQueue
     }
 
-    /// Reserves the dead-letter queue batch by batch and hands each of `queue`'s messages to
-    /// `take` (which deletes it), up to `limit`; the others, reserved meanwhile so that each is
-    /// seen once, are put back at the end, or when `take` fails.
+    /// Reserves the dead-letter queue batch by batch and hands each of `queue`'s messages that
+    /// `wanted` accepts to `take` (which deletes it), up to `limit`; the others, reserved
+    /// meanwhile so that each is seen once, are put back at the end, or when `take` fails.
     private func sweep(
         _ deadQueue: DeadQueue, of queue: QueueName, limit: Int,
+        where wanted: (IronMQClient.ReservedMessage, DeadRecord?) -> Bool = { _, _ in true },
         take: (IronMQClient.ReservedMessage, DeadRecord?) async throws -> Void
     ) async throws -> Int {
         var taken = 0
@@ -188,7 +209,7 @@ extension IronMQBackend {
                 guard !batch.isEmpty else { break }
                 for message in batch {
                     let record = DeadRecord(message.body)
-                    if taken < limit && deadQueue.holds(record, of: queue) {
+                    if taken < limit && deadQueue.holds(record, of: queue) && wanted(message, record) {
                         try await take(message, record)
                         taken += 1
                     } else {
@@ -205,9 +226,10 @@ extension IronMQBackend {
     }
 
     /// Releases messages a sweep reserved but did not take; one that fails comes back by itself
-    /// when its reservation runs out.
+    /// when its reservation runs out. IronMQ puts a released message at the front of its queue,
+    /// so they are released last first, and the queue keeps its order.
     private func putBack(_ messages: [IronMQClient.ReservedMessage], in queue: String) async {
-        for message in messages {
+        for message in messages.reversed() {
             try? await client.release(message.id, reservation: message.reservationID, delay: 0, in: queue)
         }
     }

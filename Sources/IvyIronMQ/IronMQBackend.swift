@@ -17,8 +17,9 @@ internal import Synchronization
 /// Iron.io), a delay up to a second and down to its longest (7 days). Dead letters go, as a JSON
 /// record with the reason, to the queue the queue's own `dead_letter` setting names, else to
 /// `<queue>--dead`; the setting is read once per queue. Queues are created by IronMQ on the
-/// first post, and by a reserve that finds none.
-public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend {
+/// first post, and by a reserve that finds none. A queue is paused (``PausableQueueBackend``)
+/// while a queue named `<queue>--paused` exists.
+public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend, PausableQueueBackend {
     public struct Receipt: Sendable, Hashable {
         /// The reservation id IronMQ handed out; a touch replaces it.
         fileprivate let reservationID: String
@@ -252,6 +253,23 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
         }
     }
 
+    // MARK: Pausing
+
+    /// Creates the empty queue `<queue>--paused`, the marker every worker asks for.
+    public func pause(_ queue: QueueName) async throws {
+        try await client.create(Self.pauseMarker(queue))
+    }
+
+    /// Deletes the marker queue `<queue>--paused`.
+    public func resume(_ queue: QueueName) async throws {
+        try await client.deleteQueue(Self.pauseMarker(queue))
+    }
+
+    /// Whether the marker queue `<queue>--paused` exists (its info is not a 404).
+    public func isPaused(_ queue: QueueName) async throws -> Bool {
+        try await client.info(Self.pauseMarker(queue)) != nil
+    }
+
     /// Reservations waiting on the server (for tests).
     var longPollsInFlight: Int { client.longPollsInFlight }
 
@@ -262,6 +280,11 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     // MARK: Support
 
     static func deadQueue(_ queue: QueueName) -> String { "\(queue.rawValue)--dead" }
+
+    /// The queue whose existence means that `queue` is paused. IronMQ queues hold no settings
+    /// of an application's own, and a marker queue costs one request to look at, which says 404
+    /// when it is absent; nothing is ever posted to it.
+    static func pauseMarker(_ queue: QueueName) -> String { "\(queue.rawValue)--paused" }
 
     /// Whole seconds, rounded up, within `range`: what IronMQ's requests take.
     static func seconds(_ duration: Duration, in range: ClosedRange<Int>) -> Int {

@@ -253,6 +253,12 @@ final class IronMQClient: Sendable {
         let _: Acknowledged = try await send(.put, "queues/\(queue)", Request(queue: [:]))
     }
 
+    /// Deletes a queue and its messages (a missing queue is no error).
+    func deleteQueue(_ queue: String) async throws {
+        let _: Acknowledged? = try await sendOrAbsent(
+            .delete, "queues/\(queue)", Empty?.none, Call(absentOn404: true, doneOn404AfterRetry: true))
+    }
+
     /// Deletes every message of a queue (a missing queue has none).
     func clear(_ queue: String) async throws {
         let _: Acknowledged? = try await sendOrAbsent(

@@ -11,7 +11,8 @@
 ///   push to it, and a reserve that finds nothing more to read empties it;
 /// - `ivy:{q}:consumers`: ZSET of the consumers serving the queue, scored by when their
 ///   liveness runs out (µs); a negative score marks one that was found dead or closed and waits
-///   to be deleted from the group (see ``beat``).
+///   to be deleted from the group (see ``beat``);
+/// - `ivy:{q}:paused`: a string that exists while the queue is paused (plain commands, no script).
 ///
 /// A reservation's token is its first expiry in microseconds of the server's clock, and its
 /// lease member is `<entry id>|<token>`: extending moves the score, not the member, so the token
@@ -341,20 +342,62 @@ extension RedisStreamBackend {
             return removed
             """)
 
+    /// `fields(entry)`: a dead-letter entry's fields by name. `moveBack(entry, fields)`: adds its
+    /// body to the stream as a new message, deletes it from the dead stream and pushes to the
+    /// signal list (the caller trims it). Need KEYS[1] dead, KEYS[2] stream, KEYS[3] signal.
+    private static let deadLetterMoves = """
+        local function fields(entry)
+          local named = {}
+          for i = 1, #entry[2], 2 do named[entry[2][i]] = entry[2][i + 1] end
+          return named
+        end
+        local function moveBack(entry, named)
+          redis.call('XADD', KEYS[2], '*', 'b', named['b'] or '')
+          redis.call('XDEL', KEYS[1], entry[1])
+          redis.call('LPUSH', KEYS[3], 1)
+        end
+        """
+
     /// KEYS dead, stream, signal; ARGV count. Moves the oldest dead letters back; returns how many.
     static let requeue = RedisScript(
         name: "requeue",
-        source: """
+        source: deadLetterMoves + """
+
             local moved = 0
             for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[1]))) do
-              local fields = {}
-              for i = 1, #entry[2], 2 do fields[entry[2][i]] = entry[2][i + 1] end
-              redis.call('XADD', KEYS[2], '*', 'b', fields['b'] or '')
-              redis.call('XDEL', KEYS[1], entry[1])
-              redis.call('LPUSH', KEYS[3], 1)
+              moveBack(entry, fields(entry))
               moved = moved + 1
             end
             redis.call('LTRIM', KEYS[3], 0, 99)
             return moved
             """)
+
+    /// KEYS dead, stream, signal; ARGV message id, the dead entry id to look after ('' for the
+    /// start), window. Looks at up to `window` dead letters after that entry for the oldest whose
+    /// id (field `o`, else the entry's own id, as ``RedisStreamBackend/deadLetters(of:count:)``
+    /// lists it) is the message id, and moves it back. Returns `{1, ''}` when it moved one,
+    /// `{0, last entry id looked at}` to go on from there, `{0, ''}` when none is left. The
+    /// caller walks the dead stream window by window, so that no call holds the server for
+    /// long however many dead letters there are.
+    static let requeueOne = RedisScript(
+        name: "requeue-one",
+        source: deadLetterMoves + """
+
+            local window = tonumber(ARGV[3])
+            local from = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+            local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', window)
+            for _, entry in ipairs(entries) do
+              local named = fields(entry)
+              if (named['o'] or entry[1]) == ARGV[1] then
+                moveBack(entry, named)
+                redis.call('LTRIM', KEYS[3], 0, 99)
+                return {1, ''}
+              end
+            end
+            if #entries < window then return {0, ''} end
+            return {0, entries[#entries][1]}
+            """)
+
+    /// Dead letters one ``requeueOne`` call looks at: bodies are copied into the script's memory.
+    static let requeueWindow = 200
 }

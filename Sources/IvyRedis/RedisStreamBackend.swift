@@ -13,9 +13,10 @@ internal import Synchronization
 /// the queue's signal list, on a connection of its own, until a send, release or requeue pushes
 /// to it or the next lease or delay it knows of comes due, and for at most 250 ms, so that a
 /// message added without the push waits no longer than that. Right after a reserve that drained
-/// the queue, the next one blocks at once, without running the script first.
+/// the queue, the next one blocks at once, without running the script first. A queue is paused
+/// (`PausableQueueBackend`) while its key `ivy:{queue}:paused` exists.
 public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBackend,
-    ResultPublishingQueueBackend
+    ResultPublishingQueueBackend, PausableQueueBackend
 {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: String
@@ -480,6 +481,26 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
             .integer ?? 0
     }
 
+    /// Walks the dead stream oldest first, a window of entries per script call, and moves the
+    /// first whose id matches; the requeued message gets a new stream entry (and id).
+    public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        let keys = Keys(queue)
+        var after = ""
+        while true {
+            let reply = try await run(
+                Self.requeueOne, keys: [keys.dead, keys.stream, keys.signal],
+                arguments: [messageID, after, Self.requeueWindow])
+            guard let parts = reply.array, parts.count == 2, let moved = parts[0].integer,
+                let next = parts[1].text
+            else {
+                throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected requeue-one reply")
+            }
+            if moved == 1 { return true }
+            if next.isEmpty { return false }
+            after = next
+        }
+    }
+
     public func purge(_ queue: QueueName) async throws -> Int {
         let keys = Keys(queue)
         try await ensureGroup(keys)
@@ -493,11 +514,31 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         return replies[0].integer ?? 0
     }
 
+    // MARK: Pausing
+
+    /// Sets `ivy:{queue}:paused` to `1`, without an expiry.
+    public func pause(_ queue: QueueName) async throws {
+        _ = try await connection.command(RedisCommand("SET", Keys(queue).paused, "1"))
+            .checked(endpoint: endpoint, command: "SET")
+    }
+
+    /// Deletes `ivy:{queue}:paused`.
+    public func resume(_ queue: QueueName) async throws {
+        _ = try await connection.command(RedisCommand("DEL", Keys(queue).paused))
+            .checked(endpoint: endpoint, command: "DEL")
+    }
+
+    /// Whether `ivy:{queue}:paused` exists.
+    public func isPaused(_ queue: QueueName) async throws -> Bool {
+        try await connection.command(RedisCommand("EXISTS", Keys(queue).paused))
+            .checked(endpoint: endpoint, command: "EXISTS").integer == 1
+    }
+
     // MARK: Internals
 
     /// A queue's keys, all with the hash tag `{queue}`.
     struct Keys {
-        let stream, leases, delayed, dead, signal, consumers: String
+        let stream, leases, delayed, dead, signal, consumers, paused: String
         init(_ queue: QueueName) {
             let prefix = "ivy:{\(queue)}:"
             stream = prefix + "stream"
@@ -506,6 +547,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
             dead = prefix + "dead"
             signal = prefix + "signal"
             consumers = prefix + "consumers"
+            paused = prefix + "paused"
         }
     }
 

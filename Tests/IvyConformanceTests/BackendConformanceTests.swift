@@ -221,6 +221,70 @@ struct BackendConformanceTests {
     }
 
     @Test(arguments: ConformanceBackend.all)
+    func oneDeadLetterIsRequeuedByItsIDAndTheOthersStay(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await requeueByID(backend, queue) }
+    }
+
+    private func requeueByID<Backend: InspectableQueueBackend>(_ backend: Backend, _ queue: QueueName)
+        async throws
+    {
+        let bodies = ["dead 1", "dead 2", "dead 3"].map(Self.body)
+        _ = try await backend.send(batch: bodies, to: queue)
+        var reserved: [Reservation<Backend.Receipt>] = []
+        while reserved.count < 3 {
+            let batch = try await backend.reserve(
+                from: queue, count: 3 - reserved.count, visibility: .seconds(30), wait: .seconds(5))
+            try #require(!batch.isEmpty)
+            reserved += batch
+        }
+        for body in bodies {
+            let reservation = try #require(reserved.first { $0.body == body })
+            try await backend.deadLetter(reservation, reason: "dead on purpose")
+        }
+        let letters = try await backend.deadLetters(of: queue, count: 10)
+        #expect(letters.map(\.body) == bodies)
+        try #require(letters.count == 3)
+        let allDead = QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 3)
+
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: "no-such-message") == false)
+        #expect(
+            try await Self.size(of: queue, in: backend, settlingAt: allDead) == allDead,
+            "an unknown id changed the queue")
+        #expect(Set(try await backend.deadLetters(of: queue, count: 10)) == Set(letters))
+
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: letters[1].messageID))
+        let oneBack = backend.comparable(QueueSize(ready: 1, delayed: 0, reserved: 0, dead: 2))
+        #expect(try await Self.size(of: queue, in: backend, settlingAt: oneBack) == oneBack)
+        let left = try await backend.deadLetters(of: queue, count: 10)
+        #expect(Set(left.map(\.messageID)) == [letters[0].messageID, letters[2].messageID])
+        #expect(Set(left.map(\.body)) == [bodies[0], bodies[2]])
+        let requeued = try await backend.reserve(
+            from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
+        #expect(requeued.map(\.body) == [bodies[1]], "not exactly the dead letter asked for came back")
+        #expect(requeued.first?.deliveryCount == 1)
+        for reservation in requeued { try await backend.ack(reservation) }
+        #expect(
+            try await backend.requeueDeadLetter(of: queue, messageID: letters[1].messageID) == false,
+            "a dead letter was requeued twice")
+        #expect(try await backend.purgeDeadLetters(of: queue) == 2)
+    }
+
+    /// The queue's size once it is `expected`, or as it is after ten seconds. The broker may
+    /// count a message a look rejected back a moment after the reject, which it does not
+    /// answer (AMQP: a quorum queue applies it through its log).
+    private static func size(
+        of queue: QueueName, in backend: some InspectableQueueBackend, settlingAt expected: QueueSize
+    ) async throws -> QueueSize {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(10))
+        while true {
+            let size = try await backend.size(of: queue)
+            if size == expected || clock.now >= deadline { return size }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
     func messagesComeOutInTheOrderTheyWentIn(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await fifo(backend, queue) }
     }

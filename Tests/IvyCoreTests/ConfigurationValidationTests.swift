@@ -34,6 +34,9 @@ struct ConfigurationValidationTests {
             field { try WorkerOptions(pollWait: .seconds(-1)).validate() }?.hasPrefix(
                 "WorkerOptions.pollWait") == true)
         #expect(
+            field { try WorkerOptions(pauseCheckInterval: .zero).validate() }?.hasPrefix(
+                "WorkerOptions.pauseCheckInterval") == true)
+        #expect(
             field { try WorkerOptions(gracePeriod: .seconds(-1)).validate() }?.hasPrefix(
                 "WorkerOptions.gracePeriod") == true)
         #expect(

@@ -192,6 +192,38 @@ struct IronMQBackendTests {
         await backend.close()
     }
 
+    @Test func aDeadLetterRequeuedByIDFromASharedDeadLetterQueueIsTheQueuesOwnAndTheRestKeepTheirOrder()
+        async throws
+    {
+        let (backend, queue) = try await open()
+        let other = try QueueName("\(queue)-b")
+        let graveyard = try QueueName("\(queue)-graveyard")
+        for name in [queue, other] { try await setDeadLetterQueue(of: name, to: graveyard.rawValue) }
+        var ids: [QueueName: String] = [:]
+        for name in [queue, other] {
+            _ = try await backend.send(Array(#"{"name":"x.y","args":["\#(name)"]}"#.utf8), to: name)
+            let reservation = try #require(
+                try await backend.reserve(from: name, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                    .first)
+            ids[name] = reservation.messageID
+            try await backend.deadLetter(reservation, reason: "dead")
+        }
+        _ = try await backend.send(Array("raw".utf8), to: graveyard)
+        let before = try await backend.peek(graveyard, count: 10).map(\.body)
+        #expect(before.count == 3)
+
+        // Another queue's dead letter, although it waits in the same place, is not this queue's.
+        let othersID = try #require(ids[other])
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: othersID) == false)
+        #expect(try await backend.peek(graveyard, count: 10).map(\.body) == before, "the order changed")
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: try #require(ids[queue])))
+        #expect(try await backend.peek(graveyard, count: 10).map(\.body) == Array(before.dropFirst()))
+        #expect(try await backend.deadLetters(of: other, count: 10).map(\.messageID) == [othersID])
+        #expect(try await backend.size(of: queue).live == 1)
+        #expect(try await backend.size(of: other).live == 0)
+        await backend.close()
+    }
+
     /// Sets the queue's `dead_letter` with IronMQ's own request (PATCH-like PUT of its settings).
     private func setDeadLetterQueue(of queue: QueueName, to target: String) async throws {
         let configuration = try IronMQConfiguration(url: Services.ironMQURL)

@@ -201,6 +201,33 @@ struct RedisStreamBackendTests {
         await backend.close()
     }
 
+    @Test func aDeadLetterPastTheFirstWindowsIsRequeuedByItsID() async throws {
+        let (backend, notifier, queue) = try await open()
+        // More dead letters than two script calls look at (200 each), so the walk goes on from
+        // where the previous call stopped.
+        let count = 450
+        let bodies = (0..<count).map { Array("dead \($0)".utf8) }
+        _ = try await backend.send(batch: bodies, to: queue)
+        let reserved = try await backend.reserve(
+            from: queue, count: count, visibility: .seconds(60), wait: .seconds(5))
+        try #require(reserved.count == count)
+        for reservation in reserved { try await backend.deadLetter(reservation, reason: "dead") }
+        let wanted = try #require(reserved.last { $0.body == bodies[count - 3] })
+
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: "0-1") == false)
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: wanted.messageID))
+        #expect(
+            try await backend.size(of: queue) == QueueSize(ready: 1, delayed: 0, reserved: 0, dead: count - 1)
+        )
+        let back = try await backend.reserve(
+            from: queue, count: 10, visibility: .seconds(30), wait: .seconds(5))
+        #expect(back.map(\.body) == [bodies[count - 3]])
+        #expect(try await backend.purgeDeadLetters(of: queue) == count - 1)
+        for reservation in back { try await backend.ack(reservation) }
+        await notifier.close()
+        await backend.close()
+    }
+
     @Test func aMessageAddedWithoutTheSignalPushIsStillTakenByAReserveThatIsBlocked() async throws {
         let (backend, notifier, queue) = try await open()
         let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))

@@ -17,6 +17,13 @@ public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter]
     /// Moves up to `count` dead letters back to the queue, oldest first; returns how many moved.
     func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int
+    /// Moves the one dead letter of `queue` whose ``DeadLetter/messageID`` is `messageID` (as
+    /// ``deadLetters(of:count:)`` lists it) back to the queue, where it waits behind the messages
+    /// already there, its delivery count started afresh; the others stay where they are.
+    ///
+    /// - Returns: True when it was found and moved; false when no dead letter of `queue` has
+    ///   that id (then nothing changed). Should several have it, the oldest moves.
+    func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool
     /// Deletes every ready and delayed message of a queue; returns how many went.
     func purge(_ queue: QueueName) async throws -> Int
     /// Deletes a queue's dead letters; returns how many went.

@@ -7,8 +7,9 @@ internal import Foundation
 ///
 /// It is the embedded default (`memory://`) and the test double to use in your own tests.
 /// Messages live as long as the instance: producer and worker must share it, so it serves one
-/// process only.
-public actor MemoryQueueBackend: InspectableQueueBackend {
+/// process only. Pausing a queue (``PausableQueueBackend``) holds back the workers sharing
+/// the instance.
+public actor MemoryQueueBackend: InspectableQueueBackend, PausableQueueBackend {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: UInt64
     }
@@ -18,6 +19,7 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
 
     private let clock = ContinuousClock()
     private var queues: [QueueName: MemoryQueue] = [:]
+    private var pausedQueues: Set<QueueName> = []
     private var nextMessageNumber: UInt64 = 0
     private var waiters: [QueueName: [UInt64: CheckedContinuation<Void, Never>]] = [:]
     private var timers: [UInt64: Task<Void, Never>] = [:]
@@ -151,6 +153,15 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         return moving.count
     }
 
+    public func requeueDeadLetter(of queue: QueueName, messageID: String) -> Bool {
+        guard let index = queues[queue]?.dead.firstIndex(where: { $0.messageID == messageID }),
+            let letter = queues[queue]?.dead.remove(at: index)
+        else { return false }
+        queues[queue]?.append(.init(id: letter.messageID, body: letter.body, deliveryCount: 0))
+        wakeAll(on: queue)
+        return true
+    }
+
     public func purge(_ queue: QueueName) -> Int {
         queues[queue]?.purgeReady() ?? 0
     }
@@ -159,6 +170,20 @@ public actor MemoryQueueBackend: InspectableQueueBackend {
         let count = queues[queue]?.dead.count ?? 0
         queues[queue]?.dead.removeAll()
         return count
+    }
+
+    // MARK: Pausing
+
+    public func pause(_ queue: QueueName) {
+        pausedQueues.insert(queue)
+    }
+
+    public func resume(_ queue: QueueName) {
+        pausedQueues.remove(queue)
+    }
+
+    public func isPaused(_ queue: QueueName) -> Bool {
+        pausedQueues.contains(queue)
     }
 
     // MARK: Internals

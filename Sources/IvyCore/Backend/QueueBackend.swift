@@ -5,9 +5,9 @@
 /// This is all a backend author must write; the rest are opt-in capabilities that producers and
 /// workers detect: ``PipelinedQueueBackend`` (sends that do not suspend),
 /// ``ResultPublishingQueueBackend`` (acknowledge and publish a result in one request),
-/// ``InspectableQueueBackend`` (sizes, peek, dead letters) and
-/// ``ResendingQueueBackend`` (retries sent again as new messages). The article <doc:WritingABackend>
-/// walks through the memory backend as an example.
+/// ``InspectableQueueBackend`` (sizes, peek, dead letters), ``PausableQueueBackend`` (queues an
+/// operator pauses for every worker) and ``ResendingQueueBackend`` (retries sent again as new
+/// messages). The article <doc:WritingABackend> walks through the memory backend as an example.
 ///
 /// Message bodies are opaque bytes here; the codec above turns them into task messages.
 /// Guarantees:

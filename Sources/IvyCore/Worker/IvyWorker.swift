@@ -12,7 +12,9 @@ internal import Synchronization
 ///
 /// ``run()`` serves until its task is cancelled (or ``stop()``), then stops reserving, lets the
 /// tasks in flight finish within ``WorkerOptions/gracePeriod``, releases what is left, and
-/// returns. A worker subscribes to nothing: only clients wait for results.
+/// returns. A worker subscribes to nothing: only clients wait for results. On a backend that
+/// can pause queues (``PausableQueueBackend``), it reserves nothing from a paused queue until it
+/// is resumed.
 public final class IvyWorker: Sendable {
     public let registry: TaskRegistry
     public let options: WorkerOptions

@@ -14,6 +14,10 @@ public struct WorkerOptions: Sendable {
     public var visibilityTimeout: Duration
     /// The longest a single reserve call waits for a message (long poll).
     public var pollWait: Duration
+    /// How often, at most, the worker asks the broker whether a queue is paused, on a backend
+    /// that can pause queues (``PausableQueueBackend``); while one is paused, how often it asks
+    /// again. A pause takes effect within ``pollWait`` plus this, a resume within this.
+    public var pauseCheckInterval: Duration
     /// On shutdown, how long in-flight tasks may run before they are cancelled and their
     /// messages released.
     public var gracePeriod: Duration
@@ -33,7 +37,8 @@ public struct WorkerOptions: Sendable {
 
     public init(
         queues: [QueueName]? = nil, concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30),
-        pollWait: Duration = .seconds(5), gracePeriod: Duration = .seconds(30),
+        pollWait: Duration = .seconds(5), pauseCheckInterval: Duration = .seconds(1),
+        gracePeriod: Duration = .seconds(30),
         errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3,
         notificationChannel: ChannelName? = nil, logger: any IvyLogger = StderrLogger(),
         encryption: MessageEncryption? = .fromEnvironment()
@@ -46,6 +51,7 @@ public struct WorkerOptions: Sendable {
         self.concurrency = concurrency
         self.visibilityTimeout = visibilityTimeout
         self.pollWait = pollWait
+        self.pauseCheckInterval = pauseCheckInterval
         self.gracePeriod = gracePeriod
         self.errorBackoff = errorBackoff
     }
@@ -58,6 +64,8 @@ public struct WorkerOptions: Sendable {
         try IvyError.check(
             "WorkerOptions.visibilityTimeout", visibilityTimeout, in: .milliseconds(30)...(.seconds(86_400)))
         try IvyError.check("WorkerOptions.pollWait", pollWait, in: .zero...(.seconds(3_600)))
+        try IvyError.check(
+            "WorkerOptions.pauseCheckInterval", pauseCheckInterval, in: .milliseconds(10)...(.seconds(3_600)))
         try IvyError.check("WorkerOptions.gracePeriod", gracePeriod, in: .zero...(.seconds(86_400)))
         try IvyError.check("WorkerOptions.errorBackoff", errorBackoff, in: .zero...(.seconds(3_600)))
         try IvyError.check("WorkerOptions.extraDeliveries", extraDeliveries, in: 0...1_000_000)

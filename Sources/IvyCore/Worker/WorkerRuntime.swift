@@ -24,6 +24,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let resultPublisher: (any ResultPublishingQueueBackend<Backend.Receipt>)?
     /// Set where retries are sent again as new messages (``ResendingQueueBackend``).
     private let resender: (any ResendingQueueBackend<Backend.Receipt>)?
+    /// Set where operators can pause queues (``PausableQueueBackend``): reservers check first.
+    private let pausable: (any PausableQueueBackend)?
     /// Whether the broker's delivery count also counts heartbeats: attempts come from the
     /// message alone then, and redeliveries have an allowance for the heartbeats.
     private let countsHeartbeats: Bool
@@ -60,6 +62,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             resultPublisher = nil
         }
         resender = backend as? any ResendingQueueBackend<Backend.Receipt>
+        pausable = backend as? any PausableQueueBackend
         countsHeartbeats = resender?.deliveryCountIncludesExtensions ?? false
         self.notifier = notifier
         self.registry = registry
@@ -157,9 +160,20 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     }
 
     private func reserveLoop(queue: QueueName, limiter: ConcurrencyLimiter) async {
+        var pauses = pausable.map {
+            QueuePauseWatch(backend: $0, queue: queue, interval: options.pauseCheckInterval, logger: logger)
+        }
         while !Task.isCancelled {
             let slots = await limiter.acquire(upTo: limiter.capacity)
             guard slots > 0 else { break }
+            // Asked after the slots are free, right before the reserve, so that the answer is
+            // no older than the check interval when the reserve starts. A reserve already
+            // waiting takes what comes until its poll wait ends: a pause takes effect within
+            // that plus the interval.
+            if await pauses?.waitUntilServing() == false {
+                limiter.release(slots)
+                break
+            }
             do {
                 var batch = try await backend.reserve(
                     from: queue, count: slots, visibility: options.visibilityTimeout, wait: options.pollWait)

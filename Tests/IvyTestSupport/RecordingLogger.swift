@@ -1,20 +1,19 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-import IvyCore
-import IvyTestSupport
+public import IvyCore
 
 /// A logger that keeps what it is told, so a test can await a log line as an event.
-final class RecordingLogger: IvyLogger {
-    let minimumLevel = LogLevel.debug
+public final class RecordingLogger: IvyLogger {
+    public let minimumLevel = LogLevel.debug
     private let lines = Locked<[String]>([])
     private let changes: AsyncStream<Void>
     private let changed: AsyncStream<Void>.Continuation
 
-    init() {
+    public init() {
         (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    func log(_ level: LogLevel, _ message: String, metadata: [String: String]) {
+    public func log(_ level: LogLevel, _ message: String, metadata: [String: String]) {
         let line = ([message] + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(
             separator: " ")
         lines.withLock { $0.append(line) }
@@ -22,13 +21,13 @@ final class RecordingLogger: IvyLogger {
     }
 
     /// Every line so far: the message, then its metadata as `key=value`.
-    var text: [String] { lines.value }
+    public var text: [String] { lines.value }
 
     /// How many lines so far contain `text`.
-    func count(containing text: String) -> Int { lines.value.count { $0.contains(text) } }
+    public func count(containing text: String) -> Int { lines.value.count { $0.contains(text) } }
 
     /// Waits until `count` lines contain `text`. One waiter at a time.
-    func waitFor(_ text: String, count: Int = 1) async {
+    public func waitFor(_ text: String, count: Int = 1) async {
         if self.count(containing: text) >= count { return }
         for await _ in changes where self.count(containing: text) >= count { return }
     }
