@@ -11,6 +11,11 @@ struct QueueView {
     let encryption: MessageEncryption?
     let json: Bool
 
+    /// Something the operator named is not there: exit status 1, like a task that failed.
+    struct NotFound: Error, CustomStringConvertible {
+        var description: String
+    }
+
     // MARK: Reports (`--json`)
 
     struct SizeReport: Encodable {
@@ -18,9 +23,11 @@ struct QueueView {
         var ready, delayed, reserved, dead: Int
         /// False where the broker reports one count (IronMQ): then `ready` is all of them.
         var distinguishesStates: Bool
+        /// Whether `ivy queue pause` holds it back; absent where the backend cannot pause.
+        var paused: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case queue, ready, delayed, reserved, dead
+            case queue, ready, delayed, reserved, dead, paused
             case distinguishesStates = "distinguishes_states"
         }
     }
@@ -90,16 +97,18 @@ struct QueueView {
 
     func size() async throws {
         let size = try await backend.size(of: queue)
+        let paused = try await (backend as? any PausableQueueBackend)?.isPaused(queue)
+        let note = paused == true ? " (paused)" : ""
         if json {
             Console.json(
                 SizeReport(
                     queue: queue.rawValue, ready: size.ready, delayed: size.delayed, reserved: size.reserved,
-                    dead: size.dead, distinguishesStates: backend.distinguishesStates))
+                    dead: size.dead, distinguishesStates: backend.distinguishesStates, paused: paused))
         } else if backend.distinguishesStates {
-            Console.out("\(queue): \(size)")
+            Console.out("\(queue)\(note): \(size)")
         } else {
             Console.out(
-                "\(queue): \(size.ready) messages (ready, delayed and reserved: this broker counts them together), dead \(size.dead)"
+                "\(queue)\(note): \(size.ready) messages (ready, delayed and reserved: this broker counts them together), dead \(size.dead)"
             )
         }
     }
@@ -148,7 +157,11 @@ struct QueueView {
             moved = try await backend.requeueDeadLetters(of: queue, count: count)
         } else {
             for id in ids {
-                if try await requeueDeadLetter(id) { moved += 1 } else { missing.append(id) }
+                if try await backend.requeueDeadLetter(of: queue, messageID: id) {
+                    moved += 1
+                } else {
+                    missing.append(id)
+                }
             }
         }
         if json {
@@ -160,9 +173,8 @@ struct QueueView {
             Console.out("\(queue): \(moved) dead letter(s) back in the queue")
         }
         if !missing.isEmpty {
-            throw IvyError(
-                .commandFailed, endpoint: backend.endpoint,
-                detail: "no dead letter of queue \(queue) has the id \(missing.joined(separator: ", "))")
+            throw NotFound(
+                description: "no dead letter of queue \(queue) has the id \(missing.joined(separator: ", "))")
         }
     }
 
@@ -179,7 +191,11 @@ struct QueueView {
     }
 
     func setPaused(_ paused: Bool) async throws {
-        try await pauseOnBroker(paused)
+        guard let pausable = backend as? any PausableQueueBackend else {
+            throw IvyError(
+                .unsupportedBackend, endpoint: backend.endpoint, detail: "this backend cannot pause a queue")
+        }
+        if paused { try await pausable.pause(queue) } else { try await pausable.resume(queue) }
         if json {
             Console.json(PauseReport(queue: queue.rawValue, paused: paused))
         } else {
@@ -188,16 +204,6 @@ struct QueueView {
                     ? "\(queue): paused; workers take nothing from it until `ivy queue resume \(queue)`"
                     : "\(queue): resumed")
         }
-    }
-
-    // MERGE: replaced by the backend capabilities of branch issue19-backend.
-    private func requeueDeadLetter(_ id: String) async throws -> Bool {
-        throw IvyError(
-            .unsupportedBackend, endpoint: backend.endpoint, detail: "requeue by id is not available yet")
-    }
-
-    private func pauseOnBroker(_ paused: Bool) async throws {
-        throw IvyError(.unsupportedBackend, endpoint: backend.endpoint, detail: "pause is not available yet")
     }
 
     // MARK: Bodies
