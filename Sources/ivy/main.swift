@@ -8,7 +8,7 @@ let usage = """
 
     commands:
       demo     call testpackage.factorial(5) through the queue and show the flow
-      worker   serve the example tasks until SIGTERM/SIGINT
+      worker   serve the example tasks and --exec commands until SIGTERM/SIGINT
       bench    measure enqueue rate, round trips and latency
       encrypt  turn plaintext on stdin into a message token
       decrypt  turn a message token on stdin back into plaintext
