@@ -60,7 +60,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyCLITests", dependencies: ["ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
+            name: "IvyCLITests", dependencies: ["ivy", "Ivy", "IvyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyIronMQTests",
             dependencies: ["ivy", "Ivy", "IvyIronMQ", "IvyExamples", "IvyTestSupport"],

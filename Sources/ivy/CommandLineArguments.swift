@@ -27,9 +27,19 @@ struct CommandLineArguments {
         return remaining.count != before
     }
 
-    /// Removes `--name VALUE` or `--name=VALUE` and returns VALUE.
+    /// Removes `--name VALUE` or `--name=VALUE` and returns VALUE (the last, if repeated).
     mutating func option(_ names: String...) throws(UsageError) -> String? {
-        var value: String?
+        try values(names).last
+    }
+
+    /// Removes every `--name VALUE` and `--name=VALUE`, for a repeatable option, and returns the
+    /// VALUEs in order.
+    mutating func values(_ names: String...) throws(UsageError) -> [String] {
+        try values(names)
+    }
+
+    private mutating func values(_ names: [String]) throws(UsageError) -> [String] {
+        var values: [String] = []
         var index = 0
         while index < remaining.count {
             let argument = remaining[index]
@@ -37,18 +47,18 @@ struct CommandLineArguments {
                 guard index + 1 < remaining.count else {
                     throw UsageError(description: "\(argument) needs a value")
                 }
-                value = remaining[index + 1]
+                values.append(remaining[index + 1])
                 remaining.removeSubrange(index...index + 1)
                 continue
             }
             if let name = names.first(where: { argument.hasPrefix($0 + "=") }) {
-                value = String(argument.dropFirst(name.count + 1))
+                values.append(String(argument.dropFirst(name.count + 1)))
                 remaining.remove(at: index)
                 continue
             }
             index += 1
         }
-        return value
+        return values
     }
 
     /// Removes every `--name VALUE` and `--name=VALUE` of a repeatable option; their values in order.
@@ -86,10 +96,14 @@ struct CommandLineArguments {
             if let found = try option(name) { value = found }
         }
         guard let value else { return fallback }
-        guard let number = Int(value), range.contains(number) else {
+        return try Self.integer(value, for: names[0], range: range)
+    }
+
+    /// `text` as a whole number within `range`, for option `name`.
+    static func integer(_ text: String, for name: String, range: ClosedRange<Int>) throws(UsageError) -> Int {
+        guard let number = Int(text), range.contains(number) else {
             throw UsageError(
-                description:
-                    "\(names[0]) takes a whole number from \(range.lowerBound) to \(range.upperBound)")
+                description: "\(name) takes a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
     }
@@ -100,10 +114,17 @@ struct CommandLineArguments {
         range: ClosedRange<Duration> = .zero...(.seconds(86_400 * 366))
     ) throws(UsageError) -> Duration {
         guard let value = try option(name) else { return fallback }
+        return try Self.seconds(value, for: name, range: range)
+    }
+
+    /// `text` as a number of seconds, possibly fractional, within `range`, for option `name`.
+    static func seconds(_ text: String, for name: String, range: ClosedRange<Duration>) throws(UsageError)
+        -> Duration
+    {
         let lowest = range.lowerBound.inSeconds
         let highest = range.upperBound.inSeconds
         // Rejects nan and inf too: neither lies in a closed range of finite numbers.
-        guard let seconds = Double(value), seconds >= lowest, seconds <= highest else {
+        guard let seconds = Double(text), seconds >= lowest, seconds <= highest else {
             throw UsageError(
                 description:
                     "\(name) takes a number of seconds from \(Self.text(lowest)) to \(Self.text(highest))")

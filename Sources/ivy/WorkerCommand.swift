@@ -7,15 +7,16 @@ import IvyExamples
     import Glibc
 #endif
 
-/// `ivy worker`: serves the example tasks until SIGTERM or SIGINT, then drains.
+/// `ivy worker`: serves the example tasks and `--exec` commands until SIGTERM or SIGINT, then
+/// drains.
 enum WorkerCommand {
     static let help = """
         usage: ivy worker [--queue URL] [--notify URL] [--concurrency N] [--grace SECONDS]
-                          [--visibility SECONDS] [--queues NAME,...]
+                          [--visibility SECONDS] [--queues NAME,...] [--exec NAME=COMMAND ...]
 
-        Runs the IvyExamples tasks (queue 'testpackage') until SIGTERM or SIGINT. On a signal it
-        stops reserving, lets running tasks finish within the grace period, releases the rest
-        and exits 0.
+        Runs the IvyExamples tasks (queue 'testpackage') and the --exec tasks until SIGTERM or
+        SIGINT. On a signal it stops reserving, lets running tasks finish within the grace
+        period, releases the rest and exits 0.
 
         options:
         \(SharedOptions.help)
@@ -26,6 +27,7 @@ enum WorkerCommand {
           --events           print every task event on stderr, one line each:
                              TIME EVENT TASK id=ID attempt=N queue=Q [DURATION ms] [: ERROR]
           --json             every task event as one JSON object per line on stdout
+        \(ExecOptions.help)
 
         \(ExitStatus.help)
         """
@@ -36,7 +38,8 @@ enum WorkerCommand {
         let grace = try arguments.seconds("--grace", default: .seconds(30), range: .zero...(.seconds(86_400)))
         let visibility = try arguments.seconds(
             "--visibility", default: .seconds(30), range: .milliseconds(30)...(.seconds(86_400)))
-        let queues = try arguments.queueNames("--queues") ?? [TestPackage.queue]
+        let exec = try ExecOptions(&arguments, besides: try shared.registry().0.names)
+        let queues = exec.queues(adding: try arguments.queueNames("--queues") ?? [TestPackage.queue])
         let json = arguments.flag("--json")
         let printEvents = arguments.flag("--events") || json
         try arguments.finish()
@@ -50,6 +53,7 @@ enum WorkerCommand {
         }
 
         let (registry, _) = try shared.registry()
+        let commands = try exec.register(in: registry)
         let options = WorkerOptions(
             queues: queues, concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
         let connection = try await shared.connect()
@@ -78,10 +82,12 @@ enum WorkerCommand {
             }
         } catch {
             await worker.close()
+            await commands.close()
             await connection.close()
             throw error
         }
         await worker.close()
+        await commands.close()
         await connection.close()
         Console.error("ivy worker: stopped")
         return ExitStatus.success.rawValue

@@ -79,3 +79,15 @@ private final class OneShot<T: Sendable>: Sendable {
         cleanup?()
     }
 }
+
+/// Checks `condition` until it holds, for states that no event announces (a process of another
+/// parent gone, a file another process writes); fails with ``DeadlineExceeded`` after `limit`.
+///
+/// The pause between checks only paces the polling: nothing depends on its length.
+public func waitUntil(
+    _ what: String, within limit: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool
+) async throws {
+    try await withDeadline(limit, what) {
+        while !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    }
+}
