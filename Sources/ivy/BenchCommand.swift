@@ -130,12 +130,8 @@ enum BenchCommand {
         // Warm up connections and code paths before measuring (an empty payload, which every
         // queue accepts, so that a payload the queue refuses shows as send errors).
         let warmUp = try await producer.delayedCall(package.echo, "")
-        let hint =
-            noWorker
-            ? UnansweredCallHint(
-                command: "bench", queue: TestPackage.queue, backend: connection.backend,
-                endpoint: shared.redactedQueue
-            ).watch() : nil
+        let hint = UnansweredCallHint.watch(
+            when: noWorker, command: "bench", queue: TestPackage.queue, on: connection, shared)
         defer { hint?.cancel() }
         _ = try await warmUp.value
         hint?.cancel()

@@ -60,12 +60,8 @@ enum DemoCommand {
         let serving = worker.map { worker in Task { try await worker.run() } }
 
         let pending = try await client.delayedCall(tasks.factorial, n)
-        let hint =
-            noWorker
-            ? UnansweredCallHint(
-                command: "demo", queue: TestPackage.queue, backend: connection.backend,
-                endpoint: shared.redactedQueue
-            ).watch() : nil
+        let hint = UnansweredCallHint.watch(
+            when: noWorker, command: "demo", queue: TestPackage.queue, on: connection, shared)
         let outcome: Result<Int, any Error>
         do { outcome = .success(try await pending.value) } catch { outcome = .failure(error) }
         hint?.cancel()

@@ -16,6 +16,18 @@ struct UnansweredCallHint {
     let backend: any QueueBackend
     let endpoint: String
 
+    /// Watches a call of `shared`'s queue when no worker of this process serves it (`when`);
+    /// nil otherwise. Cancel what it returns when the answer comes.
+    static func watch(
+        when noWorker: Bool, command: String, queue: QueueName, on connection: IvyConnection,
+        _ shared: SharedOptions
+    ) -> Task<Void, Never>? {
+        guard noWorker else { return nil }
+        return UnansweredCallHint(
+            command: command, queue: queue, backend: connection.backend, endpoint: shared.redactedQueue
+        ).watch()
+    }
+
     /// Watches until the returned task is cancelled: cancel it when the answer comes.
     func watch() -> Task<Void, Never> {
         Task {

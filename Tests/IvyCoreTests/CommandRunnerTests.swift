@@ -140,12 +140,24 @@ struct CommandRunnerTests {
     }
 
     @Test func cancellationKillsTheWholeProcessGroup() async throws {
+        try await expectCancellationEndsTheGroup(prelude: "", runner: CommandRunner())
+    }
+
+    @Test func aGroupIgnoringSIGTERMIsKilledAfterTheGrace() async throws {
+        // SIGTERM ignored by the shell and, inherited, by its grandchild.
+        try await expectCancellationEndsTheGroup(
+            prelude: "trap '' TERM; ",
+            runner: CommandRunner(options: .init(terminationGrace: .milliseconds(100))))
+    }
+
+    /// Runs a shell that starts a grandchild, cancels the run once both are up, and expects the
+    /// shell reaped when the run returns and the whole group gone soon after.
+    private func expectCancellationEndsTheGroup(prelude: String, runner: CommandRunner) async throws {
         try await withDirectory { directory in
             let pids = directory.appendingPathComponent("pids")
-            let runner = CommandRunner()
             // The shell and a grandchild; renamed into place, so both are there once it exists.
             let command =
-                "sleep 1000 & echo $! > \(pids.path).new; echo $$ >> \(pids.path).new; "
+                prelude + "sleep 1000 & echo $! > \(pids.path).new; echo $$ >> \(pids.path).new; "
                 + "mv \(pids.path).new \(pids.path); wait"
             let running = Task { try await run(command, runner: runner) }
             try await waitUntil("the command to write its pids") {
@@ -155,26 +167,6 @@ struct CommandRunnerTests {
             running.cancel()
             await #expect(throws: CancellationError.self) { try await running.value }
             // The shell is reaped before the run returns; the grandchild goes with the group.
-            #expect(Processes.isGone(identifiers[1]))
-            try await waitUntil("the group to be gone") { identifiers.allSatisfy(Processes.isGone) }
-        }
-    }
-
-    @Test func aGroupIgnoringSIGTERMIsKilledAfterTheGrace() async throws {
-        try await withDirectory { directory in
-            let pids = directory.appendingPathComponent("pids")
-            let runner = CommandRunner(options: .init(terminationGrace: .milliseconds(100)))
-            // SIGTERM ignored by the shell and, inherited, by its grandchild.
-            let command =
-                "trap '' TERM; sleep 1000 & echo $! > \(pids.path).new; echo $$ >> \(pids.path).new; "
-                + "mv \(pids.path).new \(pids.path); wait"
-            let running = Task { try await run(command, runner: runner) }
-            try await waitUntil("the command to write its pids") {
-                Processes.identifiers(in: pids).count == 2
-            }
-            let identifiers = Processes.identifiers(in: pids)
-            running.cancel()
-            await #expect(throws: CancellationError.self) { try await running.value }
             #expect(Processes.isGone(identifiers[1]))
             try await waitUntil("the group to be gone") { identifiers.allSatisfy(Processes.isGone) }
         }
