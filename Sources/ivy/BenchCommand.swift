@@ -132,6 +132,8 @@ enum BenchCommand {
         let warmUp = try await producer.delayedCall(package.echo, "")
         let hint = UnansweredCallHint.watch(
             when: noWorker, command: "bench", queue: TestPackage.queue, on: connection, shared)
+        // Cancelled once the warm-up is answered (or fails): a busy queue in the measured phases
+        // is no sign of a missing worker.
         defer { hint?.cancel() }
         _ = try await warmUp.value
         hint?.cancel()
@@ -208,7 +210,7 @@ enum BenchCommand {
         let firstErrors = errors.firstErrors
         if let send = firstErrors.send { Console.error("ivy bench: the first send error: \(send)") }
         if let result = firstErrors.result { Console.error("ivy bench: the first result error: \(result)") }
-        if json { Console.json(report) }
+        if json { try Console.json(report) }
         return report.errors == 0 ? ExitStatus.success.rawValue : ExitStatus.taskFailed.rawValue
     }
 

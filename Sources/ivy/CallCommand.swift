@@ -29,8 +29,8 @@ enum CallCommand {
         """
 
     /// What `--json` prints.
-    struct Report: Encodable {
-        struct Failure: Encodable {
+    struct Report {
+        struct Failure {
             var name: String
             var message: String
             var attempt: Int
@@ -40,6 +40,22 @@ enum CallCommand {
         var queue: String
         var result: RawJSON?
         var error: Failure?
+
+        var json: JSONObjectOutput {
+            var object = JSONObjectOutput()
+            object.add("id", id)
+            object.add("task", task)
+            object.add("queue", queue)
+            object.add("result", raw: result)
+            if let error {
+                var failure = JSONObjectOutput()
+                failure.add("name", error.name)
+                failure.add("message", error.message)
+                failure.add("attempt", error.attempt)
+                object.add("error", failure)
+            }
+            return object
+        }
     }
 
     static func run(_ arguments: inout CommandLineArguments) async throws -> Int32 {
@@ -119,7 +135,7 @@ enum CallCommand {
     {
         let id = try await client.enqueue(task, arguments: values)
         if json {
-            Console.json(Report(id: id, task: task.name, queue: task.options.queue.rawValue))
+            Console.json(Report(id: id, task: task.name, queue: task.options.queue.rawValue).json)
         } else {
             Console.out(id)
         }
@@ -140,17 +156,17 @@ enum CallCommand {
         do {
             let value = try await pending.value
             report.result = value
-            if json { Console.json(report) } else { Console.out(value.text) }
+            if json { Console.json(report.json) } else { Console.out(value.text) }
             return ExitStatus.success.rawValue
         } catch let error as RemoteTaskError {
             report.error = .init(name: error.name, message: error.message, attempt: error.attempt)
-            if json { Console.json(report) }
+            if json { Console.json(report.json) }
             Console.error("ivy call: \(error)")
             return ExitStatus.taskFailed.rawValue
         } catch let error as IvyError {
             // No result in time, or one that could not be read: scripts still get an object.
             report.error = .init(name: "\(error.code)", message: "\(error)", attempt: 0)
-            if json { Console.json(report) }
+            if json { Console.json(report.json) }
             throw error
         }
     }

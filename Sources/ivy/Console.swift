@@ -18,14 +18,17 @@ enum Console {
         write(2, text + "\n")
     }
 
-    /// One JSON value on one line of stdout: what `--json` promises scripts.
-    static func json(_ value: some Encodable) {
+    /// One JSON object on one line of stdout: what `--json` promises scripts.
+    static func json(_ object: JSONObjectOutput) {
+        out(String(decoding: object.bytes, as: UTF8.self))
+    }
+
+    /// A value through `JSONEncoder` on one line of stdout; a value it cannot write (a
+    /// non-finite number) fails the command instead of leaving stdout empty with status 0.
+    static func json(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Our own report types always encode; a failure here is a bug worth seeing.
-        do { out(String(decoding: try encoder.encode(value), as: UTF8.self)) } catch let failure {
-            error("ivy: cannot write JSON: \(failure)")
-        }
+        out(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
     /// Rewrites the current stderr line; only on a terminal.

@@ -123,7 +123,7 @@ enum DemoCommand {
     }
 
     static func milliseconds(_ duration: Duration) -> String {
-        let ms = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        let ms = EventLine.milliseconds(duration)
         return ms < 10 ? String(format: "%.3f", ms) : String(format: "%.1f", ms)
     }
 }

@@ -5,7 +5,7 @@ import Ivy
 import IvyCore
 
 /// A worker event as `ivy worker --events` prints it: one readable line, or one JSON object.
-struct EventLine: Encodable {
+struct EventLine {
     var time: String
     var event: String
     var task: String?
@@ -17,11 +17,21 @@ struct EventLine: Encodable {
     var delayMilliseconds: Double?
     var error: String?
 
-    enum CodingKeys: String, CodingKey {
-        case time, event, task, id, attempt, queue, error
-        case messageID = "message_id"
-        case durationMilliseconds = "duration_ms"
-        case delayMilliseconds = "retry_in_ms"
+    /// The `--json` form: `time, event, task, id, attempt, queue, message_id, duration_ms,
+    /// retry_in_ms, error`, each where it applies.
+    var json: JSONObjectOutput {
+        var object = JSONObjectOutput()
+        object.add("time", time)
+        object.add("event", event)
+        object.add("task", task)
+        object.add("id", id)
+        object.add("attempt", attempt)
+        object.add("queue", queue)
+        object.add("message_id", messageID)
+        object.add("duration_ms", milliseconds: durationMilliseconds)
+        object.add("retry_in_ms", milliseconds: delayMilliseconds)
+        object.add("error", error)
+        return object
     }
 
     init(_ event: IvyEvent, at time: Date = Date()) {
@@ -47,13 +57,15 @@ struct EventLine: Encodable {
         if let messageID { line += " message=\(messageID)" }
         if let durationMilliseconds { line += " \(Self.text(durationMilliseconds)) ms" }
         if let delayMilliseconds { line += " retry in \(Self.text(delayMilliseconds)) ms" }
-        if let error { line += ": \(error)" }
+        if let error { line += ": \(QueueView.printable(error))" }
         return line
     }
 
-    private static func milliseconds(_ duration: Duration) -> Double {
+    /// Milliseconds, to the microsecond.
+    static func milliseconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
-        return (Double(seconds) * 1000 + Double(attoseconds) / 1e15 * 1000).rounded() / 1000
+        let microseconds = Double(seconds) * 1e6 + Double(attoseconds) / 1e12
+        return microseconds.rounded() / 1000
     }
 
     private static func text(_ milliseconds: Double) -> String {

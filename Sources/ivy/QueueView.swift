@@ -18,72 +18,40 @@ struct QueueView {
 
     // MARK: Reports (`--json`)
 
-    struct SizeReport: Encodable {
-        var queue: String
-        var ready, delayed, reserved, dead: Int
-        /// False where the broker reports one count (IronMQ): then `ready` is all of them.
-        var distinguishesStates: Bool
-        /// Whether `ivy queue pause` holds it back; absent where the backend cannot pause.
-        var paused: Bool?
-
-        enum CodingKeys: String, CodingKey {
-            case queue, ready, delayed, reserved, dead, paused
-            case distinguishesStates = "distinguishes_states"
-        }
-    }
-
-    struct MessageReport: Encodable {
+    /// A listed message, as `peek` and `dead` show it.
+    struct Listed {
         var id: String
         var deliveries: Int
         var body: Body
         var sealed: Bool
-    }
+        /// For dead letters: why, and when.
+        var reason: String?
+        var deadLetteredAt: String?
 
-    struct DeadLetterReport: Encodable {
-        var id: String
-        var reason: String
-        /// Deliveries before it was dead-lettered: the attempts made.
-        var attempts: Int
-        var deadLetteredAt: String
-        var body: Body
-        var sealed: Bool
-
-        enum CodingKeys: String, CodingKey {
-            case id, reason, attempts, body, sealed
-            case deadLetteredAt = "dead_lettered_at"
+        var json: JSONObjectOutput {
+            var object = JSONObjectOutput()
+            object.add("id", id)
+            if let reason {
+                object.add("reason", reason)
+                // Deliveries before it was dead-lettered: the attempts made.
+                object.add("attempts", deliveries)
+                object.add("dead_lettered_at", deadLetteredAt)
+            } else {
+                object.add("deliveries", deliveries)
+            }
+            switch body {
+            case .json(let value): object.add("body", raw: value)
+            case .text(let text): object.add("body", text)
+            }
+            object.add("sealed", sealed)
+            return object
         }
-    }
-
-    struct ListReport<Item: Encodable>: Encodable {
-        var queue: String
-        var messages: [Item]
-    }
-
-    struct CountReport: Encodable {
-        var queue: String
-        var action: String
-        var count: Int
-        var missing: [String]?
-    }
-
-    struct PauseReport: Encodable {
-        var queue: String
-        var paused: Bool
     }
 
     /// A message body: its JSON as it is, or text where it is not JSON (`<sealed>` without the key).
-    enum Body: Encodable {
+    enum Body {
         case json(RawJSON)
         case text(String)
-
-        func encode(to encoder: any Encoder) throws {
-            switch self {
-            case .json(let value): try value.encode(to: encoder)
-            case .text(let text):
-                var container = encoder.singleValueContainer()
-                try container.encode(text)
-            }
-        }
 
         var text: String {
             switch self {
@@ -93,6 +61,13 @@ struct QueueView {
         }
     }
 
+    private func report(_ fill: (inout JSONObjectOutput) -> Void) {
+        var object = JSONObjectOutput()
+        object.add("queue", queue.rawValue)
+        fill(&object)
+        Console.json(object)
+    }
+
     // MARK: Actions
 
     func size() async throws {
@@ -100,10 +75,16 @@ struct QueueView {
         let paused = try await (backend as? any PausableQueueBackend)?.isPaused(queue)
         let note = paused == true ? " (paused)" : ""
         if json {
-            Console.json(
-                SizeReport(
-                    queue: queue.rawValue, ready: size.ready, delayed: size.delayed, reserved: size.reserved,
-                    dead: size.dead, distinguishesStates: backend.distinguishesStates, paused: paused))
+            report {
+                $0.add("ready", size.ready)
+                $0.add("delayed", size.delayed)
+                $0.add("reserved", size.reserved)
+                $0.add("dead", size.dead)
+                // False where the broker reports one count (IronMQ): then `ready` is all of them.
+                $0.add("distinguishes_states", backend.distinguishesStates)
+                // Absent where the backend cannot pause.
+                $0.add("paused", paused)
+            }
         } else if backend.distinguishesStates {
             Console.out("\(queue)\(note): \(size)")
         } else {
@@ -116,35 +97,36 @@ struct QueueView {
     func peek(count: Int) async throws {
         let messages = try await backend.peek(queue, count: count).map { message in
             let (body, sealed) = render(message.body)
-            return MessageReport(
+            return Listed(
                 id: message.messageID, deliveries: message.deliveryCount, body: body, sealed: sealed)
         }
         if json {
-            Console.json(ListReport(queue: queue.rawValue, messages: messages))
+            report { $0.add("messages", messages.map(\.json)) }
             return
         }
         if messages.isEmpty { Console.out("\(queue): no ready message") }
         for message in messages {
             Console.out(
-                "\(message.id)  deliveries \(message.deliveries)  \(Self.shortened(message.body.text))")
+                "\(Self.printable(message.id))  deliveries \(message.deliveries)  \(Self.shortened(message.body.text))"
+            )
         }
     }
 
     func dead(count: Int) async throws {
         let letters = try await backend.deadLetters(of: queue, count: count).map { letter in
             let (body, sealed) = render(letter.body)
-            return DeadLetterReport(
-                id: letter.messageID, reason: letter.reason, attempts: letter.deliveryCount,
-                deadLetteredAt: RFC3339.format(letter.deadLetteredAt), body: body, sealed: sealed)
+            return Listed(
+                id: letter.messageID, deliveries: letter.deliveryCount, body: body, sealed: sealed,
+                reason: letter.reason, deadLetteredAt: RFC3339.format(letter.deadLetteredAt))
         }
         if json {
-            Console.json(ListReport(queue: queue.rawValue, messages: letters))
+            report { $0.add("messages", letters.map(\.json)) }
             return
         }
         if letters.isEmpty { Console.out("\(queue): no dead letter") }
         for letter in letters {
             Console.out(
-                "\(letter.id)  \(letter.deadLetteredAt)  attempts \(letter.attempts)  reason: \(letter.reason)"
+                "\(Self.printable(letter.id))  \(letter.deadLetteredAt ?? "")  attempts \(letter.deliveries)  reason: \(Self.shortened(letter.reason ?? ""))"
             )
             Console.out("    \(Self.shortened(letter.body.text))")
         }
@@ -165,16 +147,19 @@ struct QueueView {
             }
         }
         if json {
-            Console.json(
-                CountReport(
-                    queue: queue.rawValue, action: "requeue-dead", count: moved,
-                    missing: ids.isEmpty ? nil : missing))
+            report {
+                $0.add("action", "requeue-dead")
+                $0.add("count", moved)
+                $0.add("missing", strings: ids.isEmpty ? nil : missing)
+            }
         } else {
             Console.out("\(queue): \(moved) dead letter(s) back in the queue")
         }
         if !missing.isEmpty {
             throw NotFound(
-                description: "no dead letter of queue \(queue) has the id \(missing.joined(separator: ", "))")
+                description:
+                    "no dead letter of queue \(queue) has the id \(missing.map(Self.printable).joined(separator: ", "))"
+            )
         }
     }
 
@@ -182,9 +167,10 @@ struct QueueView {
         let count = try await deadLetters ? backend.purgeDeadLetters(of: queue) : backend.purge(queue)
         let what = deadLetters ? "dead letter(s)" : "message(s)"
         if json {
-            Console.json(
-                CountReport(queue: queue.rawValue, action: deadLetters ? "purge-dead" : "purge", count: count)
-            )
+            report {
+                $0.add("action", deadLetters ? "purge-dead" : "purge")
+                $0.add("count", count)
+            }
         } else {
             Console.out("\(queue): \(count) \(what) deleted")
         }
@@ -197,7 +183,7 @@ struct QueueView {
         }
         if paused { try await pausable.pause(queue) } else { try await pausable.resume(queue) }
         if json {
-            Console.json(PauseReport(queue: queue.rawValue, paused: paused))
+            report { $0.add("paused", paused) }
         } else {
             Console.out(
                 paused
@@ -225,7 +211,21 @@ struct QueueView {
 
     /// One line of at most 200 characters, for people; `--json` has the whole body.
     private static func shortened(_ text: String) -> String {
-        let line = text.replacingOccurrences(of: "\n", with: " ")
+        let line = printable(text)
         return line.count <= 200 ? line : line.prefix(199) + "…"
+    }
+
+    /// Text from a message, safe for a terminal: control characters (a producer's ESC
+    /// sequences, newlines) are shown escaped, never sent.
+    static func printable(_ text: String) -> String {
+        var shown = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control || scalar == "\u{7F}" {
+                shown += scalar == "\n" ? "\\n" : "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                shown.unicodeScalars.append(scalar)
+            }
+        }
+        return shown
     }
 }

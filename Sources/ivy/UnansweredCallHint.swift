@@ -3,7 +3,8 @@
 import Ivy
 
 /// Tells the operator, once, when a call has had no answer for a few seconds and its queue
-/// still holds messages no worker took: the usual cause is that no worker serves the queue.
+/// still holds messages no worker took: the usual cause is that no worker serves the queue, or
+/// that the queue is paused.
 ///
 /// Without it, `call --wait`, `demo --no-worker` and `bench --no-worker` wait silently until
 /// their timeout.
@@ -39,6 +40,11 @@ struct UnansweredCallHint {
 
     /// The hint, or nil when the queue shows a worker has the message.
     private func message() async -> String? {
+        if let pausable = backend as? any PausableQueueBackend, (try? await pausable.isPaused(queue)) == true
+        {
+            return
+                "queue '\(queue)' is paused: no worker takes anything from it until `ivy queue resume \(queue)` (still waiting)"
+        }
         let question = "is one serving queue '\(queue)' on \(endpoint)? (still waiting)"
         guard let inspectable = backend as? any InspectableQueueBackend else {
             return "no answer after \(Self.after): \(question)"

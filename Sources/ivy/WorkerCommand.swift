@@ -25,7 +25,8 @@ enum WorkerCommand {
           --visibility SECONDS  reservation timeout; heartbeats extend it (default 30)
           --queues LIST      comma-separated queues (default: testpackage)
           --events           print every task event on stderr, one line each:
-                             TIME EVENT TASK id=ID attempt=N queue=Q [DURATION ms] [: ERROR]
+                             TIME EVENT TASK id=ID attempt=N queue=Q [message=ID]
+                             [DURATION ms] [retry in DELAY ms] [: ERROR]
           --json             every task event as one JSON object per line on stdout
         \(ExecOptions.help)
 
@@ -62,33 +63,44 @@ enum WorkerCommand {
             await connection.close()
             throw error
         }
-        // Subscribed before the run, so that no early event is missed.
+        // Subscribed before the run, so that no early event is missed. The lines go out from a
+        // thread of their own; with --json, a reader that has gone (`| head -1`) stops the
+        // worker as a signal would, with the drain, instead of killing it mid-task.
         let events = printEvents ? worker.events() : nil
+        let writer = events.map { _ in
+            LineWriter(descriptor: json ? 1 : 2) {
+                Console.error("ivy worker: standard output was closed; draining")
+                worker.stop()
+            }
+        }
         let printer = events.map { events in
             Task {
                 for await event in events {
                     let line = EventLine(event)
-                    if json { Console.json(line) } else { Console.error(line.text) }
+                    writer?.write(json ? String(decoding: line.json.bytes, as: UTF8.self) : line.text)
                 }
             }
         }
         Console.error(
             "ivy worker: serving \(queues.map(\.rawValue).joined(separator: ", ")) on \(shared.redactedQueue) (notifier \(shared.redactedNotify)), concurrency \(concurrency); pid \(getpid())"
         )
-        defer { printer?.cancel() }
+        var failure: (any Error)?
         do {
             try await worker.run(untilSignal: [.terminate, .interrupt]) { signal in
                 Console.error("ivy worker: \(signal) received; draining")
             }
         } catch {
-            await worker.close()
-            await commands.close()
-            await connection.close()
-            throw error
+            failure = error
         }
         await worker.close()
+        // The events stream ends with the worker: the last events of the drain are printed too.
+        await printer?.value
+        if let dropped = await writer?.finish(), dropped > 0 {
+            Console.error("ivy worker: \(dropped) event line(s) dropped: the reader did not keep up")
+        }
         await commands.close()
         await connection.close()
+        if let failure { throw failure }
         Console.error("ivy worker: stopped")
         return ExitStatus.success.rawValue
     }

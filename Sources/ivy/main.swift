@@ -73,4 +73,7 @@ sigemptyset(&terminationSignals)
 sigaddset(&terminationSignals, SIGTERM)
 sigaddset(&terminationSignals, SIGINT)
 pthread_sigmask(SIG_UNBLOCK, &terminationSignals, nil)
+// A closed stdout or stderr (`ivy … | head -1`) is a failed write, not a signal that ends the
+// process mid-task; children still get the default (ChildProcess resets their signals).
+signal(SIGPIPE, SIG_IGN)
 exit(await runCommandLine())

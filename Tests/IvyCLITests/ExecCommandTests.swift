@@ -72,6 +72,20 @@ struct ExecCommandTests {
         try await body(directory)
     }
 
+    @Test func aResultReachesCallJSONByteForByte() async throws {
+        let url = try redisURL()
+        try await withWorker([
+            "--queues", prefix, "--exec", #"\#(prefix).big=printf '[12345678901234567890,1.0]'"#,
+        ]) {
+            _, _ in
+            let call = try await IvyProcess.run([
+                "call", "\(prefix).big", "--wait", "--json", "--queue", url, "--timeout", "60",
+            ])
+            #expect(call.status == 0, "stderr: \(call.stderr)")
+            #expect(call.stdout.contains(#""result":[12345678901234567890,1.0]"#), "\(call.stdout)")
+        }
+    }
+
     @Test func theMessageKeyIsNotPassedToCommands() async throws {
         let url = try redisURL()
         let key = ["MESSAGES_ENCRYPTION_KEY": "exec-secret-key-7"]
@@ -172,18 +186,23 @@ struct ExecCommandTests {
     }
 
     @Test func aTimedOutHandlerLeavesNoProcessBehind() async throws {
-        // A sleep no other process runs, to find whatever the command started: the test cannot
-        // learn the pids before the timeout without racing it.
-        let marker = "sleep \(Int.random(in: 1_000_000...9_999_999))"
-        try await withWorker([
-            "--queues", prefix, "--exec", "\(prefix).slow[timeout=1]=\(marker) & \(marker)",
-        ]) { client, worker in
-            let timedOut = await #expect(throws: RemoteTaskError.self) {
-                try await client.call(task("slow"), arguments: [])
-            }
-            #expect(timedOut?.name == "TaskTimedOut")
-            try await waitUntil("the command's processes to be gone") {
-                Processes.matching(marker).allSatisfy { $0 == worker.processIdentifier }
+        try await withDirectory { directory in
+            // The shell and its background sleep write their pids first: the file proves the
+            // command ran before its timeout, and names what must be gone after it.
+            let pids = directory.appendingPathComponent("pids").path
+            try await withWorker([
+                "--queues", prefix, "--exec",
+                "\(prefix).slow[timeout=1]=echo $$ > \(pids).new; sleep 1000 & echo $! >> \(pids).new; mv \(pids).new \(pids); wait",
+            ]) { client, _ in
+                let timedOut = await #expect(throws: RemoteTaskError.self) {
+                    try await client.call(task("slow"), arguments: [])
+                }
+                #expect(timedOut?.name == "TaskTimedOut")
+                let identifiers = Processes.identifiers(in: URL(fileURLWithPath: pids))
+                #expect(identifiers.count == 2, "the command did not start before its timeout")
+                try await waitUntil("the command's processes to be gone") {
+                    identifiers.allSatisfy(Processes.isGone)
+                }
             }
         }
     }

@@ -41,6 +41,8 @@ struct OperatorCommandTests {
         #expect(object["task"] as? String == "testpackage.echo")
         #expect(object["queue"] as? String == queue)
 
+        let sleep = try await IvyProcess.run(["call", "testpackage.sleep", "1100", "--wait"] + target)
+        #expect(sleep.stdout == "1100\n", "stderr: \(sleep.stderr)")
         let failed = try await IvyProcess.run(
             ["call", "testpackage.factorial", "25", "--wait", "--json"] + target)
         #expect(failed.status == 1)
@@ -62,10 +64,13 @@ struct OperatorCommandTests {
                 $0["event"] as? String == "failed"
                     && ($0["error"] as? String)?.contains("OverflowError") == true
             })
-        #expect(
-            events.allSatisfy {
-                $0["time"] is String && $0["queue"] as? String == queue || $0["queue"] == nil
-            })
+        #expect(events.allSatisfy { $0["time"] is String && $0["queue"] as? String == queue })
+        // Durations of a second or more, in milliseconds.
+        let slept = events.first {
+            $0["event"] as? String == "succeeded" && $0["task"] as? String == "testpackage.sleep"
+        }
+        let sleptFor = try #require(slept?["duration_ms"] as? Double)
+        #expect(sleptFor >= 1100 && sleptFor < 600_000, "duration_ms \(sleptFor)")
         for run in [plain, json, failed, stopped] { Self.expectNoSecret(run) }
     }
 
@@ -202,6 +207,37 @@ struct OperatorCommandTests {
         _ = try await IvyProcess.run(["queue", "purge", queue, "--yes"] + at)
     }
 
+    @Test func jsonOutputCarriesBodiesByteForByte() async throws {
+        try await requireServers(.redis, Services.redisURL)
+        let queue = "bytes-\(UUID().uuidString.prefix(8).lowercased())"
+        let at = ["--queue", Services.redisURL]
+        // Values Foundation's coders would change: a 64-bit overflow, an out-of-range double, a
+        // repeated key.
+        let sent = try await IvyProcess.run(
+            ["call", "\(queue).task", "12345678901234567890", "1e400", #"{"a":1,"a":2}"#] + at)
+        #expect(sent.status == 0, "stderr: \(sent.stderr)")
+        let peek = try await IvyProcess.run(["queue", "peek", queue, "--json"] + at)
+        #expect(peek.status == 0, "stderr: \(peek.stderr)")
+        #expect(peek.stdout.contains(#""args":[12345678901234567890,1e400,{"a":1,"a":2}]"#), "\(peek.stdout)")
+        _ = try await IvyProcess.run(["queue", "purge", queue, "--yes"] + at)
+    }
+
+    @Test func aPausedQueuesCallGetsAHintThatSaysSo() async throws {
+        try await requireServers(.redis, Services.redisURL)
+        let queue = "held-\(UUID().uuidString.prefix(8).lowercased())"
+        let at = ["--queue", Services.redisURL]
+        _ = try await IvyProcess.run(["queue", "pause", queue] + at)
+        let call = try IvyProcess(["call", "\(queue).task", "--wait", "--timeout", "300"] + at)
+        defer { kill(call.processIdentifier, SIGKILL) }
+        try await withDeadline(.seconds(60), "the hint") {
+            await call.waitForStderr(containing: "queue '\(queue)' is paused")
+        }
+        kill(call.processIdentifier, SIGTERM)
+        _ = await call.finish()
+        _ = try await IvyProcess.run(["queue", "resume", queue] + at)
+        _ = try await IvyProcess.run(["queue", "purge", queue, "--yes"] + at)
+    }
+
     @Test func aCallNoWorkerTakesGetsAHintWhileItWaits() async throws {
         try await requireServers(.redis, Services.redisURL)
         let queue = "nobody-\(UUID().uuidString.prefix(8).lowercased())"
@@ -215,6 +251,7 @@ struct OperatorCommandTests {
         }
         kill(call.processIdentifier, SIGTERM)
         _ = await call.finish()
+        _ = try await IvyProcess.run(["queue", "purge", queue, "--yes", "--queue", Services.redisURL])
     }
 
     @Test func anUnreachableOrRefusingServerExitsWith3AndShowsNoSecret() async throws {

@@ -108,7 +108,7 @@ package final class ChildProcess: Sendable {
     package let processIdentifier: Int32
     private let inOwnGroup: Bool
     private let state = Mutex(State())
-    private let wake = WakePipe()
+    private let wake: WakePipe
     private let clock = ContinuousClock()
 
     /// Starts the child.
@@ -124,6 +124,11 @@ package final class ChildProcess: Sendable {
         onEnd: @escaping @Sendable (Termination) -> Void
     ) throws(SpawnFailed) {
         let executable = configuration.executable
+        // Made here, not as a stored default: out of descriptors is a failed spawn, not a trap.
+        guard let wake = WakePipe.make() else {
+            throw SpawnFailed(executable: executable, errorNumber: errno)
+        }
+        self.wake = wake
         let stdout = try Self.makePipe(for: executable)
         let stderr: (read: Int32, write: Int32)
         do { stderr = try Self.makePipe(for: executable) } catch {

@@ -9,15 +9,31 @@ package final class WakePipe: Sendable {
     package let readEnd: Int32
     private let writeEnd: Int32
 
-    package init() {
+    /// A pipe for an object made once, when a connection opens; traps when the process has no
+    /// descriptor left. Objects made per request use ``make()``.
+    package convenience init() {
+        guard let ends = Self.pipeEnds() else { preconditionFailure("pipe failed: errno \(errno)") }
+        self.init(ends)
+    }
+
+    /// A pipe, or nil when the process has no descriptor left (`errno` says why).
+    package static func make() -> WakePipe? {
+        pipeEnds().map(WakePipe.init)
+    }
+
+    private init(_ ends: (read: Int32, write: Int32)) {
+        readEnd = ends.read
+        writeEnd = ends.write
+    }
+
+    private static func pipeEnds() -> (read: Int32, write: Int32)? {
         var ends: [Int32] = [0, 0]
-        precondition(pipe(&ends) == 0, "pipe failed")
+        guard pipe(&ends) == 0 else { return nil }
         for end in ends {
             _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
         }
-        readEnd = ends[0]
-        writeEnd = ends[1]
+        return (ends[0], ends[1])
     }
 
     deinit {

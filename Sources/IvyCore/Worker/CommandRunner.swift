@@ -151,18 +151,23 @@ public final class CommandRunner: Sendable {
             throw Self.error(stoppedBy: reason) ?? CancellationError()
         }
         return try await withCheckedThrowingContinuation { continuation in
-            do {
-                let child = try ChildProcess(configuration) { stream, bytes in
-                    run.received(bytes, on: stream)
-                } onEnd: { termination in
-                    let ending = run.ending(termination)
+            // posix_spawn blocks its caller until the child has exec'd: a thread of its own,
+            // not the cooperative pool's.
+            DedicatedThread.start(name: "ivy-exec-spawn") {
+                do {
+                    let child = try ChildProcess(configuration) { stream, bytes in
+                        run.received(bytes, on: stream)
+                    } onEnd: { termination in
+                        let ending = run.ending(termination)
+                        run.ended.fire()
+                        continuation.resume(returning: ending)
+                    }
+                    run.attach(child)
+                } catch {
                     run.ended.fire()
-                    continuation.resume(returning: ending)
+                    continuation.resume(
+                        throwing: TaskFailure("CommandNotStarted", "\(error)", retryable: true))
                 }
-                run.attach(child)
-            } catch {
-                run.ended.fire()
-                continuation.resume(throwing: TaskFailure("CommandNotStarted", "\(error)", retryable: true))
             }
         }
     }
