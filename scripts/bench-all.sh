@@ -29,19 +29,20 @@ backends=(
   "rabbitmq|$IVY_AMQP_URL|$IVY_REDIS_URL"
 )
 results=$(mktemp)
-trap 'rm -f "$results"; cleanup' EXIT
+errors=$(mktemp)
+trap 'rm -f "$results" "$errors"; cleanup' EXIT
+# A URL's password or token as ***: user:password@ and token@ alike.
+masked() { sed -E 's#//([^:@/]+):[^@/]*@#//\1:***@#g; s#//([^:@/]+)@#//***@#g' <<<"$1"; }
 status=0
 for entry in "${backends[@]}"; do
   IFS='|' read -r name queue notify <<<"$entry"
   # The command as BENCHMARKS.md shows it: the URLs of `scripts/services.sh env`, secrets masked.
-  shown="ivy bench --queue '$queue' --notify '$notify' ${arguments[*]} --json"
-  shown=${shown//ivy-test-password/***}
-  shown=${shown//ivy-test-token/***}
-  echo "bench-all: $name: $shown" >&2
-  if json=$("$ivy" bench --queue "$queue" --notify "$notify" "${arguments[@]}" --json 2>/dev/null); then
+  echo "bench-all: $name: $(masked "ivy bench --queue '$queue' --notify '$notify' ${arguments[*]} --json")" >&2
+  if json=$("$ivy" bench --queue "$queue" --notify "$notify" "${arguments[@]}" --json 2>"$errors"); then
     echo "$name $json" >>"$results"
   else
-    echo "bench-all: $name failed (exit $?): $json" >&2
+    echo "bench-all: $name failed; its last lines:" >&2
+    tail -5 "$errors" >&2
     echo "$name $json" >>"$results"
     status=1
   fi

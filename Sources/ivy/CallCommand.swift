@@ -171,9 +171,15 @@ enum CallCommand {
         }
     }
 
+    /// The queue a task travels on when nothing says otherwise, in `call` and `worker --exec`
+    /// alike: its name's first dotted segment (`testpackage` for `testpackage.factorial`).
+    static func defaultQueue(of name: String) -> String {
+        String(name.prefix { $0 != "." })
+    }
+
     /// A handle on `name`, on `queue` or the name's first segment.
     static func untypedTask(_ name: String, queue: String?) throws -> UntypedTask {
-        let queueText = queue ?? name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? name
+        let queueText = queue ?? defaultQueue(of: name)
         do {
             return try UntypedTask(name: name, options: TaskOptions(queue: QueueName(queueText)))
         } catch {

@@ -61,32 +61,6 @@ struct CommandLineArguments {
         return values
     }
 
-    /// Removes every `--name VALUE` and `--name=VALUE` of a repeatable option; their values in order.
-    mutating func repeatedOption(_ name: String) throws(UsageError) -> [String] {
-        var values: [String] = []
-        var kept: [String] = []
-        var index = 0
-        while index < remaining.count {
-            let argument = remaining[index]
-            if argument == name {
-                guard index + 1 < remaining.count else {
-                    throw UsageError(description: "\(name) needs a value")
-                }
-                values.append(remaining[index + 1])
-                index += 2
-                continue
-            }
-            if argument.hasPrefix(name + "=") {
-                values.append(String(argument.dropFirst(name.count + 1)))
-            } else {
-                kept.append(argument)
-            }
-            index += 1
-        }
-        remaining = kept
-        return values
-    }
-
     /// An integer option within `range`.
     mutating func integer(_ names: String..., default fallback: Int, range: ClosedRange<Int>)
         throws(UsageError) -> Int

@@ -111,7 +111,7 @@ struct ExecOptions {
         let command = String(rest.dropFirst())
         guard command.contains(where: { !$0.isWhitespace }) else { throw usage(name, "the command is empty") }
 
-        var (attempts, timeout, queue) = (attempts, timeout, String(name.prefix { $0 != "." }))
+        var (attempts, timeout, queue) = (attempts, timeout, CallCommand.defaultQueue(of: name))
         var seen: Set<String> = []
         for setting in settings {
             let parts = setting.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

@@ -52,7 +52,7 @@ enum QueueCommand {
         let json = arguments.flag("--json")
         let confirmed = arguments.flag("--yes")
         let deadOnly = arguments.flag("--dead")
-        let ids = try arguments.repeatedOption("--id")
+        let ids = try arguments.values("--id")
         var positionals = arguments.positionals()
         try arguments.finish()
         guard positionals.count == 2 else {
@@ -74,6 +74,9 @@ enum QueueCommand {
         }
         if !ids.isEmpty && action != .requeueDead {
             throw CommandLineArguments.UsageError(description: "--id is for requeue-dead")
+        }
+        if !ids.isEmpty && count > 0 {
+            throw CommandLineArguments.UsageError(description: "requeue-dead takes --id or -n, not both")
         }
         if deadOnly && action != .purge {
             throw CommandLineArguments.UsageError(description: "--dead is for purge")

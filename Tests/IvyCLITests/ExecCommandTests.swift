@@ -63,15 +63,6 @@ struct ExecCommandTests {
         try #require(Services.executable("python3"), "python3 is needed on PATH")
     }
 
-    /// A fresh directory, removed by `body`'s end.
-    private func withDirectory(_ body: (URL) async throws -> Void) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "ivy-exec-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        try await body(directory)
-    }
-
     @Test func aResultReachesCallJSONByteForByte() async throws {
         let url = try redisURL()
         try await withWorker([
@@ -109,7 +100,7 @@ struct ExecCommandTests {
 
     @Test func pythonAndShellHandlersServeTasksBesideTheExamples() async throws {
         let python = try python()
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let script = directory.appendingPathComponent("handler.py")
             try """
             import json, os, sys
@@ -186,7 +177,7 @@ struct ExecCommandTests {
     }
 
     @Test func aTimedOutHandlerLeavesNoProcessBehind() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             // The shell and its background sleep write their pids first: the file proves the
             // command ran before its timeout, and names what must be gone after it.
             let pids = directory.appendingPathComponent("pids").path

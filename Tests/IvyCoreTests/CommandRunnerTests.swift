@@ -23,15 +23,6 @@ struct CommandRunnerTests {
         return try await runner.run(command, arguments: values)
     }
 
-    /// A fresh directory for pid files, removed by `body`'s end.
-    private func withDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "ivy-exec-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        return try await body(directory)
-    }
-
     @Test func theResultIsTheJSONValueTheCommandPrints() async throws {
         let result = try await run(#"printf ' {"a": [1, 2.5]}\n\n'"#)
         #expect(result.text == #"{"a": [1, 2.5]}"#)
@@ -153,7 +144,7 @@ struct CommandRunnerTests {
     /// Runs a shell that starts a grandchild, cancels the run once both are up, and expects the
     /// shell reaped when the run returns and the whole group gone soon after.
     private func expectCancellationEndsTheGroup(prelude: String, runner: CommandRunner) async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pids = directory.appendingPathComponent("pids")
             // The shell and a grandchild; renamed into place, so both are there once it exists.
             let command =
@@ -173,7 +164,7 @@ struct CommandRunnerTests {
     }
 
     @Test func aDescendantHoldingStandardOutputDoesNotHoldTheResult() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pids = directory.appendingPathComponent("pids")
             let result = try await run("sleep 1000 & echo $! > \(pids.path); echo 1")
             #expect(result.text == "1")
@@ -182,7 +173,7 @@ struct CommandRunnerTests {
     }
 
     @Test func closeStopsRunningCommandsAndRefusesNewOnes() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pids = directory.appendingPathComponent("pids")
             let runner = CommandRunner()
             let running = Task {
@@ -202,7 +193,7 @@ struct CommandRunnerTests {
     }
 
     @Test func aRunCancelledBeforeItStartsSpawnsNothing() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let marker = directory.appendingPathComponent("ran")
             let runner = CommandRunner()
             let cancelled = Task {

@@ -9,13 +9,16 @@
 public struct UntypedTask: Sendable {
     /// The dotted, unique task name (`package.module.function`).
     public let name: String
+    /// Its queue, and, for a worker that registers it, its retries and timeout.
     public let options: TaskOptions
 
     /// Makes a handle without a registry, for a producer that only sends.
     ///
-    /// - Throws: ``IvyError/Code/invalidTaskName`` for a name that is not dotted.
+    /// - Throws: ``IvyError/Code/invalidTaskName`` for a name that is not dotted, or
+    ///   ``IvyError/Code/invalidConfiguration`` for options out of range.
     public init(name: String, options: TaskOptions) throws(IvyError) {
         try TaskRegistry.validate(name: name)
+        try options.validate()
         self.name = name
         self.options = options
     }

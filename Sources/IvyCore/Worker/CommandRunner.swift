@@ -214,14 +214,7 @@ public final class CommandRunner: Sendable {
     /// The arguments array, as the task's message carried its elements, and a newline (for
     /// line readers such as the shell's `read`).
     private static func input(_ arguments: [RawJSON]) -> [UInt8] {
-        var input: [UInt8] = [UInt8(ascii: "[")]
-        input.reserveCapacity(arguments.reduce(3) { $0 + $1.bytes.count + 1 })
-        for (index, argument) in arguments.enumerated() {
-            if index > 0 { input.append(UInt8(ascii: ",")) }
-            input += argument.bytes
-        }
-        input += [UInt8(ascii: "]"), UInt8(ascii: "\n")]
-        return input
+        ArgumentEncoder.encode(json: arguments) + [UInt8(ascii: "\n")]
     }
 
     /// This process's environment and the calling task run's ids (removed outside a run, so
