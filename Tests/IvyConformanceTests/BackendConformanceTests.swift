@@ -220,6 +220,49 @@ struct BackendConformanceTests {
         #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
     }
 
+    /// Reserves `count` messages, in as many reserves as it takes.
+    private func reserve<Backend: InspectableQueueBackend>(
+        _ count: Int, from queue: QueueName, in backend: Backend
+    ) async throws -> [Reservation<Backend.Receipt>] {
+        var reserved: [Reservation<Backend.Receipt>] = []
+        while reserved.count < count {
+            let batch = try await backend.reserve(
+                from: queue, count: count - reserved.count, visibility: .seconds(30), wait: .seconds(5))
+            try #require(!batch.isEmpty, "\(count - reserved.count) of \(count) messages did not come")
+            reserved += batch
+        }
+        return reserved
+    }
+
+    /// Sends a message for each of `bodies` and dead-letters them in that order.
+    private func makeDeadLetters(
+        _ bodies: [[UInt8]], in backend: some InspectableQueueBackend, _ queue: QueueName
+    ) async throws {
+        _ = try await backend.send(batch: bodies, to: queue)
+        let reserved = try await reserve(bodies.count, from: queue, in: backend)
+        for body in bodies {
+            let reservation = try #require(reserved.first { $0.body == body })
+            try await backend.deadLetter(reservation, reason: "dead on purpose")
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func requeueingWithTheLargestCountMovesEveryDeadLetter(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await requeueAll(backend, queue) }
+    }
+
+    /// `ivy queue requeue-dead` without `-n` asks for `Int.max`.
+    private func requeueAll(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
+        let bodies = ["dead 1", "dead 2", "dead 3"].map(Self.body)
+        try await makeDeadLetters(bodies, in: backend, queue)
+        #expect(try await backend.requeueDeadLetters(of: queue, count: .max) == 3)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 3, delayed: 0, reserved: 0, dead: 0))
+        #expect(try await backend.requeueDeadLetters(of: queue, count: .max) == 0)
+        let back = try await reserve(3, from: queue, in: backend)
+        #expect(Set(back.map(\.body)) == Set(bodies))
+        for reservation in back { try await backend.ack(reservation) }
+    }
+
     @Test(arguments: ConformanceBackend.all)
     func oneDeadLetterIsRequeuedByItsIDAndTheOthersStay(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await requeueByID(backend, queue) }
@@ -229,18 +272,7 @@ struct BackendConformanceTests {
         async throws
     {
         let bodies = ["dead 1", "dead 2", "dead 3"].map(Self.body)
-        _ = try await backend.send(batch: bodies, to: queue)
-        var reserved: [Reservation<Backend.Receipt>] = []
-        while reserved.count < 3 {
-            let batch = try await backend.reserve(
-                from: queue, count: 3 - reserved.count, visibility: .seconds(30), wait: .seconds(5))
-            try #require(!batch.isEmpty)
-            reserved += batch
-        }
-        for body in bodies {
-            let reservation = try #require(reserved.first { $0.body == body })
-            try await backend.deadLetter(reservation, reason: "dead on purpose")
-        }
+        try await makeDeadLetters(bodies, in: backend, queue)
         let letters = try await backend.deadLetters(of: queue, count: 10)
         #expect(letters.map(\.body) == bodies)
         try #require(letters.count == 3)
