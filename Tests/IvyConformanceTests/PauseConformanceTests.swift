@@ -160,4 +160,45 @@ struct PauseConformanceTests {
             try await pausable.resume(h.queue)
         }
     }
+
+    /// A worker serving a paused queue whose backend is closed under it stops, as one serving a
+    /// queue that is not paused does: its checks fail, and it reserves to hear why.
+    @Test(arguments: ConformanceBackend.all)
+    func aWorkerServingAPausedQueueStopsWhenItsBackendIsClosed(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind, worker: nil) { h in
+            let pausable = try #require(
+                h.backend as? any PausableQueueBackend, "\(kind.name) cannot pause queues")
+            try await pausable.pause(h.queue)
+            let logger = RecordingLogger()
+            let worker = try IvyWorker(
+                registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
+                options: WorkerOptions(
+                    queues: [h.queue], pauseCheckInterval: .milliseconds(100),
+                    notificationChannel: h.client.options.notificationChannel, logger: logger))
+            let serving = Task { try await worker.run() }
+            try await withDeadline(.seconds(30), "the worker to see the pause") {
+                await logger.waitFor(
+                    "queue paused; reserving nothing from it until it is resumed queue=\(h.queue)")
+            }
+            await h.backend.close()
+            let outcome = try await withDeadline(.seconds(30), "the worker to stop once its backend closed") {
+                await serving.result
+            }
+            let error = #expect(throws: IvyError.self, "the worker did not say its backend was closed") {
+                try outcome.get()
+            }
+            #expect(error?.code == .closed)
+            await worker.close()
+            try await resume(h.queue, of: kind)
+        }
+    }
+
+    /// Resumes `queue` through a backend of its own, so that no paused state is left behind.
+    private func resume(_ queue: QueueName, of kind: ConformanceBackend) async throws {
+        guard kind.processURL != nil else { return }
+        let (backend, notifier) = try await kind.open()
+        try await (backend as? any PausableQueueBackend)?.resume(queue)
+        await backend.close()
+        await notifier.close()
+    }
 }
