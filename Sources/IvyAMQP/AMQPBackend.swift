@@ -570,6 +570,15 @@ public final class AMQPBackend: InspectableQueueBackend {
         }
     }
 
+    /// Stops consuming `queue` when no reserve is under way on it, giving back what its consumer
+    /// received: called when the queue is found paused, so that what is sent to it meanwhile
+    /// stays ready in the queue, where every connection counts, peeks and purges it, instead of
+    /// waiting unreserved in this consumer's prefetch. The next reserve consumes again.
+    func stopConsuming(_ queue: QueueName) async {
+        guard let inlet = inlets.withLock({ $0[queue] }), inlet.isIdle(for: .zero) else { return }
+        await giveBack(inlet)
+    }
+
     /// Cancels `inlet`'s consumer and sends back what it received and nobody reserved, as
     /// copies that do not count those deliveries; stops at the first failure (the broker then
     /// returns the rest when the connection closes).
