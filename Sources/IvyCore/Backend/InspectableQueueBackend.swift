@@ -21,8 +21,13 @@ public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     /// ``deadLetters(of:count:)`` lists it) back to the queue, where it waits behind the messages
     /// already there, its delivery count started afresh; the others stay where they are.
     ///
+    /// A broker that can only search by taking dead letters and giving them back may bound the
+    /// search (AMQP looks at 10,000 at most): an id past the bound is reported as not found,
+    /// with a warning in the backend's log that the search gave up.
+    ///
     /// - Returns: True when it was found and moved; false when no dead letter of `queue` has
-    ///   that id (then nothing changed). Should several have it, the oldest moves.
+    ///   that id, or none the search reached (then nothing changed). Should several have it,
+    ///   the oldest moves.
     func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool
     /// Deletes every ready and delayed message of a queue; returns how many went.
     func purge(_ queue: QueueName) async throws -> Int
