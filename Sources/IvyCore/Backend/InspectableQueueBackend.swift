@@ -22,8 +22,8 @@ public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     /// already there, its delivery count started afresh; the others stay where they are.
     ///
     /// A broker that can only search by taking dead letters and giving them back may bound the
-    /// search (AMQP looks at 10,000 at most): an id past the bound is reported as not found,
-    /// with a warning in the backend's log that the search gave up.
+    /// search (AMQP looks at 10,000 at most, IronMQ at 500): an id past the bound is reported as
+    /// not found, with a warning in the backend's log that the search gave up.
     ///
     /// - Returns: True when it was found and moved; false when no dead letter of `queue` has
     ///   that id, or none the search reached (then nothing changed). Should several have it,
