@@ -76,6 +76,7 @@ extension IronMQBackend {
         return QueueSize(ready: size, delayed: 0, reserved: 0, dead: dead)
     }
 
+    /// The first `count` messages, 100 at most (IronMQ's peek), whatever the count.
     public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
         try await client.peek(queue.rawValue, count: min(max(count, 1), Self.maximumBatch)).map {
             QueuedMessage(messageID: $0.id, body: Array($0.body.utf8), deliveryCount: $0.reservedCount ?? 0)

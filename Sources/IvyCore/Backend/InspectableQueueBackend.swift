@@ -2,18 +2,26 @@
 
 /// A backend that can show and manage what it holds: sizes, a peek, the dead letter (a
 /// capability every shipped backend has, for operators' tools and tests).
+///
+/// A listing (``peek(_:count:)``, ``deadLetters(of:count:)``) may hold fewer than its `count`
+/// although more are there, up to what the broker lists in one request (IronMQ: 100), and a
+/// search by id may stop at a bound (``requeueDeadLetter(of:messageID:)``); a backend documents
+/// where. Moving and deleting are not capped: ``requeueDeadLetters(of:count:)`` and the purges
+/// take as many requests as they need.
 public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     /// Whether ``size(of:)`` tells ready, delayed and reserved messages apart. A broker that
     /// reports one count (IronMQ) gives it as `ready`, with `delayed` and `reserved` 0.
     var distinguishesStates: Bool { get }
     /// Counts of a queue's messages by state.
     func size(of queue: QueueName) async throws -> QueueSize
-    /// The next `count` ready messages, without reserving them.
+    /// The next `count` ready messages, without reserving them; fewer when the broker lists
+    /// fewer at once (IronMQ: 100).
     func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage]
     /// Whether a peek leaves the queue's order as it was (true by default). A broker that can
     /// only look at a message by taking it and giving it back (AMQP) may put it at the back.
     var peekKeepsOrder: Bool { get }
-    /// The oldest `count` dead-lettered messages of a queue.
+    /// The oldest `count` dead-lettered messages of a queue; fewer when the broker lists fewer at
+    /// once (IronMQ: those among the first 100 messages of the dead-letter queue).
     func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter]
     /// Moves up to `count` dead letters back to the queue, oldest first; returns how many moved.
     func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int
