@@ -49,7 +49,7 @@ extension IvyConnection {
         switch url {
         case .memory: MemoryQueueBackend()
         case .redis(let url): try await RedisStreamBackend.connect(url: url, logger: logger)
-        case .ironMQ(let url): try await IronMQBackend.connect(url: url)
+        case .ironMQ(let url): try await IronMQBackend.connect(url: url, logger: logger)
         case .amqp(let url): try await AMQPBackend.connect(url: url, logger: logger)
         }
     }

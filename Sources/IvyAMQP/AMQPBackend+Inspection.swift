@@ -9,7 +9,8 @@ public import IvyCore
 /// has no way to look at a message without taking it. So `reserved` counts only this backend's
 /// own reservations, and a peek takes messages with `basic.get` and rejects them back to their
 /// place: the broker then flags them redelivered, and a quorum queue counts that as a delivery
-/// and puts them at the back.
+/// and puts them at the back. Dead letters looked at on a quorum queue go back as copies
+/// instead, which count no delivery (see ``deadLetters(of:count:)``).
 extension AMQPBackend {
     /// Whether a peek leaves the queue's order as it was: on a classic queue; a quorum queue
     /// puts the messages a peek looked at behind the others.
@@ -42,15 +43,20 @@ extension AMQPBackend {
     }
 
     public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
-        try await browse(queue.rawValue, count: count).map { delivery in
+        try await browse(queue.rawValue, of: queue, count: count).map { delivery in
             QueuedMessage(
                 messageID: delivery.messageID ?? "", body: delivery.body,
                 deliveryCount: topology.deliveryCount(of: delivery) - 1)
         }
     }
 
+    /// The oldest dead letters, taken with `basic.get` and given back once read: rejected back
+    /// to their places on a classic queue; on a quorum queue sent back as copies with their
+    /// message id and headers, each confirmed before its original is acked, so that a look
+    /// counts no delivery there (a quorum `q.dead` drops a letter past its delivery limit: 20
+    /// by default on RabbitMQ 4).
     public func deadLetters(of queue: QueueName, count: Int) async throws -> [DeadLetter] {
-        try await browse(AMQPTopology.dead(queue), count: count).map { delivery in
+        try await browse(AMQPTopology.dead(queue), of: queue, count: count).map { delivery in
             let headers = delivery.headers
             let milliseconds = headers[AMQPTopology.deadLetteredAtHeader]?.integer ?? 0
             return DeadLetter(
@@ -81,60 +87,58 @@ extension AMQPBackend {
 
     /// Takes dead letters with `basic.get`, oldest first, keeping those it passes, until it meets
     /// the one with this `message_id`; that one is sent to the work queue as a new message and
-    /// acked, and those passed are rejected back.
+    /// acked, and those passed are given back as a listing gives them back
+    /// (``deadLetters(of:count:)``).
     ///
     /// A classic queue puts what it gets back in its old place, so the dead letters keep their
-    /// order. A quorum queue puts it behind the other dead letters and counts the look as a
-    /// delivery (which a delivery limit on the dead-letter queue would count too, as it counts a
-    /// ``deadLetters(of:count:)``). The broker does not answer rejects: a quorum queue may count
-    /// the dead letters passed in ``size(of:)`` a moment after this returns (a listing on this
-    /// backend sees them at once). At most 10,000 dead letters are passed.
+    /// order; on a quorum queue those passed go behind the other dead letters. The broker does
+    /// not answer rejects: a classic queue may count the dead letters passed in ``size(of:)`` a
+    /// moment after this returns (a listing on this backend sees them at once).
     ///
-    /// - Throws: ``IvyError/Code/commandFailed`` when the id is not among the first 10,000 dead
-    ///   letters and there are more (nothing moved then).
+    /// It looks at 10,000 dead letters at most, each held unacknowledged and in memory until the
+    /// look ends. When the id is not among them it returns false, as for an id not there, and
+    /// logs a warning that says so: the search gave up, which is no connection error. Requeue
+    /// or purge the older dead letters first.
     public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
         let connection = try await link.connection()
         var passed: [AMQPDelivery] = []
+        let dead = AMQPTopology.dead(queue)
         do {
             let moved = try await requeueFirst(
                 of: queue, messageID: messageID, on: connection, passing: &passed)
-            await rejectBack(passed, on: connection)
+            await giveBack(looked: passed, from: dead, of: queue, on: connection)
             return moved
         } catch {
-            await rejectBack(passed, on: connection)
+            await giveBack(looked: passed, from: dead, of: queue, on: connection)
             throw error
         }
     }
 
-    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` passes at most while it looks
-    /// for one: each is held, unacknowledged and in memory, until the look ends.
-    static let deadLetterScanLimit = 10_000
-
-    /// Gets dead letters until the one with `messageID`, which moves back; the others are added
-    /// to `passed`, for the caller to reject back whatever happens.
+    /// Gets dead letters until the one with `messageID`, which moves back, or until it has looked
+    /// at ``deadLetterScanLimit`` of them; the others are added to `passed`, for the caller to
+    /// give back whatever happens.
     private func requeueFirst(
         of queue: QueueName, messageID: String, on connection: AMQPConnection,
         passing passed: inout [AMQPDelivery]
     ) async throws(IvyError) -> Bool {
         while true {
-            guard passed.count < Self.deadLetterScanLimit else {
-                throw IvyError(
-                    .commandFailed, endpoint: endpoint,
-                    detail:
-                        "message \(messageID) is not among the first \(Self.deadLetterScanLimit) dead letters "
-                        + "of queue \(queue); requeue or purge those first")
-            }
             guard
                 let letter = try await unlessMissing({ () throws(IvyError) in
                     try await connection.get(AMQPTopology.dead(queue))
                 })
             else { return false }
-            guard (letter.messageID ?? "") == messageID else {
-                passed.append(letter)
-                continue
+            guard (letter.messageID ?? "") != messageID else {
+                try await moveBack(letter, to: queue, on: connection)
+                return true
             }
-            try await moveBack(letter, to: queue, on: connection)
-            return true
+            passed.append(letter)
+            if passed.count >= deadLetterScanLimit {
+                logger.warning(
+                    "the dead letter to requeue is not among the first \(deadLetterScanLimit) dead letters "
+                        + "of its queue, and no more are looked at; requeue or purge those first",
+                    ["queue": queue.rawValue, "message.id": messageID])
+                return false
+            }
         }
     }
 
@@ -155,9 +159,47 @@ extension AMQPBackend {
         try await connection.ack(deliveryTag: letter.deliveryTag)
     }
 
+    /// Gives back what a look took with `basic.get` from `name`, one of `queue`'s queues.
+    ///
+    /// A reject puts each back: a classic queue in its old place, a quorum queue behind the
+    /// others, counting the look as a delivery. That count would cost dead letters on a quorum
+    /// `q.dead`, which has no dead-letter queue of its own: past a delivery limit (RabbitMQ 4
+    /// sets 20 by default) the broker drops a message. So a dead letter taken from there goes
+    /// back as a copy with its message id and headers (not the broker's `x-delivery-count`),
+    /// confirmed before the original is acked: a connection lost between the two leaves the
+    /// letter twice, never gone. A copy that fails has it and the rest rejected back.
+    func giveBack(
+        looked deliveries: [AMQPDelivery], from name: String, of queue: QueueName,
+        on connection: AMQPConnection
+    ) async {
+        guard topology.queueType == .quorum, name == AMQPTopology.dead(queue) else {
+            await rejectBack(deliveries[...], on: connection)
+            return
+        }
+        var left = deliveries[...]
+        while let letter = left.first {
+            var headers = letter.headers
+            headers["x-delivery-count"] = nil
+            let before = headers[AMQPTopology.deliveriesHeader]?.integer.flatMap { Int(exactly: $0) } ?? 0
+            do throws(IvyError) {
+                try await replace(
+                    letter, of: queue, messageID: Self.messageID(of: letter), deliveriesBefore: before,
+                    to: name,
+                    headers: headers)
+                left = left.dropFirst()
+            } catch {
+                logger.warning(
+                    "giving a dead letter back as a copy failed; rejecting the rest back, which counts a delivery",
+                    ["queue": queue.rawValue, "error": "\(error)"])
+                await rejectBack(left, on: connection)
+                return
+            }
+        }
+    }
+
     /// Rejects deliveries taken with `basic.get` back to their queue; one that cannot be (its
     /// connection went) the broker gives back by itself.
-    private func rejectBack(_ deliveries: [AMQPDelivery], on connection: AMQPConnection) async {
+    private func rejectBack(_ deliveries: ArraySlice<AMQPDelivery>, on connection: AMQPConnection) async {
         for delivery in deliveries {
             try? await connection.reject(deliveryTag: delivery.deliveryTag, requeue: true)
         }
@@ -182,9 +224,10 @@ extension AMQPBackend {
         }
     }
 
-    /// Up to `count` of a queue's ready messages, oldest first, taken with `basic.get` and all
-    /// rejected back once read, so that they keep their order. None when the queue does not exist.
-    private func browse(_ name: String, count: Int) async throws -> [AMQPDelivery] {
+    /// Up to `count` ready messages of `name`, one of `queue`'s queues, oldest first, taken with
+    /// `basic.get` and all given back once read (``giveBack(looked:from:of:on:)``).
+    /// None when the queue does not exist.
+    private func browse(_ name: String, of queue: QueueName, count: Int) async throws -> [AMQPDelivery] {
         let connection = try await link.connection()
         var taken: [AMQPDelivery] = []
         var failure: IvyError?
@@ -201,7 +244,7 @@ extension AMQPBackend {
                 break
             }
         }
-        await rejectBack(taken, on: connection)
+        await giveBack(looked: taken, from: name, of: queue, on: connection)
         if let failure { throw failure }
         return taken
     }

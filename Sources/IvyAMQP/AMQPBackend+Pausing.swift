@@ -30,8 +30,15 @@ extension AMQPBackend: PausableQueueBackend {
     }
 
     /// Whether `<queue>.paused` holds a message.
+    ///
+    /// When it does, and this backend consumes `queue` with no reserve waiting (a worker that
+    /// finds its queue paused reserves nothing until it is resumed), the consumer is cancelled
+    /// and what it received is given back first: messages sent while the queue is paused stay
+    /// ready there for every connection rather than waiting in this one's prefetch.
     public func isPaused(_ queue: QueueName) async throws -> Bool {
-        try await markers(of: queue) > 0
+        guard try await markers(of: queue) > 0 else { return false }
+        await stopConsuming(queue)
+        return true
     }
 
     /// The messages ready in `<queue>.paused`, declared if need be.

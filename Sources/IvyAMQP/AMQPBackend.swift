@@ -45,6 +45,9 @@ public final class AMQPBackend: InspectableQueueBackend {
     private let janitor = Mutex<Task<Void, Never>?>(nil)
     /// How long a consumer may go without a reserve before it is stopped.
     private let idleConsumerLimit: Duration
+    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` looks at, at most: each is
+    /// held, unacknowledged and in memory, until the look ends.
+    let deadLetterScanLimit: Int
 
     /// Connects to the broker the URL names, and logs in.
     ///
@@ -74,18 +77,21 @@ public final class AMQPBackend: InspectableQueueBackend {
             idleConsumerLimit: .seconds(30))
     }
 
-    /// - Parameter idleConsumerLimit: How long a consumer may go without a reserve before it is
-    ///   stopped and what it received given back (so that a worker that stopped on a connection
-    ///   its process keeps using leaves no messages hidden behind it); shorter in tests.
+    /// - Parameters:
+    ///   - idleConsumerLimit: How long a consumer may go without a reserve before it is stopped
+    ///     and what it received given back (so that a worker that stopped on a connection its
+    ///     process keeps using leaves no messages hidden behind it); shorter in tests.
+    ///   - deadLetterScanLimit: How many dead letters ``requeueDeadLetter(of:messageID:)`` looks
+    ///     at, at most; smaller in tests.
     static func connect(
         configuration: AMQPConfiguration, maximumMessageSize: Int, name: String, logger: any IvyLogger,
-        idleConsumerLimit: Duration
+        idleConsumerLimit: Duration, deadLetterScanLimit: Int = 10_000
     ) async throws -> AMQPBackend {
         try configuration.validate()
         try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(128 << 20))
         let backend = AMQPBackend(
             configuration: configuration, maximumMessageSize: maximumMessageSize, name: name, logger: logger,
-            idleConsumerLimit: idleConsumerLimit)
+            idleConsumerLimit: idleConsumerLimit, deadLetterScanLimit: deadLetterScanLimit)
         do { _ = try await backend.link.connection() } catch {
             await backend.link.close()
             throw error
@@ -95,9 +101,10 @@ public final class AMQPBackend: InspectableQueueBackend {
 
     private init(
         configuration: AMQPConfiguration, maximumMessageSize: Int, name: String, logger: any IvyLogger,
-        idleConsumerLimit: Duration
+        idleConsumerLimit: Duration, deadLetterScanLimit: Int
     ) {
         self.idleConsumerLimit = idleConsumerLimit
+        self.deadLetterScanLimit = deadLetterScanLimit
         self.configuration = configuration
         endpoint = configuration.endpoint
         self.maximumMessageSize = maximumMessageSize
@@ -453,7 +460,7 @@ public final class AMQPBackend: InspectableQueueBackend {
     /// in place. Nothing is sent when that connection is gone (the broker has given the message
     /// back already), so a move never makes a second copy; one whose connection goes between the
     /// confirm and the ack does (the message then runs twice rather than not at all).
-    private func replace(
+    func replace(
         _ delivery: AMQPDelivery, of queue: QueueName, messageID: String, deliveriesBefore: Int,
         to target: String,
         headers: [String: AMQPHeaderValue] = [:]
@@ -568,6 +575,15 @@ public final class AMQPBackend: InspectableQueueBackend {
                 }
             }
         }
+    }
+
+    /// Stops consuming `queue` when no reserve is under way on it, giving back what its consumer
+    /// received: called when the queue is found paused, so that what is sent to it meanwhile
+    /// stays ready in the queue, where every connection counts, peeks and purges it, instead of
+    /// waiting unreserved in this consumer's prefetch. The next reserve consumes again.
+    func stopConsuming(_ queue: QueueName) async {
+        guard let inlet = inlets.withLock({ $0[queue] }), inlet.isIdle(for: .zero) else { return }
+        await giveBack(inlet)
     }
 
     /// Cancels `inlet`'s consumer and sends back what it received and nobody reserved, as

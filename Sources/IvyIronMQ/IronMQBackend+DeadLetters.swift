@@ -76,6 +76,7 @@ extension IronMQBackend {
         return QueueSize(ready: size, delayed: 0, reserved: 0, dead: dead)
     }
 
+    /// The first `count` messages, 100 at most (IronMQ's peek), whatever the count.
     public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
         try await client.peek(queue.rawValue, count: min(max(count, 1), Self.maximumBatch)).map {
             QueuedMessage(messageID: $0.id, body: Array($0.body.utf8), deliveryCount: $0.reservedCount ?? 0)
@@ -108,19 +109,31 @@ extension IronMQBackend {
         let deadQueue = try await deadQueue(of: queue)
         return try await sweep(deadQueue, of: queue, limit: count) { message, record in
             try await moveBack(message, record, from: deadQueue, to: queue)
-        }
+        }.taken
     }
 
     /// Reserves the dead-letter queue batch by batch, oldest first, until it meets the dead
     /// letter; the others it reserved are released so that the dead-letter queue keeps its
     /// order. In a shared dead-letter queue, only the records naming `queue` are looked at.
+    ///
+    /// It looks at 500 messages of the dead-letter queue at most (five reservations; a listing
+    /// shows letters of the first 100 only), each reserved for a minute: a search that is
+    /// interrupted hides no more than those, for no longer than that. An id not among them is
+    /// reported as not found, and a warning in the log says that the search gave up.
     public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
         let deadQueue = try await deadQueue(of: queue)
-        let moved = try await sweep(
-            deadQueue, of: queue, limit: 1,
+        let sweep = try await sweep(
+            deadQueue, of: queue, limit: 1, lookingAtMost: deadLetterScanLimit,
+            holdingFor: Self.searchReservation,
             where: { message, record in (record?.id ?? message.id) == messageID },
             take: { message, record in try await moveBack(message, record, from: deadQueue, to: queue) })
-        return moved == 1
+        if sweep.gaveUp {
+            logger.warning(
+                "the dead letter to requeue is not among the first \(deadLetterScanLimit) messages of its "
+                    + "dead-letter queue, and no more are looked at; requeue or purge those first",
+                ["queue": queue.rawValue, "message.id": messageID, "dead_letter_queue": deadQueue.name])
+        }
+        return sweep.taken == 1
     }
 
     /// Posts a reserved dead letter's body to `queue` as a new message, then deletes it from
@@ -149,7 +162,7 @@ extension IronMQBackend {
         }
         return try await sweep(deadQueue, of: queue, limit: Int.max) { message, _ in
             try await client.delete(message.id, reservation: message.reservationID, from: deadQueue.name)
-        }
+        }.taken
     }
 
     // MARK: Support
@@ -189,29 +202,45 @@ extension IronMQBackend {
         return deadQueue
     }
 
-    /// Reserves the dead-letter queue batch by batch and hands each of `queue`'s messages that
-    /// `wanted` accepts to `take` (which deletes it), up to `limit`; the others, reserved
-    /// meanwhile so that each is seen once, are put back at the end, or when `take` fails.
+    /// What a sweep did: how many messages it took, and whether it stopped at its bound on
+    /// what it looks at with more perhaps left.
+    private struct Sweep {
+        var taken = 0
+        var gaveUp = false
+    }
+
+    /// Reserves the dead-letter queue batch by batch, each message for `timeout` seconds, and
+    /// hands each of `queue`'s messages that `wanted` accepts to `take` (which deletes it), up
+    /// to `limit`, looking at no more than `scanLimit` messages; the others, reserved meanwhile
+    /// so that each is seen once, are put back at the end, or when `take` fails.
     private func sweep(
-        _ deadQueue: DeadQueue, of queue: QueueName, limit: Int,
+        _ deadQueue: DeadQueue, of queue: QueueName, limit: Int, lookingAtMost scanLimit: Int = .max,
+        holdingFor timeout: Int = IronMQBackend.sweepReservation,
         where wanted: (IronMQClient.ReservedMessage, DeadRecord?) -> Bool = { _, _ in true },
         take: (IronMQClient.ReservedMessage, DeadRecord?) async throws -> Void
-    ) async throws -> Int {
-        var taken = 0
+    ) async throws -> Sweep {
+        var sweep = Sweep()
+        var looked = 0
         var others: [IronMQClient.ReservedMessage] = []
         do {
-            while taken < limit {
+            while sweep.taken < limit {
+                guard looked < scanLimit else {
+                    sweep.gaveUp = true
+                    break
+                }
                 let batch =
                     try await client.reserve(
-                        from: deadQueue.name, count: Self.maximumBatch, timeout: Self.sweepReservation,
-                        wait: 0,
-                        absentOn404: true) ?? []
+                        from: deadQueue.name, count: min(Self.maximumBatch, scanLimit - looked),
+                        timeout: max(
+                            timeout, Self.seconds(minimumReservation, in: 1...Self.longestReservation)),
+                        wait: 0, absentOn404: true) ?? []
                 guard !batch.isEmpty else { break }
+                looked += batch.count
                 for message in batch {
                     let record = DeadRecord(message.body)
-                    if taken < limit && deadQueue.holds(record, of: queue) && wanted(message, record) {
+                    if sweep.taken < limit && deadQueue.holds(record, of: queue) && wanted(message, record) {
                         try await take(message, record)
-                        taken += 1
+                        sweep.taken += 1
                     } else {
                         others.append(message)
                     }
@@ -222,7 +251,7 @@ extension IronMQBackend {
             throw error
         }
         await putBack(others, in: deadQueue.name)
-        return taken
+        return sweep
     }
 
     /// Releases messages a sweep reserved but did not take; one that fails comes back by itself
@@ -236,4 +265,9 @@ extension IronMQBackend {
 
     /// How long a sweep holds what it reserved: long enough to go through a large queue.
     static let sweepReservation = 600
+
+    /// How long a search for one dead letter holds what it reserved: long enough to look at
+    /// ``deadLetterScanLimit`` of them and put them back, short enough that a search cut short
+    /// (Control-C) hides them only briefly. Never below the server's shortest reservation.
+    static let searchReservation = 60
 }

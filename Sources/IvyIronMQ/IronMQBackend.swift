@@ -30,6 +30,9 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
 
     let client: IronMQClient
     let minimumReservation: Duration
+    let logger: any IvyLogger
+    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` looks at, at most.
+    let deadLetterScanLimit: Int
     private let senders = CoalescerTable<IronMQClient.PostedMessage, String>(maximumBatch: 100)
     private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: 100)
     /// Each queue's dead-letter queue, once read from its settings.
@@ -45,23 +48,40 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     ///
     /// - Parameters:
     ///   - maximumMessageSize: The largest body accepted: 64 KiB by default, node ivy's limit.
+    ///   - logger: Where the backend says what it cannot report otherwise (a search for a dead
+    ///     letter that gave up).
     /// - Throws: ``IvyError/Code/invalidURL`` or ``IvyError/Code/invalidConfiguration`` for the
     ///   URL and settings; ``IvyError/Code/connectionFailed`` for a server out of reach or a wrong
     ///   token (HTTP 401).
-    public static func connect(url: String, maximumMessageSize: Int = 64 << 10) async throws -> IronMQBackend
-    {
+    public static func connect(
+        url: String, maximumMessageSize: Int = 64 << 10, logger: any IvyLogger = StderrLogger()
+    ) async throws -> IronMQBackend {
         try await connect(
-            configuration: IronMQConfiguration(url: url), maximumMessageSize: maximumMessageSize)
+            configuration: IronMQConfiguration(url: url), maximumMessageSize: maximumMessageSize,
+            logger: logger)
     }
 
-    /// Connects with a configuration made by hand; see ``connect(url:maximumMessageSize:)``.
-    public static func connect(configuration: IronMQConfiguration, maximumMessageSize: Int = 64 << 10)
-        async throws
-        -> IronMQBackend
-    {
+    /// Connects with a configuration made by hand; see ``connect(url:maximumMessageSize:logger:)``.
+    public static func connect(
+        configuration: IronMQConfiguration, maximumMessageSize: Int = 64 << 10,
+        logger: any IvyLogger = StderrLogger()
+    ) async throws -> IronMQBackend {
+        try await connect(
+            configuration: configuration, maximumMessageSize: maximumMessageSize, logger: logger,
+            deadLetterScanLimit: 500)
+    }
+
+    /// - Parameter deadLetterScanLimit: How many dead letters
+    ///   ``requeueDeadLetter(of:messageID:)`` looks at, at most; smaller in tests.
+    static func connect(
+        configuration: IronMQConfiguration, maximumMessageSize: Int, logger: any IvyLogger,
+        deadLetterScanLimit: Int
+    ) async throws -> IronMQBackend {
         try configuration.validate()
         try IvyError.check("maximumMessageSize", maximumMessageSize, in: 1...(16 << 20))
-        let backend = IronMQBackend(configuration: configuration, maximumMessageSize: maximumMessageSize)
+        let backend = IronMQBackend(
+            configuration: configuration, maximumMessageSize: maximumMessageSize, logger: logger,
+            deadLetterScanLimit: deadLetterScanLimit)
         do { try await backend.client.checkCredentials() } catch {
             backend.client.close()
             throw error
@@ -69,11 +89,16 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
         return backend
     }
 
-    private init(configuration: IronMQConfiguration, maximumMessageSize: Int) {
+    private init(
+        configuration: IronMQConfiguration, maximumMessageSize: Int, logger: any IvyLogger,
+        deadLetterScanLimit: Int
+    ) {
         client = IronMQClient(configuration: configuration)
         endpoint = configuration.endpoint
         self.maximumMessageSize = maximumMessageSize
         minimumReservation = configuration.minimumReservation
+        self.logger = logger
+        self.deadLetterScanLimit = deadLetterScanLimit
     }
 
     // MARK: Sending

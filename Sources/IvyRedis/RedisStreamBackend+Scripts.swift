@@ -358,7 +358,8 @@ extension RedisStreamBackend {
         end
         """
 
-    /// KEYS dead, stream, signal; ARGV count. Moves the oldest dead letters back; returns how many.
+    /// KEYS dead, stream, signal; ARGV count (at most ``requeueWindow``: the caller moves a
+    /// large count window by window). Moves the oldest dead letters back; returns how many.
     static let requeue = RedisScript(
         name: "requeue",
         source: deadLetterMoves + """
@@ -398,6 +399,11 @@ extension RedisStreamBackend {
             return {0, entries[#entries][1]}
             """)
 
-    /// Dead letters one ``requeueOne`` call looks at: bodies are copied into the script's memory.
+    /// Dead letters one ``requeue`` or ``requeueOne`` call looks at: bodies are copied into the
+    /// script's memory, and the server serves nobody else while a script runs.
     static let requeueWindow = 200
+
+    /// The largest count passed to a script: Lua's numbers are doubles, and Redis refuses one
+    /// past 2^53 written back as a command's count (`Int.max` is `9.2233720368548e+18` there).
+    static func scriptCount(_ count: Int) -> Int { min(max(count, 0), 1 << 31) }
 }

@@ -448,7 +448,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     public func peek(_ queue: QueueName, count: Int) async throws -> [QueuedMessage] {
         let keys = Keys(queue)
         try await ensureGroup(keys)
-        let reply = try await run(Self.peek, keys: [keys.stream], arguments: [Self.group, count])
+        let reply = try await run(
+            Self.peek, keys: [keys.stream], arguments: [Self.group, Self.scriptCount(count)])
         return (reply.array ?? []).compactMap { entry in
             guard let parts = entry.array, parts.count == 2, let id = parts[0].text, let body = parts[1].bytes
             else { return nil }
@@ -475,10 +476,23 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         }
     }
 
+    /// Moves the dead letters 200 at a time, one script call each, so that no call holds the
+    /// server for long however many there are; each window moves atomically.
     public func requeueDeadLetters(of queue: QueueName, count: Int) async throws -> Int {
         let keys = Keys(queue)
-        return try await run(Self.requeue, keys: [keys.dead, keys.stream, keys.signal], arguments: [count])
-            .integer ?? 0
+        var moved = 0
+        while moved < count {
+            let window = min(count - moved, Self.requeueWindow)
+            let reply = try await run(
+                Self.requeue, keys: [keys.dead, keys.stream, keys.signal], arguments: [window])
+            guard let movedNow = reply.integer else {
+                throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected requeue reply")
+            }
+            moved += movedNow
+            // A short window: the dead stream ran out.
+            if movedNow < window { break }
+        }
+        return moved
     }
 
     /// Walks the dead stream oldest first, a window of entries per script call, and moves the

@@ -171,6 +171,97 @@ struct AMQPBackendTests {
         await backend.close()
     }
 
+    /// Dead-letters a message for each of `bodies`, in that order; returns their message ids.
+    private func makeDeadLetters(_ bodies: [String], in backend: AMQPBackend, _ queue: QueueName)
+        async throws -> [String]
+    {
+        var ids: [String] = []
+        for body in bodies {
+            ids.append(try await backend.send(Array(body.utf8), to: queue))
+            let reservation = try #require(
+                try await backend.reserve(from: queue, count: 1, visibility: .seconds(60), wait: .seconds(10))
+                    .first)
+            try await backend.deadLetter(reservation, reason: "dead: \(body)")
+        }
+        return ids
+    }
+
+    @Test func aDeadLetterPastTheScanLimitIsNotFoundWithAWarningRatherThanAConnectionError() async throws {
+        let url = Services.amqpURL + (Services.amqpURL.contains("?") ? "&" : "?") + "queue_type=classic"
+        let logger = RecordingLogger()
+        let backend: AMQPBackend
+        do {
+            backend = try await AMQPBackend.connect(
+                configuration: try AMQPConfiguration(url: url), maximumMessageSize: 1 << 20,
+                name: "ivy-test-scan",
+                logger: logger, idleConsumerLimit: .seconds(30), deadLetterScanLimit: 2)
+        } catch {
+            try Services.unavailable("RabbitMQ at \(Redaction.redact(url: url))", error)
+        }
+        let queue = try freshQueue()
+        let ids = try await makeDeadLetters(["first", "second", "third"], in: backend, queue)
+
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[2]) == false)
+        #expect(logger.count(containing: "not among the first 2 dead letters") == 1, "\(logger.text)")
+        #expect(Set(try await backend.deadLetters(of: queue, count: 10).map(\.messageID)) == Set(ids))
+        // Within the limit, found and moved.
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[1]))
+        try await expectBack(ids[1], in: backend, queue)
+        #expect(try await backend.purgeDeadLetters(of: queue) == 2)
+        await backend.close()
+    }
+
+    /// A quorum `q.dead` has no dead-letter queue of its own: past a delivery limit (RabbitMQ 4
+    /// sets 20 by default; here a policy sets 2) the broker would drop a dead letter that every
+    /// look counted as a delivery. Looks give letters back as copies, which count none.
+    @Test func lookingAtQuorumDeadLettersAgainAndAgainLosesNoneToADeliveryLimit() async throws {
+        let backend = try await connect()
+        let queue = try freshQueue()
+        let policy = "ivy-test-\(queue)"
+        do {
+            _ = try await Services.rabbitmqctl([
+                "set_policy", "-p", "ivytest", "--apply-to", "queues", policy, "^\(queue)\\.dead$",
+                #"{"delivery-limit":2}"#,
+            ])
+        } catch {
+            try Services.unavailable("rabbitmqctl for the node of scripts/services.sh", error)
+        }
+        do {
+            try await lookAgainAndAgain(backend, queue)
+        } catch {
+            _ = try? await Services.rabbitmqctl(["clear_policy", "-p", "ivytest", policy])
+            await backend.close()
+            throw error
+        }
+        _ = try await Services.rabbitmqctl(["clear_policy", "-p", "ivytest", policy])
+        await backend.close()
+    }
+
+    private func lookAgainAndAgain(_ backend: AMQPBackend, _ queue: QueueName) async throws {
+        let ids = try await makeDeadLetters(["first", "second"], in: backend, queue)
+        for look in 1...4 {
+            let letters = try await backend.deadLetters(of: queue, count: 10)
+            #expect(Set(letters.map(\.messageID)) == Set(ids), "look \(look)")
+            #expect(
+                letters.allSatisfy { $0.deliveryCount == 1 && $0.reason.hasPrefix("dead: ") }, "look \(look)")
+            // A search that passes them all is a look too.
+            #expect(try await backend.requeueDeadLetter(of: queue, messageID: "no-such-id") == false)
+        }
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[1]))
+        try await expectBack(ids[1], in: backend, queue)
+        #expect(try await backend.deadLetters(of: queue, count: 10).map(\.messageID) == [ids[0]])
+        #expect(try await backend.purgeDeadLetters(of: queue) == 1)
+    }
+
+    /// Reserves the one message of `queue` (this backend's consumer may hold it, where a purge
+    /// would not find it), expects `id`, and acks it.
+    private func expectBack(_ id: String, in backend: AMQPBackend, _ queue: QueueName) async throws {
+        let back = try await backend.reserve(
+            from: queue, count: 10, visibility: .seconds(60), wait: .seconds(10))
+        #expect(back.map(\.messageID) == [id])
+        for reservation in back { try await backend.ack(reservation) }
+    }
+
     @Test func aWrongPasswordIsAClearErrorAtStartUpThatDoesNotShowIt() async throws {
         let configuration = try AMQPConfiguration(url: Services.amqpURL)
         guard Services.accepts(host: configuration.host, port: configuration.port) else {

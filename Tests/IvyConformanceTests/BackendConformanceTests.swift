@@ -220,6 +220,49 @@ struct BackendConformanceTests {
         #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
     }
 
+    /// Reserves `count` messages, in as many reserves as it takes.
+    private func reserve<Backend: InspectableQueueBackend>(
+        _ count: Int, from queue: QueueName, in backend: Backend
+    ) async throws -> [Reservation<Backend.Receipt>] {
+        var reserved: [Reservation<Backend.Receipt>] = []
+        while reserved.count < count {
+            let batch = try await backend.reserve(
+                from: queue, count: count - reserved.count, visibility: .seconds(30), wait: .seconds(5))
+            try #require(!batch.isEmpty, "\(count - reserved.count) of \(count) messages did not come")
+            reserved += batch
+        }
+        return reserved
+    }
+
+    /// Sends a message for each of `bodies` and dead-letters them in that order.
+    private func makeDeadLetters(
+        _ bodies: [[UInt8]], in backend: some InspectableQueueBackend, _ queue: QueueName
+    ) async throws {
+        _ = try await backend.send(batch: bodies, to: queue)
+        let reserved = try await reserve(bodies.count, from: queue, in: backend)
+        for body in bodies {
+            let reservation = try #require(reserved.first { $0.body == body })
+            try await backend.deadLetter(reservation, reason: "dead on purpose")
+        }
+    }
+
+    @Test(arguments: ConformanceBackend.all)
+    func requeueingWithTheLargestCountMovesEveryDeadLetter(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await requeueAll(backend, queue) }
+    }
+
+    /// `ivy queue requeue-dead` without `-n` asks for `Int.max`.
+    private func requeueAll(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
+        let bodies = ["dead 1", "dead 2", "dead 3"].map(Self.body)
+        try await makeDeadLetters(bodies, in: backend, queue)
+        #expect(try await backend.requeueDeadLetters(of: queue, count: .max) == 3)
+        #expect(try await backend.size(of: queue) == QueueSize(ready: 3, delayed: 0, reserved: 0, dead: 0))
+        #expect(try await backend.requeueDeadLetters(of: queue, count: .max) == 0)
+        let back = try await reserve(3, from: queue, in: backend)
+        #expect(Set(back.map(\.body)) == Set(bodies))
+        for reservation in back { try await backend.ack(reservation) }
+    }
+
     @Test(arguments: ConformanceBackend.all)
     func oneDeadLetterIsRequeuedByItsIDAndTheOthersStay(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await requeueByID(backend, queue) }
@@ -229,32 +272,20 @@ struct BackendConformanceTests {
         async throws
     {
         let bodies = ["dead 1", "dead 2", "dead 3"].map(Self.body)
-        _ = try await backend.send(batch: bodies, to: queue)
-        var reserved: [Reservation<Backend.Receipt>] = []
-        while reserved.count < 3 {
-            let batch = try await backend.reserve(
-                from: queue, count: 3 - reserved.count, visibility: .seconds(30), wait: .seconds(5))
-            try #require(!batch.isEmpty)
-            reserved += batch
-        }
-        for body in bodies {
-            let reservation = try #require(reserved.first { $0.body == body })
-            try await backend.deadLetter(reservation, reason: "dead on purpose")
-        }
+        try await makeDeadLetters(bodies, in: backend, queue)
         let letters = try await backend.deadLetters(of: queue, count: 10)
         #expect(letters.map(\.body) == bodies)
         try #require(letters.count == 3)
         let allDead = QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 3)
 
         #expect(try await backend.requeueDeadLetter(of: queue, messageID: "no-such-message") == false)
-        #expect(
-            try await Self.size(of: queue, in: backend, settlingAt: allDead) == allDead,
-            "an unknown id changed the queue")
+        try await Self.waitForSize(
+            allDead, of: queue, in: backend, "an unknown id to leave the queue as it was")
         #expect(Set(try await backend.deadLetters(of: queue, count: 10)) == Set(letters))
 
         #expect(try await backend.requeueDeadLetter(of: queue, messageID: letters[1].messageID))
         let oneBack = backend.comparable(QueueSize(ready: 1, delayed: 0, reserved: 0, dead: 2))
-        #expect(try await Self.size(of: queue, in: backend, settlingAt: oneBack) == oneBack)
+        try await Self.waitForSize(oneBack, of: queue, in: backend, "one dead letter to be back in the queue")
         let left = try await backend.deadLetters(of: queue, count: 10)
         #expect(Set(left.map(\.messageID)) == [letters[0].messageID, letters[2].messageID])
         #expect(Set(left.map(\.body)) == [bodies[0], bodies[2]])
@@ -266,21 +297,24 @@ struct BackendConformanceTests {
         #expect(
             try await backend.requeueDeadLetter(of: queue, messageID: letters[1].messageID) == false,
             "a dead letter was requeued twice")
+        // Counted before the purge: it deletes only what the broker has taken back by then.
+        try await Self.waitForSize(
+            QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 2), of: queue, in: backend,
+            "the dead letters the search passed to be back")
         #expect(try await backend.purgeDeadLetters(of: queue) == 2)
     }
 
-    /// The queue's size once it is `expected`, or as it is after ten seconds. The broker may
-    /// count a message a look rejected back a moment after the reject, which it does not
-    /// answer (AMQP: a quorum queue applies it through its log).
-    private static func size(
-        of queue: QueueName, in backend: some InspectableQueueBackend, settlingAt expected: QueueSize
-    ) async throws -> QueueSize {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: .seconds(10))
-        while true {
-            let size = try await backend.size(of: queue)
-            if size == expected || clock.now >= deadline { return size }
-            try await Task.sleep(for: .milliseconds(20))
+    /// Waits until the queue's size is `expected`, failing with ``DeadlineExceeded`` (saying
+    /// `what` did not happen) when it is not within the deadline. The broker may count a message
+    /// a look gave back a moment after: AMQP gives back with a reject, which it does not answer.
+    private static func waitForSize(
+        _ expected: QueueSize, of queue: QueueName, in backend: some InspectableQueueBackend, _ what: String
+    ) async throws {
+        try await withDeadline(.seconds(30), what) {
+            // The pause only paces the asking; nothing depends on its length.
+            while try await backend.size(of: queue) != expected {
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
     }
 

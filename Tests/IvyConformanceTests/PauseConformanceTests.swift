@@ -135,6 +135,75 @@ struct PauseConformanceTests {
         #expect(logger.count(containing: "queue resumed queue=\(h.queue)") == 1)
     }
 
+    /// Messages sent to a paused queue stay ready for everyone while a worker serves it: another
+    /// connection counts them ready (its purge and peek would find them), and none waits hidden
+    /// in the worker's consumer. They run once the queue is resumed.
+    @Test(arguments: ConformanceBackend.all)
+    func aPausedQueuesMessagesStayReadyForOtherConnectionsWhileAWorkerServesIt(_ kind: ConformanceBackend)
+        async throws
+    {
+        let control = freshQueue("control")
+        try await Harness.run(kind, worker: nil, resultTimeout: .seconds(60)) { h in
+            // The memory backend's state lives in its instance, which is its own second view.
+            let other = kind.processURL == nil ? nil : try await kind.open()
+            let logger = RecordingLogger()
+            let worker = try IvyWorker(
+                registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
+                options: WorkerOptions(
+                    queues: [h.queue, control], concurrency: 8, pollWait: .seconds(1),
+                    pauseCheckInterval: .milliseconds(100),
+                    notificationChannel: h.client.options.notificationChannel, logger: logger))
+            let serving = Task { try await worker.run() }
+            do {
+                try await pausedMessagesStayReady(
+                    h, seenBy: other?.backend ?? h.backend, logger: logger, control: control)
+            } catch {
+                serving.cancel()
+                _ = try? await serving.value
+                await worker.close()
+                await other?.backend.close()
+                await other?.notifier.close()
+                throw error
+            }
+            serving.cancel()
+            try await withDeadline(.seconds(30), "the worker to stop") { try await serving.value }
+            await worker.close()
+            await other?.backend.close()
+            await other?.notifier.close()
+        } register: { registry, queue in
+            try registry.register("conformance.paused", queue: queue) { (value: Int) in value }
+            try registry.register("conformance.control", queue: control) { (value: Int) in value }
+        }
+    }
+
+    private func pausedMessagesStayReady(
+        _ h: Harness, seenBy other: any InspectableQueueBackend, logger: RecordingLogger, control: QueueName
+    ) async throws {
+        let paused = try TaskDefinition<Int, Int>(
+            name: "conformance.paused", options: TaskOptions(queue: h.queue))
+        let controlTask = try TaskDefinition<Int, Int>(
+            name: "conformance.control", options: TaskOptions(queue: control))
+        // Served before the pause, so that the worker consumes the queue when it is paused.
+        #expect(try await h.client.call(paused, 1) == 1)
+        let pausable = try #require(h.backend as? any PausableQueueBackend, "cannot pause queues")
+        try await pausable.pause(h.queue)
+        try await withDeadline(.seconds(30), "the worker to see the pause") {
+            await logger.waitFor(
+                "queue paused; reserving nothing from it until it is resumed queue=\(h.queue)")
+        }
+        var waiting: [PendingResult<Int>] = []
+        for value in 2...4 { waiting.append(try await h.client.delayedCall(paused, value)) }
+        // The worker is still taking messages (another queue's, sent after these) meanwhile.
+        #expect(try await h.client.call(controlTask, 5) == 5)
+        #expect(
+            try await other.size(of: h.queue)
+                == other.comparable(QueueSize(ready: 3, delayed: 0, reserved: 0, dead: 0)),
+            "messages of the paused queue were hidden from another connection")
+
+        try await pausable.resume(h.queue)
+        for (task, value) in zip(waiting, 2...4) { #expect(try await task.value == value) }
+    }
+
     /// A worker waiting on a paused queue stops at once, without waiting for its next check.
     @Test(arguments: ConformanceBackend.all)
     func aWorkerWaitingOnAPausedQueueStopsPromptly(_ kind: ConformanceBackend) async throws {
@@ -159,5 +228,46 @@ struct PauseConformanceTests {
             await worker.close()
             try await pausable.resume(h.queue)
         }
+    }
+
+    /// A worker serving a paused queue whose backend is closed under it stops, as one serving a
+    /// queue that is not paused does: its checks fail, and it reserves to hear why.
+    @Test(arguments: ConformanceBackend.all)
+    func aWorkerServingAPausedQueueStopsWhenItsBackendIsClosed(_ kind: ConformanceBackend) async throws {
+        try await Harness.run(kind, worker: nil) { h in
+            let pausable = try #require(
+                h.backend as? any PausableQueueBackend, "\(kind.name) cannot pause queues")
+            try await pausable.pause(h.queue)
+            let logger = RecordingLogger()
+            let worker = try IvyWorker(
+                registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
+                options: WorkerOptions(
+                    queues: [h.queue], pauseCheckInterval: .milliseconds(100),
+                    notificationChannel: h.client.options.notificationChannel, logger: logger))
+            let serving = Task { try await worker.run() }
+            try await withDeadline(.seconds(30), "the worker to see the pause") {
+                await logger.waitFor(
+                    "queue paused; reserving nothing from it until it is resumed queue=\(h.queue)")
+            }
+            await h.backend.close()
+            let outcome = try await withDeadline(.seconds(30), "the worker to stop once its backend closed") {
+                await serving.result
+            }
+            let error = #expect(throws: IvyError.self, "the worker did not say its backend was closed") {
+                try outcome.get()
+            }
+            #expect(error?.code == .closed)
+            await worker.close()
+            try await resume(h.queue, of: kind)
+        }
+    }
+
+    /// Resumes `queue` through a backend of its own, so that no paused state is left behind.
+    private func resume(_ queue: QueueName, of kind: ConformanceBackend) async throws {
+        guard kind.processURL != nil else { return }
+        let (backend, notifier) = try await kind.open()
+        try await (backend as? any PausableQueueBackend)?.resume(queue)
+        await backend.close()
+        await notifier.close()
     }
 }

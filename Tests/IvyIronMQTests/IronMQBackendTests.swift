@@ -224,6 +224,45 @@ struct IronMQBackendTests {
         await backend.close()
     }
 
+    @Test func aSearchForADeadLetterLooksAtNoMoreThanItsBoundAndSaysWhenItGaveUp() async throws {
+        let logger = RecordingLogger()
+        let backend: IronMQBackend
+        do {
+            backend = try await IronMQBackend.connect(
+                configuration: try IronMQConfiguration(url: Services.ironMQURL), maximumMessageSize: 64 << 10,
+                logger: logger, deadLetterScanLimit: 2)
+        } catch {
+            try Services.unavailable("IronMQ at \(Redaction.redact(url: Services.ironMQURL))", error)
+        }
+        let queue = try QueueName("im-\(UUID().uuidString.prefix(8).lowercased())")
+        var ids: [String] = []
+        for body in ["first", "second", "third"] {
+            _ = try await backend.send(Array(#"{"name":"x.y","args":["\#(body)"]}"#.utf8), to: queue)
+            let reservation = try #require(
+                try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                    .first)
+            ids.append(reservation.messageID)
+            try await backend.deadLetter(reservation, reason: "dead")
+        }
+        let deadQueue = try QueueName("\(queue)--dead")
+        let before = try await backend.peek(deadQueue, count: 10)
+
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[2]) == false)
+        #expect(logger.count(containing: "not among the first 2 messages") == 1, "\(logger.text)")
+        // IronMQ counts reservations: the third was never reserved, and the others were put back
+        // in their order.
+        let after = try await backend.peek(deadQueue, count: 10)
+        #expect(after.map(\.messageID) == before.map(\.messageID))
+        #expect(after.map(\.deliveryCount) == [1, 1, 0])
+        // Within the bound, found and moved.
+        #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[1]))
+        #expect(logger.count(containing: "not among") == 1)
+        #expect(try await backend.deadLetters(of: queue, count: 10).map(\.messageID) == [ids[0], ids[2]])
+        #expect(try await backend.purgeDeadLetters(of: queue) == 2)
+        #expect(try await backend.purge(queue) == 1)
+        await backend.close()
+    }
+
     /// Sets the queue's `dead_letter` with IronMQ's own request (PATCH-like PUT of its settings).
     private func setDeadLetterQueue(of queue: QueueName, to target: String) async throws {
         let configuration = try IronMQConfiguration(url: Services.ironMQURL)

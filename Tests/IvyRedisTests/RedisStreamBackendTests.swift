@@ -201,17 +201,28 @@ struct RedisStreamBackendTests {
         await backend.close()
     }
 
-    @Test func aDeadLetterPastTheFirstWindowsIsRequeuedByItsID() async throws {
-        let (backend, notifier, queue) = try await open()
-        // More dead letters than two script calls look at (200 each), so the walk goes on from
-        // where the previous call stopped.
-        let count = 450
+    /// More dead letters than two script calls look at (200 each), so that a walk over them goes
+    /// on from where the previous call stopped.
+    private static let deadLettersPastTwoWindows = 450
+
+    /// Sends `count` messages and dead-letters them, oldest first; returns their bodies and
+    /// reservations.
+    private func makeDeadLetters(_ count: Int, in backend: RedisStreamBackend, queue: QueueName)
+        async throws -> (bodies: [[UInt8]], reserved: [Reservation<RedisStreamBackend.Receipt>])
+    {
         let bodies = (0..<count).map { Array("dead \($0)".utf8) }
         _ = try await backend.send(batch: bodies, to: queue)
         let reserved = try await backend.reserve(
             from: queue, count: count, visibility: .seconds(60), wait: .seconds(5))
         try #require(reserved.count == count)
         for reservation in reserved { try await backend.deadLetter(reservation, reason: "dead") }
+        return (bodies, reserved)
+    }
+
+    @Test func aDeadLetterPastTheFirstWindowsIsRequeuedByItsID() async throws {
+        let (backend, notifier, queue) = try await open()
+        let count = Self.deadLettersPastTwoWindows
+        let (bodies, reserved) = try await makeDeadLetters(count, in: backend, queue: queue)
         let wanted = try #require(reserved.last { $0.body == bodies[count - 3] })
 
         #expect(try await backend.requeueDeadLetter(of: queue, messageID: "0-1") == false)
@@ -224,6 +235,27 @@ struct RedisStreamBackendTests {
         #expect(back.map(\.body) == [bodies[count - 3]])
         #expect(try await backend.purgeDeadLetters(of: queue) == count - 1)
         for reservation in back { try await backend.ack(reservation) }
+        await notifier.close()
+        await backend.close()
+    }
+
+    @Test func deadLettersAreRequeuedInWindowsWhateverTheCount() async throws {
+        let (backend, notifier, queue) = try await open()
+        let count = Self.deadLettersPastTwoWindows
+        let (bodies, _) = try await makeDeadLetters(count, in: backend, queue: queue)
+
+        // One more than a window: the second script call moves just the one.
+        #expect(try await backend.requeueDeadLetters(of: queue, count: 201) == 201)
+        #expect(
+            try await backend.size(of: queue)
+                == QueueSize(ready: 201, delayed: 0, reserved: 0, dead: count - 201))
+        // What `ivy queue requeue-dead` asks for: everything, in windows, ending at a short one.
+        #expect(try await backend.requeueDeadLetters(of: queue, count: .max) == count - 201)
+        #expect(
+            try await backend.size(of: queue) == QueueSize(ready: count, delayed: 0, reserved: 0, dead: 0))
+        #expect(try await backend.requeueDeadLetters(of: queue, count: .max) == 0)
+        #expect(try await backend.peek(queue, count: .max).map(\.body) == bodies, "not in their old order")
+        #expect(try await backend.purge(queue) == count)
         await notifier.close()
         await backend.close()
     }

@@ -174,16 +174,22 @@ public actor MemoryQueueBackend: InspectableQueueBackend, PausableQueueBackend {
 
     // MARK: Pausing
 
-    public func pause(_ queue: QueueName) {
+    // Closed, these fail as a broker's do once its connection is closed: a worker checking
+    // whether its queue is paused learns so, and stops.
+
+    public func pause(_ queue: QueueName) throws {
+        try checkOpen()
         pausedQueues.insert(queue)
     }
 
-    public func resume(_ queue: QueueName) {
+    public func resume(_ queue: QueueName) throws {
+        try checkOpen()
         pausedQueues.remove(queue)
     }
 
-    public func isPaused(_ queue: QueueName) -> Bool {
-        pausedQueues.contains(queue)
+    public func isPaused(_ queue: QueueName) throws -> Bool {
+        try checkOpen()
+        return pausedQueues.contains(queue)
     }
 
     // MARK: Internals

@@ -24,5 +24,8 @@ public protocol PausableQueueBackend<Receipt>: QueueBackend {
     func resume(_ queue: QueueName) async throws
 
     /// Whether `queue` is paused, as the broker holds it now (one round trip).
+    ///
+    /// - Throws: ``IvyError/Code/closed`` once the backend is closed, as a reserve does: a
+    ///   worker serving a paused queue, which reserves nothing, learns from it to stop.
     func isPaused(_ queue: QueueName) async throws -> Bool
 }

@@ -28,6 +28,10 @@ struct QueuePauseWatch {
     /// Returns true once the queue is not paused, by an answer at most one interval old. While
     /// it is paused, sleeps an interval between checks (no busy loop). Returns false as soon as
     /// the calling task is cancelled, so that a stopping worker does not wait out the interval.
+    ///
+    /// Also returns true when a check finds the backend closed: the reserve that follows then
+    /// fails with ``IvyError/Code/closed`` too, and the worker stops as it does on any queue.
+    /// Waiting on would keep a worker of a paused queue running for ever on a closed backend.
     mutating func waitUntilServing() async -> Bool {
         while !Task.isCancelled {
             if let answeredAt, clock.now < answeredAt.advanced(by: interval) {
@@ -37,12 +41,16 @@ struct QueuePauseWatch {
                 }
                 continue
             }
-            await check()
+            if await check() == .backendClosed { return true }
         }
         return false
     }
 
-    private mutating func check() async {
+    /// How a check ended: with the answer (or the last one standing, when it failed), or with
+    /// the backend found closed.
+    private enum CheckOutcome { case checked, backendClosed }
+
+    private mutating func check() async -> CheckOutcome {
         let wasPaused = paused
         do {
             paused = try await backend.isPaused(queue)
@@ -52,7 +60,8 @@ struct QueuePauseWatch {
             }
         } catch {
             // A stopping worker's check may end in an error; it is not the broker's.
-            if Task.isCancelled { return }
+            if Task.isCancelled { return .checked }
+            if (error as? IvyError)?.code == .closed { return .backendClosed }
             // The last answer stands (not paused before the first): a broker that fails one
             // check must neither undo an operator's pause nor stall a queue that is serving.
             // The reserve that follows meets the same broker and backs off on its own errors;
@@ -70,5 +79,6 @@ struct QueuePauseWatch {
                 paused ? "queue paused; reserving nothing from it until it is resumed" : "queue resumed",
                 ["queue": queue.rawValue])
         }
+        return .checked
     }
 }
