@@ -154,6 +154,11 @@ struct OperatorCommandTests {
         #expect(requeued["count"] as? Int == 1)
         let afterRequeue = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
         #expect(afterRequeue["ready"] as? Int == 2)
+        // The rest, with no -n: every dead letter, however many.
+        let all = try Self.object(try await ivy(["queue", "requeue-dead", queue, "--json"]).stdout)
+        #expect(all["count"] as? Int == 1)
+        let allBack = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
+        #expect(allBack["ready"] as? Int == 3)
 
         // Paused and resumed, as every worker would see it.
         let paused = try Self.object(try await ivy(["queue", "pause", queue, "--json"]).stdout)
@@ -171,10 +176,10 @@ struct OperatorCommandTests {
         #expect(unconfirmed.status == 2)
         #expect(unconfirmed.stderr.contains("--yes"))
         let purged = try Self.object(try await ivy(["queue", "purge", queue, "--yes", "--json"]).stdout)
-        #expect(purged["count"] as? Int == 2)
+        #expect(purged["count"] as? Int == 3)
         let purgedDead = try Self.object(
             try await ivy(["queue", "purge", queue, "--dead", "--yes", "--json"]).stdout)
-        #expect(purgedDead["count"] as? Int == 1)
+        #expect(purgedDead["count"] as? Int == 0)
         let empty = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
         #expect(empty["ready"] as? Int == 0 && empty["dead"] as? Int == 0)
         for run in runs { Self.expectNoSecret(run) }
