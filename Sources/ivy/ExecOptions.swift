@@ -28,10 +28,11 @@ struct ExecOptions {
                              the call's arguments arrive on stdin as one JSON array, and the one
                              JSON value it prints on stdout is the result (nothing: null). A
                              non-zero exit fails the call with the last line of stderr. It gets
-                             the worker's environment plus IVY_TASK_ID, IVY_TASK_NAME and
-                             IVY_ATTEMPT (from 1). Its queue is NAME's first dotted segment; the
-                             worker serves it besides --queues. Settings for one task go in
-                             brackets: --exec 'NAME[timeout=SECONDS,attempts=N,queue=Q]=COMMAND'
+                             the worker's environment without MESSAGES_ENCRYPTION_KEY, plus
+                             IVY_TASK_ID, IVY_TASK_NAME and IVY_ATTEMPT (from 1). Its queue is
+                             NAME's first dotted segment; the worker serves it besides --queues.
+                             Settings for one task go in brackets:
+                             --exec 'NAME[timeout=SECONDS,attempts=N,queue=Q]=COMMAND'
           --exec-attempts N  attempts of each --exec task, the first included; retries wait
                              about 1 s, 2 s, 4 s … up to 5 min (default 1: no retry)
           --exec-timeout SECONDS  time limit of an attempt, after which the command's whole
