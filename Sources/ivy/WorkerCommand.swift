@@ -69,6 +69,8 @@ enum WorkerCommand {
         let events = printEvents ? worker.events() : nil
         let writer = events.map { _ in
             LineWriter(descriptor: json ? 1 : 2) {
+                // Events on stderr are for people: a closed stderr only ends the printing.
+                guard json else { return }
                 Console.error("ivy worker: standard output was closed; draining")
                 worker.stop()
             }
