@@ -208,20 +208,8 @@ struct PauseConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func aWorkerWaitingOnAPausedQueueStopsPromptly(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind, worker: nil) { h in
-            let pausable = try #require(
-                h.backend as? any PausableQueueBackend, "\(kind.name) cannot pause queues")
-            try await pausable.pause(h.queue)
-            let logger = RecordingLogger()
-            let worker = try IvyWorker(
-                registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
-                options: WorkerOptions(
-                    queues: [h.queue], pauseCheckInterval: .seconds(3_600),
-                    notificationChannel: h.client.options.notificationChannel, logger: logger))
-            let serving = Task { try await worker.run() }
-            try await withDeadline(.seconds(30), "the worker to see the pause") {
-                await logger.waitFor(
-                    "queue paused; reserving nothing from it until it is resumed queue=\(h.queue)")
-            }
+            let (pausable, worker, serving) = try await startOnPausedQueue(
+                h, kind, checkEvery: .seconds(3_600))
             // Its next check is an hour away: only a wait that cancellation ends lets it stop.
             worker.stop()
             try await withDeadline(.seconds(30), "the paused worker to stop") { try await serving.value }
@@ -235,20 +223,7 @@ struct PauseConformanceTests {
     @Test(arguments: ConformanceBackend.all)
     func aWorkerServingAPausedQueueStopsWhenItsBackendIsClosed(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind, worker: nil) { h in
-            let pausable = try #require(
-                h.backend as? any PausableQueueBackend, "\(kind.name) cannot pause queues")
-            try await pausable.pause(h.queue)
-            let logger = RecordingLogger()
-            let worker = try IvyWorker(
-                registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
-                options: WorkerOptions(
-                    queues: [h.queue], pauseCheckInterval: .milliseconds(100),
-                    notificationChannel: h.client.options.notificationChannel, logger: logger))
-            let serving = Task { try await worker.run() }
-            try await withDeadline(.seconds(30), "the worker to see the pause") {
-                await logger.waitFor(
-                    "queue paused; reserving nothing from it until it is resumed queue=\(h.queue)")
-            }
+            let (_, worker, serving) = try await startOnPausedQueue(h, kind, checkEvery: .milliseconds(100))
             await h.backend.close()
             let outcome = try await withDeadline(.seconds(30), "the worker to stop once its backend closed") {
                 await serving.result
@@ -260,6 +235,28 @@ struct PauseConformanceTests {
             await worker.close()
             try await resume(h.queue, of: kind)
         }
+    }
+
+    /// Pauses the harness's queue and starts a worker on it that checks every `interval`;
+    /// returns once the worker has seen the pause.
+    private func startOnPausedQueue(_ h: Harness, _ kind: ConformanceBackend, checkEvery interval: Duration)
+        async throws -> (any PausableQueueBackend, IvyWorker, Task<Void, any Error>)
+    {
+        let pausable = try #require(
+            h.backend as? any PausableQueueBackend, "\(kind.name) cannot pause queues")
+        try await pausable.pause(h.queue)
+        let logger = RecordingLogger()
+        let worker = try IvyWorker(
+            registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
+            options: WorkerOptions(
+                queues: [h.queue], pauseCheckInterval: interval,
+                notificationChannel: h.client.options.notificationChannel, logger: logger))
+        let serving = Task { try await worker.run() }
+        try await withDeadline(.seconds(30), "the worker to see the pause") {
+            await logger.waitFor(
+                "queue paused; reserving nothing from it until it is resumed queue=\(h.queue)")
+        }
+        return (pausable, worker, serving)
     }
 
     /// Resumes `queue` through a backend of its own, so that no paused state is left behind.
