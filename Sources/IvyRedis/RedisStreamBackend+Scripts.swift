@@ -50,8 +50,10 @@ extension RedisStreamBackend {
         return 1
         """
 
-    /// KEYS stream, leases, delayed, signal, consumers; ARGV group, consumer, count, visibility
-    /// ms, liveness ms. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
+    /// KEYS stream, leases, delayed, signal, consumers, scheduled; ARGV group, consumer, count,
+    /// visibility ms, liveness ms. A due member of the delayed set that names a scheduled message
+    /// (`s|…`, a send with a delay) is added to the stream with its body from the scheduled hash,
+    /// where the read of new entries below takes it like any other. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
     /// A consumer not yet in the consumers set is added (its beats renew it), so none holds a
     /// lease unannounced. `drained` is
     /// 1 when nothing was left to read: the signal list is emptied then, and the next due time
@@ -74,7 +76,15 @@ extension RedisStreamBackend {
             end
             for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, count)) do
               redis.call('ZREM', KEYS[3], id)
-              claim(id)
+              if string.sub(id, 1, 2) == 's|' then
+                local body = redis.call('HGET', KEYS[6], id)
+                if body then
+                  redis.call('XADD', KEYS[1], '*', 'b', body)
+                  redis.call('HDEL', KEYS[6], id)
+                end
+              else
+                claim(id)
+              end
             end
             if #out < count then
               for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, count - #out)) do
@@ -319,7 +329,22 @@ extension RedisStreamBackend {
             return out
             """)
 
-    /// KEYS stream, delayed; ARGV group. Deletes undelivered and delayed messages; returns how many.
+    /// KEYS stream, leases, delayed, signal, scheduled; ARGV member (`s|<random>`), delay ms,
+    /// body. Keeps the body in the scheduled hash and the member in the delayed set, due after
+    /// the delay, and pushes to the signal list so that idle consumers learn the new due time.
+    static let schedule = RedisScript(
+        name: "schedule",
+        source: clock + """
+
+            redis.call('HSET', KEYS[5], ARGV[1], ARGV[3])
+            redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[2]) * 1000), ARGV[1])
+            redis.call('LPUSH', KEYS[4], 1)
+            redis.call('LTRIM', KEYS[4], 0, 99)
+            return 1
+            """)
+
+    /// KEYS stream, delayed, scheduled; ARGV group. Deletes undelivered, delayed and scheduled
+    /// messages; returns how many.
     static let purge = RedisScript(
         name: "purge",
         source: lastDelivered + """
@@ -334,11 +359,13 @@ extension RedisStreamBackend {
               end
             end
             for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-              redis.call('XACK', KEYS[1], ARGV[1], id)
-              redis.call('XDEL', KEYS[1], id)
+              if string.sub(id, 1, 2) ~= 's|' then
+                redis.call('XACK', KEYS[1], ARGV[1], id)
+                redis.call('XDEL', KEYS[1], id)
+              end
               removed = removed + 1
             end
-            redis.call('DEL', KEYS[2])
+            redis.call('DEL', KEYS[2], KEYS[3])
             return removed
             """)
 

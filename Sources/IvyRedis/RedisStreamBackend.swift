@@ -16,7 +16,7 @@ internal import Synchronization
 /// the queue, the next one blocks at once, without running the script first. A queue is paused
 /// (`PausableQueueBackend`) while its key `ivy:{queue}:paused` exists.
 public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBackend,
-    ResultPublishingQueueBackend, PausableQueueBackend
+    ResultPublishingQueueBackend, PausableQueueBackend, DelayedSendQueueBackend
 {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: String
@@ -201,6 +201,26 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         }
     }
 
+    // MARK: Sending later
+
+    /// A week, as IronMQ's; longer delays are sent for a week and put back by the worker that
+    /// receives them early (PROTOCOL.md §4). The delayed set itself has no limit.
+    public var longestSendDelay: Duration { .seconds(604_800) }
+
+    /// Keeps the message in the queue's scheduled hash and its member `s|<random>` in the delayed
+    /// set, scored by when it is due; the reserve script adds it to the stream then (PROTOCOL.md
+    /// §8). Returns the member: the stream entry the message becomes gets its own id later.
+    public func send(_ body: [UInt8], to queue: QueueName, after delay: Duration) async throws -> String {
+        guard delay > .zero else { return try await send(body, to: queue) }
+        try checkSize(body, queue: queue)
+        let keys = Keys(queue)
+        let member = "s|" + String(UInt64.random(in: .min ... .max), radix: 16)
+        _ = try await run(
+            Self.schedule, keys: [keys.stream, keys.leases, keys.delayed, keys.signal, keys.scheduled],
+            arguments: [member, min(delay, longestSendDelay).wholeMilliseconds, body])
+        return member
+    }
+
     // MARK: Consuming
 
     public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
@@ -210,7 +230,9 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         let keys = Keys(queue)
         try await ensureGroup(keys)
         liveness.join(queue)
-        let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal, keys.consumers]
+        let reserveKeys = [
+            keys.stream, keys.leases, keys.delayed, keys.signal, keys.consumers, keys.scheduled,
+        ]
         let arguments: [any RedisArgument] = [
             Self.group, consumer, min(count, Self.maximumBatch), visibility.wholeMilliseconds,
             livenessTimeout.wholeMilliseconds,
@@ -518,8 +540,10 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     public func purge(_ queue: QueueName) async throws -> Int {
         let keys = Keys(queue)
         try await ensureGroup(keys)
-        return try await run(Self.purge, keys: [keys.stream, keys.delayed], arguments: [Self.group])
-            .integer ?? 0
+        return try await run(
+            Self.purge, keys: [keys.stream, keys.delayed, keys.scheduled], arguments: [Self.group]
+        )
+        .integer ?? 0
     }
 
     public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
@@ -552,7 +576,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
 
     /// A queue's keys, all with the hash tag `{queue}`.
     struct Keys {
-        let stream, leases, delayed, dead, signal, consumers, paused: String
+        let stream, leases, delayed, dead, signal, consumers, paused, scheduled: String
         init(_ queue: QueueName) {
             let prefix = "ivy:{\(queue)}:"
             stream = prefix + "stream"
@@ -562,6 +586,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
             signal = prefix + "signal"
             consumers = prefix + "consumers"
             paused = prefix + "paused"
+            scheduled = prefix + "scheduled"
         }
     }
 
