@@ -51,9 +51,9 @@ extension RedisStreamBackend {
         """
 
     /// KEYS stream, leases, delayed, signal, consumers, scheduled; ARGV group, consumer, count,
-    /// visibility ms, liveness ms. A due member of the delayed set that names a scheduled message
-    /// (`s|…`, a send with a delay) is added to the stream with its body from the scheduled hash,
-    /// where the read of new entries below takes it like any other. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
+    /// visibility ms, liveness ms. Due scheduled messages (sends with a delay: members of the
+    /// scheduled set are 16 hex digits and the body) are first added to the stream, where the
+    /// read of new entries below takes them like any other. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
     /// A consumer not yet in the consumers set is added (its beats renew it), so none holds a
     /// lease unannounced. `drained` is
     /// 1 when nothing was left to read: the signal list is emptied then, and the next due time
@@ -65,6 +65,10 @@ extension RedisStreamBackend {
             local count = tonumber(ARGV[3])
             local token = stamp(now + tonumber(ARGV[4]) * 1000)
             local out, leased = {}, {}
+            for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count)) do
+              redis.call('ZREM', KEYS[6], member)
+              redis.call('XADD', KEYS[1], '*', 'b', string.sub(member, 17))
+            end
             local function claim(id)
               local entry = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)[1]
               if not entry then
@@ -76,15 +80,7 @@ extension RedisStreamBackend {
             end
             for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, count)) do
               redis.call('ZREM', KEYS[3], id)
-              if string.sub(id, 1, 2) == 's|' then
-                local body = redis.call('HGET', KEYS[6], id)
-                if body then
-                  redis.call('XADD', KEYS[1], '*', 'b', body)
-                  redis.call('HDEL', KEYS[6], id)
-                end
-              else
-                claim(id)
-              end
+              claim(id)
             end
             if #out < count then
               for _, lease in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, count - #out)) do
@@ -118,7 +114,7 @@ extension RedisStreamBackend {
             if not drained then return {out, 0, -1} end
             redis.call('DEL', KEYS[4])
             local nextDue = -1
-            for _, key in ipairs({KEYS[3], KEYS[2]}) do
+            for _, key in ipairs({KEYS[3], KEYS[2], KEYS[6]}) do
               local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
               if first[2] then
                 local wait = math.ceil((tonumber(first[2]) - now) / 1000)
@@ -294,16 +290,18 @@ extension RedisStreamBackend {
         end
         """
 
-    /// KEYS stream, leases, delayed, dead; ARGV group. `{ready, delayed, reserved, dead}`.
+    /// KEYS stream, leases, delayed, dead, scheduled; ARGV group. `{ready, delayed, reserved,
+    /// dead}`; scheduled messages count as delayed until due, then as ready.
     static let size = RedisScript(
         name: "size",
         source: clock + """
 
             local pending = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
             local undelivered = redis.call('XLEN', KEYS[1]) - pending
-            local dueDelayed = redis.call('ZCOUNT', KEYS[3], '-inf', now)
+            local dueDelayed = redis.call('ZCOUNT', KEYS[3], '-inf', now) + redis.call('ZCOUNT', KEYS[5], '-inf', now)
             local expired = redis.call('ZCOUNT', KEYS[2], '-inf', now)
-            return {undelivered + dueDelayed + expired, redis.call('ZCARD', KEYS[3]) - dueDelayed,
+            local delayed = redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[5])
+            return {undelivered + dueDelayed + expired, delayed - dueDelayed,
                     redis.call('ZCARD', KEYS[2]) - expired, redis.call('XLEN', KEYS[4])}
             """)
 
@@ -329,17 +327,16 @@ extension RedisStreamBackend {
             return out
             """)
 
-    /// KEYS stream, leases, delayed, signal, scheduled; ARGV member (`s|<random>`), delay ms,
-    /// body. Keeps the body in the scheduled hash and the member in the delayed set, due after
-    /// the delay, and pushes to the signal list so that idle consumers learn the new due time.
+    /// KEYS scheduled, signal; ARGV member (16 hex digits, then the body), delay ms. Adds the
+    /// member to the scheduled set, due after the delay, and pushes to the signal list so that
+    /// idle consumers learn the new due time.
     static let schedule = RedisScript(
         name: "schedule",
         source: clock + """
 
-            redis.call('HSET', KEYS[5], ARGV[1], ARGV[3])
-            redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[2]) * 1000), ARGV[1])
-            redis.call('LPUSH', KEYS[4], 1)
-            redis.call('LTRIM', KEYS[4], 0, 99)
+            redis.call('ZADD', KEYS[1], stamp(now + tonumber(ARGV[2]) * 1000), ARGV[1])
+            redis.call('LPUSH', KEYS[2], 1)
+            redis.call('LTRIM', KEYS[2], 0, 99)
             return 1
             """)
 
@@ -359,12 +356,11 @@ extension RedisStreamBackend {
               end
             end
             for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-              if string.sub(id, 1, 2) ~= 's|' then
-                redis.call('XACK', KEYS[1], ARGV[1], id)
-                redis.call('XDEL', KEYS[1], id)
-              end
+              redis.call('XACK', KEYS[1], ARGV[1], id)
+              redis.call('XDEL', KEYS[1], id)
               removed = removed + 1
             end
+            removed = removed + redis.call('ZCARD', KEYS[3])
             redis.call('DEL', KEYS[2], KEYS[3])
             return removed
             """)

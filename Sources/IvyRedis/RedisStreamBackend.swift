@@ -207,18 +207,20 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     /// receives them early (PROTOCOL.md §4). The delayed set itself has no limit.
     public var longestSendDelay: Duration { .seconds(604_800) }
 
-    /// Keeps the message in the queue's scheduled hash and its member `s|<random>` in the delayed
-    /// set, scored by when it is due; the reserve script adds it to the stream then (PROTOCOL.md
-    /// §8). Returns the member: the stream entry the message becomes gets its own id later.
+    /// Adds the message to the queue's scheduled set (member: 16 random hex digits, then the
+    /// body), scored by when it is due; the reserve script adds it to the stream then
+    /// (PROTOCOL.md §8). Returns the 16 hex digits: the stream entry the message becomes gets its
+    /// own id later.
     public func send(_ body: [UInt8], to queue: QueueName, after delay: Duration) async throws -> String {
         guard delay > .zero else { return try await send(body, to: queue) }
         try checkSize(body, queue: queue)
         let keys = Keys(queue)
-        let member = "s|" + String(UInt64.random(in: .min ... .max), radix: 16)
+        let random = String(UInt64.random(in: .min ... .max), radix: 16)
+        let tag = String(repeating: "0", count: 16 - random.count) + random
         _ = try await run(
-            Self.schedule, keys: [keys.stream, keys.leases, keys.delayed, keys.signal, keys.scheduled],
-            arguments: [member, min(delay, longestSendDelay).wholeMilliseconds, body])
-        return member
+            Self.schedule, keys: [keys.scheduled, keys.signal],
+            arguments: [Array(tag.utf8) + body, min(delay, longestSendDelay).wholeMilliseconds])
+        return tag
     }
 
     // MARK: Consuming
@@ -459,7 +461,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         try await ensureGroup(keys)
         let counts =
             (try await run(
-                Self.size, keys: [keys.stream, keys.leases, keys.delayed, keys.dead], arguments: [Self.group]))
+                Self.size, keys: [keys.stream, keys.leases, keys.delayed, keys.dead, keys.scheduled],
+                arguments: [Self.group]))
             .array?.compactMap(\.integer) ?? []
         guard counts.count == 4 else {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected size reply")

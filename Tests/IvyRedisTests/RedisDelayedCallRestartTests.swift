@@ -50,4 +50,28 @@ struct RedisDelayedCallRestartTests {
         await worker.close()
         await redis.stop()
     }
+
+    /// A scheduled message counts as delayed until it is due, and a purge deletes it.
+    @Test func aScheduledMessageIsCountedAsDelayedAndPurged() async throws {
+        let backend: RedisStreamBackend
+        do {
+            backend = try await RedisStreamBackend.connect(url: Services.redisURL)
+        } catch {
+            try Services.unavailable("Redis at \(Services.redisURL)", error)
+        }
+        let queue = try QueueName("later-size-\(UInt32.random(in: 0...UInt32.max))")
+        do {
+            _ = try await backend.send(Array("{}".utf8), to: queue, after: .seconds(600))
+            _ = try await backend.send(Array("{}".utf8), to: queue)
+            let size = try await backend.size(of: queue)
+            #expect(size.delayed == 1)
+            #expect(size.ready == 1)
+            #expect(try await backend.purge(queue) == 2)
+            #expect(try await backend.size(of: queue).delayed == 0)
+        } catch {
+            await backend.close()
+            throw error
+        }
+        await backend.close()
+    }
 }
