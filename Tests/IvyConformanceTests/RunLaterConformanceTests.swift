@@ -42,7 +42,15 @@ struct RunLaterConformanceTests {
         let start = clock.now
         _ = try await delayed.send(Array("later".utf8), to: queue, after: .seconds(1))
         let early = try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .zero)
-        #expect(early.isEmpty, "a message sent for later was handed out at once")
+        // Right after the send nothing is handed out; a machine so loaded that this look came
+        // after the delay may find it, but never sooner (a lower bound, which load cannot break).
+        if let first = early.first {
+            #expect(
+                clock.now - start >= .seconds(1) - .milliseconds(10),
+                "a message sent for later was handed out at once")
+            try await backend.ack(first)
+            return
+        }
         let (body, at) = try await withDeadline(.seconds(30), "the delayed message") {
             while true {
                 let batch = try await backend.reserve(
