@@ -28,6 +28,7 @@ test: test-deps
 	  scripts/ironmq-emulator-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/ironmq-node-style-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/amqp-restart-test.sh || status=1; \
+	  IVY_BINARY=.build/debug/ivy scripts/amqp-delayed-restart-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/amqp-cluster-test.sh || status=1; \
 	  scripts/services.sh down; exit $$status
 

@@ -167,6 +167,16 @@ grep -q 'failed on attempt 1: OverflowError: factorial(21) overflows a 64-bit In
 say "ok   ivy demo -n 21: the remote OverflowError, exit status 1"
 
 status=0
+before=$(date +%s.%N)
+"$ivy" call testpackage.add 2 3 --in 1 --wait --queue "$url" --notify "$url" --timeout 60 >"$logs/later.out" \
+  2>"$logs/later.err" || status=$?
+[ "$status" -eq 0 ] || fail "ivy call --in 1 --wait exited with status $status"
+grep -qx '5' "$logs/later.out" || fail "ivy call --in 1 --wait did not print 5"
+"$python" -c 'import sys, time; sys.exit(0 if time.time() >= float(sys.argv[1]) + 1 else 1)' "$before" ||
+  fail "ivy call --in 1 was answered before its time"
+say "ok   ivy call --in 1 --wait: 5, no sooner than 1 s (the Python worker moved it from ivy:{q}:scheduled)"
+
+status=0
 "$ivy" bench --no-worker --queue "$url" --notify "$url" -n 200 -c 8 --latency-calls 20 --timeout 60 --json \
   >"$logs/bench.out" 2>"$logs/bench.err" || status=$?
 [ "$status" -eq 0 ] || fail "ivy bench exited with status $status"

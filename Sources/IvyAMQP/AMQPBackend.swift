@@ -23,7 +23,7 @@ internal import Synchronization
 /// its returns exactly (`x-delivery-count`), while a classic queue only flags a redelivery, so a
 /// message that came back several times from crashed workers counts once. Prefer
 /// `queue_type=quorum` where crash loops must end.
-public final class AMQPBackend: InspectableQueueBackend {
+public final class AMQPBackend: InspectableQueueBackend, DelayedSendQueueBackend {
     public struct Receipt: Sendable, Hashable {
         fileprivate let key: UInt64
     }
@@ -130,6 +130,23 @@ public final class AMQPBackend: InspectableQueueBackend {
         try checkSize(body, queue: queue)
         let id = "\(idPrefix)-\(idCounter.add(1, ordering: .relaxed).newValue)"
         try await publish(body, to: queue.rawValue, declaring: queue, messageID: id)
+        return id
+    }
+
+    /// The longest rung of the delay ladder, 500,000 s (PROTOCOL.md §9).
+    public var longestSendDelay: Duration { .milliseconds(AMQPTopology.rungs[AMQPTopology.rungs.count - 1]) }
+
+    /// Publishes the message (persistent, confirmed) to the delay queue of the longest rung no
+    /// longer than `delay`, from which the broker moves it to
+    /// the queue when the rung's TTL runs out. It so arrives early unless the delay is a rung;
+    /// the worker then sends it again for the rest (PROTOCOL.md §4).
+    public func send(_ body: [UInt8], to queue: QueueName, after delay: Duration) async throws -> String {
+        guard delay > .zero else { return try await send(body, to: queue) }
+        try checkSize(body, queue: queue)
+        let id = "\(idPrefix)-\(idCounter.add(1, ordering: .relaxed).newValue)"
+        try await publish(
+            body, to: AMQPTopology.delay(queue, rung: AMQPTopology.sendRung(for: delay)), declaring: queue,
+            messageID: id)
         return id
     }
 

@@ -47,6 +47,15 @@ struct AMQPTopology: Sendable {
         return rungs.first { $0 >= milliseconds } ?? rungs[rungs.count - 1]
     }
 
+    /// For a send that runs later: the longest rung no longer than `delay`, or the shortest
+    /// rung. The message so comes back no later than its due time (but for a delay under the
+    /// shortest rung, at most 100 ms late), usually early; the worker that receives it early
+    /// sends it again with the rest of the delay (PROTOCOL.md §4), each time on a shorter rung.
+    static func sendRung(for delay: Duration) -> Int64 {
+        let milliseconds = delay.wholeMilliseconds
+        return rungs.last { $0 <= milliseconds } ?? rungs[0]
+    }
+
     /// The arguments of the dead-letter queue (and the base of the others).
     var queueArguments: [String: AMQPHeaderValue] { ["x-queue-type": .string(queueType.rawValue)] }
 

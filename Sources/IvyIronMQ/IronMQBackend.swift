@@ -19,7 +19,9 @@ internal import Synchronization
 /// `<queue>--dead`; the setting is read once per queue. Queues are created by IronMQ on the
 /// first post, and by a reserve that finds none. A queue is paused (``PausableQueueBackend``)
 /// while a queue named `<queue>--paused` exists.
-public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend, PausableQueueBackend {
+public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend, PausableQueueBackend,
+    DelayedSendQueueBackend
+{
     public struct Receipt: Sendable, Hashable {
         /// The reservation id IronMQ handed out; a touch replaces it.
         fileprivate let reservationID: String
@@ -106,8 +108,22 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     /// Single sends that arrive together go out as one post (up to 100 messages), so that many
     /// callers at once cost a few requests, not one each.
     public func send(_ body: [UInt8], to queue: QueueName) async throws -> String {
-        let message = try posted(body, to: queue)
-        return try await senders.submit(message, key: queue.rawValue) { [client] batch, done in
+        try await submit(posted(body, to: queue), to: queue)
+    }
+
+    /// IronMQ's longest delay, 7 days (604,800 s). A call due later is posted with this delay,
+    /// and the worker that receives it early posts it again with the rest (PROTOCOL.md §4).
+    public var longestSendDelay: Duration { .seconds(Self.longestDelay) }
+
+    /// Posted with `delay` (whole seconds, rounded up, so never early), in the same batches as
+    /// other sends.
+    public func send(_ body: [UInt8], to queue: QueueName, after delay: Duration) async throws -> String {
+        guard delay > .zero else { return try await send(body, to: queue) }
+        return try await submit(posted(body, to: queue, delay: delay), to: queue)
+    }
+
+    private func submit(_ message: IronMQClient.PostedMessage, to queue: QueueName) async throws -> String {
+        try await senders.submit(message, key: queue.rawValue) { [client] batch, done in
             Task {
                 do {
                     done(try await client.post(batch, to: queue.rawValue).map { .success($0) })

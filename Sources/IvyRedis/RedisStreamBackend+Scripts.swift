@@ -50,8 +50,10 @@ extension RedisStreamBackend {
         return 1
         """
 
-    /// KEYS stream, leases, delayed, signal, consumers; ARGV group, consumer, count, visibility
-    /// ms, liveness ms. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
+    /// KEYS stream, leases, delayed, signal, consumers, scheduled; ARGV group, consumer, count,
+    /// visibility ms, liveness ms. Due scheduled messages (sends with a delay: members of the
+    /// scheduled set are 16 hex digits and the body) are first added to the stream, where the
+    /// read of new entries below takes them like any other. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
     /// A consumer not yet in the consumers set is added (its beats renew it), so none holds a
     /// lease unannounced. `drained` is
     /// 1 when nothing was left to read: the signal list is emptied then, and the next due time
@@ -63,6 +65,10 @@ extension RedisStreamBackend {
             local count = tonumber(ARGV[3])
             local token = stamp(now + tonumber(ARGV[4]) * 1000)
             local out, leased = {}, {}
+            for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count)) do
+              redis.call('ZREM', KEYS[6], member)
+              redis.call('XADD', KEYS[1], '*', 'b', string.sub(member, 17))
+            end
             local function claim(id)
               local entry = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)[1]
               if not entry then
@@ -108,7 +114,7 @@ extension RedisStreamBackend {
             if not drained then return {out, 0, -1} end
             redis.call('DEL', KEYS[4])
             local nextDue = -1
-            for _, key in ipairs({KEYS[3], KEYS[2]}) do
+            for _, key in ipairs({KEYS[3], KEYS[2], KEYS[6]}) do
               local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
               if first[2] then
                 local wait = math.ceil((tonumber(first[2]) - now) / 1000)
@@ -284,16 +290,18 @@ extension RedisStreamBackend {
         end
         """
 
-    /// KEYS stream, leases, delayed, dead; ARGV group. `{ready, delayed, reserved, dead}`.
+    /// KEYS stream, leases, delayed, dead, scheduled; ARGV group. `{ready, delayed, reserved,
+    /// dead}`; scheduled messages count as delayed until due, then as ready.
     static let size = RedisScript(
         name: "size",
         source: clock + """
 
             local pending = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
             local undelivered = redis.call('XLEN', KEYS[1]) - pending
-            local dueDelayed = redis.call('ZCOUNT', KEYS[3], '-inf', now)
+            local dueDelayed = redis.call('ZCOUNT', KEYS[3], '-inf', now) + redis.call('ZCOUNT', KEYS[5], '-inf', now)
             local expired = redis.call('ZCOUNT', KEYS[2], '-inf', now)
-            return {undelivered + dueDelayed + expired, redis.call('ZCARD', KEYS[3]) - dueDelayed,
+            local delayed = redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[5])
+            return {undelivered + dueDelayed + expired, delayed - dueDelayed,
                     redis.call('ZCARD', KEYS[2]) - expired, redis.call('XLEN', KEYS[4])}
             """)
 
@@ -319,7 +327,21 @@ extension RedisStreamBackend {
             return out
             """)
 
-    /// KEYS stream, delayed; ARGV group. Deletes undelivered and delayed messages; returns how many.
+    /// KEYS scheduled, signal; ARGV member (16 hex digits, then the body), delay ms. Adds the
+    /// member to the scheduled set, due after the delay, and pushes to the signal list so that
+    /// idle consumers learn the new due time.
+    static let schedule = RedisScript(
+        name: "schedule",
+        source: clock + """
+
+            redis.call('ZADD', KEYS[1], stamp(now + tonumber(ARGV[2]) * 1000), ARGV[1])
+            redis.call('LPUSH', KEYS[2], 1)
+            redis.call('LTRIM', KEYS[2], 0, 99)
+            return 1
+            """)
+
+    /// KEYS stream, delayed, scheduled; ARGV group. Deletes undelivered, delayed and scheduled
+    /// messages; returns how many.
     static let purge = RedisScript(
         name: "purge",
         source: lastDelivered + """
@@ -338,7 +360,8 @@ extension RedisStreamBackend {
               redis.call('XDEL', KEYS[1], id)
               removed = removed + 1
             end
-            redis.call('DEL', KEYS[2])
+            removed = removed + redis.call('ZCARD', KEYS[3])
+            redis.call('DEL', KEYS[2], KEYS[3])
             return removed
             """)
 

@@ -16,7 +16,7 @@ internal import Synchronization
 /// the queue, the next one blocks at once, without running the script first. A queue is paused
 /// (`PausableQueueBackend`) while its key `ivy:{queue}:paused` exists.
 public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBackend,
-    ResultPublishingQueueBackend, PausableQueueBackend
+    ResultPublishingQueueBackend, PausableQueueBackend, DelayedSendQueueBackend
 {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: String
@@ -201,6 +201,28 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         }
     }
 
+    // MARK: Sending later
+
+    /// A week, as IronMQ's; longer delays are sent for a week and put back by the worker that
+    /// receives them early (PROTOCOL.md §4). The delayed set itself has no limit.
+    public var longestSendDelay: Duration { .seconds(604_800) }
+
+    /// Adds the message to the queue's scheduled set (member: 16 random hex digits, then the
+    /// body), scored by when it is due; the reserve script adds it to the stream then
+    /// (PROTOCOL.md §8). Returns the 16 hex digits: the stream entry the message becomes gets its
+    /// own id later.
+    public func send(_ body: [UInt8], to queue: QueueName, after delay: Duration) async throws -> String {
+        guard delay > .zero else { return try await send(body, to: queue) }
+        try checkSize(body, queue: queue)
+        let keys = Keys(queue)
+        let random = String(UInt64.random(in: .min ... .max), radix: 16)
+        let tag = String(repeating: "0", count: 16 - random.count) + random
+        _ = try await run(
+            Self.schedule, keys: [keys.scheduled, keys.signal],
+            arguments: [Array(tag.utf8) + body, min(delay, longestSendDelay).wholeMilliseconds])
+        return tag
+    }
+
     // MARK: Consuming
 
     public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
@@ -210,7 +232,9 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         let keys = Keys(queue)
         try await ensureGroup(keys)
         liveness.join(queue)
-        let reserveKeys = [keys.stream, keys.leases, keys.delayed, keys.signal, keys.consumers]
+        let reserveKeys = [
+            keys.stream, keys.leases, keys.delayed, keys.signal, keys.consumers, keys.scheduled,
+        ]
         let arguments: [any RedisArgument] = [
             Self.group, consumer, min(count, Self.maximumBatch), visibility.wholeMilliseconds,
             livenessTimeout.wholeMilliseconds,
@@ -437,7 +461,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         try await ensureGroup(keys)
         let counts =
             (try await run(
-                Self.size, keys: [keys.stream, keys.leases, keys.delayed, keys.dead], arguments: [Self.group]))
+                Self.size, keys: [keys.stream, keys.leases, keys.delayed, keys.dead, keys.scheduled],
+                arguments: [Self.group]))
             .array?.compactMap(\.integer) ?? []
         guard counts.count == 4 else {
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected size reply")
@@ -518,8 +543,10 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     public func purge(_ queue: QueueName) async throws -> Int {
         let keys = Keys(queue)
         try await ensureGroup(keys)
-        return try await run(Self.purge, keys: [keys.stream, keys.delayed], arguments: [Self.group])
-            .integer ?? 0
+        return try await run(
+            Self.purge, keys: [keys.stream, keys.delayed, keys.scheduled], arguments: [Self.group]
+        )
+        .integer ?? 0
     }
 
     public func purgeDeadLetters(of queue: QueueName) async throws -> Int {
@@ -552,7 +579,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
 
     /// A queue's keys, all with the hash tag `{queue}`.
     struct Keys {
-        let stream, leases, delayed, dead, signal, consumers, paused: String
+        let stream, leases, delayed, dead, signal, consumers, paused, scheduled: String
         init(_ queue: QueueName) {
             let prefix = "ivy:{\(queue)}:"
             stream = prefix + "stream"
@@ -562,6 +589,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
             signal = prefix + "signal"
             consumers = prefix + "consumers"
             paused = prefix + "paused"
+            scheduled = prefix + "scheduled"
         }
     }
 

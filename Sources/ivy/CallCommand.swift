@@ -1,12 +1,15 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+import Foundation
 import Ivy
+import IvyCore
 
 /// `ivy call`: one call of a task by name, from a shell or a script in any language.
 enum CallCommand {
     static let help = """
         usage: ivy call NAME [JSON_ARG ...] [--queue URL] [--notify URL] [--task-queue QUEUE]
                         [--wait] [--timeout SECONDS] [--json] [--key-file PATH]
+                        [--in DURATION | --at TIME]
 
         Sends a call of task NAME with the given arguments, each one JSON value: 5, '"text"',
         '[1,2]', '{"a":1}' (quote strings twice: once for JSON, once for the shell). A worker
@@ -21,7 +24,13 @@ enum CallCommand {
           --task-queue QUEUE the queue the task travels on (default: NAME's first segment, as
                              testpackage for testpackage.factorial)
           --wait             wait for the result and print it
-          --timeout SECONDS  how long to wait for the result (default 30)
+          --timeout SECONDS  how long to wait for the result (default 30), counted from when
+                             the call may run (with --in or --at, from then)
+          --in DURATION      run the call no sooner than DURATION from now: seconds (30, 1.5)
+                             or a number with a unit ms, s, m, h or d (500ms, 30s, 5m, 2h, 1d);
+                             at most 366 days
+          --at TIME          run the call no sooner than TIME, an RFC 3339 time with a zone
+                             (2026-12-03T16:00:00Z, 2026-12-03T17:00:00+01:00)
           --json             print one JSON object: {"id","task","queue"} and, with --wait,
                              "result" or "error" {"name","message","attempt"}
 
@@ -65,6 +74,7 @@ enum CallCommand {
         let json = arguments.flag("--json")
         let timeout = try arguments.seconds(
             "--timeout", default: .seconds(30), range: .milliseconds(1)...(.seconds(86_400)))
+        let start = try startTime(in: arguments.option("--in"), at: arguments.option("--at"))
         var positionals = arguments.positionals()
         try arguments.finish()
         guard !positionals.isEmpty else {
@@ -111,9 +121,9 @@ enum CallCommand {
                 outcome = .success(
                     try await wait
                         ? callAndWait(
-                            task, values, client: client, backend: connection.backend, shared: shared,
-                            json: json)
-                        : enqueue(task, values, client: client, json: json))
+                            task, values, start: start, client: client, backend: connection.backend,
+                            shared: shared, json: json)
+                        : enqueue(task, values, start: start, client: client, json: json))
             } catch {
                 outcome = .failure(error)
             }
@@ -130,10 +140,10 @@ enum CallCommand {
         return try outcome.get()
     }
 
-    private static func enqueue(_ task: UntypedTask, _ values: [RawJSON], client: IvyClient, json: Bool)
-        async throws -> Int32
-    {
-        let id = try await client.enqueue(task, arguments: values)
+    private static func enqueue(
+        _ task: UntypedTask, _ values: [RawJSON], start: StartTime?, client: IvyClient, json: Bool
+    ) async throws -> Int32 {
+        let id = try await client.enqueue(task, arguments: values, after: start?.after, at: start?.at)
         if json {
             Console.json(Report(id: id, task: task.name, queue: task.options.queue.rawValue).json)
         } else {
@@ -143,14 +153,15 @@ enum CallCommand {
     }
 
     private static func callAndWait(
-        _ task: UntypedTask, _ values: [RawJSON], client: IvyClient, backend: any QueueBackend,
-        shared: SharedOptions, json: Bool
+        _ task: UntypedTask, _ values: [RawJSON], start: StartTime?, client: IvyClient,
+        backend: any QueueBackend, shared: SharedOptions, json: Bool
     ) async throws -> Int32 {
-        let pending = try await client.delayedCall(task, arguments: values)
+        let pending = try await client.delayedCall(
+            task, arguments: values, after: start?.after, at: start?.at)
         let hint = UnansweredCallHint(
             command: "call", queue: task.options.queue, backend: backend,
             endpoint: shared.redactedQueue
-        ).watch()
+        ).watch(after: start?.delay ?? .zero)
         defer { hint.cancel() }
         var report = Report(id: pending.taskID, task: task.name, queue: task.options.queue.rawValue)
         do {
@@ -169,6 +180,62 @@ enum CallCommand {
             if json { Console.json(report.json) }
             throw error
         }
+    }
+
+    /// When the call may run: `--in` or `--at`, not both.
+    struct StartTime {
+        var after: Duration?
+        var at: Date?
+
+        /// How long from now the call waits.
+        var delay: Duration {
+            after ?? at.map { .milliseconds(Int64(max(0, $0.timeIntervalSinceNow) * 1000)) } ?? .zero
+        }
+    }
+
+    static func startTime(in inText: String?, at atText: String?) throws(CommandLineArguments.UsageError)
+        -> StartTime?
+    {
+        switch (inText, atText) {
+        case (nil, nil):
+            return nil
+        case (.some, .some):
+            throw CommandLineArguments.UsageError(description: "give --in or --at, not both")
+        case (let text?, nil):
+            return StartTime(after: try duration(text, for: "--in"), at: nil)
+        case (nil, let text?):
+            guard let date = RFC3339.parse(text) else {
+                throw CommandLineArguments.UsageError(
+                    description: "--at takes an RFC 3339 time with a zone, such as 2026-12-03T16:00:00Z")
+            }
+            guard date.timeIntervalSinceNow <= 366 * 86_400 else {
+                throw CommandLineArguments.UsageError(description: "--at is more than 366 days ahead")
+            }
+            return StartTime(after: nil, at: date)
+        }
+    }
+
+    /// `30`, `1.5`, `500ms`, `30s`, `5m`, `2h`, `1d`: from zero to 366 days.
+    static func duration(_ text: String, for name: String) throws(CommandLineArguments.UsageError) -> Duration
+    {
+        let units: [(suffix: String, seconds: Double)] = [
+            ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400),
+        ]
+        var number = Substring(text)
+        var scale = 1.0
+        if let unit = units.first(where: {
+            text.hasSuffix($0.suffix) && !(($0.suffix == "s") && text.hasSuffix("ms"))
+        }) {
+            number = number.dropLast(unit.suffix.count)
+            scale = unit.seconds
+        }
+        guard let value = Double(number), value >= 0, value * scale <= 366 * 86_400 else {
+            throw CommandLineArguments.UsageError(
+                description:
+                    "\(name) takes a duration from 0 to 366 days: seconds, or a number with ms, s, m, h or d (30s, 5m)"
+            )
+        }
+        return .milliseconds(Int64((value * scale * 1000).rounded()))
     }
 
     /// The queue a task travels on when nothing says otherwise, in `call` and `worker --exec`

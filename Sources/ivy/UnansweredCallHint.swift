@@ -30,9 +30,12 @@ struct UnansweredCallHint {
     }
 
     /// Watches until the returned task is cancelled: cancel it when the answer comes.
-    func watch() -> Task<Void, Never> {
+    ///
+    /// - Parameter delay: How long the call waits before it may run (`ivy call --in`/`--at`):
+    ///   the hint comes that much later.
+    func watch(after delay: Duration = .zero) -> Task<Void, Never> {
         Task {
-            do { try await Task.sleep(for: Self.after) } catch { return }
+            do { try await Task.sleep(for: delay + Self.after) } catch { return }
             guard let message = await message() else { return }
             if !Task.isCancelled { Console.error("ivy \(command): \(message)") }
         }

@@ -226,9 +226,40 @@ struct CommandLineTests {
         ["worker", "--visibility", "0.001"], ["bench", "-c", "0"], ["call", "testpackage.add", "x"],
         ["queue", "size"], ["queue", "peek", "q", "-n", "0"], ["queue", "size", "q{x}"],
         ["worker", "--events", "--frob"],
+        ["call", "testpackage.add", "2", "3", "--in", "soon"],
+        ["call", "testpackage.add", "2", "3", "--in", "-1"],
+        ["call", "testpackage.add", "2", "3", "--in", "5x"],
+        ["call", "testpackage.add", "2", "3", "--in", "nan"],
+        ["call", "testpackage.add", "2", "3", "--in", "400d"],
+        ["call", "testpackage.add", "2", "3", "--at", "tomorrow"],
+        ["call", "testpackage.add", "2", "3", "--at", "2026-12-03T16:00:00"],
+        ["call", "testpackage.add", "2", "3", "--in", "1", "--at", "2026-12-03T16:00:00Z"],
     ])
     func badValuesAreRejectedWithOneLineAndExitCode2(_ arguments: [String]) async throws {
         try await expectOneLineRefusal(arguments, status: 2)
+    }
+
+    /// `--in 1 --wait` on memory:// (the call runs in this process): the result comes, and no
+    /// sooner than a second after the process started (a lower bound, which load cannot break).
+    @Test(arguments: [["--in", "1"], ["--in", "1s"], ["--in", "1000ms"]])
+    func aCallInOneSecondWaitsAndPrintsTheResult(_ start: [String]) async throws {
+        let clock = ContinuousClock()
+        let began = clock.now
+        let run = try await IvyProcess.run(["call", "testpackage.add", "2", "3", "--wait"] + start)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdoutLines.last == "5")
+        #expect(clock.now - began >= .seconds(1), "answered before the call's time")
+    }
+
+    @Test func aCallAtATimeWaitsAndPrintsTheResult() async throws {
+        let at = Date().addingTimeInterval(1)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let run = try await IvyProcess.run(
+            ["call", "testpackage.add", "2", "3", "--wait", "--at", formatter.string(from: at)])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdoutLines.last == "5")
+        #expect(Date() >= at, "answered before the call's time")
     }
 
     @Test(arguments: [

@@ -1,5 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+import Foundation
 import Ivy
 import Testing
 
@@ -30,6 +31,8 @@ struct ReadmeExampleTests {
         let value = try await pending.value  // 120
         let again = try await client.call(factorial, 6, timeout: .seconds(10))
         try await client.enqueue(factorial, 7)  // fire and forget
+        let later = try await client.call(factorial, 8, after: .seconds(1))  // in 1 s or later
+        try await client.enqueue(factorial, 9, at: Date(timeIntervalSinceNow: 3600))  // in an hour
 
         serving.cancel()
         try await serving.value
@@ -39,5 +42,6 @@ struct ReadmeExampleTests {
         // No type in module Ivy is called Ivy, so its names can be qualified.
         let _: Ivy.TaskRegistry = registry
         #expect(again == 720)
+        #expect(later == 40320)
     }
 }

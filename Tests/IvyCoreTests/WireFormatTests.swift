@@ -70,6 +70,23 @@ struct WireFormatTests {
                 + #""created_at":"1970-01-01T00:00:00.000Z","deadline":"1970-01-01T00:00:01.500Z"}"#)
     }
 
+    @Test func etaRoundTrips() throws {
+        let message = TaskMessage(
+            name: "a.b", args: bytes("[]"), deadline: Date(timeIntervalSince1970: 61.5),
+            eta: Date(timeIntervalSince1970: 1.25))
+        #expect(
+            text(message.encoded())
+                == #"{"name":"a.b","options":{},"args":[],"attempt":1,"#
+                + #""deadline":"1970-01-01T00:01:01.500Z","eta":"1970-01-01T00:00:01.250Z"}"#)
+        let decoded = try TaskMessage(decoding: message.encoded())
+        #expect(decoded.eta == Date(timeIntervalSince1970: 1.25))
+        #expect(decoded == message)
+        let offset = try TaskMessage(
+            decoding: bytes(#"{"name":"a.b","args":[],"eta":"1970-01-01T01:00:01.25+01:00"}"#))
+        #expect(offset.eta == Date(timeIntervalSince1970: 1.25))
+        #expect(try TaskMessage(decoding: bytes(#"{"name":"a.b","args":[],"eta":null}"#)).eta == nil)
+    }
+
     @Test func decodesNodeIvyMessage() throws {
         let message = try codec.decodeTask(
             bytes(#"{"name":"testpackage.factorial","options":{},"args":[5]}"#))
@@ -145,6 +162,8 @@ struct WireFormatTests {
             Body("created_at without zone", #"{"name":"a.b","args":[],"created_at":"2026-11-23T10:15:30"}"#),
             Body("created_at a number", #"{"name":"a.b","args":[],"created_at":1795425330}"#),
             Body("bad deadline", #"{"name":"a.b","args":[],"deadline":"2026-13-01T00:00:00Z"}"#),
+            Body("bad eta", #"{"name":"a.b","args":[],"eta":"in a minute"}"#),
+            Body("eta a number", #"{"name":"a.b","args":[],"eta":1795425330}"#),
             Body("trailing garbage", #"{"name":"a.b","args":[]} x"#),
             Body("two objects", #"{"name":"a.b","args":[]}{}"#),
             Body("trailing comma", #"{"name":"a.b","args":[],}"#),

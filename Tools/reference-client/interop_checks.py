@@ -205,6 +205,14 @@ def check_calls(h: Harness) -> None:
     check_result(h, 120, "testpackage.factorial", 5.0)
     # Via the producer API as a user would call it.
     expect_equal(h.producer.call("testpackage.factorial", 6, timeout=TIMEOUT), 720, "Producer.call")
+    # A call that runs later (§1 `eta`), sent at once as a plain message: the worker puts it
+    # back until its eta (§4 step 1a), and it runs then, at attempt 1. Checked from below only
+    # (load makes it later), less 10 ms for the eta's millisecond and the 5 ms tolerance.
+    eta = time.time() + 1
+    notice = check_result(h, 9, "testpackage.add", 4, 5, eta=ivy.format_time(eta),
+                          deadline=ivy.format_time(eta + TIMEOUT))
+    expect(time.time() >= eta - 0.010, "a call with an eta 1 s ahead was answered before its eta")
+    expect_equal(notice["attempt"], 1, "the attempt of a call put back until its eta")
 
 
 def check_failures(h: Harness) -> None:

@@ -79,11 +79,13 @@ class QueueKeys:
     dead: str
     signal: str
     consumers: str
+    scheduled: str
 
     @classmethod
     def of(cls, queue: str) -> "QueueKeys":
         prefix = f"ivy:{{{queue}}}:"
-        return cls(*(prefix + part for part in ("stream", "leases", "delayed", "dead", "signal", "consumers")))
+        return cls(*(prefix + part for part in (
+            "stream", "leases", "delayed", "dead", "signal", "consumers", "scheduled")))
 
 
 def results_key(channel: str) -> str:
@@ -290,6 +292,7 @@ class TaskMessage:
     attempt: int = 1
     created_at: Optional[float] = None  # Unix seconds
     deadline: Optional[float] = None  # Unix seconds
+    eta: Optional[float] = None  # Unix seconds: not to run before (a call that runs later)
 
     def encoded(self) -> bytes:
         """The message as JSON, keys in §1's order, optional ones only when set."""
@@ -303,6 +306,8 @@ class TaskMessage:
             message["created_at"] = format_time(self.created_at)
         if self.deadline is not None:
             message["deadline"] = format_time(self.deadline)
+        if self.eta is not None:
+            message["eta"] = format_time(self.eta)
         return encode_json(message)
 
     @classmethod
@@ -352,7 +357,7 @@ class TaskMessage:
         return cls(
             name=name, args=args, options=options if options is not None else {}, id=task_id, notify=notify,
             attempt=attempt if attempt is not None else 1, created_at=moment("created_at"),
-            deadline=moment("deadline"),
+            deadline=moment("deadline"), eta=moment("eta"),
         )
 
 
@@ -749,7 +754,9 @@ local function keep(key, payload, retention, nowMs)
 end
 """
 
-# KEYS stream, leases, delayed, signal; ARGV group, consumer, count, visibility ms.
+# KEYS stream, leases, delayed, signal, scheduled; ARGV group, consumer, count, visibility ms.
+# Due scheduled messages (calls that run later: members are 16 hex digits, then the body) are
+# first added to the stream as new entries (§8), where the read of new entries takes them.
 # Returns {{{id, body, deliveries, token}...}, next due}. Due delayed messages first, then expired
 # leases (both claimed with XCLAIM, which counts a delivery), then new entries (delivery 1). When
 # fewer new entries were read than asked for, nothing more is ready: the signal list is emptied
@@ -760,6 +767,10 @@ _RESERVE = _CLOCK + """
 local count = tonumber(ARGV[3])
 local token = stamp(now + tonumber(ARGV[4]) * 1000)
 local out = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, count)) do
+  redis.call('ZREM', KEYS[5], member)
+  redis.call('XADD', KEYS[1], '*', 'b', string.sub(member, 17))
+end
 local function body(fields)
   for i = 1, #fields, 2 do if fields[i] == 'b' then return fields[i + 1] end end
   return ''
@@ -792,7 +803,7 @@ for _, message in ipairs(out) do redis.call('ZADD', KEYS[2], token, message[1] .
 local nextDue = -1
 if drained then
   redis.call('DEL', KEYS[4])
-  for _, key in ipairs({KEYS[3], KEYS[2]}) do
+  for _, key in ipairs({KEYS[3], KEYS[2], KEYS[5]}) do
     local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     if first[2] then
       local wait = math.max(0, math.ceil((tonumber(first[2]) - now) / 1000))
@@ -834,6 +845,15 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2])
 # KEYS stream, leases; ARGV group, id, token, visibility ms. The lease's score moves, its member stays.
 _EXTEND = _HELD + """
 redis.call('ZADD', KEYS[2], 'XX', stamp(now + tonumber(ARGV[4]) * 1000), lease)
+return 1
+"""
+
+# KEYS scheduled, signal; ARGV member (16 hex digits, then the body), delay ms: a send with a
+# delay (§8), visible once the reserve script moves it into the stream.
+_SCHEDULE = _CLOCK + """
+redis.call('ZADD', KEYS[1], stamp(now + tonumber(ARGV[2]) * 1000), ARGV[1])
+redis.call('LPUSH', KEYS[2], 1)
+redis.call('LTRIM', KEYS[2], 0, 99)
 return 1
 """
 
@@ -905,6 +925,7 @@ class Worker:
         register = self.queue_client.register_script
         self._reserve, self._ack, self._extend = register(_RESERVE), register(_ACK), register(_EXTEND)
         self._release, self._dead_letter = register(_RELEASE), register(_DEAD_LETTER)
+        self._schedule = register(_SCHEDULE)
         self._keep_and_publish = self.notify_client.register_script(_KEEP_AND_PUBLISH)
 
     def log(self, text: str) -> None:
@@ -955,7 +976,7 @@ class Worker:
         when the queue was drained (None: not drained, or nothing due)."""
         keys = QueueKeys.of(queue)
         entries, next_due = self._reserve(
-            keys=[keys.stream, keys.leases, keys.delayed, keys.signal],
+            keys=[keys.stream, keys.leases, keys.delayed, keys.signal, keys.scheduled],
             args=[GROUP, self.consumer, count, round(self.visibility * 1000)])
         reservations = [Reservation(queue, entry_id.decode(), body, int(deliveries), token.decode())
                         for entry_id, body, deliveries, token in entries]
@@ -974,6 +995,15 @@ class Worker:
         if self._release(keys=[keys.stream, keys.leases, keys.delayed, keys.signal],
                          args=self._lease_args(reservation) + [round(max(delay, 0.0) * 1000)]) != 1:
             self.log(f"release of {reservation.entry_id} failed: the reservation expired")
+
+    def put_back(self, reservation: Reservation, eta: float) -> None:
+        """A message received before its eta (§4 step 1a): sent again to wait for the rest
+        (at most 7 days), then its delivery deleted; no attempt is counted."""
+        keys = QueueKeys.of(reservation.queue)
+        wait_ms = min(math.ceil((eta - time.time()) * 1000), 604_800_000)
+        self._schedule(keys=[keys.scheduled, keys.signal],
+                       args=[secrets.token_hex(8).encode() + reservation.body, max(wait_ms, 1)])
+        self.ack(reservation, None, b"")
 
     def dead_letter(self, reservation: Reservation, reason: str) -> None:
         keys = QueueKeys.of(reservation.queue)
@@ -1017,6 +1047,10 @@ class Worker:
             message = TaskMessage.decode(body)
         except Malformed as malformed:
             self.dead_letter(reservation, malformed.reason)
+            return
+        # Step 1a: before its eta (beyond 5 ms): sent again to wait, not run.
+        if message.eta is not None and message.eta - time.time() > 0.005:
+            self.put_back(reservation, message.eta)
             return
         # Step 2: the attempt this delivery is, saturating at 2^63 - 1.
         attempt = min(message.attempt + max(reservation.deliveries, 1) - 1, INT64_MAX)

@@ -9,7 +9,7 @@ internal import Foundation
 /// Messages live as long as the instance: producer and worker must share it, so it serves one
 /// process only. Pausing a queue (``PausableQueueBackend``) holds back the workers sharing
 /// the instance.
-public actor MemoryQueueBackend: InspectableQueueBackend, PausableQueueBackend {
+public actor MemoryQueueBackend: InspectableQueueBackend, PausableQueueBackend, DelayedSendQueueBackend {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: UInt64
     }
@@ -43,6 +43,22 @@ public actor MemoryQueueBackend: InspectableQueueBackend, PausableQueueBackend {
         try checkSize(body, queue: queue)
         let id = makeMessageID()
         queues[queue, default: MemoryQueue()].append(.init(id: id, body: body, deliveryCount: 0))
+        wakeAll(on: queue)
+        return id
+    }
+
+    /// No limit worth speaking of: a message waits in the delayed list, as a released one does.
+    public nonisolated var longestSendDelay: Duration { .seconds(Int64(Int32.max)) }
+
+    public func send(_ body: [UInt8], to queue: QueueName, after delay: Duration) throws -> String {
+        guard delay > .zero else { return try send(body, to: queue) }
+        try checkOpen()
+        try checkSize(body, queue: queue)
+        let id = makeMessageID()
+        queues[queue, default: MemoryQueue()].delay(
+            .init(id: id, body: body, deliveryCount: 0),
+            until: clock.now.advanced(by: min(delay, longestSendDelay)))
+        // Waiters recompute when to wake: the message may be due before their deadline.
         wakeAll(on: queue)
         return id
     }

@@ -6,7 +6,8 @@
 /// workers detect: ``PipelinedQueueBackend`` (sends that do not suspend),
 /// ``ResultPublishingQueueBackend`` (acknowledge and publish a result in one request),
 /// ``InspectableQueueBackend`` (sizes, peek, dead letters), ``PausableQueueBackend`` (queues an
-/// operator pauses for every worker) and ``ResendingQueueBackend`` (retries sent again as new
+/// operator pauses for every worker), ``DelayedSendQueueBackend`` (messages held back for calls
+/// that run later) and ``ResendingQueueBackend`` (retries sent again as new
 /// messages). The article <doc:WritingABackend> walks through the memory backend as an example.
 ///
 /// Message bodies are opaque bytes here; the codec above turns them into task messages.

@@ -5,7 +5,7 @@
 /// Values are checked by ``validate()`` when the client is made, so options built from
 /// configuration fail with a typed error rather than a trap.
 public struct ClientOptions: Sendable {
-    /// How long ``IvyClient/call(_:_:timeout:)`` and ``PendingResult/value`` wait by default.
+    /// How long ``IvyClient/call(_:_:timeout:after:at:)`` and ``PendingResult/value`` wait by default.
     public var resultTimeout: Duration
     /// The base notification channel: the client subscribes to `<base>:<client id>`. Nil for
     /// ``ChannelName/base()``: `IVY_NOTIFICATION_CHANNEL_NAME`, else `ivy-notifier`.

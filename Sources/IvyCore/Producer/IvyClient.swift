@@ -1,6 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-internal import Foundation
+public import Foundation
 internal import Synchronization
 
 /// Calls registered tasks through a queue and waits for their results: the producer.
@@ -28,6 +28,8 @@ public final class IvyClient: Sendable {
     private let ownsConnection: Bool
     /// The backend's non-suspending send, where it has one.
     private let pipelined: (any PipelinedQueueBackend)?
+    /// The backend's send with a delay, where it has one: calls that run later need it.
+    private let delayed: (any DelayedSendQueueBackend)?
     private let codec: MessageCodec
     private let router = ResultRouter()
     private let broadcaster = EventBroadcaster()
@@ -66,6 +68,7 @@ public final class IvyClient: Sendable {
         self.connection = connection
         ownsConnection = owning
         pipelined = connection.backend as? any PipelinedQueueBackend
+        delayed = connection.backend as? any DelayedSendQueueBackend
         codec = MessageCodec(encryption: options.encryption)
         producerID = Self.randomID()
         // 16 hex digits more than a valid base: at most 1,041 bytes, so only an overlong base fails.
@@ -119,11 +122,24 @@ public final class IvyClient: Sendable {
     ///
     /// No caller is waiting: if the task wants results, the worker publishes it on the base
     /// channel, as node ivy does for messages without a notification channel.
+    ///
+    /// - Parameters:
+    ///   - task: The registered task to call.
+    ///   - arguments: Its arguments, as its parameter types.
+    ///   - after: Run the call no sooner than this long from now (PROTOCOL.md's `eta`; the backend must be a
+    ///     ``DelayedSendQueueBackend``).
+    ///   - at: Run the call no sooner than this time; give `after` or `at`, not both.
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for a negative `after` or both given,
+    ///   ``IvyError/Code/unsupportedBackend`` with either on a backend that cannot hold a message
+    ///   back (not a ``DelayedSendQueueBackend``).
     @discardableResult
     public func enqueue<each Argument, Result>(
-        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument
+        _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
+        after: Duration? = nil, at: Date? = nil
     ) async throws -> String {
-        try await enqueue(task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments))
+        try await enqueue(
+            task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments),
+            start: try StartTime(after: after, at: at))
     }
 
     /// Sends a call and returns once the queue accepted it; await the result on what it returns.
@@ -131,28 +147,37 @@ public final class IvyClient: Sendable {
     /// - Parameters:
     ///   - task: The registered task to call.
     ///   - arguments: Its arguments, as its parameter types.
-    ///   - timeout: How long the result is awaited, from now (``ClientOptions/resultTimeout`` by
-    ///     default). Workers drop the message once it has passed.
+    ///   - timeout: How long the result is awaited, from when the call may run: now, or its
+    ///     start time (``ClientOptions/resultTimeout`` by default). Workers drop the message once
+    ///     it has passed.
+    ///   - after: Run the call no sooner than this long from now (PROTOCOL.md's `eta`; the backend must be a
+    ///     ``DelayedSendQueueBackend``).
+    ///   - at: Run the call no sooner than this time; give `after` or `at`, not both.
+    /// - Throws: As ``enqueue(_:_:after:at:)``.
     public func delayedCall<each Argument, Result>(
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
-        timeout: Duration? = nil
+        timeout: Duration? = nil, after: Duration? = nil, at: Date? = nil
     ) async throws -> PendingResult<Result> {
         try await delayedCall(
-            task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments), timeout: timeout
-        )
+            task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments),
+            timeout: timeout,
+            start: try StartTime(after: after, at: at))
     }
 
     /// Calls a task and waits for its result.
     ///
+    /// With `after` or `at`, the call runs no sooner than then, and `timeout` counts from then.
+    ///
     /// - Throws: ``RemoteTaskError`` when it failed on the worker, ``IvyError`` when it could not be
-    ///   sent or no result came within `timeout`.
+    ///   sent or no result came within `timeout`; as ``enqueue(_:_:after:at:)`` for `after`/`at`.
     public func call<each Argument, Result>(
         _ task: TaskDefinition<repeat each Argument, Result>, _ arguments: repeat each Argument,
-        timeout: Duration? = nil
+        timeout: Duration? = nil, after: Duration? = nil, at: Date? = nil
     ) async throws -> Result {
         try await call(
-            task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments), timeout: timeout
-        )
+            task.name, task.options, args: try ArgumentEncoder.encode(repeat each arguments),
+            timeout: timeout,
+            start: try StartTime(after: after, at: at))
     }
 
     // MARK: Untyped calls
@@ -160,46 +185,59 @@ public final class IvyClient: Sendable {
     /// Sends a call of a task known by name only, without waiting for its outcome; returns its
     /// task id.
     @discardableResult
-    public func enqueue(_ task: UntypedTask, arguments: [RawJSON]) async throws -> String {
-        try await enqueue(task.name, task.options, args: ArgumentEncoder.encode(json: arguments))
+    public func enqueue(_ task: UntypedTask, arguments: [RawJSON], after: Duration? = nil, at: Date? = nil)
+        async throws -> String
+    {
+        try await enqueue(
+            task.name, task.options, args: ArgumentEncoder.encode(json: arguments),
+            start: try StartTime(after: after, at: at))
     }
 
     /// Sends a call of a task known by name only and returns once the queue accepted it.
-    public func delayedCall(_ task: UntypedTask, arguments: [RawJSON], timeout: Duration? = nil) async throws
-        -> PendingResult<RawJSON>
-    {
+    public func delayedCall(
+        _ task: UntypedTask, arguments: [RawJSON], timeout: Duration? = nil, after: Duration? = nil,
+        at: Date? = nil
+    ) async throws -> PendingResult<RawJSON> {
         try await delayedCall(
-            task.name, task.options, args: ArgumentEncoder.encode(json: arguments), timeout: timeout)
+            task.name, task.options, args: ArgumentEncoder.encode(json: arguments), timeout: timeout,
+            start: try StartTime(after: after, at: at))
     }
 
     /// Calls a task known by name only with JSON arguments and waits for its JSON result.
     ///
-    /// - Throws: As ``call(_:_:timeout:)``.
-    public func call(_ task: UntypedTask, arguments: [RawJSON], timeout: Duration? = nil) async throws
-        -> RawJSON
-    {
+    /// - Throws: As ``call(_:_:timeout:after:at:)``.
+    public func call(
+        _ task: UntypedTask, arguments: [RawJSON], timeout: Duration? = nil, after: Duration? = nil,
+        at: Date? = nil
+    ) async throws -> RawJSON {
         try await call(
-            task.name, task.options, args: ArgumentEncoder.encode(json: arguments), timeout: timeout)
+            task.name, task.options, args: ArgumentEncoder.encode(json: arguments), timeout: timeout,
+            start: try StartTime(after: after, at: at))
     }
 
     // MARK: Sending
 
-    private func enqueue(_ name: String, _ taskOptions: TaskOptions, args: [UInt8]) async throws -> String {
+    private func enqueue(_ name: String, _ taskOptions: TaskOptions, args: [UInt8], start: StartTime?)
+        async throws -> String
+    {
+        try checkCanSendLater(start, taskName: name)
         let id = nextTaskID()
+        let now = Date()
         let message = TaskMessage(
             name: name, args: args, options: TaskMessage.options(carrying: TraceContext.current), id: id,
-            createdAt: Date())
-        try await send(message, queue: taskOptions.queue)
+            createdAt: now, eta: start.map { now.addingTimeInterval($0.delay.inSeconds) })
+        try await send(message, queue: taskOptions.queue, after: start?.delay)
         return id
     }
 
     private func delayedCall<Result: Codable & Sendable>(
-        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?
+        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?, start: StartTime?
     ) async throws -> PendingResult<Result> {
+        try checkCanSendLater(start, taskName: name)
         let (message, pending): (TaskMessage, PendingResult<Result>) = try prepareCall(
-            name, taskOptions, args: args, timeout: timeout)
+            name, taskOptions, args: args, timeout: timeout, start: start)
         do {
-            try await send(message, queue: taskOptions.queue)
+            try await send(message, queue: taskOptions.queue, after: start?.delay)
         } catch {
             router.finish(pending.taskID, with: .failure(error))
             throw error
@@ -208,19 +246,22 @@ public final class IvyClient: Sendable {
     }
 
     private func call<Result: Codable & Sendable>(
-        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?
+        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?, start: StartTime?
     )
         async throws -> Result
     {
+        if start != nil {
+            return try await delayedCall(name, taskOptions, args: args, timeout: timeout, start: start).value
+        }
         let (message, pending): (TaskMessage, PendingResult<Result>) = try prepareCall(
-            name, taskOptions, args: args, timeout: timeout)
+            name, taskOptions, args: args, timeout: timeout, start: nil)
         // The caller waits for the result alone: a send that fails ends the call through the
         // result slot, one that succeeds does not wake the caller.
         do {
             let sent = try sendWithoutSuspending(message, queue: taskOptions.queue) { [router] outcome in
                 if case .failure(let error) = outcome { router.finish(pending.taskID, with: .failure(error)) }
             }
-            if !sent { try await send(message, queue: taskOptions.queue) }
+            if !sent { try await send(message, queue: taskOptions.queue, after: nil) }
         } catch {
             router.finish(pending.taskID, with: .failure(error))
             throw error
@@ -229,9 +270,10 @@ public final class IvyClient: Sendable {
     }
 
     /// The message for a call, and its slot in the router, registered before the message is
-    /// sent so that a fast result cannot arrive unseen.
+    /// sent so that a fast result cannot arrive unseen. A call that runs later is awaited, and
+    /// has its deadline, `timeout` after its start time.
     private func prepareCall<Result: Codable & Sendable>(
-        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?
+        _ name: String, _ taskOptions: TaskOptions, args: [UInt8], timeout: Duration?, start: StartTime?
     )
         throws -> (TaskMessage, PendingResult<Result>)
     {
@@ -242,10 +284,13 @@ public final class IvyClient: Sendable {
         let timeout = timeout ?? options.resultTimeout
         let id = nextTaskID()
         let now = Date()
+        let delay = start?.delay ?? .zero
+        let eta = start.map { now.addingTimeInterval($0.delay.inSeconds) }
         let message = TaskMessage(
             name: name, args: args, options: TaskMessage.options(carrying: TraceContext.current), id: id,
-            notify: notificationChannel, createdAt: now, deadline: now.addingTimeInterval(timeout.inSeconds))
-        let slot = router.expect(id, taskName: name, timeout: timeout)
+            notify: notificationChannel, createdAt: now,
+            deadline: (eta ?? now).addingTimeInterval(timeout.inSeconds), eta: eta)
+        let slot = router.expect(id, taskName: name, timeout: delay + timeout)
         return (
             message,
             PendingResult(
@@ -253,10 +298,26 @@ public final class IvyClient: Sendable {
         )
     }
 
-    private func send(_ message: TaskMessage, queue: QueueName) async throws {
+    /// Sends `message`, held back for `delay` when there is one (a ``DelayedSendQueueBackend``,
+    /// checked by ``checkCanSendLater(_:taskName:)`` before the message was made).
+    private func send(_ message: TaskMessage, queue: QueueName, after delay: Duration?) async throws {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
-        _ = try await connection.backend.send(codec.encode(message), to: queue)
+        if let delay, let delayed {
+            _ = try await delayed.send(codec.encode(message), to: queue, after: delay)
+        } else {
+            _ = try await connection.backend.send(codec.encode(message), to: queue)
+        }
         Self.emitScheduled(message, queue: queue, to: broadcaster)
+    }
+
+    /// Refuses a call that runs later on a backend that would send it at once.
+    private func checkCanSendLater(_ start: StartTime?, taskName: String) throws(IvyError) {
+        guard start != nil, delayed == nil else { return }
+        throw IvyError(
+            .unsupportedBackend, endpoint: connection.backend.endpoint, taskName: taskName,
+            detail:
+                "this backend cannot hold a message back (no DelayedSendQueueBackend); after: and at: need one"
+        )
     }
 
     /// Sends without suspending where the backend can (`completion` gets the outcome after the
@@ -331,5 +392,35 @@ public final class IvyClient: Sendable {
             buffer[index] = digits.utf8Start[Int((value >> (60 - 4 * UInt64(index))) & 15)]
         }
         return 16
+    }
+}
+
+/// When a call may start: `after` a duration from now or `at` a time; nil for now.
+private struct StartTime {
+    /// How long from now the call waits; zero for a start time already past.
+    var delay: Duration
+
+    /// So that the `eta` stays a time every reader accepts (before the year 9999).
+    static let longest = Duration.seconds(100 * 365 * 86_400)
+
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for both given or a negative `after`.
+    init?(after: Duration?, at: Date?) throws(IvyError) {
+        switch (after, at) {
+        case (nil, nil):
+            return nil
+        case (.some, .some):
+            throw IvyError(.invalidConfiguration, detail: "give a call after: or at:, not both")
+        case (let after?, nil):
+            guard after >= .zero, after <= Self.longest else {
+                throw IvyError.invalidConfiguration("after", mustBe: "from zero to 100 years", got: after)
+            }
+            delay = after
+        case (nil, let at?):
+            let seconds = at.timeIntervalSinceNow
+            guard seconds <= Self.longest.inSeconds else {
+                throw IvyError.invalidConfiguration("at", mustBe: "within 100 years", got: at)
+            }
+            delay = seconds > 0 ? .milliseconds(Int64((seconds * 1000).rounded(.up))) : .zero
+        }
     }
 }

@@ -7,7 +7,7 @@ internal import Foundation
 /// The arguments and results of tasks called by name by code that does not know their types:
 /// the `ivy` tool, bridges to other languages, handlers in other processes
 /// (``TaskRegistry/registerUntyped(_:queue:retry:timeout:resultWanted:_:)``,
-/// ``IvyClient/call(_:arguments:timeout:)``). It travels in `args` and `result` exactly as
+/// ``IvyClient/call(_:arguments:timeout:after:at:)``). It travels in `args` and `result` exactly as
 /// written.
 public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
     /// The value's UTF-8 text, without surrounding whitespace.

@@ -24,10 +24,14 @@ public struct TaskMessage: Sendable, Hashable {
     public var createdAt: Date?
     /// When the caller stops waiting; a worker dead-letters the message after this instant.
     public var deadline: Date?
+    /// The earliest time the call may run (a call made with `after:` or `at:`); a worker that
+    /// receives the message sooner puts it back until then.
+    public var eta: Date?
 
     public init(
         name: String, args: [UInt8], options: [UInt8] = Array("{}".utf8), id: String? = nil,
-        notify: ChannelName? = nil, attempt: Int = 1, createdAt: Date? = nil, deadline: Date? = nil
+        notify: ChannelName? = nil, attempt: Int = 1, createdAt: Date? = nil, deadline: Date? = nil,
+        eta: Date? = nil
     ) {
         self.name = name
         self.options = options
@@ -37,6 +41,7 @@ public struct TaskMessage: Sendable, Hashable {
         self.attempt = attempt
         self.createdAt = createdAt
         self.deadline = deadline
+        self.eta = eta
     }
 
     /// The message as UTF-8 JSON, keys in the order PROTOCOL.md lists them.
@@ -66,6 +71,10 @@ public struct TaskMessage: Sendable, Hashable {
         if let deadline {
             writer.key("deadline")
             writer.timestamp(deadline)
+        }
+        if let eta {
+            writer.key("eta")
+            writer.timestamp(eta)
         }
         writer.raw("}")
         return writer.bytes
@@ -118,7 +127,7 @@ public struct TaskMessage: Sendable, Hashable {
             self.init(
                 name: name, args: Array(args), options: options, id: try object.string("id"),
                 notify: notify, attempt: attempt, createdAt: try date("created_at"),
-                deadline: try date("deadline"))
+                deadline: try date("deadline"), eta: try date("eta"))
         } catch let failure as JSONObjectReader.Failure {
             throw IvyError(.malformedMessage, detail: "invalid JSON: \(failure)")
         } catch let error as IvyError {

@@ -22,9 +22,9 @@ public struct IvyEvent: Sendable, Hashable, CustomStringConvertible {
 
         /// The queue accepted a call (client).
         ///
-        /// With ``IvyClient/call(_:_:timeout:)``, which does not wait for the queue's answer, this
+        /// With ``IvyClient/call(_:_:timeout:after:at:)``, which does not wait for the queue's answer, this
         /// can come after ``callerResumed``: the answer and the result arrive on different
-        /// connections. ``IvyClient/delayedCall(_:_:timeout:)`` emits it before it returns.
+        /// connections. ``IvyClient/delayedCall(_:_:timeout:after:at:)`` emits it before it returns.
         public static var scheduled: Self { .init(name: "scheduled") }
         /// A worker started an attempt.
         public static var started: Self { .init(name: "started") }

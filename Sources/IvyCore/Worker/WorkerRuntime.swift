@@ -24,6 +24,9 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let resultPublisher: (any ResultPublishingQueueBackend<Backend.Receipt>)?
     /// Set where retries are sent again as new messages (``ResendingQueueBackend``).
     private let resender: (any ResendingQueueBackend<Backend.Receipt>)?
+    /// Set where a message can be sent to wait (``DelayedSendQueueBackend``): a message that
+    /// arrives before its `eta` is sent again for the rest of its wait.
+    private let delayedSender: (any DelayedSendQueueBackend)?
     /// Set where operators can pause queues (``PausableQueueBackend``): reservers check first.
     private let pausable: (any PausableQueueBackend)?
     /// Whether the broker's delivery count also counts heartbeats: attempts come from the
@@ -63,6 +66,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         }
         resender = backend as? any ResendingQueueBackend<Backend.Receipt>
         pausable = backend as? any PausableQueueBackend
+        delayedSender = backend as? any DelayedSendQueueBackend
         countsHeartbeats = resender?.deliveryCountIncludesExtensions ?? false
         self.notifier = notifier
         self.registry = registry
@@ -245,6 +249,12 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             return
         }
         let taskID = message.id ?? delivered.messageID
+        if let eta = message.eta, eta.timeIntervalSinceNow > Self.etaTolerance.inSeconds {
+            // Not yet: it waits again, without counting an attempt (PROTOCOL.md §4 step 1a).
+            guard let reservation = await supervisor.end(id) else { return }
+            await settle(reservation) { await self.putBack(reservation, until: eta, taskID: taskID) }
+            return
+        }
         // Where the count includes heartbeats, the message's own attempt is the exact one.
         let attempt =
             countsHeartbeats
@@ -429,6 +439,47 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             }
         }
     }
+
+    /// Sends an early message's body again to wait for the rest of its time (at most the
+    /// backend's longest delay), then acknowledges the delivery: the copy starts at delivery 1,
+    /// so the wait counts no attempt. A crash between the two leaves two copies, which both wait
+    /// for the `eta` and then run (at least once). A backend that cannot send with a delay
+    /// releases the message with the delay instead, which counts a delivery.
+    private func putBack(_ reservation: Reservation<Backend.Receipt>, until eta: Date, taskID: String) async {
+        let seconds = max(eta.timeIntervalSinceNow, 0)
+        let remaining = Duration.milliseconds(Int64((min(seconds, 1e9) * 1000).rounded(.up)))
+        logger.debug(
+            "received before its eta; waits again",
+            ["task.id": taskID, "queue": reservation.queue.rawValue, "wait": "\(remaining)"])
+        guard let delayedSender else {
+            do { try await backend.release(reservation, delay: remaining) } catch {
+                logger.error(
+                    "putting back an early message failed; it comes back when its reservation expires",
+                    ["task.id": taskID, "error": "\(error)"])
+            }
+            return
+        }
+        do {
+            _ = try await delayedSender.send(
+                reservation.body, to: reservation.queue, after: min(remaining, delayedSender.longestSendDelay)
+            )
+        } catch {
+            logger.error(
+                "putting back an early message failed; it comes back when its reservation expires",
+                ["task.id": taskID, "error": "\(error)"])
+            return
+        }
+        do { try await backend.ack(reservation) } catch {
+            logger.warning(
+                "an early message was put back but its delivery not acknowledged; both copies wait and run",
+                ["task.id": taskID, "error": "\(error)"])
+        }
+    }
+
+    /// How early a message may arrive and still run: the `eta` is written in whole milliseconds
+    /// and brokers keep their own clocks, and putting a message back for a moment costs more than
+    /// running it that moment early.
+    static var etaTolerance: Duration { .milliseconds(5) }
 
     private func fail(
         _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
