@@ -72,12 +72,8 @@ struct PauseConformanceTests {
             let pausable = try #require(
                 h.backend as? any PausableQueueBackend, "\(kind.name) cannot pause queues")
             let logger = RecordingLogger()
-            let worker = try IvyWorker(
-                registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
-                options: WorkerOptions(
-                    queues: [h.queue, control], concurrency: 4, pollWait: .seconds(1),
-                    pauseCheckInterval: .milliseconds(100),
-                    notificationChannel: h.client.options.notificationChannel, logger: logger))
+            let worker = try pauseWatchingWorker(
+                h, queues: [h.queue, control], concurrency: 4, checkEvery: .milliseconds(100), logger: logger)
             let serving = Task { try await worker.run() }
             do {
                 try await pausedQueue(h, pausable, logger: logger, runs: runs, control: control)
@@ -147,12 +143,8 @@ struct PauseConformanceTests {
             // The memory backend's state lives in its instance, which is its own second view.
             let other = kind.processURL == nil ? nil : try await kind.open()
             let logger = RecordingLogger()
-            let worker = try IvyWorker(
-                registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
-                options: WorkerOptions(
-                    queues: [h.queue, control], concurrency: 8, pollWait: .seconds(1),
-                    pauseCheckInterval: .milliseconds(100),
-                    notificationChannel: h.client.options.notificationChannel, logger: logger))
+            let worker = try pauseWatchingWorker(
+                h, queues: [h.queue, control], concurrency: 8, checkEvery: .milliseconds(100), logger: logger)
             let serving = Task { try await worker.run() }
             do {
                 try await pausedMessagesStayReady(
@@ -246,17 +238,26 @@ struct PauseConformanceTests {
             h.backend as? any PausableQueueBackend, "\(kind.name) cannot pause queues")
         try await pausable.pause(h.queue)
         let logger = RecordingLogger()
-        let worker = try IvyWorker(
-            registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
-            options: WorkerOptions(
-                queues: [h.queue], pauseCheckInterval: interval,
-                notificationChannel: h.client.options.notificationChannel, logger: logger))
+        let worker = try pauseWatchingWorker(h, queues: [h.queue], checkEvery: interval, logger: logger)
         let serving = Task { try await worker.run() }
         try await withDeadline(.seconds(30), "the worker to see the pause") {
             await logger.waitFor(
                 "queue paused; reserving nothing from it until it is resumed queue=\(h.queue)")
         }
         return (pausable, worker, serving)
+    }
+
+    /// A worker on the harness's backend that checks for pauses every `interval` and logs to
+    /// `logger`, whose lines the tests await; its results reach the harness's client.
+    private func pauseWatchingWorker(
+        _ h: Harness, queues: [QueueName], concurrency: Int = 16, checkEvery interval: Duration,
+        logger: RecordingLogger
+    ) throws -> IvyWorker {
+        try IvyWorker(
+            registry: h.registry, connection: IvyConnection(backend: h.backend, notifier: h.notifier),
+            options: WorkerOptions(
+                queues: queues, concurrency: concurrency, pollWait: .seconds(1), pauseCheckInterval: interval,
+                notificationChannel: h.client.options.notificationChannel, logger: logger))
     }
 
     /// Resumes `queue` through a backend of its own, so that no paused state is left behind.
