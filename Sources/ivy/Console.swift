@@ -31,6 +31,20 @@ enum Console {
         out(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
+    /// Text from a message, safe for a terminal: control characters (a producer's ESC
+    /// sequences, newlines) are shown escaped, never sent.
+    static func printable(_ text: String) -> String {
+        var shown = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control || scalar == "\u{7F}" {
+                shown += scalar == "\n" ? "\\n" : "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                shown.unicodeScalars.append(scalar)
+            }
+        }
+        return shown
+    }
+
     /// Rewrites the current stderr line; only on a terminal.
     static func progress(_ text: String) {
         guard isTerminal(2) else { return }

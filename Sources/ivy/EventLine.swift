@@ -57,7 +57,7 @@ struct EventLine {
         if let messageID { line += " message=\(messageID)" }
         if let durationMilliseconds { line += " \(Self.text(durationMilliseconds)) ms" }
         if let delayMilliseconds { line += " retry in \(Self.text(delayMilliseconds)) ms" }
-        if let error { line += ": \(QueueView.printable(error))" }
+        if let error { line += ": \(Console.printable(error))" }
         return line
     }
 

@@ -107,7 +107,7 @@ struct QueueView {
         if messages.isEmpty { Console.out("\(queue): no ready message") }
         for message in messages {
             Console.out(
-                "\(Self.printable(message.id))  deliveries \(message.deliveries)  \(Self.shortened(message.body.text))"
+                "\(Console.printable(message.id))  deliveries \(message.deliveries)  \(Self.shortened(message.body.text))"
             )
         }
     }
@@ -126,7 +126,7 @@ struct QueueView {
         if letters.isEmpty { Console.out("\(queue): no dead letter") }
         for letter in letters {
             Console.out(
-                "\(Self.printable(letter.id))  \(letter.deadLetteredAt ?? "")  attempts \(letter.deliveries)  reason: \(Self.shortened(letter.reason ?? ""))"
+                "\(Console.printable(letter.id))  \(letter.deadLetteredAt ?? "")  attempts \(letter.deliveries)  reason: \(Self.shortened(letter.reason ?? ""))"
             )
             Console.out("    \(Self.shortened(letter.body.text))")
         }
@@ -158,7 +158,7 @@ struct QueueView {
         if !missing.isEmpty {
             throw NotFound(
                 description:
-                    "no dead letter of queue \(queue) has the id \(missing.map(Self.printable).joined(separator: ", "))"
+                    "no dead letter of queue \(queue) has the id \(missing.map(Console.printable).joined(separator: ", "))"
             )
         }
     }
@@ -211,21 +211,8 @@ struct QueueView {
 
     /// One line of at most 200 characters, for people; `--json` has the whole body.
     private static func shortened(_ text: String) -> String {
-        let line = printable(text)
+        let line = Console.printable(text)
         return line.count <= 200 ? line : line.prefix(199) + "…"
     }
 
-    /// Text from a message, safe for a terminal: control characters (a producer's ESC
-    /// sequences, newlines) are shown escaped, never sent.
-    static func printable(_ text: String) -> String {
-        var shown = ""
-        for scalar in text.unicodeScalars {
-            if scalar.properties.generalCategory == .control || scalar == "\u{7F}" {
-                shown += scalar == "\n" ? "\\n" : "\\u{\(String(scalar.value, radix: 16))}"
-            } else {
-                shown.unicodeScalars.append(scalar)
-            }
-        }
-        return shown
-    }
 }
