@@ -14,4 +14,7 @@ package protocol RedisPubSubNotifier: Notifier {
     /// How long results are kept for producers that reconnect; nil for plain pub/sub. A backend
     /// on the same server and database that publishes a result keeps it too.
     var resultRetention: Duration? { get }
+    /// How long call statuses are kept; nil when none are. A backend on the same server and
+    /// database that publishes a result records the call's status too.
+    var statusRetention: Duration? { get }
 }

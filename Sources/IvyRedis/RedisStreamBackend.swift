@@ -66,6 +66,11 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         let payload: [UInt8]
         /// Milliseconds the notifier keeps results; 0 for plain pub/sub.
         let retention: Int
+        /// The call's status to record first (``TaskStatus/storedJSON``), empty for none.
+        var status: [UInt8] = []
+        var statusKey = ""
+        /// Milliseconds the notifier keeps statuses.
+        var statusRetention = 0
     }
 
     /// - Parameters:
@@ -302,26 +307,39 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
 
     private func canPublish(_ redis: any RedisPubSubNotifier) -> Bool {
         redis.server == connection.configuration.address
-            && (redis.resultRetention == nil || redis.database == connection.configuration.database)
+            && ((redis.resultRetention == nil && redis.statusRetention == nil)
+                || redis.database == connection.configuration.database)
     }
 
     public func ack(
         _ reservation: Reservation<Receipt>, publishing payload: [UInt8], to channel: ChannelName,
-        through notifier: any Notifier, completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
+        through notifier: any Notifier, recording status: TaskStatus?,
+        completion: @escaping @Sendable (AckAndPublishOutcome) -> Void
     ) {
         guard let redis = notifier as? any RedisPubSubNotifier, canPublish(redis) else {
             // Not what the worker asked for: answer in two requests rather than not at all.
             Task {
                 var outcome = AckAndPublishOutcome()
                 do { try await ack(reservation) } catch { outcome.ackError = error }
-                do { try await notifier.publish(payload, to: channel) } catch { outcome.publishError = error }
+                do {
+                    if let status, let store = notifier.activeStatusStore {
+                        try await store.publish(payload, to: channel, recording: status)
+                    } else {
+                        try await notifier.publish(payload, to: channel)
+                    }
+                } catch { outcome.publishError = error }
                 completion(outcome)
             }
             return
         }
-        let publication = Publication(
+        var publication = Publication(
             channel: channel.rawValue, payload: payload,
             retention: redis.resultRetention.map { max(1, $0.wholeMilliseconds) } ?? 0)
+        if let status, let statusRetention = redis.statusRetention {
+            publication.status = status.storedJSON
+            publication.statusKey = StoredStatuses.key(status.id)
+            publication.statusRetention = max(1, statusRetention.wholeMilliseconds)
+        }
         acknowledge(reservation, keeping: publication) { completion(self.outcome($0, reservation)) }
     }
 
@@ -382,17 +400,18 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
                 guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
                 let keys = Keys(queue)
                 var scriptKeys = [keys.stream, keys.leases]
-                scriptKeys.reserveCapacity(2 + batch.count)
+                scriptKeys.reserveCapacity(2 + batch.count * 2)
                 var arguments: [any RedisArgument] = [Self.group]
-                arguments.reserveCapacity(1 + batch.count * 5)
+                arguments.reserveCapacity(1 + batch.count * 7)
                 for item in batch {
                     let publication = item.publication
                     scriptKeys.append(
                         publication.map { $0.retention > 0 ? RetainedResults.key($0.channel) : keys.stream }
                             ?? keys.stream)
+                    scriptKeys.append(publication.map { $0.status.isEmpty ? keys.stream : $0.statusKey } ?? keys.stream)
                     arguments += [
                         item.messageID, item.token, publication?.channel ?? "", publication?.payload ?? [],
-                        publication?.retention ?? 0,
+                        publication?.retention ?? 0, publication?.status ?? [], publication?.statusRetention ?? 0,
                     ]
                 }
                 self.run(Self.ack, keys: scriptKeys, arguments: arguments) { [endpoint] reply in

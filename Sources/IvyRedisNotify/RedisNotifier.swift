@@ -19,12 +19,14 @@ internal import Synchronization
 /// for the retention (7 MB at 1,000 results a second). With `retain_results=0` in the URL, or a
 /// nil retention, results are plain pub/sub, which delivers at most once: a result published
 /// while a producer is disconnected never reaches it, and that call ends in a timeout error.
-public final class RedisNotifier: Notifier, RedisPubSubNotifier {
+public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore {
     public let endpoint: String
     package var server: RedisConfiguration.Address { publisher.configuration.address }
     package var database: Int { publisher.configuration.database }
     /// How long each result is kept for producers that reconnect; nil for plain pub/sub.
     public let resultRetention: Duration?
+    /// How long a call's status is kept after its last change; nil when statuses are not kept.
+    public let statusRetention: Duration?
     private let publisher: RedisConnection
     private let subscriber: RedisSubscriber
     private let logger: any IvyLogger
@@ -37,22 +39,32 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier {
     /// reconnect after a Redis restart or a dropped connection.
     public static let defaultResultRetention = Duration.seconds(30)
 
+    /// How long statuses are kept unless a retention is given: a day, as Celery keeps results.
+    public static let defaultStatusRetention = Duration.seconds(86_400)
+
     /// - Parameters:
     ///   - publisher: The connection results are published (and kept) through.
     ///   - resultRetention: Keep each result this long (at least 1 ms), so a producer that was
     ///     disconnected when it was published still gets it; nil for plain pub/sub.
+    ///   - statusRetention: Keep each call's status this long after its last change (at least
+    ///     1 ms); nil keeps none.
     ///   - logger: Where the notifier reports reconnects and retries.
     /// - Throws: `IvyError/Code/invalidConfiguration` for a retention under 1 ms or over 30 days.
     package init(
         publisher: RedisConnection, resultRetention: Duration? = defaultResultRetention,
-        logger: any IvyLogger = StderrLogger()
+        statusRetention: Duration? = defaultStatusRetention, logger: any IvyLogger = StderrLogger()
     ) throws(IvyError) {
         if let resultRetention {
             try IvyError.check(
                 "resultRetention", resultRetention, in: .milliseconds(1)...(.seconds(30 * 86_400)))
         }
+        if let statusRetention {
+            try IvyError.check(
+                "statusRetention", statusRetention, in: .milliseconds(1)...(.seconds(30 * 86_400)))
+        }
         self.publisher = publisher
         self.resultRetention = resultRetention
+        self.statusRetention = statusRetention
         self.logger = logger
         endpoint = publisher.endpoint
         var replay: (@Sendable (String, RedisSubscriber) -> Void)?
@@ -72,14 +84,17 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier {
     /// Connects to `url` (checking address and credentials) and returns the notifier.
     ///
     /// `?retain_results=SECONDS` in the URL sets ``resultRetention`` (30 s when absent);
-    /// `retain_results=0` makes results plain pub/sub.
+    /// `retain_results=0` makes results plain pub/sub. `?status_retention=SECONDS` sets
+    /// ``statusRetention`` (a day when absent); `status_retention=0` keeps no statuses.
     public static func connect(url: String, logger: any IvyLogger = StderrLogger()) async throws
         -> RedisNotifier
     {
         let configuration = try RedisConfiguration(url: url)
-        let retention = try Self.resultRetention(in: url)
+        let retention = try Self.retention("retain_results", in: url, default: defaultResultRetention)
+        let statusRetention = try Self.retention("status_retention", in: url, default: defaultStatusRetention)
         let publisher = try await RedisConnection.connect(configuration, name: "ivy-redis-pub")
-        return try RedisNotifier(publisher: publisher, resultRetention: retention, logger: logger)
+        return try RedisNotifier(
+            publisher: publisher, resultRetention: retention, statusRetention: statusRetention, logger: logger)
     }
 
     /// Publishes `payload` on `channel`; with ``resultRetention``, keeps it too.
@@ -99,12 +114,23 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier {
                 .checked(endpoint: endpoint, command: "PUBLISH")
             return
         }
+        try await retrying(on: channel, for: retention) {
+            try await self.retainAndPublish(payload, to: channel, retention: retention)
+        }
+    }
+
+    /// Runs `publication`, and with durable results runs it again while it fails on a server
+    /// out of reach or not ready, until the retention has passed (see ``publish(_:to:)``).
+    private func retrying(
+        on channel: String, for retention: Duration?, _ publication: () async throws -> Void
+    ) async throws {
+        guard let retention else { return try await publication() }
         let clock = ContinuousClock()
         let giveUp = clock.now + retention
         var failures = 0
         while true {
             do {
-                try await retainAndPublish(payload, to: channel, retention: retention)
+                try await publication()
                 if failures > 0 {
                     logger.info(
                         "published a result after retrying", ["channel": channel, "tries": "\(failures + 1)"])
@@ -161,6 +187,89 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier {
         subscriber.close()
         await publisher.close()
     }
+
+    // MARK: Statuses
+
+    public func record(
+        _ status: TaskStatus, completion: @escaping @Sendable (Result<TaskStatus.State, any Error>) -> Void
+    ) {
+        guard let statusRetention else { return completion(.failure(noStatuses)) }
+        publisher.evaluate(
+            Self.recordStatus, keys: [StoredStatuses.key(status.id)],
+            arguments: [status.storedJSON, statusRetention.wholeMilliseconds]
+        ) { [endpoint] reply in
+            completion(
+                Result {
+                    let text = try reply.get().checked(endpoint: endpoint, command: "status").text ?? ""
+                    return TaskStatus.State(rawValue: text) ?? .unknown
+                })
+        }
+    }
+
+    public func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus) async throws {
+        guard let statusRetention else { return try await publish(payload, to: channel) }
+        let channel = channel.rawValue
+        let resultRetention = self.resultRetention
+        try await retrying(on: channel, for: resultRetention) {
+            _ = try await self.publisher.evaluate(
+                Self.recordAndPublish,
+                keys: [StoredStatuses.key(status.id), RetainedResults.key(channel)],
+                arguments: [
+                    status.storedJSON, statusRetention.wholeMilliseconds, channel, payload,
+                    resultRetention?.wholeMilliseconds ?? 0, status.notification == nil ? 0 : 1,
+                ]
+            ).checked(endpoint: self.endpoint, command: "PUBLISH")
+        }
+    }
+
+    public func status(of id: String) async throws -> TaskStatus {
+        guard statusRetention != nil else { throw noStatuses }
+        let reply = try await publisher.command(RedisCommand("HGETALL", StoredStatuses.key(id)))
+            .checked(endpoint: endpoint, command: "HGETALL")
+        return StoredStatuses.status(id, from: reply)
+    }
+
+    public func cancel(_ id: String, reason: String) async throws -> TaskStatus {
+        guard let statusRetention else { throw noStatuses }
+        let reply = try await publisher.evaluate(
+            StoredStatuses.cancel, keys: [StoredStatuses.key(id)],
+            arguments: [
+                reason, String(TaskStatus.milliseconds(Date())), statusRetention.wholeMilliseconds,
+            ]
+        ).checked(endpoint: endpoint, command: "cancel")
+        return StoredStatuses.status(id, from: reply)
+    }
+
+    private var noStatuses: IvyError {
+        IvyError(
+            .unsupportedBackend, endpoint: endpoint,
+            detail: "this notifier keeps no statuses (status_retention=0)")
+    }
+
+    /// KEYS status; ARGV the status (``TaskStatus/storedJSON``), retention ms. Returns the
+    /// state held afterwards.
+    static let recordStatus = RedisScript(
+        name: "record-status",
+        source: StoredStatuses.recordFunction + """
+
+            return record(KEYS[1], ARGV[1], tonumber(ARGV[2]), nil)
+            """)
+
+    /// KEYS status, results stream; ARGV status, status retention ms, channel, payload, result
+    /// retention ms (0 keeps none), 1 to keep the payload with the status. Records, keeps, then
+    /// publishes; returns how many deliveries the publication made.
+    static let recordAndPublish = RedisScript(
+        name: "record-and-publish",
+        source: StoredStatuses.recordFunction + RetainedResults.keepFunction + """
+
+            record(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[6] == '1' and ARGV[4] or nil)
+            if tonumber(ARGV[5]) > 0 then
+              local clock = redis.call('TIME')
+              local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+              keep(KEYS[2], ARGV[4], tonumber(ARGV[5]), now)
+            end
+            return redis.call('PUBLISH', ARGV[3], ARGV[4])
+            """)
 
     // MARK: Durable results
 
@@ -233,20 +342,24 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier {
     /// `retain_results=SECONDS` from a notifier URL: ``defaultResultRetention`` when absent, nil
     /// (plain pub/sub) for 0.
     static func resultRetention(in url: String) throws(IvyError) -> Duration? {
+        try retention("retain_results", in: url, default: defaultResultRetention)
+    }
+
+    /// A retention in seconds from a notifier URL's query item `name`: `fallback` when absent,
+    /// nil for 0.
+    static func retention(_ name: String, in url: String, default fallback: Duration) throws(IvyError)
+        -> Duration?
+    {
         let items = URLComponents(string: url)?.queryItems ?? []
-        guard let item = items.last(where: { $0.name == "retain_results" }) else {
-            return defaultResultRetention
-        }
+        guard let item = items.last(where: { $0.name == name }) else { return fallback }
         guard let text = item.value, let seconds = Double(text),
             seconds == 0 || (0.001...(86_400 * 30)).contains(seconds)
         else {
             throw IvyError(
                 .invalidURL, endpoint: Redaction.redact(url: url),
-                detail:
-                    "retain_results must be 0 (plain pub/sub) or a number of seconds from 0.001 to 2592000")
+                detail: "\(name) must be 0 (off) or a number of seconds from 0.001 to 2592000")
         }
         guard seconds > 0 else { return nil }
         return .milliseconds(Int((seconds * 1000).rounded()))
     }
-
 }

@@ -53,6 +53,10 @@ public struct ChannelName: Sendable, Hashable, CustomStringConvertible, Expressi
         try? ChannelName("\(rawValue):\(suffix)")
     }
 
+    /// `<self>:cancel`, where cancels of running calls are announced to workers that allow them;
+    /// producers' channels (`<base>:<16 hex digits>`) cannot take this name.
+    package var cancelChannel: ChannelName? { appending("cancel") }
+
     public var description: String { rawValue }
 
     static func isValid(_ name: String) -> Bool {

@@ -3,8 +3,8 @@
 internal import Synchronization
 
 /// An in-process notifier (`memory://`): publish hands the payload to every subscriber of the
-/// channel at once.
-public final class MemoryNotifier: Notifier {
+/// channel at once. It keeps call statuses in process too (``TaskStatusStore``).
+public final class MemoryNotifier: Notifier, TaskStatusStore {
     private struct Subscriber {
         var receive: @Sendable ([UInt8]) -> Void
         var finish: (@Sendable () -> Void)?
@@ -18,8 +18,16 @@ public final class MemoryNotifier: Notifier {
 
     public let endpoint = "memory://"
     private let state = Mutex(State())
+    private let statuses: StatusTable?
 
-    public init() {}
+    /// How long statuses are kept unless a retention is given: a day, as Celery keeps results.
+    public static let defaultStatusRetention = Duration.seconds(86_400)
+
+    /// - Parameter statusRetention: How long a call's status is kept after its last change;
+    ///   nil keeps none.
+    public init(statusRetention: Duration? = defaultStatusRetention) {
+        statuses = statusRetention.map(StatusTable.init(retention:))
+    }
 
     public func publish(_ payload: [UInt8], to channel: ChannelName) throws(IvyError) {
         let subscribers = try state.withLock { (state) throws(IvyError) in
@@ -70,5 +78,36 @@ public final class MemoryNotifier: Notifier {
             return state.channels[channel]?.removeValue(forKey: id)
         }
         _ = removed
+    }
+
+    // MARK: Statuses
+
+    public var statusRetention: Duration? { statuses?.retention }
+
+    public func record(
+        _ status: TaskStatus, completion: @escaping @Sendable (Result<TaskStatus.State, any Error>) -> Void
+    ) {
+        guard let statuses else { return completion(.failure(Self.noStatuses)) }
+        completion(.success(statuses.record(status)))
+    }
+
+    public func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus) throws(IvyError)
+    {
+        _ = statuses?.record(status)
+        try publish(payload, to: channel)
+    }
+
+    public func status(of id: String) throws(IvyError) -> TaskStatus {
+        guard let statuses else { throw Self.noStatuses }
+        return statuses.status(of: id)
+    }
+
+    public func cancel(_ id: String, reason: String) throws(IvyError) -> TaskStatus {
+        guard let statuses else { throw Self.noStatuses }
+        return statuses.cancel(id, reason: reason)
+    }
+
+    private static var noStatuses: IvyError {
+        IvyError(.unsupportedBackend, endpoint: "memory://", detail: "this notifier keeps no statuses")
     }
 }

@@ -31,6 +31,10 @@ public final class IvyClient: Sendable {
     /// The backend's send with a delay, where it has one: calls that run later need it.
     private let delayed: (any DelayedSendQueueBackend)?
     private let codec: MessageCodec
+    /// Where call statuses are recorded, when the notifier keeps them.
+    private let statusStore: (any TaskStatusStore)?
+    /// The base channel: workers that allow cancelling running calls listen on its cancel channel.
+    private let baseChannel: ChannelName
     private let router = ResultRouter()
     private let broadcaster = EventBroadcaster()
     private let subscription: NotifierSubscription
@@ -70,6 +74,8 @@ public final class IvyClient: Sendable {
         pipelined = connection.backend as? any PipelinedQueueBackend
         delayed = connection.backend as? any DelayedSendQueueBackend
         codec = MessageCodec(encryption: options.encryption)
+        statusStore = connection.notifier.activeStatusStore
+        baseChannel = base
         producerID = Self.randomID()
         // 16 hex digits more than a valid base: at most 1,041 bytes, so only an overlong base fails.
         guard let channel = base.appending(producerID) else {
@@ -307,7 +313,7 @@ public final class IvyClient: Sendable {
         } else {
             _ = try await connection.backend.send(codec.encode(message), to: queue)
         }
-        Self.emitScheduled(message, queue: queue, to: broadcaster)
+        Self.sent(message, queue: queue, broadcaster: broadcaster, statusStore: statusStore, logger: options.logger)
     }
 
     /// Refuses a call that runs later on a backend that would send it at once.
@@ -328,21 +334,105 @@ public final class IvyClient: Sendable {
     ) throws -> Bool {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
         guard let pipelined else { return false }
-        pipelined.send(codec.encode(message), to: queue) { [broadcaster] outcome in
-            if case .success = outcome { Self.emitScheduled(message, queue: queue, to: broadcaster) }
+        pipelined.send(codec.encode(message), to: queue) { [broadcaster, statusStore, logger = options.logger] outcome in
+            if case .success = outcome {
+                Self.sent(message, queue: queue, broadcaster: broadcaster, statusStore: statusStore, logger: logger)
+            }
             completion(outcome)
         }
         return true
     }
 
-    private static func emitScheduled(
-        _ message: TaskMessage, queue: QueueName, to broadcaster: EventBroadcaster
+    /// After a message was sent: tells the client's event watchers, and records the call as
+    /// waiting (or scheduled) without waiting for the store. A later status request through the
+    /// same store comes after it, and a worker's `running` that overtakes it stands.
+    private static func sent(
+        _ message: TaskMessage, queue: QueueName, broadcaster: EventBroadcaster,
+        statusStore: (any TaskStatusStore)?, logger: any IvyLogger
     ) {
         broadcaster.emit(
             .scheduled(
                 TaskEventContext(
                     taskName: message.name, taskID: message.id ?? "", queue: queue, attempt: message.attempt))
         )
+        guard let statusStore, let id = message.id else { return }
+        let status = TaskStatus(
+            id: id, state: message.eta == nil ? .waiting : .scheduled, taskName: message.name,
+            queue: queue.rawValue, attempt: max(message.attempt, 1), updatedAt: message.createdAt,
+            runAt: message.eta, channel: message.notify?.rawValue)
+        statusStore.record(status) { outcome in
+            if case .failure(let error) = outcome {
+                logger.warning("recording a call's status failed", ["task.id": id, "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Status and cancel
+
+    /// What became of call `id` (the id ``enqueue(_:_:after:at:)`` returns, or
+    /// ``PendingResult/taskID``), from the notifier's status store; a call the store does not
+    /// know (never sent, or forgotten after the retention) is ``TaskStatus/State-swift.enum/unknown``.
+    /// The result of a call that succeeded is in ``TaskStatus/result`` when this client can
+    /// read it (a sealed result needs the key).
+    ///
+    /// - Throws: ``IvyError/Code/unsupportedBackend`` when the notifier keeps no statuses, or the
+    ///   store's error.
+    public func status(of id: String) async throws -> TaskStatus {
+        let store = try requireStatusStore()
+        var status = try await store.status(of: id)
+        if let payload = status.notification, let notification = try? codec.decodeNotification(payload),
+            case .success(let json) = notification.outcome
+        {
+            status.result = try? ResultCoding.decode(RawJSON.self, from: json)
+        }
+        return status
+    }
+
+    /// Cancels call `id`.
+    ///
+    /// A call that has not started (scheduled, waiting, or waiting for a retry) is recorded as
+    /// cancelled: its caller gets a `Cancelled` ``RemoteTaskError`` now (if it can read what
+    /// this client seals), and the worker that receives its message dead-letters it as
+    /// cancelled instead of running it. A running call is marked: a worker started with
+    /// ``WorkerOptions/allowCancelRunning`` cancels it (Swift task cancellation), and no worker
+    /// retries it. Returns the status afterwards, which says which happened; a final status
+    /// (too late) and an unknown call are returned unchanged.
+    ///
+    /// - Throws: ``IvyError/Code/unsupportedBackend`` when the notifier keeps no statuses, or the
+    ///   store's error.
+    @discardableResult
+    public func cancel(_ id: String) async throws -> TaskStatus {
+        let store = try requireStatusStore()
+        let status = try await store.cancel(id, reason: "Cancelled: cancelled before it started")
+        switch status.state {
+        case .cancelled:
+            let notification = ResultNotification(
+                id: id, name: status.taskName ?? "", args: Array("[]".utf8), queue: status.queue ?? "",
+                attempt: status.attempt,
+                outcome: .failure(.init(name: "Cancelled", message: "cancelled before it started", retryable: false)))
+            _ = router.deliver(notification)
+            if let channel = status.channel.flatMap({ try? ChannelName($0) }) {
+                let form: MessageEncryption.Format? =
+                    options.encryption?.format == .authenticated ? .authenticated : nil
+                try await connection.notifier.publish(codec.encode(notification, answering: form), to: channel)
+            }
+        case .running:
+            if let channel = baseChannel.cancelChannel {
+                try await connection.notifier.publish(Array(id.utf8), to: channel)
+            }
+        default:
+            break
+        }
+        return status
+    }
+
+    private func requireStatusStore() throws(IvyError) -> any TaskStatusStore {
+        guard let statusStore else {
+            throw IvyError(
+                .unsupportedBackend, endpoint: connection.notifier.endpoint,
+                detail: "this notifier keeps no call statuses (off, or not a TaskStatusStore)")
+        }
+        return statusStore
     }
 
     // MARK: Lifetime

@@ -1,5 +1,11 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+#if canImport(Glibc)
+    internal import Glibc
+#elseif canImport(Darwin)
+    internal import Darwin
+#endif
+
 /// How an ``IvyWorker`` consumes its queues.
 ///
 /// Values are checked by ``validate()`` when a worker starts, so options built from
@@ -34,6 +40,13 @@ public struct WorkerOptions: Sendable {
     public var logger: any IvyLogger
     /// Decryption of messages and encryption of results; nil for plaintext only.
     public var encryption: MessageEncryption?
+    /// How the worker names itself in call statuses (``TaskStatus/worker``): by default
+    /// `<host name>:<process id>`.
+    public var name: String
+    /// Whether a cancel (``IvyClient/cancel(_:)``, `ivy cancel`) reaches calls this worker is
+    /// running, as Swift task cancellation; off by default, since a task that stops halfway must
+    /// be written to be safe to stop. Calls that have not started are cancelled either way.
+    public var allowCancelRunning: Bool
 
     public init(
         queues: [QueueName]? = nil, concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30),
@@ -41,8 +54,11 @@ public struct WorkerOptions: Sendable {
         gracePeriod: Duration = .seconds(30),
         errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3,
         notificationChannel: ChannelName? = nil, logger: any IvyLogger = StderrLogger(),
-        encryption: MessageEncryption? = .fromEnvironment()
+        encryption: MessageEncryption? = .fromEnvironment(), name: String = WorkerOptions.defaultName,
+        allowCancelRunning: Bool = false
     ) {
+        self.name = name
+        self.allowCancelRunning = allowCancelRunning
         self.queues = queues
         self.notificationChannel = notificationChannel
         self.logger = logger
@@ -74,6 +90,20 @@ public struct WorkerOptions: Sendable {
                 "WorkerOptions.queues", mustBe: "nil or at least one queue", got: "[]")
         }
         if notificationChannel == nil { _ = try ChannelName.base() }
+        guard (1...256).contains(name.utf8.count) else {
+            throw IvyError.invalidConfiguration("WorkerOptions.name", mustBe: "1 to 256 bytes", got: name.utf8.count)
+        }
         try encryption?.validate()
+    }
+}
+
+extension WorkerOptions {
+    /// `<host name>:<process id>`.
+    public static var defaultName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let host =
+            gethostname(&buffer, buffer.count - 1) == 0
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        return "\(host.isEmpty ? "localhost" : host):\(getpid())"
     }
 }

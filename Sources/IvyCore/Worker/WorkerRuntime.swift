@@ -33,6 +33,10 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     /// message alone then, and redeliveries have an allowance for the heartbeats.
     private let countsHeartbeats: Bool
     private let notifier: any Notifier
+    /// Where call statuses are recorded, when the notifier keeps them.
+    private let statusStore: (any TaskStatusStore)?
+    /// The calls a cancel can reach, when the worker allows cancelling running calls.
+    private let runningCalls: RunningCalls?
     private let registry: TaskRegistry
     private let codec: MessageCodec
     private let queues: [QueueName]
@@ -69,6 +73,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         delayedSender = backend as? any DelayedSendQueueBackend
         countsHeartbeats = resender?.deliveryCountIncludesExtensions ?? false
         self.notifier = notifier
+        statusStore = notifier.activeStatusStore
+        runningCalls = options.allowCancelRunning ? RunningCalls() : nil
         self.registry = registry
         self.codec = codec
         self.queues = queues
@@ -117,6 +123,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             for reserver in reservers { reserver.cancel() }
         }
         let supervising = Task { await supervisor.supervise() }
+        let cancels = await listenForCancels()
         logger.info("worker started", ["queues": names, "backend": backend.endpoint])
         for reserver in reservers { await reserver.value }
         if await !drain(within: options.gracePeriod) {
@@ -141,7 +148,25 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             for limiter in limiters.values { await limiter.waitUntilIdle() }
         }
         supervising.cancel()
+        cancels?.cancel()
         logger.info("worker stopped", ["queues": names])
+    }
+
+    /// Subscribes to the cancel channel, where cancels of running calls are announced, when the
+    /// worker allows cancelling them.
+    private func listenForCancels() async -> NotifierSubscription? {
+        guard let runningCalls, let channel = defaultChannel.cancelChannel else { return nil }
+        do {
+            return try await notifier.subscribe(to: channel) { [logger] payload in
+                let id = String(decoding: payload, as: UTF8.self)
+                if runningCalls.cancel(id) { logger.info("cancelling a running call", ["task.id": id]) }
+            }
+        } catch {
+            logger.error(
+                "listening for cancels failed; calls running here cannot be cancelled",
+                ["channel": channel.rawValue, "error": "\(error)"])
+            return nil
+        }
     }
 
     private var names: String { queues.map(\.rawValue).joined(separator: ",") }
@@ -277,7 +302,10 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             // The caller has stopped waiting: running it now would only waste the worker.
             let reason = "\(IvyError(.deadlineExpired, taskName: message.name, taskID: taskID))"
             guard let reservation = await supervisor.end(id) else { return }
-            await settle(reservation) { await self.deadLetter(reservation, reason: reason) }
+            await settle(reservation) {
+                await self.deadLetter(reservation, reason: reason)
+                self.record(self.status(.deadLettered, context, reason: reason))
+            }
             return
         }
         let (sum, overflow) = task.options.retry.maxAttempts.addingReportingOverflow(options.extraDeliveries)
@@ -302,6 +330,14 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             await fail(reservation, message, context, error: error, channel: channel, form: form)
             return
         }
+        // Recorded before it starts, in one step with the check that it was not cancelled.
+        if let statusStore, await recorded(status(.running, context), in: statusStore) == .cancelled {
+            guard let reservation = await supervisor.end(id) else { return }
+            let error = ResultNotification.RemoteError(
+                name: "Cancelled", message: "cancelled before it started", retryable: false)
+            await fail(reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+            return
+        }
         // Before the clock starts, so that a timeout's events cannot come before it.
         events.emit(.started(context))
         let started = supervisor.startClock(id, timeout: task.options.timeout) { reservation in
@@ -316,16 +352,29 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let result: Result<[UInt8], any Error>
-        do {
-            let run = TaskContext(
-                taskID: taskID, taskName: message.name, attempt: context.attempt, queue: delivered.queue,
-                messageID: delivered.messageID, deadline: message.deadline, trace: message.trace,
-                logger: logger)
-            result = .success(try await runAttempt(task, message.args[...], in: run))
-        } catch {
-            result = .failure(error)
+        var cancelled = false
+        let run = TaskContext(
+            taskID: taskID, taskName: message.name, attempt: context.attempt, queue: delivered.queue,
+            messageID: delivered.messageID, deadline: message.deadline, trace: message.trace,
+            logger: logger)
+        if let runningCalls {
+            (result, cancelled) = await runningCalls.run(taskID) {
+                try await self.runAttempt(task, message.args[...], in: run)
+            }
+        } else {
+            do {
+                result = .success(try await runAttempt(task, message.args[...], in: run))
+            } catch {
+                result = .failure(error)
+            }
         }
         guard let reservation = await supervisor.end(id) else { return }
+        if cancelled, case .failure = result {
+            let error = ResultNotification.RemoteError(
+                name: "Cancelled", message: "cancelled while it ran", retryable: false)
+            await fail(reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+            return
+        }
         switch result {
         case .success(let value):
             events.emit(.succeeded(context, duration: clock.now - start))
@@ -335,23 +384,24 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             guard let channel else {
                 await settle(reservation) {
                     do { try await self.backend.ack(reservation) } catch { self.ackFailed(taskID, error) }
+                    self.record(self.status(.succeeded, context))
                 }
                 return
             }
             let notification = notification(message, context, outcome: .success(result: value))
             let payload = codec.encode(notification, answering: form)
+            let succeeded = statusStore.map { _ in status(.succeeded, context, notification: payload) }
             guard let resultPublisher else {
                 await settle(reservation) {
                     do { try await self.backend.ack(reservation) } catch { self.ackFailed(taskID, error) }
-                    do { try await self.notifier.publish(payload, to: channel) } catch {
-                        self.logger.error(
-                            "publishing a result failed", ["task.id": taskID, "error": "\(error)"])
-                    }
+                    await self.publish(payload, to: channel, recording: succeeded, taskID: taskID)
                 }
                 return
             }
             // This task ends here: the backend reports the outcome, and the slot is freed then.
-            resultPublisher.ack(reservation, publishing: payload, to: channel, through: notifier) { outcome in
+            resultPublisher.ack(
+                reservation, publishing: payload, to: channel, through: notifier, recording: succeeded
+            ) { outcome in
                 if let error = outcome.ackError { self.ackFailed(taskID, error) }
                 if let error = outcome.publishError {
                     self.logger.error("publishing a result failed", ["task.id": taskID, "error": "\(error)"])
@@ -418,6 +468,18 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             await fail(reservation, message, context, error: remote, channel: channel, form: form)
             return
         }
+        if let statusStore {
+            let retrying = status(
+                .retrying, context, reason: "\(remote.name): \(remote.message)",
+                runAt: Date().addingTimeInterval(delay.inSeconds))
+            // A call whose cancel was asked while it ran is not retried.
+            if await recorded(retrying, in: statusStore) == .cancelled {
+                let error = ResultNotification.RemoteError(
+                    name: "Cancelled", message: "a cancel was asked while it ran; not retried", retryable: false)
+                await fail(reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+                return
+            }
+        }
         await settle(reservation) {
             do {
                 if let resender = self.resender {
@@ -481,18 +543,27 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     /// running it that moment early.
     static var etaTolerance: Duration { .milliseconds(5) }
 
+    /// Fails a call for good: dead-letters its message, records its final status (`state`:
+    /// failed or cancelled) and tells its caller.
     private func fail(
         _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
-        error: ResultNotification.RemoteError, channel: ChannelName?, form: MessageEncryption.Format?
+        error: ResultNotification.RemoteError, channel: ChannelName?, form: MessageEncryption.Format?,
+        as state: TaskStatus.State = .failed
     ) async {
         await settle(reservation) {
             await self.deadLetter(
                 reservation, reason: "\(error.name): \(error.message) (attempt \(context.attempt))",
                 emit: false)
             self.events.emit(.failed(context, error: "\(error.name): \(error.message)"))
+            let final = self.statusStore.map { _ in
+                self.status(state, context, reason: "\(error.name): \(error.message)")
+            }
             if let channel {
-                await self.publish(
-                    self.notification(message, context, outcome: .failure(error)), to: channel, form: form)
+                let payload = self.codec.encode(
+                    self.notification(message, context, outcome: .failure(error)), answering: form)
+                await self.publish(payload, to: channel, recording: final, taskID: context.taskID)
+            } else if let final {
+                self.record(final)
             }
         }
     }
@@ -524,11 +595,49 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             queue: context.queue?.rawValue ?? "", attempt: context.attempt, outcome: outcome)
     }
 
-    private func publish(
-        _ notification: ResultNotification, to channel: ChannelName, form: MessageEncryption.Format?
-    ) async {
-        do { try await notifier.publish(codec.encode(notification, answering: form), to: channel) } catch {
-            logger.error("publishing a result failed", ["task.id": notification.id, "error": "\(error)"])
+    /// Publishes a call's outcome, recording its final status first where statuses are kept.
+    private func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus?, taskID: String)
+        async
+    {
+        do {
+            if let status, let statusStore {
+                try await statusStore.publish(payload, to: channel, recording: status)
+            } else {
+                try await notifier.publish(payload, to: channel)
+            }
+        } catch {
+            logger.error("publishing a result failed", ["task.id": taskID, "error": "\(error)"])
+        }
+    }
+
+    // MARK: Statuses
+
+    /// A status of this worker's attempt at a call.
+    private func status(
+        _ state: TaskStatus.State, _ context: TaskEventContext, reason: String? = nil, runAt: Date? = nil,
+        notification: [UInt8]? = nil
+    ) -> TaskStatus {
+        TaskStatus(
+            id: context.taskID, state: state, taskName: context.taskName, queue: context.queue?.rawValue,
+            attempt: context.attempt, worker: options.name, updatedAt: Date(), runAt: runAt, reason: reason,
+            notification: notification)
+    }
+
+    /// Records `status` and returns the state the store holds afterwards; nil when the store
+    /// could not be reached, and the call goes on: statuses are advisory.
+    private func recorded(_ status: TaskStatus, in store: any TaskStatusStore) async -> TaskStatus.State? {
+        do { return try await store.record(status) } catch {
+            logger.warning("recording a call's status failed", ["task.id": status.id, "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Records `status` without waiting, where statuses are kept.
+    private func record(_ status: TaskStatus) {
+        statusStore?.record(status) { [logger] outcome in
+            if case .failure(let error) = outcome {
+                logger.warning("recording a call's status failed", ["task.id": status.id, "error": "\(error)"])
+            }
         }
     }
 

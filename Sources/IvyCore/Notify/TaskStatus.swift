@@ -1,0 +1,196 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+public import Foundation
+
+/// What became of a call, as the notifier's status store keeps it (PROTOCOL.md §9).
+///
+/// The producer records a call as ``State-swift.enum/waiting`` or
+/// ``State-swift.enum/scheduled`` when it sends it; the worker records each attempt as it
+/// starts, each retry and the outcome. Statuses expire a retention after their last change
+/// (a day by default), after which the call is ``State-swift.enum/unknown``.
+public struct TaskStatus: Sendable, Hashable {
+    /// Where a call is.
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        /// Sent to run later; ``TaskStatus/runAt`` says when.
+        case scheduled
+        /// In its queue, waiting for a worker.
+        case waiting
+        /// A worker runs it: ``TaskStatus/attempt`` and ``TaskStatus/worker`` say which.
+        case running
+        /// An attempt failed; the next is due at ``TaskStatus/runAt``, and ``TaskStatus/reason``
+        /// holds the failure.
+        case retrying
+        /// It returned; ``TaskStatus/result`` holds what (for tasks that have a result).
+        case succeeded
+        /// It failed for good; ``TaskStatus/reason`` holds the error. Its message is in the
+        /// dead letter.
+        case failed
+        /// Its message could not be run (its caller's deadline had passed, say) and is in the
+        /// dead letter; ``TaskStatus/reason`` says why.
+        case deadLettered = "dead-lettered"
+        /// Cancelled before it started, or while it ran on a worker that allows that.
+        case cancelled
+        /// Never recorded, or forgotten after the retention.
+        case unknown
+
+        /// Whether nothing more will happen to the call.
+        public var isFinal: Bool {
+            switch self {
+            case .succeeded, .failed, .deadLettered, .cancelled: true
+            case .scheduled, .waiting, .running, .retrying, .unknown: false
+            }
+        }
+    }
+
+    /// The call's id (a node-ivy message, which has none, goes by its broker's message id).
+    public var id: String
+    public var state: State
+    /// The task's name; nil when ``state`` is ``State-swift.enum/unknown``.
+    public var taskName: String?
+    /// The queue it was sent to.
+    public var queue: String?
+    /// The attempt running, retried or last made; 1 before the first starts.
+    public var attempt: Int
+    /// The worker that runs or ran the attempt (its ``WorkerOptions/name``).
+    public var worker: String?
+    /// When the status last changed, by the clock of whoever changed it.
+    public var updatedAt: Date?
+    /// When a scheduled call is due, or a retrying call's next attempt.
+    public var runAt: Date?
+    /// Why a call failed, was dead-lettered or cancelled; the last failure of a retrying call.
+    public var reason: String?
+    /// The result of a call that succeeded and has a result: the notification's `result` array.
+    /// ``IvyClient/status(of:)`` fills it from ``notification``.
+    public var result: RawJSON?
+    /// The result notification as the worker published it, sealed when the call was.
+    public var notification: [UInt8]?
+    /// The channel its caller listens on, if it has one: a cancel tells the caller there.
+    public var channel: String?
+    /// A cancel was asked for while it ran: its worker cancels it if it allows that, and it is
+    /// not retried.
+    public var cancelRequested: Bool
+
+    public init(
+        id: String, state: State, taskName: String? = nil, queue: String? = nil, attempt: Int = 1,
+        worker: String? = nil, updatedAt: Date? = nil, runAt: Date? = nil, reason: String? = nil,
+        result: RawJSON? = nil, notification: [UInt8]? = nil, channel: String? = nil,
+        cancelRequested: Bool = false
+    ) {
+        self.id = id
+        self.state = state
+        self.taskName = taskName
+        self.queue = queue
+        self.attempt = attempt
+        self.worker = worker
+        self.updatedAt = updatedAt
+        self.runAt = runAt
+        self.reason = reason
+        self.result = result
+        self.notification = notification
+        self.channel = channel
+        self.cancelRequested = cancelRequested
+    }
+
+    /// A call the store knows nothing of.
+    public static func unknown(_ id: String) -> TaskStatus { TaskStatus(id: id, state: .unknown) }
+
+    // MARK: Order
+
+    /// Statuses of one call only move forward: a store keeps a new status only when its rank is
+    /// at least the one it holds, and never replaces a final one. Attempts go up one by one,
+    /// and within an attempt: waiting (or scheduled), running, retrying.
+    public var rank: Int64 {
+        if state.isFinal { return Self.finalRank }
+        let step: Int64 =
+            switch state {
+            case .running: 1
+            case .retrying: 2
+            default: 0
+            }
+        return Int64(min(max(attempt, 1), 1 << 40)) * 4 + step
+    }
+
+    /// The rank of every final status: above any attempt's, and exact in a Lua number.
+    public static let finalRank: Int64 = 1 << 52
+
+    /// Whether a store that holds `held` keeps `self` in its place.
+    public func supersedes(_ held: TaskStatus) -> Bool {
+        let (new, old) = (rank, held.rank)
+        return new > old || (new == old && old < Self.finalRank)
+    }
+
+    // MARK: Stored form
+
+    /// The status as flat text fields (payloads aside), the form the Redis store keeps in a hash
+    /// and writes through Lua: `s` state, `r` rank, `n` task, `q` queue, `a` attempt, `w`
+    /// worker, `t` updated (ms since 1970), `e` run at (ms), `x` reason, `c` channel, `k` cancel
+    /// requested. Absent values are left out, so a write keeps what an earlier one said.
+    public var storedFields: [(String, String)] {
+        var fields: [(String, String)] = [("s", state.rawValue), ("r", String(rank)), ("a", String(attempt))]
+        func add(_ key: String, _ value: String?) { if let value { fields.append((key, value)) } }
+        add("n", taskName)
+        add("q", queue)
+        add("w", worker)
+        add("t", updatedAt.map { String(Self.milliseconds($0)) })
+        add("e", runAt.map { String(Self.milliseconds($0)) })
+        add("x", reason)
+        add("c", channel)
+        if cancelRequested { fields.append(("k", "1")) }
+        return fields
+    }
+
+    /// The fields as one JSON object of strings, for a Lua script to read with `cjson`.
+    public var storedJSON: [UInt8] {
+        var writer = JSONWriter(capacity: 192)
+        writer.raw("{")
+        for (index, (key, value)) in storedFields.enumerated() {
+            if index > 0 { writer.raw(",") }
+            writer.string(key)
+            writer.raw(":")
+            writer.string(value)
+        }
+        writer.raw("}")
+        return writer.bytes
+    }
+
+    /// A status read back from its stored fields (``storedFields``, plus `p` the notification);
+    /// nil when they hold no state this version knows.
+    public init?(id: String, storedFields fields: [String: [UInt8]]) {
+        func text(_ key: String) -> String? { fields[key].map { String(decoding: $0, as: UTF8.self) } }
+        func date(_ key: String) -> Date? {
+            text(key).flatMap(Int64.init).map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        }
+        guard let state = text("s").flatMap(State.init(rawValue:)) else { return nil }
+        self.init(
+            id: id, state: state, taskName: text("n"), queue: text("q"), attempt: text("a").flatMap(Int.init) ?? 1,
+            worker: text("w"), updatedAt: date("t"), runAt: date("e"), reason: text("x"),
+            notification: fields["p"], channel: text("c"), cancelRequested: text("k") == "1")
+    }
+
+    package static func milliseconds(_ date: Date) -> Int64 {
+        let value = (date.timeIntervalSince1970 * 1000).rounded()
+        return value.isFinite && abs(value) < 9e15 ? Int64(value) : 0
+    }
+}
+
+extension TaskStatus {
+    /// `self`, with what `held` said and `self` leaves out: the fields a store keeps across
+    /// writes (a Redis hash keeps the fields a write does not set).
+    package func keeping(_ held: TaskStatus) -> TaskStatus {
+        var merged = self
+        merged.taskName = taskName ?? held.taskName
+        merged.queue = queue ?? held.queue
+        merged.worker = worker ?? held.worker
+        merged.updatedAt = updatedAt ?? held.updatedAt
+        merged.runAt = runAt ?? held.runAt
+        merged.reason = reason ?? held.reason
+        merged.notification = notification ?? held.notification
+        merged.channel = channel ?? held.channel
+        merged.cancelRequested = cancelRequested || held.cancelRequested
+        return merged
+    }
+
+    /// The reason of a call whose cancel was asked while it ran and that then failed: it is
+    /// not retried.
+    package static let cancelledWhileRunning = "Cancelled: a cancel was asked while it ran; not retried"
+}
