@@ -13,6 +13,7 @@ enum WorkerCommand {
     static let help = """
         usage: ivy worker [--queue URL] [--notify URL] [--concurrency N] [--grace SECONDS]
                           [--visibility SECONDS] [--queues NAME,...] [--exec NAME=COMMAND ...]
+                          [--events | --json] [--allow-cancel-running]
 
         Runs the IvyExamples tasks (queue 'testpackage') and the --exec tasks until SIGTERM or
         SIGINT. On a signal it stops reserving, lets running tasks finish within the grace
@@ -28,6 +29,8 @@ enum WorkerCommand {
                              TIME EVENT TASK id=ID attempt=N queue=Q [message=ID]
                              [DURATION ms] [retry in DELAY ms] [: ERROR]
           --json             every task event as one JSON object per line on stdout
+          --allow-cancel-running  let `ivy cancel` stop calls running here (Swift task
+                             cancellation; an --exec command gets SIGTERM)
         \(ExecOptions.help)
 
         \(ExitStatus.help)
@@ -43,6 +46,7 @@ enum WorkerCommand {
         let queues = exec.queues(adding: try arguments.queueNames("--queues") ?? [TestPackage.queue])
         let json = arguments.flag("--json")
         let printEvents = arguments.flag("--events") || json
+        let allowCancelRunning = arguments.flag("--allow-cancel-running")
         try arguments.finish()
         if shared.isInProcess {
             Console.error(
@@ -55,8 +59,9 @@ enum WorkerCommand {
 
         let (registry, _) = try shared.registry()
         let commands = try exec.register(in: registry)
-        let options = WorkerOptions(
+        var options = WorkerOptions(
             queues: queues, concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
+        options.allowCancelRunning = allowCancelRunning
         let connection = try await shared.connect()
         let worker: IvyWorker
         do { worker = try shared.makeWorker(registry, on: connection, options: options) } catch {

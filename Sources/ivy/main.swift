@@ -10,6 +10,8 @@ let usage = """
       demo     call testpackage.factorial(5) through the queue and show the flow
       call     call a task by name with JSON arguments; --wait prints its result
       queue    look at and manage a queue: size, peek, dead, requeue-dead, purge, pause, resume
+      status   what became of calls, by id: waiting, running, retrying, succeeded, failed…
+      cancel   cancel calls that have not started (and running ones, where workers allow)
       worker   serve the example tasks and --exec commands until SIGTERM/SIGINT
       bench    measure enqueue rate, round trips and latency
       encrypt  turn plaintext on stdin into a message token
@@ -32,6 +34,8 @@ func runCommandLine() async -> Int32 {
         "demo": (DemoCommand.help, DemoCommand.run),
         "call": (CallCommand.help, CallCommand.run),
         "queue": (QueueCommand.help, QueueCommand.run),
+        "status": (StatusCommand.statusHelp, StatusCommand.status),
+        "cancel": (StatusCommand.cancelHelp, StatusCommand.cancel),
         "worker": (WorkerCommand.help, WorkerCommand.run),
         "bench": (BenchCommand.help, BenchCommand.run),
         "encrypt": (CryptoCommands.encryptHelp, CryptoCommands.encrypt),

@@ -35,6 +35,8 @@ public final class IvyClient: Sendable {
     private let statusStore: (any TaskStatusStore)?
     /// The base channel: workers that allow cancelling running calls listen on its cancel channel.
     private let baseChannel: ChannelName
+    /// Status records on their way, which ``close()`` waits for.
+    private let pendingWrites = PendingWrites()
     private let router = ResultRouter()
     private let broadcaster = EventBroadcaster()
     private let subscription: NotifierSubscription
@@ -313,7 +315,9 @@ public final class IvyClient: Sendable {
         } else {
             _ = try await connection.backend.send(codec.encode(message), to: queue)
         }
-        Self.sent(message, queue: queue, broadcaster: broadcaster, statusStore: statusStore, logger: options.logger)
+        Self.sent(
+            message, queue: queue, broadcaster: broadcaster, statusStore: statusStore, pendingWrites: pendingWrites,
+            logger: options.logger)
     }
 
     /// Refuses a call that runs later on a backend that would send it at once.
@@ -334,9 +338,12 @@ public final class IvyClient: Sendable {
     ) throws -> Bool {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
         guard let pipelined else { return false }
-        pipelined.send(codec.encode(message), to: queue) { [broadcaster, statusStore, logger = options.logger] outcome in
+        pipelined.send(codec.encode(message), to: queue) {
+            [broadcaster, statusStore, pendingWrites, logger = options.logger] outcome in
             if case .success = outcome {
-                Self.sent(message, queue: queue, broadcaster: broadcaster, statusStore: statusStore, logger: logger)
+                Self.sent(
+                    message, queue: queue, broadcaster: broadcaster, statusStore: statusStore,
+                    pendingWrites: pendingWrites, logger: logger)
             }
             completion(outcome)
         }
@@ -348,7 +355,7 @@ public final class IvyClient: Sendable {
     /// same store comes after it, and a worker's `running` that overtakes it stands.
     private static func sent(
         _ message: TaskMessage, queue: QueueName, broadcaster: EventBroadcaster,
-        statusStore: (any TaskStatusStore)?, logger: any IvyLogger
+        statusStore: (any TaskStatusStore)?, pendingWrites: PendingWrites, logger: any IvyLogger
     ) {
         broadcaster.emit(
             .scheduled(
@@ -360,10 +367,12 @@ public final class IvyClient: Sendable {
             id: id, state: message.eta == nil ? .waiting : .scheduled, taskName: message.name,
             queue: queue.rawValue, attempt: max(message.attempt, 1), updatedAt: message.createdAt,
             runAt: message.eta, channel: message.notify?.rawValue)
+        pendingWrites.begin()
         statusStore.record(status) { outcome in
             if case .failure(let error) = outcome {
                 logger.warning("recording a call's status failed", ["task.id": id, "error": "\(error)"])
             }
+            pendingWrites.end()
         }
     }
 
@@ -445,13 +454,16 @@ public final class IvyClient: Sendable {
         broadcaster.subscribe(bufferingNewest: limit)
     }
 
-    /// Ends waiting calls with ``IvyError/Code/closed`` and unsubscribes; closes the connection
-    /// if this client made it (the URL initialiser).
+    /// Ends waiting calls with ``IvyError/Code/closed`` and unsubscribes; waits (up to 5 s) for
+    /// the status records of calls just sent; closes the connection if this client made it (the
+    /// URL initialiser).
     public func close() async {
         guard !isClosed.exchange(true, ordering: .relaxed) else { return }
         subscription.cancel()
         sweeper.cancel()
         router.finishAll(with: IvyError(.closed))
+        // The statuses of calls just sent are recorded before the connection goes.
+        await pendingWrites.drain(within: .seconds(5))
         if ownsConnection { await connection.close() }
         broadcaster.finish()
     }

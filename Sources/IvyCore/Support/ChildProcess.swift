@@ -289,6 +289,10 @@ package final class ChildProcess: Sendable {
                     } else {
                         // Rounded up, so as not to wake a millisecond early and spin.
                         timeout = Int32(clamping: min(left.wholeMilliseconds, Int(Int32.max) - 1) + 1)
+                        // The child has ended and the rest of its group got the SIGTERM too:
+                        // they are usually gone within moments, so look again soon rather than
+                        // at the SIGKILL deadline.
+                        if state.termination != nil { timeout = min(timeout, 10) }
                     }
                 }
                 return state.termination
