@@ -33,7 +33,8 @@ enum StatusCommand {
         caller gets a Cancelled error, and the worker that receives its message dead-letters it
         as cancelled instead of running it. A running call is marked: a worker started with
         --allow-cancel-running cancels it, and no worker retries it. Prints what happened to
-        each; exits 1 when a call was already final or is unknown. Give the notifier the
+        each. Cancelling a cancelled call again does no harm; exits 1 when a call has already
+        ended otherwise (succeeded, failed, dead-lettered) or is unknown. Give the notifier the
         workers use, as for `ivy status`; with the callers' key, their Cancelled error is
         sealed as they expect.
 

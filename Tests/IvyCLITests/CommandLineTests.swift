@@ -105,7 +105,7 @@ struct CommandLineTests {
         #expect(object["p50_ms"] == nil)
     }
 
-    @Test(arguments: ["demo", "worker", "bench", "call", "queue"])
+    @Test(arguments: ["demo", "worker", "bench", "call", "queue", "status", "cancel"])
     func everyCommandHasHelp(_ command: String) async throws {
         let run = try await IvyProcess.run([command, "--help"])
         #expect(run.status == 0)

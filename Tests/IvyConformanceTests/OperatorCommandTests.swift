@@ -299,6 +299,81 @@ struct OperatorCommandTests {
         #expect(try Self.object(negative.stdout)["result"] as? Int == 3)
     }
 
+    /// `ivy status` and `ivy cancel` from a shell, through the statuses a worker in another
+    /// process records on Redis.
+    @Test(arguments: ConformanceBackend.outOfProcess)
+    func statusAndCancelFollowCallsFromTheShell(_ kind: ConformanceBackend) async throws {
+        let url = try #require(kind.processURL)
+        let queue = "status-\(UUID().uuidString.prefix(8).lowercased())"
+        try await requireServers(kind, url)
+        let worker = try IvyProcess([
+            "worker", "--queue", url, "--notify", Services.redisURL, "--queues", queue, "--allow-cancel-running",
+        ])
+        defer { kill(worker.processIdentifier, SIGKILL) }
+        let target = ["--queue", url, "--notify", Services.redisURL]
+        @Sendable func ivy(_ arguments: [String]) async throws -> IvyProcess.Finished {
+            let run = try await IvyProcess.run(arguments + target)
+            Self.expectNoSecret(run)
+            return run
+        }
+        @Sendable func call(_ arguments: [String]) async throws -> String {
+            let run = try await ivy(["call"] + arguments + ["--task-queue", queue])
+            #expect(run.status == 0, "stderr: \(run.stderr)")
+            return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        /// `ivy status --json`, each value as text.
+        @Sendable func status(_ id: String) async throws -> [String: String] {
+            let run = try await ivy(["status", id, "--json"])
+            #expect(run.status == 0, "stderr: \(run.stderr)")
+            return try Self.object(run.stdout).mapValues { "\($0)" }
+        }
+        @Sendable func waitFor(_ id: String, _ state: String) async throws -> [String: String] {
+            try await withDeadline(.seconds(60), "\(id) to be \(state)") {
+                while true {
+                    let found = try await status(id)
+                    if found["state"] == state { return found }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+
+        let done = try await call(["testpackage.factorial", "5"])
+        let succeeded = try await waitFor(done, "succeeded")
+        #expect(succeeded["result"] == "120")
+        #expect(succeeded["task"] == "testpackage.factorial")
+        #expect(succeeded["queue"] == queue)
+        #expect(succeeded["worker"]?.hasSuffix(":\(worker.processIdentifier)") == true)
+        let text = try await ivy(["status", done])
+        #expect(text.stdout.hasPrefix("\(done)  succeeded (attempt 1 on "), "stdout: \(text.stdout)")
+        #expect(text.stdout.contains("result   120"))
+
+        let later = try await call(["testpackage.factorial", "3", "--in", "1h"])
+        #expect(try await status(later)["state"] == "scheduled")
+        let cancelled = try await ivy(["cancel", later])
+        #expect(cancelled.status == 0 && cancelled.stdout == "\(later)  cancelled\n", "\(cancelled)")
+        // Cancelling is idempotent; a call that has ended is not cancelled.
+        let again = try await ivy(["cancel", later])
+        #expect(again.status == 0 && again.stdout == "\(later)  cancelled\n", "\(again)")
+        let tooLate = try await ivy(["cancel", done])
+        #expect(tooLate.status == 1, "a finished call cannot be cancelled")
+        #expect(tooLate.stdout == "\(done)  not cancelled: it is already succeeded\n", "\(tooLate)")
+
+        let long = try await call(["testpackage.sleep", "600000"])
+        _ = try await waitFor(long, "running")
+        let asked = try await ivy(["cancel", long])
+        #expect(asked.status == 0, "stderr: \(asked.stderr)")
+        #expect(asked.stdout.contains("a cancel was asked"))
+        let stopped = try await waitFor(long, "cancelled")
+        #expect(stopped["reason"]?.hasPrefix("Cancelled") == true)
+
+        let unknown = try await status("no-such-call")
+        #expect(unknown["state"] == "unknown")
+        let noID = try await IvyProcess.run(["status"] + target)
+        #expect(noID.status == 2)
+        let inProcess = try await IvyProcess.run(["cancel", "x", "--notify", "memory://"])
+        #expect(inProcess.status == 2 && inProcess.stderr.contains("--notify redis://"), "\(inProcess.stderr)")
+    }
+
     // MARK: Helpers
 
     private func requireServers(_ kind: ConformanceBackend, _ url: String) async throws {
