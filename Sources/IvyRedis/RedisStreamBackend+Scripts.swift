@@ -126,26 +126,24 @@ extension RedisStreamBackend {
             """)
 
     /// Acknowledges a batch and publishes results. KEYS stream, leases, then per message the
-    /// stream that keeps its channel's results (any key when it keeps none) and the hash of its
-    /// status (any key when it records none); ARGV group, then per message: id, token, channel
-    /// ('' for none), payload, retention ms (0 for none), status (``TaskStatus/storedJSON``, ''
-    /// for none), status retention ms. The status is recorded, with the payload, and the payload
-    /// kept (durable results: as the notifier's own scripts do) and published whether or not the
-    /// reservation was still held (the task did run). Returns 1 (acknowledged) or 0 (lost) per
-    /// message.
+    /// stream that keeps its channel's results (any key when it keeps none); ARGV group, then
+    /// per message: id, token, channel ('' for none), payload, retention ms (0 for none). The
+    /// payload is kept (durable results: as the notifier's own script does) and published
+    /// whether or not the reservation was still held (the task did run). Returns 1
+    /// (acknowledged) or 0 (lost) per message.
     static let ack = RedisScript(
         name: "ack",
-        source: clock + RetainedResults.keepFunction + StoredStatuses.recordFunction + """
+        source: clock + RetainedResults.keepFunction + """
 
-            local count = (#ARGV - 1) / 7
+            local count = (#ARGV - 1) / 5
             local leases = {}
-            for i = 1, count do leases[i] = ARGV[7 * i - 5] .. '|' .. ARGV[7 * i - 4] end
+            for i = 1, count do leases[i] = ARGV[5 * i - 3] .. '|' .. ARGV[5 * i - 2] end
             local expiries = redis.call('ZMSCORE', KEYS[2], unpack(leases))
             local held, heldLeases, out = {}, {}, {}
             for i = 1, count do
               local expiry = tonumber(expiries[i])
               if expiry and expiry > now then
-                table.insert(held, ARGV[7 * i - 5])
+                table.insert(held, ARGV[5 * i - 3])
                 table.insert(heldLeases, leases[i])
                 out[i] = 1
               else
@@ -158,10 +156,9 @@ extension RedisStreamBackend {
               redis.call('ZREM', KEYS[2], unpack(heldLeases))
             end
             for i = 1, count do
-              local channel, payload, retention = ARGV[7 * i - 3], ARGV[7 * i - 2], tonumber(ARGV[7 * i - 1])
-              if ARGV[7 * i] ~= '' then record(KEYS[2 + 2 * i], ARGV[7 * i], tonumber(ARGV[7 * i + 1]), payload) end
+              local channel, payload, retention = ARGV[5 * i - 1], ARGV[5 * i], tonumber(ARGV[5 * i + 1])
               if channel ~= '' then
-                if retention > 0 then keep(KEYS[1 + 2 * i], payload, retention, math.floor(now / 1000)) end
+                if retention > 0 then keep(KEYS[2 + i], payload, retention, math.floor(now / 1000)) end
                 redis.call('PUBLISH', channel, payload)
               end
             end

@@ -66,11 +66,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         let payload: [UInt8]
         /// Milliseconds the notifier keeps results; 0 for plain pub/sub.
         let retention: Int
-        /// The call's status to record first (``TaskStatus/storedJSON``), empty for none.
-        var status: [UInt8] = []
-        var statusKey = ""
-        /// Milliseconds the notifier keeps statuses.
-        var statusRetention = 0
+        /// The commands that record the call's final status, sent before the ack script.
+        var recording: [RedisCommand] = []
     }
 
     /// - Parameters:
@@ -335,10 +332,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         var publication = Publication(
             channel: channel.rawValue, payload: payload,
             retention: redis.resultRetention.map { max(1, $0.wholeMilliseconds) } ?? 0)
-        if let status, let statusRetention = redis.statusRetention {
-            publication.status = status.storedJSON
-            publication.statusKey = StoredStatuses.key(status.id)
-            publication.statusRetention = max(1, statusRetention.wholeMilliseconds)
+        if let status, let retention = redis.statusRetention {
+            publication.recording = StoredStatuses.commands(recording: status, retention: retention)
         }
         acknowledge(reservation, keeping: publication) { completion(self.outcome($0, reservation)) }
     }
@@ -400,20 +395,25 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
                 guard let self else { return done(batch.map { _ in .failure(IvyError(.closed)) }) }
                 let keys = Keys(queue)
                 var scriptKeys = [keys.stream, keys.leases]
-                scriptKeys.reserveCapacity(2 + batch.count * 2)
+                scriptKeys.reserveCapacity(2 + batch.count)
                 var arguments: [any RedisArgument] = [Self.group]
-                arguments.reserveCapacity(1 + batch.count * 7)
+                arguments.reserveCapacity(1 + batch.count * 5)
                 for item in batch {
                     let publication = item.publication
                     scriptKeys.append(
                         publication.map { $0.retention > 0 ? RetainedResults.key($0.channel) : keys.stream }
                             ?? keys.stream)
-                    scriptKeys.append(publication.map { $0.status.isEmpty ? keys.stream : $0.statusKey } ?? keys.stream)
                     arguments += [
                         item.messageID, item.token, publication?.channel ?? "", publication?.payload ?? [],
-                        publication?.retention ?? 0, publication?.status ?? [], publication?.statusRetention ?? 0,
+                        publication?.retention ?? 0,
                     ]
                 }
+                // A batch's statuses go first on this connection, so Redis records them before the
+                // script publishes the results: a caller that hears of its result finds its
+                // status final. Plain commands rather than more of the script, which cost Redis
+                // three times as much; a connection that fails them fails the script too.
+                let recording = batch.flatMap { $0.publication?.recording ?? [] }
+                if !recording.isEmpty { self.connection.send(recording) { _ in } }
                 self.run(Self.ack, keys: scriptKeys, arguments: arguments) { [endpoint] reply in
                     do {
                         let flags = try reply.get().array?.compactMap(\.integer) ?? []

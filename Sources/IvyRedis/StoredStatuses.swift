@@ -2,71 +2,124 @@
 
 package import IvyCore
 
-/// Call statuses on Redis (PROTOCOL.md §9): one hash per call, `ivy:status:{<id>}`, with the
-/// fields of ``TaskStatus/storedFields`` and `p`, the result notification of a call that
-/// succeeded. Written by the notifier's scripts and by the backend's ack script, which share
-/// what is here.
+/// Call statuses on Redis (PROTOCOL.md §9): one hash per call, `ivy:status:{<id>}`, expiring a
+/// retention after its last change, whose fields are
+/// - `<rank>` (``TaskStatus/rank``, in decimal) for each state before the end, the status
+///   ``TaskStatus/packed``: waiting (or scheduled), then per attempt running and retrying;
+/// - `f`, the final status, set once (`HSETNX`): the first final status stands;
+/// - `p`, the result notification of a call that succeeded;
+/// - `k`, `1` once a cancel was asked while the call ran.
+///
+/// A status is what `f` says, or else the field of the highest rank, with what earlier ones
+/// said and it leaves out (the producer's channel, the last failure). Writes commute, so
+/// plain pipelined commands record them, with no script (in Lua the same writes cost Redis
+/// three to four times as much). A worker reads what it must check right after its write: a
+/// running attempt `f` (a cancel), a retry `k` as well. A cancel, which reads the whole hash
+/// to choose, is the one script.
 package enum StoredStatuses {
     /// The hash that holds call `id`'s status.
     package static func key(_ id: String) -> String { "ivy:status:{\(id)}" }
 
-    /// Lua: `record(key, json, retention ms, payload or nil)` applies a status written as
-    /// ``TaskStatus/storedJSON`` unless the hash holds a later one, with the same rules as
-    /// every store (``TaskStatus/supersedes(_:)``; a retry of a call whose cancel was asked
-    /// becomes its cancellation), and returns the state the hash holds afterwards.
-    package static let recordFunction = """
+    /// The commands that record `status`, kept `retention`, then, for a running attempt or a
+    /// retry, an `HMGET` of what the worker must check: `f` and, for a retry, `k` (see
+    /// ``heldState(after:_:)``). Nothing reads the outcome of the other writes.
+    ///
+    /// No `MULTI` is needed: the writes come before the read, and the one other writer that
+    /// reads (a cancel) is a script, so it runs before the writes (and the read sees its
+    /// verdict), between them and the read (and sees the new state), or after the read.
+    package static func commands(recording status: TaskStatus, retention: Duration) -> [RedisCommand] {
+        let key = key(status.id)
+        let expire = RedisCommand("PEXPIRE", key, retention.wholeMilliseconds)
+        switch status.state {
+        case .scheduled, .waiting:
+            return [RedisCommand("HSET", key, String(status.rank), status.packed), expire]
+        case .running:
+            return [
+                RedisCommand("HSET", key, String(status.rank), status.packed), expire,
+                RedisCommand("HMGET", key, "f"),
+            ]
+        case .retrying:
+            return [
+                RedisCommand("HSET", key, String(status.rank), status.packed), expire,
+                RedisCommand("HMGET", key, "f", "k"),
+            ]
+        case .succeeded, .failed, .deadLettered, .cancelled, .unknown:
+            var commands = [RedisCommand("HSETNX", key, "f", status.packed)]
+            if let notification = status.notification {
+                commands.append(RedisCommand("HSETNX", key, "p", notification))
+            }
+            commands.append(expire)
+            return commands
+        }
+    }
 
-        local function record(key, json, retention, payload)
-          local status = cjson.decode(json)
-          local held = redis.call('HMGET', key, 'r', 's', 'k')
-          local heldRank, rank = tonumber(held[1]), tonumber(status.r)
-          if heldRank and (heldRank > rank or (heldRank == rank and heldRank >= \(TaskStatus.finalRank))) then
-            return held[2]
-          end
-          if status.s == 'retrying' and held[3] == '1' then
-            status.s, status.r, status.x = 'cancelled', '\(TaskStatus.finalRank)', [[\(TaskStatus.cancelledWhileRunning)]]
-          end
-          local fields = {}
-          for name, value in pairs(status) do
-            fields[#fields + 1] = name
-            fields[#fields + 1] = value
-          end
-          if payload then
-            fields[#fields + 1] = 'p'
-            fields[#fields + 1] = payload
-          end
-          redis.call('HSET', key, unpack(fields))
-          redis.call('PEXPIRE', key, retention)
-          return status.s
-        end
-        """
+    /// The state the store holds after ``commands(recording:retention:)`` for a running attempt
+    /// or a retry ran and returned `replies`: a final status if there is one, else cancelled for
+    /// a retry of a call whose cancel was asked, else `status`'s own. Other writes are reported
+    /// as written.
+    package static func heldState(after status: TaskStatus, _ replies: [RedisReply]) -> TaskStatus.State {
+        guard status.state == .running || status.state == .retrying, let read = replies.last?.array else {
+            return status.state
+        }
+        if let final = read.first?.bytes, let held = TaskStatus(id: status.id, packed: final) {
+            return held.state
+        }
+        if status.state == .retrying, read.count > 1, read[1].text == "1" { return .cancelled }
+        return status.state
+    }
 
-    /// KEYS status; ARGV reason, now (ms), retention ms. Cancels a call that has not started,
-    /// marks a running one, leaves a final one; returns the hash's fields afterwards (none for
-    /// an unknown call).
+    /// KEYS status; ARGV the cancelled status (packed), retention ms. Cancels a call that has
+    /// not started (its highest rank is waiting or retrying), marks a running one, leaves a
+    /// final one; returns the hash afterwards (empty for an unknown call).
     package static let cancel = RedisScript(
         name: "cancel",
         source: """
-            local state = redis.call('HGET', KEYS[1], 's')
-            if not state then return {} end
-            if state == 'scheduled' or state == 'waiting' or state == 'retrying' then
-              redis.call('HSET', KEYS[1], 's', 'cancelled', 'r', '\(TaskStatus.finalRank)', 'x', ARGV[1], 't', ARGV[2])
-              redis.call('PEXPIRE', KEYS[1], ARGV[3])
-            elseif state == 'running' then
-              redis.call('HSET', KEYS[1], 'k', '1')
+            local all = redis.call('HGETALL', KEYS[1])
+            local top = -1
+            for i = 1, #all, 2 do
+              if all[i] == 'f' then return all end
+              local rank = tonumber(all[i])
+              if rank and rank > top then top = rank end
             end
+            if top < 0 then return all end
+            if top % 4 == 1 then
+              redis.call('HSET', KEYS[1], 'k', '1')
+            else
+              redis.call('HSET', KEYS[1], 'f', ARGV[1])
+            end
+            redis.call('PEXPIRE', KEYS[1], ARGV[2])
             return redis.call('HGETALL', KEYS[1])
             """)
 
-    /// A status read back from `HGETALL`'s reply.
+    /// A status read back from the hash's fields (`HGETALL`'s reply).
     package static func status(_ id: String, from reply: RedisReply) -> TaskStatus {
         let items = reply.array ?? []
-        var fields: [String: [UInt8]] = [:]
+        var steps: [(rank: Int64, status: TaskStatus)] = []
+        var final: TaskStatus?
+        var notification: [UInt8]?
+        var cancelRequested = false
         var index = 0
         while index + 1 < items.count {
-            if let name = items[index].text, let value = items[index + 1].bytes { fields[name] = value }
-            index += 2
+            defer { index += 2 }
+            guard let name = items[index].text, let value = items[index + 1].bytes else { continue }
+            switch name {
+            case "f": final = TaskStatus(id: id, packed: value)
+            case "p": notification = value
+            case "k": cancelRequested = value == Array("1".utf8)
+            default:
+                if let rank = Int64(name), let status = TaskStatus(id: id, packed: value) {
+                    steps.append((rank, status))
+                }
+            }
         }
-        return TaskStatus(id: id, storedFields: fields) ?? .unknown(id)
+        steps.sort { $0.rank < $1.rank }
+        var merged = steps.dropFirst().reduce(steps.first?.status) { earlier, step in
+            earlier.map { step.status.keeping($0) } ?? step.status
+        }
+        if let final { merged = merged.map { final.keeping($0) } ?? final }
+        guard var status = merged else { return .unknown(id) }
+        status.notification = notification
+        status.cancelRequested = cancelRequested
+        return status
     }
 }

@@ -34,6 +34,8 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     private var isClosed: Bool { closed.load(ordering: .relaxed) }
     /// Per channel: retained results batched into one script call.
     private let retainers = CoalescerTable<[UInt8], Void>(maximumBatch: 500)
+    /// Status records batched into one request; nil when statuses are not kept.
+    private let statusRecorder: RequestCoalescer<TaskStatus, TaskStatus.State>?
 
     /// How long results are kept unless a retention is given: long enough for a producer to
     /// reconnect after a Redis restart or a dropped connection.
@@ -65,6 +67,11 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         self.publisher = publisher
         self.resultRetention = resultRetention
         self.statusRetention = statusRetention
+        statusRecorder = statusRetention.map { retention in
+            RequestCoalescer(maximumBatch: 500) { [publisher] batch, done in
+                Self.record(batch, retention: retention, through: publisher, done: done)
+            }
+        }
         self.logger = logger
         endpoint = publisher.endpoint
         var replay: (@Sendable (String, RedisSubscriber) -> Void)?
@@ -94,7 +101,8 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         let statusRetention = try Self.retention("status_retention", in: url, default: defaultStatusRetention)
         let publisher = try await RedisConnection.connect(configuration, name: "ivy-redis-pub")
         return try RedisNotifier(
-            publisher: publisher, resultRetention: retention, statusRetention: statusRetention, logger: logger)
+            publisher: publisher, resultRetention: retention, statusRetention: statusRetention, logger: logger
+        )
     }
 
     /// Publishes `payload` on `channel`; with ``resultRetention``, keeps it too.
@@ -193,33 +201,51 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     public func record(
         _ status: TaskStatus, completion: @escaping @Sendable (Result<TaskStatus.State, any Error>) -> Void
     ) {
-        guard let statusRetention else { return completion(.failure(noStatuses)) }
-        publisher.evaluate(
-            Self.recordStatus, keys: [StoredStatuses.key(status.id)],
-            arguments: [status.storedJSON, statusRetention.wholeMilliseconds]
-        ) { [endpoint] reply in
-            completion(
-                Result {
-                    let text = try reply.get().checked(endpoint: endpoint, command: "status").text ?? ""
-                    return TaskStatus.State(rawValue: text) ?? .unknown
-                })
+        guard let statusRecorder else { return completion(.failure(noStatuses)) }
+        statusRecorder.submit(status, completion: completion)
+    }
+
+    /// Records a batch of statuses in one request of plain commands (StoredStatuses says why no
+    /// script).
+    private static func record(
+        _ batch: [TaskStatus], retention: Duration, through publisher: RedisConnection,
+        done: @escaping @Sendable ([Result<TaskStatus.State, any Error>]) -> Void
+    ) {
+        let perStatus = batch.map { StoredStatuses.commands(recording: $0, retention: retention) }
+        let endpoint = publisher.endpoint
+        publisher.send(perStatus.flatMap { $0 }) { outcome in
+            do {
+                let replies = try outcome.get()
+                var results: [Result<TaskStatus.State, any Error>] = []
+                results.reserveCapacity(batch.count)
+                var start = 0
+                for (status, commands) in zip(batch, perStatus) {
+                    let own = Array(replies[start..<min(start + commands.count, replies.count)])
+                    start += commands.count
+                    results.append(
+                        Result {
+                            for reply in own { _ = try reply.checked(endpoint: endpoint, command: "status") }
+                            return StoredStatuses.heldState(after: status, own)
+                        })
+                }
+                done(results)
+            } catch {
+                done(batch.map { _ in .failure(error) })
+            }
         }
     }
 
-    public func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus) async throws {
-        guard let statusRetention else { return try await publish(payload, to: channel) }
-        let channel = channel.rawValue
-        let resultRetention = self.resultRetention
-        try await retrying(on: channel, for: resultRetention) {
-            _ = try await self.publisher.evaluate(
-                Self.recordAndPublish,
-                keys: [StoredStatuses.key(status.id), RetainedResults.key(channel)],
-                arguments: [
-                    status.storedJSON, statusRetention.wholeMilliseconds, channel, payload,
-                    resultRetention?.wholeMilliseconds ?? 0, status.notification == nil ? 0 : 1,
-                ]
-            ).checked(endpoint: self.endpoint, command: "PUBLISH")
+    public func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus)
+        async throws
+    {
+        // Sent first on the connection the publication takes, so Redis records before it publishes.
+        record(status) { [logger] outcome in
+            if case .failure(let error) = outcome {
+                logger.warning(
+                    "recording a call's status failed", ["task.id": status.id, "error": "\(error)"])
+            }
         }
+        try await publish(payload, to: channel)
     }
 
     public func status(of id: String) async throws -> TaskStatus {
@@ -231,11 +257,10 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
 
     public func cancel(_ id: String, reason: String) async throws -> TaskStatus {
         guard let statusRetention else { throw noStatuses }
+        let cancelled = TaskStatus(id: id, state: .cancelled, updatedAt: Date(), reason: reason)
         let reply = try await publisher.evaluate(
             StoredStatuses.cancel, keys: [StoredStatuses.key(id)],
-            arguments: [
-                reason, String(TaskStatus.milliseconds(Date())), statusRetention.wholeMilliseconds,
-            ]
+            arguments: [cancelled.packed, statusRetention.wholeMilliseconds]
         ).checked(endpoint: endpoint, command: "cancel")
         return StoredStatuses.status(id, from: reply)
     }
@@ -245,31 +270,6 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
             .unsupportedBackend, endpoint: endpoint,
             detail: "this notifier keeps no statuses (status_retention=0)")
     }
-
-    /// KEYS status; ARGV the status (``TaskStatus/storedJSON``), retention ms. Returns the
-    /// state held afterwards.
-    static let recordStatus = RedisScript(
-        name: "record-status",
-        source: StoredStatuses.recordFunction + """
-
-            return record(KEYS[1], ARGV[1], tonumber(ARGV[2]), nil)
-            """)
-
-    /// KEYS status, results stream; ARGV status, status retention ms, channel, payload, result
-    /// retention ms (0 keeps none), 1 to keep the payload with the status. Records, keeps, then
-    /// publishes; returns how many deliveries the publication made.
-    static let recordAndPublish = RedisScript(
-        name: "record-and-publish",
-        source: StoredStatuses.recordFunction + RetainedResults.keepFunction + """
-
-            record(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[6] == '1' and ARGV[4] or nil)
-            if tonumber(ARGV[5]) > 0 then
-              local clock = redis.call('TIME')
-              local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-              keep(KEYS[2], ARGV[4], tonumber(ARGV[5]), now)
-            end
-            return redis.call('PUBLISH', ARGV[3], ARGV[4])
-            """)
 
     // MARK: Durable results
 

@@ -73,7 +73,8 @@ enum StatusCommand {
         let connection = try await shared.connect()
         var status = ExitStatus.success
         do {
-            let client = try await shared.makeClient(TaskRegistry(), on: connection, resultTimeout: .seconds(30))
+            let client = try await shared.makeClient(
+                TaskRegistry(), on: connection, resultTimeout: .seconds(30))
             for id in ids {
                 let found: TaskStatus
                 do { found = try await body(client, id) } catch {
@@ -102,7 +103,11 @@ enum StatusCommand {
     static func text(_ status: TaskStatus) -> String {
         var lines = ["\(status.id)  \(Console.printable(summary(status)))"]
         func add(_ label: String, _ value: String?) {
-            if let value { lines.append("  \(label.padding(toLength: 8, withPad: " ", startingAt: 0)) \(Console.printable(value))") }
+            if let value {
+                lines.append(
+                    "  \(label.padding(toLength: 8, withPad: " ", startingAt: 0)) \(Console.printable(value))"
+                )
+            }
         }
         add("task", status.taskName)
         add("queue", status.queue)
@@ -112,7 +117,8 @@ enum StatusCommand {
                 "result",
                 status.result?.text
                     ?? (status.notification == nil
-                        ? "(none kept)" : "(sealed: give the key with --key-file or $MESSAGES_ENCRYPTION_KEY)"))
+                        ? "(none kept)"
+                        : "(sealed: give the key with --key-file or $MESSAGES_ENCRYPTION_KEY)"))
         }
         return lines.joined(separator: "\n")
     }
@@ -126,7 +132,8 @@ enum StatusCommand {
         case .running:
             let cancel = status.cancelRequested ? "; a cancel was asked" : ""
             return "running (attempt \(status.attempt) on \(status.worker ?? "?")\(cancel))"
-        case .retrying: return "retrying: attempt \(status.attempt) failed (\(reason)); the next is due at \(at)"
+        case .retrying:
+            return "retrying: attempt \(status.attempt) failed (\(reason)); the next is due at \(at)"
         case .succeeded: return "succeeded (attempt \(status.attempt) on \(status.worker ?? "?"))"
         case .failed: return "failed: \(reason) (attempt \(status.attempt))"
         case .deadLettered: return "dead-lettered: \(reason)"

@@ -307,7 +307,8 @@ struct OperatorCommandTests {
         let queue = "status-\(UUID().uuidString.prefix(8).lowercased())"
         try await requireServers(kind, url)
         let worker = try IvyProcess([
-            "worker", "--queue", url, "--notify", Services.redisURL, "--queues", queue, "--allow-cancel-running",
+            "worker", "--queue", url, "--notify", Services.redisURL, "--queues", queue,
+            "--allow-cancel-running",
         ])
         defer { kill(worker.processIdentifier, SIGKILL) }
         let target = ["--queue", url, "--notify", Services.redisURL]
@@ -371,7 +372,8 @@ struct OperatorCommandTests {
         let noID = try await IvyProcess.run(["status"] + target)
         #expect(noID.status == 2)
         let inProcess = try await IvyProcess.run(["cancel", "x", "--notify", "memory://"])
-        #expect(inProcess.status == 2 && inProcess.stderr.contains("--notify redis://"), "\(inProcess.stderr)")
+        #expect(
+            inProcess.status == 2 && inProcess.stderr.contains("--notify redis://"), "\(inProcess.stderr)")
     }
 
     // MARK: Helpers

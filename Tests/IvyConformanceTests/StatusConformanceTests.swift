@@ -20,7 +20,8 @@ struct StatusConformanceTests {
         let flaky = Flaky()
         try await Harness.run(kind, worker: nil) { h in
             let task = try TaskDefinition<Int, Int>(
-                name: "conformance.flaky", options: TaskOptions(queue: h.queue, retry: .fixed(.milliseconds(200))))
+                name: "conformance.flaky",
+                options: TaskOptions(queue: h.queue, retry: .fixed(.milliseconds(200))))
             let pending = try await h.client.delayedCall(task, 21, timeout: .seconds(60))
             let waiting = try await h.client.status(of: pending.taskID)
             #expect(waiting.state == .waiting)
@@ -29,7 +30,8 @@ struct StatusConformanceTests {
             #expect(waiting.attempt == 1)
             #expect(waiting.channel == h.client.notificationChannel.rawValue)
 
-            let worker = try h.makeWorker(WorkerOptions(concurrency: 2, pollWait: .seconds(1), name: "status-worker"))
+            let worker = try h.makeWorker(
+                WorkerOptions(concurrency: 2, pollWait: .seconds(1), name: "status-worker"))
             let serving = Task { try await worker.run() }
             await flaky.started[0].wait()
             let running = try await h.client.status(of: pending.taskID)
@@ -41,7 +43,8 @@ struct StatusConformanceTests {
             let again = try await h.client.status(of: pending.taskID)
             #expect(again.state == .running)
             #expect(again.attempt == 2, "the retry is attempt 2")
-            #expect(again.reason?.contains("Flaky: first attempt") == true, "the retry keeps the last failure")
+            #expect(
+                again.reason?.contains("Flaky: first attempt") == true, "the retry keeps the last failure")
             flaky.release[1].open()
             #expect(try await pending.value == 42)
             let done = try await h.client.status(of: pending.taskID)
@@ -68,7 +71,8 @@ struct StatusConformanceTests {
         let runs = Mutex(0)
         try await Harness.run(kind) { h in
             let task = try TaskDefinition<Int, Int>(
-                name: "conformance.later-again", options: TaskOptions(queue: h.queue, retry: .fixed(.seconds(60))))
+                name: "conformance.later-again",
+                options: TaskOptions(queue: h.queue, retry: .fixed(.seconds(60))))
             let before = Date()
             let pending = try await h.client.delayedCall(task, 1, timeout: .seconds(120))
             let retrying = try await withDeadline(.seconds(30), "the call to wait for its retry") {
@@ -103,7 +107,8 @@ struct StatusConformanceTests {
     func aCallCancelledBeforeItStartsNeverRuns(_ kind: ConformanceBackend) async throws {
         let runs = Mutex(0)
         try await Harness.run(kind, worker: nil) { h in
-            let task = try TaskDefinition<Int, Int>(name: "conformance.counted", options: TaskOptions(queue: h.queue))
+            let task = try TaskDefinition<Int, Int>(
+                name: "conformance.counted", options: TaskOptions(queue: h.queue))
             let pending = try await h.client.delayedCall(task, 1, timeout: .seconds(60))
             let cancelled = try await h.client.cancel(pending.taskID)
             #expect(cancelled.state == .cancelled)
@@ -144,11 +149,14 @@ struct StatusConformanceTests {
         let finish = Gate()
         let sawCancellation = Mutex(false)
         try await Harness.run(kind, worker: nil) { h in
-            let sleeper = try TaskDefinition<Int, Int>(name: "conformance.sleeper", options: TaskOptions(queue: h.queue))
+            let sleeper = try TaskDefinition<Int, Int>(
+                name: "conformance.sleeper", options: TaskOptions(queue: h.queue))
             let stubborn = try TaskDefinition<Int, Int>(
-                name: "conformance.stubborn", options: TaskOptions(queue: h.queue, retry: .fixed(.milliseconds(10))))
+                name: "conformance.stubborn",
+                options: TaskOptions(queue: h.queue, retry: .fixed(.milliseconds(10))))
 
-            let allowing = try h.makeWorker(WorkerOptions(concurrency: 2, pollWait: .seconds(1), allowCancelRunning: true))
+            let allowing = try h.makeWorker(
+                WorkerOptions(concurrency: 2, pollWait: .seconds(1), allowCancelRunning: true))
             var serving = Task { try await allowing.run() }
             let pending = try await h.client.delayedCall(sleeper, 1, timeout: .seconds(60))
             await started.wait()
@@ -248,11 +256,13 @@ struct StatusConformanceTests {
     }
 
     @Test func statusesCanBeTurnedOff() async throws {
-        let connection = IvyConnection(backend: MemoryQueueBackend(), notifier: MemoryNotifier(statusRetention: nil))
+        let connection = IvyConnection(
+            backend: MemoryQueueBackend(), notifier: MemoryNotifier(statusRetention: nil))
         let registry = TaskRegistry()
         let task = try registry.register("conformance.plain", queue: "off") { (value: Int) in value }
         let client = try await IvyClient(registry: registry, connection: connection)
-        let worker = try IvyWorker(registry: registry, connection: connection, options: WorkerOptions(logger: SilentLogger()))
+        let worker = try IvyWorker(
+            registry: registry, connection: connection, options: WorkerOptions(logger: SilentLogger()))
         let serving = Task { try await worker.run() }
         #expect(try await client.call(task, 3, timeout: .seconds(30)) == 3)
         let off = await #expect(throws: IvyError.self) { _ = try await client.status(of: "anything") }

@@ -163,37 +163,52 @@ struct RedisNotifierTests {
 
     @Test func statusRetentionIsReadFromTheURL() throws {
         func retention(_ url: String) throws -> Duration? {
-            try RedisNotifier.retention("status_retention", in: url, default: RedisNotifier.defaultStatusRetention)
+            try RedisNotifier.retention(
+                "status_retention", in: url, default: RedisNotifier.defaultStatusRetention)
         }
         #expect(try retention("redis://127.0.0.1:6390") == .seconds(86_400), "a day by default")
         #expect(try retention("redis://127.0.0.1:6390?status_retention=0") == nil, "0 turns statuses off")
         #expect(try retention("redis://127.0.0.1:6390?retain_results=0&status_retention=60") == .seconds(60))
-        let error = #expect(throws: IvyError.self) { try retention("redis://:pw@127.0.0.1?status_retention=forever") }
+        let error = #expect(throws: IvyError.self) {
+            try retention("redis://:pw@127.0.0.1?status_retention=forever")
+        }
         #expect(error.map { "\($0)" }?.contains("status_retention") == true)
         #expect(error.map { "\($0)" }?.contains("pw") == false, "the password is not in the error")
     }
 
-    /// One hash per call, expiring a retention after its last change; only forward moves are
-    /// kept, and a retry after a cancel was asked becomes the cancellation.
+    /// One hash per call, expiring a retention after its last change; the latest state stands,
+    /// the first final one for good, and a retry after a cancel was asked is answered cancelled.
     @Test func aStatusIsOneHashThatOnlyMovesForwardAndExpires() async throws {
         let admin = try await connect(Services.redisURL)
         let store = try await RedisNotifier.connect(url: "\(Services.redisURL)?status_retention=60")
         let id = "hash-\(UUID().uuidString.prefix(8))"
-        let running = TaskStatus(id: id, state: .running, taskName: "t.t", queue: "t", attempt: 2, worker: "w1")
+        let running = TaskStatus(
+            id: id, state: .running, taskName: "t.t", queue: "t", attempt: 2, worker: "w1")
         #expect(try await store.record(running) == .running)
         let late = TaskStatus(id: id, state: .waiting, taskName: "t.t", queue: "t", channel: "ivy-notifier:x")
-        #expect(try await store.record(late) == .running, "a waiting that arrives late does not win")
+        _ = try await store.record(late)
+        let held = try await store.status(of: id)
+        #expect(held.state == .running, "a waiting that arrives late does not win")
+        #expect(held.channel == "ivy-notifier:x", "it still adds what it knows")
         let key = "ivy:status:{\(id)}"
         let ttl = try #require(try await admin.command(RedisCommand("PTTL", key)).integer)
         #expect(ttl > 0 && ttl <= 60_000, "expires with the retention: \(ttl) ms")
         let asked = try await store.cancel(id, reason: "Cancelled: test")
         #expect(asked.state == .running && asked.cancelRequested && asked.worker == "w1")
-        let retry = TaskStatus(id: id, state: .retrying, taskName: "t.t", queue: "t", attempt: 2, reason: "E: x")
+        let retry = TaskStatus(
+            id: id, state: .retrying, taskName: "t.t", queue: "t", attempt: 2, reason: "E: x")
         #expect(try await store.record(retry) == .cancelled, "no retry after a cancel was asked")
+        #expect(try await store.status(of: id).state == .retrying)
+        let stop = TaskStatus(id: id, state: .cancelled, attempt: 2, reason: "Cancelled: not retried")
+        #expect(try await store.record(stop) == .cancelled)
         let final = try await store.status(of: id)
-        #expect(final.state == .cancelled && final.reason == TaskStatus.cancelledWhileRunning)
+        #expect(final.state == .cancelled && final.reason == "Cancelled: not retried")
+        #expect(final.taskName == "t.t" && final.worker == "w1" && final.channel == "ivy-notifier:x")
         let after = TaskStatus(id: id, state: .succeeded, taskName: "t.t", attempt: 3)
-        #expect(try await store.record(after) == .cancelled, "a final status is never replaced")
+        _ = try await store.record(after)
+        #expect(try await store.status(of: id).state == .cancelled, "a final status is never replaced")
+        let fields = try #require(try await admin.command(RedisCommand("HGETALL", key)).array)
+        #expect(fields.count == 2 * 5, "waiting, running, retrying, final and k: \(fields.count / 2) fields")
         #expect(try await store.status(of: "never-\(id)").state == .unknown)
         _ = try await admin.command(RedisCommand("DEL", key))
         await store.close()

@@ -61,7 +61,8 @@ struct RedisStreamBackendTests {
         #expect(second.deliveryCount == 2)
         #expect(backend.canPublish(through: notifier))
         let outcome = await withCheckedContinuation { continuation in
-            backend.ack(first, publishing: Array("done".utf8), to: channel, through: notifier, recording: nil) {
+            backend.ack(first, publishing: Array("done".utf8), to: channel, through: notifier, recording: nil)
+            {
                 continuation.resume(returning: $0)
             }
         }
@@ -74,7 +75,9 @@ struct RedisStreamBackendTests {
         // Again, now that the reservation is known lost.
         let reported = try await withDeadline(.seconds(10), "the callback ack to report") {
             await withCheckedContinuation { continuation in
-                backend.ack(first, publishing: Array("again".utf8), to: channel, through: notifier, recording: nil) {
+                backend.ack(
+                    first, publishing: Array("again".utf8), to: channel, through: notifier, recording: nil
+                ) {
                     continuation.resume(returning: $0)
                 }
             }

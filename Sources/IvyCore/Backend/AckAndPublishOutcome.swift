@@ -1,6 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-/// How the two steps of ``ResultPublishingQueueBackend/ack(_:publishing:to:through:completion:)`` went.
+/// How the two steps of ``ResultPublishingQueueBackend/ack(_:publishing:to:through:recording:completion:)`` went.
 public struct AckAndPublishOutcome: Sendable {
     /// Why the acknowledgement failed (the message will be delivered again), if it did.
     public var ackError: (any Error)?

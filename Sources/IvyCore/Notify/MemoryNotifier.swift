@@ -91,7 +91,8 @@ public final class MemoryNotifier: Notifier, TaskStatusStore {
         completion(.success(statuses.record(status)))
     }
 
-    public func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus) throws(IvyError)
+    public func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus)
+        throws(IvyError)
     {
         _ = statuses?.record(status)
         try publish(payload, to: channel)

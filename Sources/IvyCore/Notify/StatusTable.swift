@@ -5,7 +5,7 @@ internal import Synchronization
 
 /// The statuses an in-process store keeps (``MemoryNotifier``), with the rules every store
 /// follows: a status only moves forward, a write keeps what earlier ones said and it leaves
-/// out, a retry of a call whose cancel was asked becomes its cancellation, and each status
+/// out, a retry of a call whose cancel was asked is answered `cancelled`, and each status
 /// expires a retention after its last change.
 final class StatusTable: Sendable {
     private struct Entry {
@@ -34,13 +34,9 @@ final class StatusTable: Sendable {
             if state.writesSinceSweep >= 1024 { Self.sweep(&state, now: now) }
             let held = state.entries[status.id].flatMap { $0.expiry > now ? $0.status : nil }
             if let held, !status.supersedes(held) { return held.state }
-            var new = held.map { status.keeping($0) } ?? status
-            if new.state == .retrying, new.cancelRequested {
-                new.state = .cancelled
-                new.reason = TaskStatus.cancelledWhileRunning
-            }
+            let new = held.map { status.keeping($0) } ?? status
             state.entries[status.id] = Entry(status: new, expiry: now + retention)
-            return new.state
+            return new.state == .retrying && new.cancelRequested ? .cancelled : new.state
         }
     }
 

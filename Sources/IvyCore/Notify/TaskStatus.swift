@@ -121,50 +121,51 @@ public struct TaskStatus: Sendable, Hashable {
 
     // MARK: Stored form
 
-    /// The status as flat text fields (payloads aside), the form the Redis store keeps in a hash
-    /// and writes through Lua: `s` state, `r` rank, `n` task, `q` queue, `a` attempt, `w`
-    /// worker, `t` updated (ms since 1970), `e` run at (ms), `x` reason, `c` channel, `k` cancel
-    /// requested. Absent values are left out, so a write keeps what an earlier one said.
-    public var storedFields: [(String, String)] {
-        var fields: [(String, String)] = [("s", state.rawValue), ("r", String(rank)), ("a", String(attempt))]
-        func add(_ key: String, _ value: String?) { if let value { fields.append((key, value)) } }
+    /// The status as one JSON object of short keys, the form a store may keep it in: `s`
+    /// state, `a` attempt, `n` task, `q` queue, `w` worker, `t` updated and `e` run at
+    /// (milliseconds since 1970), `x` reason, `c` channel; absent values are left out. The id,
+    /// the rank, the notification and ``cancelRequested`` are kept beside it.
+    public var packed: [UInt8] {
+        var writer = JSONWriter(capacity: 160)
+        writer.raw("{\"s\":")
+        writer.string(state.rawValue)
+        writer.raw(",\"a\":")
+        writer.integer(attempt)
+        func add(_ key: StaticString, _ value: String?) {
+            guard let value else { return }
+            writer.key(key)
+            writer.string(value)
+        }
+        func add(_ key: StaticString, _ date: Date?) {
+            guard let date else { return }
+            writer.key(key)
+            writer.integer(Int(Self.milliseconds(date)))
+        }
         add("n", taskName)
         add("q", queue)
         add("w", worker)
-        add("t", updatedAt.map { String(Self.milliseconds($0)) })
-        add("e", runAt.map { String(Self.milliseconds($0)) })
+        add("t", updatedAt)
+        add("e", runAt)
         add("x", reason)
         add("c", channel)
-        if cancelRequested { fields.append(("k", "1")) }
-        return fields
-    }
-
-    /// The fields as one JSON object of strings, for a Lua script to read with `cjson`.
-    public var storedJSON: [UInt8] {
-        var writer = JSONWriter(capacity: 192)
-        writer.raw("{")
-        for (index, (key, value)) in storedFields.enumerated() {
-            if index > 0 { writer.raw(",") }
-            writer.string(key)
-            writer.raw(":")
-            writer.string(value)
-        }
         writer.raw("}")
         return writer.bytes
     }
 
-    /// A status read back from its stored fields (``storedFields``, plus `p` the notification);
-    /// nil when they hold no state this version knows.
-    public init?(id: String, storedFields fields: [String: [UInt8]]) {
-        func text(_ key: String) -> String? { fields[key].map { String(decoding: $0, as: UTF8.self) } }
+    /// A status read back from ``packed``; nil when it is not one (or names a state this
+    /// version does not know).
+    public init?(id: String, packed: [UInt8]) {
+        guard let object = try? JSONObjectReader(packed),
+            let state = (try? object.string("s")).flatMap({ $0 }).flatMap(State.init(rawValue:))
+        else { return nil }
+        func text(_ key: String) -> String? { (try? object.string(key)) ?? nil }
         func date(_ key: String) -> Date? {
-            text(key).flatMap(Int64.init).map { Date(timeIntervalSince1970: Double($0) / 1000) }
+            ((try? object.integer(key)) ?? nil).map { Date(timeIntervalSince1970: Double($0) / 1000) }
         }
-        guard let state = text("s").flatMap(State.init(rawValue:)) else { return nil }
         self.init(
-            id: id, state: state, taskName: text("n"), queue: text("q"), attempt: text("a").flatMap(Int.init) ?? 1,
-            worker: text("w"), updatedAt: date("t"), runAt: date("e"), reason: text("x"),
-            notification: fields["p"], channel: text("c"), cancelRequested: text("k") == "1")
+            id: id, state: state, taskName: text("n"), queue: text("q"),
+            attempt: ((try? object.integer("a")) ?? nil) ?? 1, worker: text("w"), updatedAt: date("t"),
+            runAt: date("e"), reason: text("x"), channel: text("c"))
     }
 
     package static func milliseconds(_ date: Date) -> Int64 {
@@ -189,8 +190,4 @@ extension TaskStatus {
         merged.cancelRequested = cancelRequested || held.cancelRequested
         return merged
     }
-
-    /// The reason of a call whose cancel was asked while it ran and that then failed: it is
-    /// not retried.
-    package static let cancelledWhileRunning = "Cancelled: a cancel was asked while it ran; not retried"
 }

@@ -316,7 +316,8 @@ public final class IvyClient: Sendable {
             _ = try await connection.backend.send(codec.encode(message), to: queue)
         }
         Self.sent(
-            message, queue: queue, broadcaster: broadcaster, statusStore: statusStore, pendingWrites: pendingWrites,
+            message, queue: queue, broadcaster: broadcaster, statusStore: statusStore,
+            pendingWrites: pendingWrites,
             logger: options.logger)
     }
 
@@ -418,12 +419,14 @@ public final class IvyClient: Sendable {
             let notification = ResultNotification(
                 id: id, name: status.taskName ?? "", args: Array("[]".utf8), queue: status.queue ?? "",
                 attempt: status.attempt,
-                outcome: .failure(.init(name: "Cancelled", message: "cancelled before it started", retryable: false)))
+                outcome: .failure(
+                    .init(name: "Cancelled", message: "cancelled before it started", retryable: false)))
             _ = router.deliver(notification)
             if let channel = status.channel.flatMap({ try? ChannelName($0) }) {
                 let form: MessageEncryption.Format? =
                     options.encryption?.format == .authenticated ? .authenticated : nil
-                try await connection.notifier.publish(codec.encode(notification, answering: form), to: channel)
+                try await connection.notifier.publish(
+                    codec.encode(notification, answering: form), to: channel)
             }
         case .running:
             if let channel = baseChannel.cancelChannel {

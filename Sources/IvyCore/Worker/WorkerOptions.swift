@@ -91,7 +91,8 @@ public struct WorkerOptions: Sendable {
         }
         if notificationChannel == nil { _ = try ChannelName.base() }
         guard (1...256).contains(name.utf8.count) else {
-            throw IvyError.invalidConfiguration("WorkerOptions.name", mustBe: "1 to 256 bytes", got: name.utf8.count)
+            throw IvyError.invalidConfiguration(
+                "WorkerOptions.name", mustBe: "1 to 256 bytes", got: name.utf8.count)
         }
         try encryption?.validate()
     }

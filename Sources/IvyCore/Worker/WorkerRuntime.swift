@@ -335,7 +335,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             guard let reservation = await supervisor.end(id) else { return }
             let error = ResultNotification.RemoteError(
                 name: "Cancelled", message: "cancelled before it started", retryable: false)
-            await fail(reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+            await fail(
+                reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
             return
         }
         // Before the clock starts, so that a timeout's events cannot come before it.
@@ -372,7 +373,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         if cancelled, case .failure = result {
             let error = ResultNotification.RemoteError(
                 name: "Cancelled", message: "cancelled while it ran", retryable: false)
-            await fail(reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+            await fail(
+                reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
             return
         }
         switch result {
@@ -475,8 +477,10 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             // A call whose cancel was asked while it ran is not retried.
             if await recorded(retrying, in: statusStore) == .cancelled {
                 let error = ResultNotification.RemoteError(
-                    name: "Cancelled", message: "a cancel was asked while it ran; not retried", retryable: false)
-                await fail(reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+                    name: "Cancelled", message: "a cancel was asked while it ran; not retried",
+                    retryable: false)
+                await fail(
+                    reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
                 return
             }
         }
@@ -596,7 +600,9 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     }
 
     /// Publishes a call's outcome, recording its final status first where statuses are kept.
-    private func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus?, taskID: String)
+    private func publish(
+        _ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus?, taskID: String
+    )
         async
     {
         do {
@@ -636,7 +642,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private func record(_ status: TaskStatus) {
         statusStore?.record(status) { [logger] outcome in
             if case .failure(let error) = outcome {
-                logger.warning("recording a call's status failed", ["task.id": status.id, "error": "\(error)"])
+                logger.warning(
+                    "recording a call's status failed", ["task.id": status.id, "error": "\(error)"])
             }
         }
     }
