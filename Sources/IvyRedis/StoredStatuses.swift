@@ -2,7 +2,7 @@
 
 package import IvyCore
 
-/// Call statuses on Redis (PROTOCOL.md §9): one hash per call, `ivy:status:{<id>}`, expiring a
+/// Call statuses on Redis (PROTOCOL.md §10): one hash per call, `ivy:status:{<id>}`, expiring a
 /// retention after its last change, whose fields are
 /// - `<rank>` (``TaskStatus/rank``, in decimal) for each state before the end, the status
 ///   ``TaskStatus/packed``: waiting (or scheduled), then per attempt running and retrying;

@@ -2,7 +2,7 @@
 
 public import Foundation
 
-/// What became of a call, as the notifier's status store keeps it (PROTOCOL.md §9).
+/// What became of a call, as the notifier's status store keeps it (PROTOCOL.md §10).
 ///
 /// The producer records a call as ``State-swift.enum/waiting`` or
 /// ``State-swift.enum/scheduled`` when it sends it; the worker records each attempt as it
