@@ -1,6 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
-internal import Foundation
+public import Foundation
 public import IvyCore
 public import IvyRedis
 internal import Synchronization
@@ -19,7 +19,7 @@ internal import Synchronization
 /// for the retention (7 MB at 1,000 results a second). With `retain_results=0` in the URL, or a
 /// nil retention, results are plain pub/sub, which delivers at most once: a result published
 /// while a producer is disconnected never reaches it, and that call ends in a timeout error.
-public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore {
+public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore, ScheduleStore {
     public let endpoint: String
     package var server: RedisConfiguration.Address { publisher.configuration.address }
     package var database: Int { publisher.configuration.database }
@@ -270,6 +270,77 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
             .unsupportedBackend, endpoint: endpoint,
             detail: "this notifier keeps no statuses (status_retention=0)")
     }
+
+    // MARK: Leases and ticks
+
+    public func lease(_ name: String, holder: String, for duration: Duration) async throws -> Bool {
+        try await publisher.evaluate(
+            Self.takeLease, keys: ["ivy:lease:{\(name)}"],
+            arguments: [holder, max(1, duration.wholeMilliseconds)]
+        ).checked(endpoint: endpoint, command: "lease").integer == 1
+    }
+
+    public func release(_ name: String, holder: String) async throws {
+        _ = try await publisher.evaluate(
+            Self.releaseLease, keys: ["ivy:lease:{\(name)}"], arguments: [holder]
+        )
+        .checked(endpoint: endpoint, command: "lease")
+    }
+
+    public func claim(_ tick: String, of task: String, at time: Date, for duration: Duration) async throws
+        -> Bool
+    {
+        try await publisher.evaluate(
+            Self.claimTick, keys: ["ivy:tick:{\(tick)}", Self.latestKey(task)],
+            arguments: [max(1, duration.wholeMilliseconds), String(TaskStatus.milliseconds(time))]
+        ).checked(endpoint: endpoint, command: "claim").integer == 1
+    }
+
+    public func latestClaim(of task: String) async throws -> Date? {
+        let reply = try await publisher.command(RedisCommand("GET", Self.latestKey(task)))
+            .checked(endpoint: endpoint, command: "GET")
+        return reply.text.flatMap(Int64.init).map { Date(timeIntervalSince1970: Double($0) / 1000) }
+    }
+
+    private static func latestKey(_ task: String) -> String { "ivy:schedule:{\(task)}:latest" }
+
+    /// KEYS tick, the task's latest claim; ARGV milliseconds the claim lasts, the tick's time
+    /// (ms). Claims the tick unless claimed and moves the latest claim up to it (kept 30 days);
+    /// 1 if this call claimed it.
+    static let claimTick = RedisScript(
+        name: "claim-tick",
+        source: """
+            if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+            if tonumber(ARGV[2]) > tonumber(redis.call('GET', KEYS[2]) or '-1') then
+              redis.call('SET', KEYS[2], ARGV[2], 'PX', 2592000000)
+            end
+            return 1
+            """)
+
+    /// KEYS lease; ARGV holder, milliseconds. Renews the lease if the holder holds it, takes it
+    /// if nobody does; 1 if the holder holds it afterwards.
+    static let takeLease = RedisScript(
+        name: "take-lease",
+        source: """
+            local holder = redis.call('GET', KEYS[1])
+            if holder == ARGV[1] then
+              redis.call('PEXPIRE', KEYS[1], ARGV[2])
+              return 1
+            end
+            if not holder then
+              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              return 1
+            end
+            return 0
+            """)
+
+    /// KEYS lease; ARGV holder. Deletes the lease if the holder holds it.
+    static let releaseLease = RedisScript(
+        name: "release-lease",
+        source: """
+            if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+            return 0
+            """)
 
     // MARK: Durable results
 

@@ -254,10 +254,10 @@ enum CallCommand {
         }
     }
 
-    /// The queue alone: a call that does not wait needs no notifier (the worker publishes its
-    /// outcome on the base channel, where nobody in this process listens).
-    /// The queue's backend, and the notifier when one is given or the queue's server is one (so
-    /// that the call's status is recorded where `ivy status` finds it).
+    /// The queue alone, for a call that does not wait (the worker publishes its outcome on the
+    /// base channel, where nobody in this process listens); with the notifier when one is given
+    /// or the queue's server is one, so that the call's status is recorded where `ivy status`
+    /// finds it.
     private static func backendOnly(_ shared: SharedOptions) async throws -> IvyConnection {
         let queue = shared.queueURL.lowercased()
         if shared.notifyURL != nil || queue.hasPrefix("redis:") || queue.hasPrefix("rediss:") {

@@ -14,6 +14,7 @@ enum WorkerCommand {
         usage: ivy worker [--queue URL] [--notify URL] [--concurrency N] [--grace SECONDS]
                           [--visibility SECONDS] [--queues NAME,...] [--exec NAME=COMMAND ...]
                           [--events | --json] [--allow-cancel-running]
+                          [--schedule 'CRON NAME [JSON_ARGS]' ...]
 
         Runs the IvyExamples tasks (queue 'testpackage') and the --exec tasks until SIGTERM or
         SIGINT. On a signal it stops reserving, lets running tasks finish within the grace
@@ -31,6 +32,7 @@ enum WorkerCommand {
           --json             every task event as one JSON object per line on stdout
           --allow-cancel-running  let `ivy cancel` stop calls running here (Swift task
                              cancellation; an --exec command gets SIGTERM)
+        \(ScheduleSpec.help)
         \(ExecOptions.help)
 
         \(ExitStatus.help)
@@ -47,7 +49,18 @@ enum WorkerCommand {
         let json = arguments.flag("--json")
         let printEvents = arguments.flag("--events") || json
         let allowCancelRunning = arguments.flag("--allow-cancel-running")
+        var schedules: [ScheduleSpec] = []
+        for text in try arguments.values("--schedule") { schedules.append(try ScheduleSpec(text)) }
         try arguments.finish()
+        let (registry, _) = try shared.registry()
+        let commands = try exec.register(in: registry)
+        do {
+            // After the --exec tasks, whose queues a schedule of theirs takes.
+            for schedule in schedules { try schedule.schedule(in: registry) }
+        } catch {
+            await commands.close()
+            throw error
+        }
         if shared.isInProcess {
             Console.error(
                 "ivy worker: note: memory:// is private to this process; use a broker URL to share work")
@@ -57,8 +70,6 @@ enum WorkerCommand {
                     + "waits; use a notifier the callers share (redis://…)")
         }
 
-        let (registry, _) = try shared.registry()
-        let commands = try exec.register(in: registry)
         var options = WorkerOptions(
             queues: queues, concurrency: concurrency, visibilityTimeout: visibility, gracePeriod: grace)
         options.allowCancelRunning = allowCancelRunning

@@ -234,6 +234,18 @@ struct CommandLineTests {
         ["call", "testpackage.add", "2", "3", "--at", "tomorrow"],
         ["call", "testpackage.add", "2", "3", "--at", "2026-12-03T16:00:00"],
         ["call", "testpackage.add", "2", "3", "--in", "1", "--at", "2026-12-03T16:00:00Z"],
+        ["worker", "--schedule", "* * * * testpackage.add"],
+        ["worker", "--schedule", "61 * * * * testpackage.add"],
+        ["worker", "--schedule", "@sometimes testpackage.add"], ["worker", "--schedule", "* * * * *"],
+        ["worker", "--schedule", "testpackage.add [1]"],
+        ["worker", "--schedule", "* * * * * testpackage.add 2 3"],
+        ["worker", "--schedule", "* * * * * testpackage.add [2,"],
+        ["worker", "--schedule", "TZ=Mars/Olympus * * * * * testpackage.add"],
+        [
+            "worker", "--schedule", "* * * * * testpackage.add [1]", "--schedule",
+            "* * * * * testpackage.add [1]",
+        ],
+        ["status"], ["cancel"],
     ])
     func badValuesAreRejectedWithOneLineAndExitCode2(_ arguments: [String]) async throws {
         try await expectOneLineRefusal(arguments, status: 2)

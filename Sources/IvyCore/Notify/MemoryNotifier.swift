@@ -1,10 +1,11 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+public import Foundation
 internal import Synchronization
 
 /// An in-process notifier (`memory://`): publish hands the payload to every subscriber of the
 /// channel at once. It keeps call statuses in process too (``TaskStatusStore``).
-public final class MemoryNotifier: Notifier, TaskStatusStore {
+public final class MemoryNotifier: Notifier, TaskStatusStore, ScheduleStore {
     private struct Subscriber {
         var receive: @Sendable ([UInt8]) -> Void
         var finish: (@Sendable () -> Void)?
@@ -19,6 +20,7 @@ public final class MemoryNotifier: Notifier, TaskStatusStore {
     public let endpoint = "memory://"
     private let state = Mutex(State())
     private let statuses: StatusTable?
+    private let leases = LeaseTable()
 
     /// How long statuses are kept unless a retention is given: a day, as Celery keeps results.
     public static let defaultStatusRetention = Duration.seconds(86_400)
@@ -107,6 +109,22 @@ public final class MemoryNotifier: Notifier, TaskStatusStore {
         guard let statuses else { throw Self.noStatuses }
         return statuses.cancel(id, reason: reason)
     }
+
+    // MARK: Leases and ticks
+
+    public func lease(_ name: String, holder: String, for duration: Duration) -> Bool {
+        leases.lease(name, holder: holder, for: duration)
+    }
+
+    public func release(_ name: String, holder: String) {
+        leases.release(name, holder: holder)
+    }
+
+    public func claim(_ tick: String, of task: String, at time: Date, for duration: Duration) -> Bool {
+        leases.claim(tick, of: task, at: time, for: duration)
+    }
+
+    public func latestClaim(of task: String) -> Date? { leases.latestClaim(of: task) }
 
     private static var noStatuses: IvyError {
         IvyError(.unsupportedBackend, endpoint: "memory://", detail: "this notifier keeps no statuses")

@@ -1,5 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+public import Foundation
 internal import Synchronization
 
 /// The tasks a producer may call and a worker may run.
@@ -14,6 +15,7 @@ internal import Synchronization
 /// ```
 public final class TaskRegistry: Sendable {
     private let tasks = Mutex<[String: RegisteredTask]>([:])
+    private let periodic = Mutex<[PeriodicTask]>([])
 
     public init() {}
 
@@ -100,11 +102,67 @@ public final class TaskRegistry: Sendable {
         return handle
     }
 
+    // MARK: Periodic tasks
+
+    /// Calls `task` with `arguments` on a schedule: at every fire time of the cron expression
+    /// `cron` (5 fields, or 6 with seconds first, or a macro such as `@hourly`), read on the
+    /// wall clock of `timeZone`.
+    ///
+    /// Every worker made from this registry carries the schedule; for each periodic task one
+    /// of them at a time (the leader, elected through the notifier's ``ScheduleStore``) sends
+    /// its calls, and each fire time's call is sent once. The task need not be served by the
+    /// workers that carry the schedule.
+    ///
+    /// - Throws: ``IvyError/Code/invalidConfiguration`` for an expression that is not cron, and
+    ///   the arguments' encoding error.
+    @discardableResult
+    public func schedule<each Argument, Result>(
+        _ task: TaskDefinition<repeat each Argument, Result>, cron: String, timeZone: TimeZone = .gmt,
+        _ arguments: repeat each Argument
+    ) throws -> PeriodicTask {
+        try add(
+            PeriodicTask(
+                taskName: task.name, queue: task.options.queue,
+                arguments: try ArgumentEncoder.encode(repeat each arguments),
+                schedule: try CronSchedule(cron, timeZone: timeZone)))
+    }
+
+    /// Calls `task` with JSON `arguments` on a schedule, as
+    /// ``schedule(_:cron:timeZone:_:)`` does (`ivy worker --schedule`).
+    @discardableResult
+    public func schedule(
+        _ task: UntypedTask, cron: String, timeZone: TimeZone = .gmt, arguments: [RawJSON]
+    ) throws(IvyError) -> PeriodicTask {
+        try add(
+            PeriodicTask(
+                taskName: task.name, queue: task.options.queue,
+                arguments: ArgumentEncoder.encode(json: arguments),
+                schedule: try CronSchedule(cron, timeZone: timeZone)))
+    }
+
+    /// The periodic tasks, in the order they were scheduled.
+    public var schedules: [PeriodicTask] { periodic.withLock { $0 } }
+
+    private func add(_ task: PeriodicTask) throws(IvyError) -> PeriodicTask {
+        try periodic.withLock { (periodic) throws(IvyError) in
+            guard !periodic.contains(where: { $0.id == task.id }) else {
+                throw IvyError(
+                    .duplicateTask, taskName: task.taskName,
+                    detail: "already scheduled with \(task.schedule) and these arguments")
+            }
+            periodic.append(task)
+        }
+        return task
+    }
+
     /// The names of every registered task, sorted.
     public var names: [String] { tasks.withLock { $0.keys.sorted() } }
 
     /// The queues the registered tasks travel on, sorted.
     public var queues: [QueueName] { tasks.withLock { Set($0.values.map(\.options.queue)).sorted() } }
+
+    /// The queue task `name` travels on, if it is registered.
+    public func queue(of name: String) -> QueueName? { task(named: name)?.options.queue }
 
     package func task(named name: String) -> RegisteredTask? {
         tasks.withLock { $0[name] }

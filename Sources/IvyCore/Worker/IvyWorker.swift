@@ -74,6 +74,13 @@ public final class IvyWorker: Sendable {
         middleware: [any TaskMiddleware]
     ) throws(IvyError) {
         let (queues, channel) = try Self.check(registry: registry, options: options)
+        if !registry.schedules.isEmpty, !(connection.notifier is any ScheduleStore) {
+            throw IvyError(
+                .unsupportedBackend, endpoint: connection.notifier.endpoint,
+                detail:
+                    "periodic tasks need a notifier that can elect a leader (a ScheduleStore: redis:// or memory://)"
+            )
+        }
         self.registry = registry
         self.options = options
         self.queues = queues

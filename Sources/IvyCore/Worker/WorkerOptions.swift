@@ -47,6 +47,8 @@ public struct WorkerOptions: Sendable {
     /// running, as Swift task cancellation; off by default, since a task that stops halfway must
     /// be written to be safe to stop. Calls that have not started are cancelled either way.
     public var allowCancelRunning: Bool
+    /// How the registry's periodic tasks are led (``TaskRegistry/schedule(_:cron:timeZone:_:)``).
+    public var schedule: ScheduleOptions
 
     public init(
         queues: [QueueName]? = nil, concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30),
@@ -55,9 +57,10 @@ public struct WorkerOptions: Sendable {
         errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3,
         notificationChannel: ChannelName? = nil, logger: any IvyLogger = StderrLogger(),
         encryption: MessageEncryption? = .fromEnvironment(), name: String = WorkerOptions.defaultName,
-        allowCancelRunning: Bool = false
+        allowCancelRunning: Bool = false, schedule: ScheduleOptions = .init()
     ) {
         self.name = name
+        self.schedule = schedule
         self.allowCancelRunning = allowCancelRunning
         self.queues = queues
         self.notificationChannel = notificationChannel
@@ -90,6 +93,7 @@ public struct WorkerOptions: Sendable {
                 "WorkerOptions.queues", mustBe: "nil or at least one queue", got: "[]")
         }
         if notificationChannel == nil { _ = try ChannelName.base() }
+        try schedule.validate()
         guard (1...256).contains(name.utf8.count) else {
             throw IvyError.invalidConfiguration(
                 "WorkerOptions.name", mustBe: "1 to 256 bytes", got: name.utf8.count)

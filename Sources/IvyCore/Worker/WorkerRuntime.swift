@@ -37,6 +37,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let statusStore: (any TaskStatusStore)?
     /// The calls a cancel can reach, when the worker allows cancelling running calls.
     private let runningCalls: RunningCalls?
+    /// Sends the registry's periodic calls while this worker leads them.
+    private let scheduler: PeriodicScheduler?
     private let registry: TaskRegistry
     private let codec: MessageCodec
     private let queues: [QueueName]
@@ -75,6 +77,18 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         self.notifier = notifier
         statusStore = notifier.activeStatusStore
         runningCalls = options.allowCancelRunning ? RunningCalls() : nil
+        if let store = notifier as? any ScheduleStore, !registry.schedules.isEmpty {
+            scheduler = PeriodicScheduler(
+                tasks: registry.schedules, store: store,
+                holder: "\(options.name):\(String(OpenSSL.randomUInt64(), radix: 16))",
+                options: options.schedule,
+                logger: options.logger
+            ) { [codec] message, queue in
+                _ = try await backend.send(codec.encode(message), to: queue)
+            }
+        } else {
+            scheduler = nil
+        }
         self.registry = registry
         self.codec = codec
         self.queues = queues
@@ -124,8 +138,11 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         }
         let supervising = Task { await supervisor.supervise() }
         let cancels = await listenForCancels()
+        let scheduling = scheduler.map { scheduler in Task { await scheduler.run() } }
         logger.info("worker started", ["queues": names, "backend": backend.endpoint])
         for reserver in reservers { await reserver.value }
+        scheduling?.cancel()
+        await scheduling?.value
         if await !drain(within: options.gracePeriod) {
             let inFlight = limiters.values.reduce(0) { $0 + $1.inUse }
             logger.warning("grace period over; cancelling tasks in flight", ["in_flight": "\(inFlight)"])
