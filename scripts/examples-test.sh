@@ -73,7 +73,7 @@ run() {
 
   timeout "$(remaining)" "$bin/producer" "$queue" "$url" >"$logs/producer.out" 2>"$logs/producer.log" \
     || fail "$label: the producer failed (status $?)"
-  expected=$'shop.price(apple, 3) = 1.5\nshop.slowHello(Ada) = Hello, Ada!'
+  expected=$'shop.price(apple, 3) = 1.5\nshop.slowHello(Ada) = Hello, Ada!\nstatus: succeeded'
   [ "$(cat "$logs/producer.out")" = "$expected" ] \
     || fail "$label: unexpected producer output: $(cat "$logs/producer.out")"
   grep -q "greeting Ada on attempt 1" "$logs/worker.log" \

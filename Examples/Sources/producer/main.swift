@@ -19,6 +19,8 @@ do {
         print("shop.price(apple, 3) = \(price)")
         let pending = try await client.delayedCall(shop.slowHello, "Ada")  // queued; the result comes later
         print("shop.slowHello(Ada) = \(try await pending.value)")
+        // What became of it, from the notifier's status store, by its id.
+        print("status: \(try await client.status(of: pending.taskID).state.rawValue)")
     }
 } catch {
     FileHandle.standardError.write(Data("producer: \(error)\n".utf8))

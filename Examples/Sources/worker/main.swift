@@ -15,8 +15,10 @@ let logger = StderrLogger(label: "worker", minimumLevel: .info)
 
 do {
     let registry = TaskRegistry()
-    _ = try Shop.register(in: registry)
-    let options = WorkerOptions(concurrency: 8, logger: logger)
+    let shop = try Shop.register(in: registry)
+    // Every worker may carry the schedule; one of them (the leader) sends each hour's call.
+    try registry.schedule(shop.price, cron: "@hourly", "apple", 12)
+    let options = WorkerOptions(concurrency: 8, logger: logger, allowCancelRunning: true)
     try await withIvyWorker(registry: registry, queue: .url(queue), notifier: .url(notifier), options: options) {
         worker in
         let queues = worker.queues.map(\.rawValue).joined(separator: ",")
