@@ -12,7 +12,9 @@ import Testing
 
 /// Periodic tasks: one leader per schedule among every worker that carries it, each tick sent
 /// once, and a takeover that loses none when the leader is killed.
-@Suite("Periodic tasks")
+/// One backend at a time: each case starts three worker processes, and a dozen at once would
+/// load the machine under the rest of the suite.
+@Suite("Periodic tasks", .serialized)
 struct PeriodicTaskTests {
     /// Three `ivy worker` processes carry a schedule of every second; the leader is SIGKILLed
     /// after a few ticks. Every tick of ten consecutive seconds runs, once: the tick calls'
