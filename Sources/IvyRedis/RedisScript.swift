@@ -36,15 +36,23 @@ extension RedisConnection {
 
     /// Runs `script` like ``evaluate(_:keys:arguments:)``, without suspending; `completion` runs
     /// on the connection's thread (see ``send(_:completion:)``).
+    ///
+    /// - Parameter prelude: Commands sent in the same request, before the script, whose replies
+    ///   are dropped: they run before it, or fail with it when the request does.
     package func evaluate(
-        _ script: RedisScript, keys: [String], arguments: [any RedisArgument],
+        _ script: RedisScript, keys: [String], arguments: [any RedisArgument], prelude: [RedisCommand] = [],
         completion: @escaping @Sendable (Result<RedisReply, any Error>) -> Void
     ) {
         let command = script.command(keys: keys, arguments: arguments)
-        send([command]) { result in
-            guard case .success(let replies) = result, replies[0].errorMessage?.hasPrefix("NOSCRIPT") == true
+        send(prelude + [command]) { result in
+            guard case .success(let replies) = result,
+                replies.last?.errorMessage?.hasPrefix("NOSCRIPT") == true
             else {
-                completion(result.map { $0[0] })
+                completion(
+                    result.flatMap { replies in
+                        replies.last.map { .success($0) }
+                            ?? .failure(IvyError(.commandFailed, endpoint: self.endpoint, detail: "no reply"))
+                    })
                 return
             }
             self.send([RedisCommand("SCRIPT", "LOAD", script.source), command]) {

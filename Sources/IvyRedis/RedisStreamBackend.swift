@@ -408,13 +408,13 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
                         publication?.retention ?? 0,
                     ]
                 }
-                // A batch's statuses go first on this connection, so Redis records them before the
-                // script publishes the results: a caller that hears of its result finds its
-                // status final. Plain commands rather than more of the script, which cost Redis
-                // three times as much; a connection that fails them fails the script too.
+                // A batch's statuses go first in the script's request, so Redis records them
+                // before the script publishes the results: a caller that hears of its result
+                // finds its status final, and a retry of the script records them again. Plain
+                // commands rather than more of the script, which cost Redis three times as much.
                 let recording = batch.flatMap { $0.publication?.recording ?? [] }
-                if !recording.isEmpty { self.connection.send(recording) { _ in } }
-                self.run(Self.ack, keys: scriptKeys, arguments: arguments) { [endpoint] reply in
+                self.run(Self.ack, keys: scriptKeys, arguments: arguments, prelude: recording) {
+                    [endpoint] reply in
                     do {
                         let flags = try reply.get().array?.compactMap(\.integer) ?? []
                         guard flags.count == batch.count else {
@@ -630,10 +630,10 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     }
 
     private func run(
-        _ script: RedisScript, keys: [String], arguments: [any RedisArgument],
+        _ script: RedisScript, keys: [String], arguments: [any RedisArgument], prelude: [RedisCommand] = [],
         completion: @escaping @Sendable (Result<RedisReply, any Error>) -> Void
     ) {
-        connection.evaluate(script, keys: keys, arguments: arguments) { result in
+        connection.evaluate(script, keys: keys, arguments: arguments, prelude: prelude) { result in
             completion(
                 Result {
                     let reply = try result.get()

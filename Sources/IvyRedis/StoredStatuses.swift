@@ -21,7 +21,7 @@ package enum StoredStatuses {
     package static func key(_ id: String) -> String { "ivy:status:{\(id)}" }
 
     /// The commands that record `status`, kept `retention`, then, for a running attempt or a
-    /// retry, an `HMGET` of what the worker must check: `f` and, for a retry, `k` (see
+    /// retry, an `HMGET` of what the worker must check, `f` and `k` (see
     /// ``heldState(after:_:)``). Nothing reads the outcome of the other writes.
     ///
     /// No `MULTI` is needed: the writes come before the read, and the one other writer that
@@ -33,12 +33,7 @@ package enum StoredStatuses {
         switch status.state {
         case .scheduled, .waiting:
             return [RedisCommand("HSET", key, String(status.rank), status.packed), expire]
-        case .running:
-            return [
-                RedisCommand("HSET", key, String(status.rank), status.packed), expire,
-                RedisCommand("HMGET", key, "f"),
-            ]
-        case .retrying:
+        case .running, .retrying:
             return [
                 RedisCommand("HSET", key, String(status.rank), status.packed), expire,
                 RedisCommand("HMGET", key, "f", "k"),
@@ -55,8 +50,8 @@ package enum StoredStatuses {
 
     /// The state the store holds after ``commands(recording:retention:)`` for a running attempt
     /// or a retry ran and returned `replies`: a final status if there is one, else cancelled for
-    /// a retry of a call whose cancel was asked, else `status`'s own. Other writes are reported
-    /// as written.
+    /// a call whose cancel was asked while an attempt ran (a retry, or a redelivery after that
+    /// attempt's worker died), else `status`'s own. Other writes are reported as written.
     package static func heldState(after status: TaskStatus, _ replies: [RedisReply]) -> TaskStatus.State {
         guard status.state == .running || status.state == .retrying, let read = replies.last?.array else {
             return status.state
@@ -64,7 +59,7 @@ package enum StoredStatuses {
         if let final = read.first?.bytes, let held = TaskStatus(id: status.id, packed: final) {
             return held.state
         }
-        if status.state == .retrying, read.count > 1, read[1].text == "1" { return .cancelled }
+        if read.count > 1, read[1].text == "1" { return .cancelled }
         return status.state
     }
 

@@ -218,9 +218,12 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
                 let replies = try outcome.get()
                 var results: [Result<TaskStatus.State, any Error>] = []
                 results.reserveCapacity(batch.count)
+                guard replies.count == perStatus.reduce(0, { $0 + $1.count }) else {
+                    throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected status replies")
+                }
                 var start = 0
                 for (status, commands) in zip(batch, perStatus) {
-                    let own = Array(replies[start..<min(start + commands.count, replies.count)])
+                    let own = Array(replies[start..<start + commands.count])
                     start += commands.count
                     results.append(
                         Result {
@@ -238,14 +241,23 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     public func publish(_ payload: [UInt8], to channel: ChannelName, recording status: TaskStatus)
         async throws
     {
-        // Sent first on the connection the publication takes, so Redis records before it publishes.
-        record(status) { [logger] outcome in
-            if case .failure(let error) = outcome {
-                logger.warning(
-                    "recording a call's status failed", ["task.id": status.id, "error": "\(error)"])
-            }
+        guard let statusRetention else { return try await publish(payload, to: channel) }
+        let recording = StoredStatuses.commands(recording: status, retention: statusRetention)
+        let name = channel.rawValue
+        guard let resultRetention else {
+            // One request: the status is recorded before the PUBLISH.
+            let replies = try await publisher.send(recording + [RedisCommand("PUBLISH", name, payload)])
+            for reply in replies { _ = try reply.checked(endpoint: endpoint, command: "PUBLISH") }
+            return
         }
-        try await publish(payload, to: channel)
+        // Recorded, then kept and published, and again on each retry: the status is final
+        // before the caller can hear of the result.
+        try await retrying(on: name, for: resultRetention) {
+            for reply in try await self.publisher.send(recording) {
+                _ = try reply.checked(endpoint: self.endpoint, command: "status")
+            }
+            try await self.retainAndPublish(payload, to: name, retention: resultRetention)
+        }
     }
 
     public func status(of id: String) async throws -> TaskStatus {

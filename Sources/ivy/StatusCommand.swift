@@ -101,7 +101,7 @@ enum StatusCommand {
 
     /// A status for people: one line per fact, the state first.
     static func text(_ status: TaskStatus) -> String {
-        var lines = ["\(status.id)  \(Console.printable(summary(status)))"]
+        var lines = ["\(Console.printable(status.id))  \(Console.printable(summary(status)))"]
         func add(_ label: String, _ value: String?) {
             if let value {
                 lines.append(
@@ -143,6 +143,10 @@ enum StatusCommand {
     }
 
     private static func cancelText(_ status: TaskStatus) -> String {
+        Console.printable(cancelSummary(status))
+    }
+
+    private static func cancelSummary(_ status: TaskStatus) -> String {
         switch status.state {
         case .cancelled: return "\(status.id)  cancelled"
         case .running:

@@ -36,7 +36,7 @@ struct PeriodicTaskTests {
             ])
         }
         defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
-        let leading = "leading a schedule"
+        let leading = "info: leading a schedule"
         @Sendable func leaders() -> [IvyProcess] { workers.filter { $0.stderrText.contains(leading) } }
 
         let first = try await withDeadline(.seconds(60), "a leader") {
@@ -63,32 +63,37 @@ struct PeriodicTaskTests {
             }
         }
 
-        // The ten seconds from the first tick on: each tick's call, by its id.
+        // The ten seconds from the first tick on: each tick's call, by its id. A tick whose
+        // claim the killed leader made and whose call it had not sent is lost (ticks are sent
+        // at most once), and one it was running when killed may run again (messages are
+        // delivered at least once): one of the ten either way, the "±1 at the edges".
         let (name, periodic) = try #require(Self.parts(of: firstTick))
         let start = try #require(RFC3339.parse(name))
-        let ids = (0..<10).map {
-            "\(task)@\(RFC3339.format(start.addingTimeInterval(Double($0))))#\(periodic)"
+        let id = { (second: Int) in
+            "\(task)@\(RFC3339.format(start.addingTimeInterval(Double(second))))#\(periodic)"
         }
+        let ids = (0..<10).map(id)
+        let eleventh = id(10)
         let store = try await RedisNotifier.connect(url: Services.redisURL, logger: SilentLogger())
         defer { Task { await store.close() } }
-        try await withDeadline(.seconds(90), "ten ticks to succeed") {
-            while true {
-                var done = 0
-                for id in ids where try await store.status(of: id).state == .succeeded { done += 1 }
-                if done == ids.count { return }
+        // Once the eleventh tick has run, the catch-up is over.
+        try await withDeadline(.seconds(90), "the eleventh tick to succeed") {
+            while try await store.status(of: eleventh).state != .succeeded {
                 try await Task.sleep(for: .milliseconds(200))
             }
         }
+        var succeeded = 0
+        for id in ids where try await store.status(of: id).state == .succeeded { succeeded += 1 }
         for worker in survivors { kill(worker.processIdentifier, SIGTERM) }
         for worker in survivors {
             let stopped = try await withDeadline(.seconds(60), "a worker to stop") { await worker.finish() }
             #expect(stopped.status == 0, "stderr: \(stopped.stderr)")
         }
-        let runs = Self.succeeded(in: workers)
-        let repeated = Dictionary(grouping: runs, by: { $0 }).filter { $0.value.count > 1 }.keys
-        #expect(repeated.isEmpty, "ticks that ran twice: \(repeated.sorted())")
-        #expect(Set(ids).isSubset(of: Set(runs)), "every tick of the ten seconds ran")
-        #expect(leaders().count >= 2, "a survivor took over")
+        let runs = Self.succeeded(in: workers).filter { ids.contains($0) }
+        let repeated = Dictionary(grouping: runs, by: { $0 }).filter { $0.value.count > 1 }
+        #expect(succeeded >= 9, "\(succeeded) of the ten seconds' ticks ran")
+        #expect(repeated.count <= 1, "ticks that ran twice: \(repeated.keys.sorted())")
+        #expect(survivors.contains { $0.stderrText.contains(leading) }, "a survivor took over")
     }
 
     /// The ids of the tick calls that succeeded, in the order each worker printed them.

@@ -215,6 +215,50 @@ struct RedisNotifierTests {
         await admin.close()
     }
 
+    /// With the queue elsewhere (the notifier publishes the results), a caller that hears of
+    /// its result finds the call's status final, for many calls at once (statuses batched) and
+    /// for failures too, with durable results and without.
+    @Test(arguments: ["", "?retain_results=0"])
+    func aStatusIsFinalBeforeItsCallerHearsOfTheResult(_ query: String) async throws {
+        let notifier = try await RedisNotifier.connect(url: Services.redisURL + query, logger: SilentLogger())
+        let connection = IvyConnection(backend: MemoryQueueBackend(), notifier: notifier)
+        let registry = TaskRegistry()
+        let queue = try QueueName("order-\(UUID().uuidString.prefix(8))")
+        let double = try registry.register("order.double", queue: queue) { (value: Int) -> Int in
+            guard value >= 0 else { throw TaskFailure("Negative", "\(value)", retryable: false) }
+            return value * 2
+        }
+        let client = try await IvyClient(
+            registry: registry, connection: connection, options: ClientOptions(logger: SilentLogger()))
+        let worker = try IvyWorker(
+            registry: registry, connection: connection,
+            options: WorkerOptions(concurrency: 16, logger: SilentLogger()))
+        let serving = Task { try await worker.run() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for value in -8..<40 {
+                group.addTask {
+                    let pending = try await client.delayedCall(double, value, timeout: .seconds(60))
+                    let outcome: Result<Int, any Error>
+                    do { outcome = .success(try await pending.value) } catch { outcome = .failure(error) }
+                    let status = try await client.status(of: pending.taskID)
+                    if value < 0 {
+                        #expect(status.state == .failed, "call \(value): \(status.state)")
+                    } else {
+                        #expect(try outcome.get() == value * 2)
+                        #expect(status.state == .succeeded, "call \(value): \(status.state)")
+                        #expect(status.result?.text == "\(value * 2)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        serving.cancel()
+        try await serving.value
+        await client.close()
+        await worker.close()
+        await connection.close()
+    }
+
     @Test func resultsAreKeptInTheNotifiersDatabaseWhenTheQueueUsesAnother() async throws {
         let registry = TaskRegistry()
         let queue = try QueueName("db-\(UUID().uuidString.prefix(8))")

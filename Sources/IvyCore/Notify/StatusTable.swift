@@ -36,7 +36,8 @@ final class StatusTable: Sendable {
             if let held, !status.supersedes(held) { return held.state }
             let new = held.map { status.keeping($0) } ?? status
             state.entries[status.id] = Entry(status: new, expiry: now + retention)
-            return new.state == .retrying && new.cancelRequested ? .cancelled : new.state
+            let attempt = new.state == .retrying || new.state == .running
+            return attempt && new.cancelRequested ? .cancelled : new.state
         }
     }
 

@@ -175,16 +175,17 @@ public struct TaskStatus: Sendable, Hashable {
 }
 
 extension TaskStatus {
-    /// `self`, with what `held` said and `self` leaves out: the fields a store keeps across
-    /// writes (a Redis hash keeps the fields a write does not set).
+    /// `self`, with what `held` said and `self` leaves out: the call's task, queue, worker and
+    /// channel; a running attempt's last failure (a retry's); a final status's result. A due
+    /// time belongs to the state that set it, and a success has no failure.
     package func keeping(_ held: TaskStatus) -> TaskStatus {
         var merged = self
         merged.taskName = taskName ?? held.taskName
         merged.queue = queue ?? held.queue
         merged.worker = worker ?? held.worker
         merged.updatedAt = updatedAt ?? held.updatedAt
-        merged.runAt = runAt ?? held.runAt
-        merged.reason = reason ?? held.reason
+        merged.runAt = state == .scheduled || state == .retrying ? runAt ?? held.runAt : runAt
+        merged.reason = state == .succeeded ? reason : reason ?? held.reason
         merged.notification = notification ?? held.notification
         merged.channel = channel ?? held.channel
         merged.cancelRequested = cancelRequested || held.cancelRequested

@@ -15,13 +15,13 @@ public protocol TaskStatusStore: Notifier {
     /// Records `status` unless the store holds one that supersedes it, and reports the state the
     /// store holds afterwards: a worker about to start a call that was cancelled gets
     /// ``TaskStatus/State-swift.enum/cancelled`` back and does not run it. A worker that
-    /// records a retry of a call whose cancel was asked while it ran gets
-    /// ``TaskStatus/State-swift.enum/cancelled`` too, and records the cancellation instead of
-    /// retrying. Other states may be reported as written, unread: nothing acts on them.
+    /// records a retry, or another attempt, of a call whose cancel was asked while an attempt
+    /// ran gets ``TaskStatus/State-swift.enum/cancelled`` too, and records the cancellation
+    /// instead of running it. Other states may be reported as written, unread: nothing acts on
+    /// them.
     ///
     /// Does not suspend: `completion` gets the outcome once, on whatever thread the store
-    /// finishes on, and must not block. Writes from one process reach the store in the order
-    /// they were made.
+    /// finishes on, and must not block.
     func record(
         _ status: TaskStatus, completion: @escaping @Sendable (Result<TaskStatus.State, any Error>) -> Void)
 

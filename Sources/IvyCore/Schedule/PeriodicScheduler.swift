@@ -50,18 +50,25 @@ final class PeriodicScheduler: Sendable {
                     continue
                 }
                 let now = Date()
+                let earliest = now.addingTimeInterval(-options.catchUp.inSeconds)
                 let start: Date
                 if let last = seen[task.id] {
-                    start = last
+                    // A leader held up past the window (a paused process) skips what lies before it.
+                    start = max(last, earliest)
                 } else {
                     start = await catchUpStart(task, now: now)
                 }
+                var handled = max(start, seen[task.id] ?? start)
                 var tick = task.schedule.next(after: start)
                 while let due = tick, due <= now, !Task.isCancelled {
-                    await fire(task, at: due)
+                    // Not cut short by shutdown between a claim and its send.
+                    guard await Task(operation: { await self.fire(task, at: due) }).value else { break }
+                    handled = due
                     tick = task.schedule.next(after: due)
                 }
-                seen[task.id] = now
+                if tick.map({ $0 > now }) ?? true { handled = max(handled, now) }
+                // Never backwards, should the wall clock step back.
+                seen[task.id] = max(handled, seen[task.id] ?? handled)
                 if let next = tick, next < wake { wake = next }
             }
             let pause = wake.timeIntervalSinceNow
@@ -107,18 +114,20 @@ final class PeriodicScheduler: Sendable {
         }
     }
 
-    /// Claims the tick and sends its call, unless another leader claimed it.
-    private func fire(_ task: PeriodicTask, at time: Date) async {
+    /// Claims the tick and sends its call, unless another leader claimed it. Returns false when
+    /// the claim could not be made (the store is out of reach): the tick is tried again on the
+    /// next round, within the catch-up window.
+    private func fire(_ task: PeriodicTask, at time: Date) async -> Bool {
         let id = task.tickID(at: time)
         do {
             // Kept past the window in which any leader looks back for it.
             let lasting = options.catchUp + options.leaseDuration + .seconds(3_600)
             guard try await store.claim(id, of: task.id, at: time, for: lasting) else {
-                return
+                return true
             }
         } catch {
             logger.warning("claiming a tick failed; it is tried again", ["task.id": id, "error": "\(error)"])
-            return
+            return false
         }
         let message = TaskMessage(name: task.taskName, args: task.arguments, id: id, createdAt: Date())
         do {
@@ -126,7 +135,7 @@ final class PeriodicScheduler: Sendable {
         } catch {
             logger.error(
                 "sending a tick's call failed; the tick is lost", ["task.id": id, "error": "\(error)"])
-            return
+            return true
         }
         logger.debug("sent a tick's call", ["task.id": id, "queue": task.queue.rawValue])
         statusStore?.record(
@@ -134,6 +143,7 @@ final class PeriodicScheduler: Sendable {
                 id: id, state: .waiting, taskName: task.taskName, queue: task.queue.rawValue,
                 updatedAt: message.createdAt)
         ) { _ in }
+        return true
     }
 
     static func leaseName(_ task: PeriodicTask) -> String { "schedule:\(task.id)" }

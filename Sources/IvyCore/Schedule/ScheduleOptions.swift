@@ -8,7 +8,8 @@ public struct ScheduleOptions: Sendable, Hashable {
     /// How late a tick may still be sent: a new leader sends the ticks of this window that its
     /// predecessor did not (a takeover), and ticks older than this, missed while no worker
     /// carried the schedule (a full outage), are skipped. Zero skips every tick not sent on
-    /// time. At least the lease duration, so that a takeover loses no tick.
+    /// time. A takeover comes within a lease and a third of the leader's last renewal, so a
+    /// window shorter than that can lose the ticks of a takeover.
     public var catchUp: Duration
 
     public init(leaseDuration: Duration = .seconds(10), catchUp: Duration = .seconds(60)) {

@@ -8,6 +8,8 @@ final class PendingWrites: Sendable {
     private struct State {
         var count = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Set when a drain gave up waiting: a waiter that comes after must not wait.
+        var gaveUp = false
     }
 
     private let state = Mutex(State())
@@ -33,7 +35,7 @@ final class PendingWrites: Sendable {
             race.addTask {
                 await withCheckedContinuation { continuation in
                     let done = self.state.withLock { state in
-                        if state.count == 0 { return true }
+                        if state.count == 0 || state.gaveUp { return true }
                         state.waiters.append(continuation)
                         return false
                     }
@@ -45,6 +47,7 @@ final class PendingWrites: Sendable {
             race.cancelAll()
             // The drained task cannot be cancelled: wake it, so the group can end.
             let waiters = self.state.withLock { state in
+                state.gaveUp = true
                 defer { state.waiters.removeAll() }
                 return state.waiters
             }

@@ -3,43 +3,84 @@
 internal import Synchronization
 
 /// The calls a worker that allows cancelling running calls (``WorkerOptions/allowCancelRunning``)
-/// is running, by id, so that a cancel heard on the cancel channel reaches the right one.
+/// is about to run or running, by id, so that a cancel heard on the cancel channel reaches them.
 ///
-/// Each attempt's body runs in a task of its own here: cancelling it is Swift task
-/// cancellation, which the body sees as `Task.isCancelled` or a `CancellationError`.
+/// A call is expected (``expect(_:)``) before its `running` status is recorded, so a cancel
+/// asked right after that record, before the body starts, is not missed. Each attempt's body
+/// runs in a task of its own here: cancelling it is Swift task cancellation, which the body sees
+/// as `Task.isCancelled` or a `CancellationError`.
 final class RunningCalls: Sendable {
+    /// One attempt of a call (the same call may be delivered twice at once).
+    struct Ticket: Sendable {
+        fileprivate let id: String
+        fileprivate let number: UInt64
+    }
+
     private struct Entry {
-        var task: Task<[UInt8], any Error>
+        var task: Task<[UInt8], any Error>?
         var cancelled = false
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private struct State {
+        var calls: [String: [UInt64: Entry]] = [:]
+        var next: UInt64 = 0
+    }
 
-    /// Runs `body` as call `id` and returns what it returns; a cancellation of the calling task
-    /// (a timeout, shutdown) reaches `body` too. Reports whether a cancel reached it.
-    func run(_ id: String, _ body: @escaping @Sendable () async throws -> [UInt8]) async
+    private let state = Mutex(State())
+
+    /// Starts listening for cancels of call `id`; end with ``run(_:_:)`` or ``forget(_:)``.
+    func expect(_ id: String) -> Ticket {
+        state.withLock { state in
+            state.next += 1
+            state.calls[id, default: [:]][state.next] = Entry()
+            return Ticket(id: id, number: state.next)
+        }
+    }
+
+    /// Stops listening for the call's cancels without running it.
+    func forget(_ ticket: Ticket) {
+        state.withLock { Self.remove(ticket, from: &$0) }
+    }
+
+    /// Runs `body` as the ticket's attempt and returns what it returns; a cancellation of the
+    /// calling task (a timeout, shutdown) reaches `body` too. Reports whether a cancel reached
+    /// it; a cancel that came before it started keeps it from starting.
+    func run(_ ticket: Ticket, _ body: @escaping @Sendable () async throws -> [UInt8]) async
         -> (result: Result<[UInt8], any Error>, cancelled: Bool)
     {
         let task = Task { try await body() }
-        entries.withLock { $0[id] = Entry(task: task) }
+        let cancelledAlready = state.withLock { state -> Bool in
+            state.calls[ticket.id]?[ticket.number]?.task = task
+            return state.calls[ticket.id]?[ticket.number]?.cancelled ?? false
+        }
+        if cancelledAlready { task.cancel() }
         let result = await withTaskCancellationHandler {
             await task.result
         } onCancel: {
             task.cancel()
         }
-        let cancelled = entries.withLock { $0.removeValue(forKey: id)?.cancelled ?? false }
+        let cancelled = state.withLock { state in
+            defer { Self.remove(ticket, from: &state) }
+            return state.calls[ticket.id]?[ticket.number]?.cancelled ?? false
+        }
         return (result, cancelled)
     }
 
-    /// Cancels call `id` if it runs here; true if it did.
+    /// Cancels every attempt of call `id` expected or running here; true if there was one.
     @discardableResult
     func cancel(_ id: String) -> Bool {
-        let task = entries.withLock { entries -> Task<[UInt8], any Error>? in
-            guard entries[id] != nil else { return nil }
-            entries[id]?.cancelled = true
-            return entries[id]?.task
+        let tasks = state.withLock { state -> [Task<[UInt8], any Error>?]? in
+            guard var entries = state.calls[id] else { return nil }
+            for number in entries.keys { entries[number]?.cancelled = true }
+            state.calls[id] = entries
+            return entries.values.map(\.task)
         }
-        task?.cancel()
-        return task != nil
+        for task in tasks ?? [] { task?.cancel() }
+        return tasks != nil
+    }
+
+    private static func remove(_ ticket: Ticket, from state: inout State) {
+        state.calls[ticket.id]?[ticket.number] = nil
+        if state.calls[ticket.id]?.isEmpty == true { state.calls[ticket.id] = nil }
     }
 }

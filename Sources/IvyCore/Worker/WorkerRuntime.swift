@@ -347,8 +347,11 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             await fail(reservation, message, context, error: error, channel: channel, form: form)
             return
         }
+        // Listening for its cancels before `running` is recorded, so none asked after is missed.
+        let ticket = runningCalls?.expect(taskID)
         // Recorded before it starts, in one step with the check that it was not cancelled.
         if let statusStore, await recorded(status(.running, context), in: statusStore) == .cancelled {
+            if let ticket { runningCalls?.forget(ticket) }
             guard let reservation = await supervisor.end(id) else { return }
             let error = ResultNotification.RemoteError(
                 name: "Cancelled", message: "cancelled before it started", retryable: false)
@@ -366,7 +369,10 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                     reservation, message, context, task: task, error: error, channel: channel, form: form)
             }
         }
-        guard started else { return }
+        guard started else {
+            if let ticket { runningCalls?.forget(ticket) }
+            return
+        }
         let clock = ContinuousClock()
         let start = clock.now
         let result: Result<[UInt8], any Error>
@@ -375,8 +381,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             taskID: taskID, taskName: message.name, attempt: context.attempt, queue: delivered.queue,
             messageID: delivered.messageID, deadline: message.deadline, trace: message.trace,
             logger: logger)
-        if let runningCalls {
-            (result, cancelled) = await runningCalls.run(taskID) {
+        if let runningCalls, let ticket {
+            (result, cancelled) = await runningCalls.run(ticket) {
                 try await self.runAttempt(task, message.args[...], in: run)
             }
         } else {
