@@ -95,13 +95,7 @@ struct StatusConformanceTests {
             guard cancelled.state == .cancelled else { return }
             let error = await #expect(throws: RemoteTaskError.self) { try await pending.value }
             #expect(error?.name == "Cancelled")
-            let dead = try await withDeadline(.seconds(60), "the cancelled retry's dead letter") {
-                while true {
-                    if let letter = try await h.deadLetters().first { return letter }
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            }
-            #expect(dead.reason.hasPrefix("Cancelled"), "reason: \(dead.reason)")
+            try await Self.expectCancelledDeadLetter(h)
             #expect(runs.withLock { $0 } == 1, "the cancelled retry ran")
             #expect(try await h.client.status(of: pending.taskID).state == .cancelled)
         } register: { registry, queue in
@@ -131,13 +125,7 @@ struct StatusConformanceTests {
             // promised everywhere, so the dead letter is awaited for itself).
             let worker = try h.makeWorker(WorkerOptions(concurrency: 2, pollWait: .seconds(1)))
             let serving = Task { try await worker.run() }
-            let dead = try await withDeadline(.seconds(30), "the cancelled call's dead letter") {
-                while true {
-                    if let letter = try await h.deadLetters().first { return letter }
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-            }
-            #expect(dead.reason.hasPrefix("Cancelled"), "reason: \(dead.reason)")
+            try await Self.expectCancelledDeadLetter(h)
             #expect(runs.withLock { $0 } == 0, "a cancelled call ran")
             #expect(try await h.client.status(of: pending.taskID).state == .cancelled)
             #expect(try await h.client.call(task, 2, timeout: .seconds(30)) == 2)
@@ -265,6 +253,17 @@ struct StatusConformanceTests {
                 throw TaskFailure("Refused", "not today", retryable: false)
             }
         }
+    }
+
+    /// Waits for the harness queue's first dead letter and checks it says the call was cancelled.
+    private static func expectCancelledDeadLetter(_ h: Harness) async throws {
+        let dead = try await withDeadline(.seconds(60), "the cancelled call's dead letter") {
+            while true {
+                if let letter = try await h.deadLetters().first { return letter }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        #expect(dead.reason.hasPrefix("Cancelled"), "reason: \(dead.reason)")
     }
 
     @Test func statusesCanBeTurnedOff() async throws {
