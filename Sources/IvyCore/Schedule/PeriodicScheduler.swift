@@ -53,12 +53,14 @@ final class PeriodicScheduler: Sendable {
                 let earliest = now.addingTimeInterval(-options.catchUp.inSeconds)
                 let start: Date
                 if let last = seen[task.id] {
-                    // A leader held up past the window (a paused process) skips what lies before it.
+                    // A leader held up past the window (a paused process) skips what lies before
+                    // it; `start` is never before `last`, so `seen` never moves back, even should
+                    // the wall clock step back.
                     start = max(last, earliest)
                 } else {
                     start = await catchUpStart(task, now: now)
                 }
-                var handled = max(start, seen[task.id] ?? start)
+                var handled = start
                 var tick = task.schedule.next(after: start)
                 while let due = tick, due <= now, !Task.isCancelled {
                     // Not cut short by shutdown between a claim and its send.
@@ -67,8 +69,7 @@ final class PeriodicScheduler: Sendable {
                     tick = task.schedule.next(after: due)
                 }
                 if tick.map({ $0 > now }) ?? true { handled = max(handled, now) }
-                // Never backwards, should the wall clock step back.
-                seen[task.id] = max(handled, seen[task.id] ?? handled)
+                seen[task.id] = handled
                 if let next = tick, next < wake { wake = next }
             }
             let pause = wake.timeIntervalSinceNow

@@ -353,10 +353,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         if let statusStore, await recorded(status(.running, context), in: statusStore) == .cancelled {
             if let ticket { runningCalls?.forget(ticket) }
             guard let reservation = await supervisor.end(id) else { return }
-            let error = ResultNotification.RemoteError(
-                name: "Cancelled", message: "cancelled before it started", retryable: false)
-            await fail(
-                reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+            await cancel(
+                reservation, message, context, "cancelled before it started", channel: channel, form: form)
             return
         }
         // Before the clock starts, so that a timeout's events cannot come before it.
@@ -394,10 +392,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         }
         guard let reservation = await supervisor.end(id) else { return }
         if cancelled, case .failure = result {
-            let error = ResultNotification.RemoteError(
-                name: "Cancelled", message: "cancelled while it ran", retryable: false)
-            await fail(
-                reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+            await cancel(
+                reservation, message, context, "cancelled while it ran", channel: channel, form: form)
             return
         }
         switch result {
@@ -499,11 +495,10 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                 runAt: Date().addingTimeInterval(delay.inSeconds))
             // A call whose cancel was asked while it ran is not retried.
             if await recorded(retrying, in: statusStore) == .cancelled {
-                let error = ResultNotification.RemoteError(
-                    name: "Cancelled", message: "a cancel was asked while it ran; not retried",
-                    retryable: false)
-                await fail(
-                    reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+                await cancel(
+                    reservation, message, context, "a cancel was asked while it ran; not retried",
+                    channel: channel,
+                    form: form)
                 return
             }
         }
@@ -569,6 +564,15 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     /// and brokers keep their own clocks, and putting a message back for a moment costs more than
     /// running it that moment early.
     static var etaTolerance: Duration { .milliseconds(5) }
+
+    /// Fails a call as cancelled (`Cancelled: <why>`), never retried.
+    private func cancel(
+        _ reservation: Reservation<Backend.Receipt>, _ message: TaskMessage, _ context: TaskEventContext,
+        _ why: String, channel: ChannelName?, form: MessageEncryption.Format?
+    ) async {
+        let error = ResultNotification.RemoteError(name: "Cancelled", message: why, retryable: false)
+        await fail(reservation, message, context, error: error, channel: channel, form: form, as: .cancelled)
+    }
 
     /// Fails a call for good: dead-letters its message, records its final status (`state`:
     /// failed or cancelled) and tells its caller.
