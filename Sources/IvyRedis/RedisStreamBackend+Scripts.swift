@@ -51,20 +51,27 @@ extension RedisStreamBackend {
         """
 
     /// KEYS stream, leases, delayed, signal, consumers, scheduled; ARGV group, consumer, count,
-    /// visibility ms, liveness ms. Due scheduled messages (sends with a delay: members of the
-    /// scheduled set are 16 hex digits and the body) are first added to the stream, where the
-    /// read of new entries below takes them like any other. Returns `{{id, body, deliveries, token}…}, drained, next due in ms or -1`.
-    /// A consumer not yet in the consumers set is added (its beats renew it), so none holds a
-    /// lease unannounced. `drained` is
-    /// 1 when nothing was left to read: the signal list is emptied then, and the next due time
-    /// is when the earliest delayed message or lease (this batch's included) comes due.
+    /// visibility ms, liveness ms, running fields ('' to record no statuses), status retention
+    /// ms. Due scheduled messages (sends with a delay: members of the scheduled set are 16 hex
+    /// digits and the body) are first added to the stream, where the read of new entries below
+    /// takes them like any other. Returns `{{id, body, deliveries, token[, call, f, k]}…},
+    /// drained, next due in ms or -1`. A consumer not yet in the consumers set is added (its
+    /// beats renew it), so none holds a lease unannounced. `drained` is 1 when nothing was left
+    /// to read: the signal list is emptied then, and the next due time is when the earliest
+    /// delayed message or lease (this batch's included) comes due.
+    ///
+    /// With running fields, each message that carries its call's id (field `i`) has its call
+    /// recorded as running, attempt = deliveries (``StoredStatuses``), and comes with the id and
+    /// the status hash's `f` and `k` as they were ('' when absent): the worker does not start
+    /// a cancelled or ended call. The status hash is a key the script is not given: a server,
+    /// not a cluster, runs it.
     static let reserve = RedisScript(
         name: "reserve",
         source: clock + """
 
             local count = tonumber(ARGV[3])
             local token = stamp(now + tonumber(ARGV[4]) * 1000)
-            local out, leased = {}, {}
+            local out, leased, calls = {}, {}, {}
             for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count)) do
               redis.call('ZREM', KEYS[6], member)
               redis.call('XADD', KEYS[1], '*', 'b', string.sub(member, 17))
@@ -77,6 +84,7 @@ extension RedisStreamBackend {
               end
               local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
               table.insert(out, {id, entry[2][2], pending and pending[4] or 1, token})
+              calls[#out] = entry[2][3] == 'i' and entry[2][4]
             end
             for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, count)) do
               redis.call('ZREM', KEYS[3], id)
@@ -93,7 +101,10 @@ extension RedisStreamBackend {
               local want = count - #out
               local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[1], '>')
               local entries = read and read[1][2] or {}
-              for _, entry in ipairs(entries) do table.insert(out, {entry[1], entry[2][2], 1, token}) end
+              for _, entry in ipairs(entries) do
+                table.insert(out, {entry[1], entry[2][2], 1, token})
+                calls[#out] = entry[2][3] == 'i' and entry[2][4]
+              end
               if #entries < want then
                 drained = true
               else
@@ -110,6 +121,20 @@ extension RedisStreamBackend {
                 table.insert(leased, message[1] .. '|' .. token)
               end
               redis.call('ZADD', KEYS[2], unpack(leased))
+            end
+            if ARGV[6] ~= '' then
+              local time = string.format('%d', math.floor(now / 1000))
+              for n, message in ipairs(out) do
+                if calls[n] then
+                  local key = '\(StoredStatuses.keyPrefix)' .. calls[n] .. '}'
+                  local attempt = string.format('%d', message[3])
+                  local held = redis.call('HMGET', key, 'f', 'k')
+                  redis.call('HSET', key, string.format('%d', message[3] * 4 + 1),
+                    '{"s":"running","a":' .. attempt .. ARGV[6] .. ',"t":' .. time .. '}')
+                  redis.call('PEXPIRE', key, ARGV[7])
+                  message[5], message[6], message[7] = calls[n], held[1] or '', held[2] or ''
+                end
+              end
             end
             if not drained then return {out, 0, -1} end
             redis.call('DEL', KEYS[4])

@@ -14,9 +14,12 @@ internal import Synchronization
 /// to it or the next lease or delay it knows of comes due, and for at most 250 ms, so that a
 /// message added without the push waits no longer than that. Right after a reserve that drained
 /// the queue, the next one blocks at once, without running the script first. A queue is paused
-/// (`PausableQueueBackend`) while its key `ivy:{queue}:paused` exists.
+/// (`PausableQueueBackend`) while its key `ivy:{queue}:paused` exists. With a notifier that keeps
+/// call statuses on the same server and database, a call's `waiting` goes in its send's
+/// transaction, its `running` in the reserve script and its outcome before the ack script
+/// (`StatusRecordingQueueBackend`, `ResultPublishingQueueBackend`).
 public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBackend,
-    ResultPublishingQueueBackend, PausableQueueBackend, DelayedSendQueueBackend
+    ResultPublishingQueueBackend, PausableQueueBackend, DelayedSendQueueBackend, StatusRecordingQueueBackend
 {
     public struct Receipt: Sendable, Hashable {
         fileprivate let token: String
@@ -33,8 +36,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     private let groupsCreated = Mutex<Set<String>>([])
     /// Per queue, what the last reserve script said if it found nothing more to read.
     private let drainedQueues = Mutex<[QueueName: Drained]>([:])
-    /// Per queue: single sends that arrive together go out as one script call.
-    private let senders = CoalescerTable<[UInt8], String>(maximumBatch: maximumBatch)
+    /// Per queue: single sends that arrive together go out as one transaction.
+    private let senders = CoalescerTable<Outgoing, String>(maximumBatch: maximumBatch)
     /// Per queue: acknowledgements (with their results to publish) batched the same way.
     private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: maximumBatch)
 
@@ -52,6 +55,14 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     /// without pushing (other languages, requeues by hand). An idle consumer so runs the
     /// script four times a second per queue.
     static let longestBlock = Duration.milliseconds(250)
+
+    /// One message to send, and where its call's status is recorded, its id and the commands
+    /// that record it (PROTOCOL.md §8, §10).
+    private struct Outgoing: Sendable {
+        let body: [UInt8]
+        var callID: String?
+        var recording: [RedisCommand] = []
+    }
 
     /// One message to acknowledge, and the result to publish (and keep, for durable results)
     /// with it.
@@ -118,7 +129,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
 
     public func send(_ body: [UInt8], to queue: QueueName) async throws -> String {
         try checkSize(body, queue: queue)
-        return try await awaiting { submit(body, to: queue, completion: $0) }
+        return try await awaiting { submit(Outgoing(body: body), to: queue, completion: $0) }
     }
 
     public func send(
@@ -130,23 +141,23 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         } catch {
             return completion(.failure(error))
         }
-        submit(body, to: queue, completion: completion)
+        submit(Outgoing(body: body), to: queue, completion: completion)
     }
 
-    /// Sends `body` in the queue's next transaction (single sends that arrive together share one).
+    /// Sends `message` in the queue's next transaction (single sends that arrive together share one).
     private func submit(
-        _ body: [UInt8], to queue: QueueName,
+        _ message: Outgoing, to queue: QueueName,
         completion: @escaping @Sendable (Result<String, any Error>) -> Void
     ) {
         // Weak: the coalescer is stored in this backend.
         senders.submit(
-            body, key: queue.rawValue,
-            execute: { [weak self] bodies, done in
-                guard let self else { return done(bodies.map { _ in .failure(IvyError(.closed)) }) }
-                self.sendNow(bodies, to: queue) { result in
+            message, key: queue.rawValue,
+            execute: { [weak self] messages, done in
+                guard let self else { return done(messages.map { _ in .failure(IvyError(.closed)) }) }
+                self.sendNow(messages, to: queue) { result in
                     switch result {
                     case .success(let ids): done(ids.map { .success($0) })
-                    case .failure(let error): done(bodies.map { _ in .failure(error) })
+                    case .failure(let error): done(messages.map { _ in .failure(error) })
                     }
                 }
             }, completion: completion)
@@ -160,29 +171,40 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         var start = 0
         while start < bodies.count {
             let end = min(bodies.count, start + Self.maximumBatch)
-            ids += try await sendNow(Array(bodies[start..<end]), to: queue)
+            ids += try await sendNow(bodies[start..<end].map { Outgoing(body: $0) }, to: queue)
             start = end
         }
         return ids
     }
 
-    /// Adds `bodies` to the stream and wakes idle consumers, in one transaction: plain commands
-    /// (no script) are the cheapest thing the server can do per message.
-    private func sendNow(_ bodies: [[UInt8]], to queue: QueueName) async throws -> [String] {
-        try await awaiting { sendNow(bodies, to: queue, completion: $0) }
+    /// Adds `messages` to the stream, records their calls' statuses and wakes idle consumers, in
+    /// one transaction: plain commands (no script) are the cheapest thing the server can do per
+    /// message.
+    private func sendNow(_ messages: [Outgoing], to queue: QueueName) async throws -> [String] {
+        try await awaiting { sendNow(messages, to: queue, completion: $0) }
     }
 
     private func sendNow(
-        _ bodies: [[UInt8]], to queue: QueueName,
+        _ messages: [Outgoing], to queue: QueueName,
         completion: @escaping @Sendable (Result<[String], any Error>) -> Void
     ) {
         let keys = Keys(queue)
         var commands = [RedisCommand("MULTI")]
-        commands.reserveCapacity(bodies.count + 4)
-        for body in bodies { commands.append(RedisCommand("XADD", keys.stream, "*", "b", body)) }
+        commands.reserveCapacity(messages.count + 4)
+        for message in messages {
+            var add = RedisCommand("XADD", keys.stream, "*", "b", message.body)
+            if let id = message.callID {
+                add.append("i")
+                add.append(id)
+            }
+            commands.append(add)
+        }
+        // After the entries, whose ids the reply lists first; in the same transaction, so no
+        // worker can start a call before its status is there.
+        for message in messages { commands += message.recording }
         // One element per message wakes as many blocked consumers; the list stays short.
         var wake = RedisCommand("LPUSH", keys.signal)
-        for _ in 0..<min(bodies.count, 100) { wake.append("1") }
+        for _ in 0..<min(messages.count, 100) { wake.append("1") }
         commands += [wake, RedisCommand("LTRIM", keys.signal, 0, 99), RedisCommand("EXEC")]
         connection.send(commands) { [endpoint] result in
             completion(
@@ -191,16 +213,51 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
                     let results =
                         try replies[replies.count - 1].checked(endpoint: endpoint, command: "EXEC").array
                         ?? []
-                    let ids = results.prefix(bodies.count).compactMap(\.text)
-                    guard ids.count == bodies.count else {
+                    let ids = results.prefix(messages.count).compactMap(\.text)
+                    guard ids.count == messages.count else {
                         let reason =
                             (replies + results).lazy.compactMap(\.errorMessage).first
-                            ?? "\(ids.count) ids for \(bodies.count) messages"
+                            ?? "\(ids.count) ids for \(messages.count) messages"
                         throw IvyError(.commandFailed, endpoint: endpoint, detail: "XADD: \(reason)")
                     }
                     return ids
                 })
         }
+    }
+
+    // MARK: Recording statuses
+
+    /// Yes for a notifier that keeps statuses on this server, in this database.
+    public func canRecordStatuses(in store: any TaskStatusStore) -> Bool {
+        guard let redis = store as? any RedisPubSubNotifier, redis.statusRetention != nil else { return false }
+        return redis.server == connection.configuration.address
+            && redis.database == connection.configuration.database
+    }
+
+    /// The entry carries the call's id as field `i`, after its body (PROTOCOL.md §8); the
+    /// status is recorded in the same transaction.
+    public func send(
+        _ body: [UInt8], to queue: QueueName, recording status: TaskStatus, keptFor retention: Duration,
+        completion: @escaping @Sendable (Result<String, any Error>) -> Void
+    ) {
+        do {
+            try checkSize(body, queue: queue)
+        } catch {
+            return completion(.failure(error))
+        }
+        let message = Outgoing(
+            body: body, callID: status.id,
+            recording: StoredStatuses.commands(recording: status, retention: retention))
+        submit(message, to: queue, completion: completion)
+    }
+
+    public func reserve(
+        from queue: QueueName, count: Int, visibility: Duration, wait: Duration,
+        recordingStartsOn worker: String, keptFor retention: Duration
+    ) async throws -> [Reservation<Receipt>] {
+        try await reserve(
+            from: queue, count: count, visibility: visibility, wait: wait,
+            recording: (StoredStatuses.runningFields(queue: queue.rawValue, worker: worker), retention))
     }
 
     // MARK: Sending later
@@ -230,6 +287,16 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     public func reserve(from queue: QueueName, count: Int, visibility: Duration, wait: Duration) async throws
         -> [Reservation<Receipt>]
     {
+        try await reserve(from: queue, count: count, visibility: visibility, wait: wait, recording: nil)
+    }
+
+    /// Reserves; with `recording`, the script records each call that carries its id as running,
+    /// with these fields of its status (``StoredStatuses/runningFields(queue:worker:)``), kept
+    /// this long.
+    private func reserve(
+        from queue: QueueName, count: Int, visibility: Duration, wait: Duration,
+        recording: (fields: [UInt8], retention: Duration)?
+    ) async throws -> [Reservation<Receipt>] {
         precondition(count > 0, "count must be at least 1")
         let keys = Keys(queue)
         try await ensureGroup(keys)
@@ -239,7 +306,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         ]
         let arguments: [any RedisArgument] = [
             Self.group, consumer, min(count, Self.maximumBatch), visibility.wholeMilliseconds,
-            livenessTimeout.wholeMilliseconds,
+            livenessTimeout.wholeMilliseconds, recording?.fields ?? [],
+            recording.map { max(1, $0.retention.wholeMilliseconds) } ?? 0,
         ]
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
@@ -679,13 +747,20 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
             throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected reserve reply")
         }
         let reservations = entries.compactMap { entry -> Reservation<Receipt>? in
-            guard let fields = entry.array, fields.count == 4, let id = fields[0].text,
+            guard let fields = entry.array, fields.count == 4 || fields.count == 7, let id = fields[0].text,
                 let body = fields[1].bytes,
                 let deliveries = fields[2].integer, let token = fields[3].text
             else { return nil }
+            var start: RecordedStart?
+            if fields.count == 7, let callID = fields[4].text {
+                let state = StoredStatuses.heldState(
+                    of: callID, final: fields[5].bytes ?? [], cancelFlag: fields[6].bytes ?? [],
+                    otherwise: .running)
+                start = RecordedStart(callID: callID, attempt: deliveries, state: state)
+            }
             return Reservation(
                 queue: queue, messageID: id, body: body, deliveryCount: deliveries,
-                receipt: Receipt(token: token))
+                receipt: Receipt(token: token), recordedStart: start)
         }
         let nextDue = parts[2].integer.flatMap { $0 >= 0 ? $0 : nil }
         return ReserveOutcome(reservations: reservations, drained: parts[1].integer == 1, nextDue: nextDue)

@@ -18,7 +18,21 @@ package import IvyCore
 /// to choose, is the one script.
 package enum StoredStatuses {
     /// The hash that holds call `id`'s status.
-    package static func key(_ id: String) -> String { "ivy:status:{\(id)}" }
+    package static func key(_ id: String) -> String { keyPrefix + id + "}" }
+
+    /// What a status key starts with; the id and `}` follow.
+    package static let keyPrefix = "ivy:status:{"
+
+    /// The fields a running status has besides its state, attempt and time, as the reserve
+    /// script writes them between the attempt and the time: `,"q":<queue>,"w":<worker>`.
+    package static func runningFields(queue: String, worker: String) -> [UInt8] {
+        var writer = JSONWriter(capacity: 32 + queue.utf8.count + worker.utf8.count)
+        writer.raw(",\"q\":")
+        writer.string(queue)
+        writer.raw(",\"w\":")
+        writer.string(worker)
+        return writer.bytes
+    }
 
     /// The commands that record `status`, kept `retention`, then, for a running attempt or a
     /// retry, an `HMGET` of what the worker must check, `f` and `k` (see
@@ -56,11 +70,19 @@ package enum StoredStatuses {
         guard status.state == .running || status.state == .retrying, let read = replies.last?.array else {
             return status.state
         }
-        if let final = read.first?.bytes, let held = TaskStatus(id: status.id, packed: final) {
-            return held.state
-        }
-        if read.count > 1, read[1].text == "1" { return .cancelled }
-        return status.state
+        return heldState(
+            of: status.id, final: read.first?.bytes ?? [], cancelFlag: read.count > 1 ? read[1].bytes ?? [] : [],
+            otherwise: status.state)
+    }
+
+    /// The state a call's hash holds, from its `f` and `k` fields (empty when absent), after a
+    /// write of `written`: the final status if there is one, else cancelled when a cancel was
+    /// asked while an attempt ran, else `written`.
+    package static func heldState(
+        of id: String, final: [UInt8], cancelFlag: [UInt8], otherwise written: TaskStatus.State
+    ) -> TaskStatus.State {
+        if !final.isEmpty, let held = TaskStatus(id: id, packed: final) { return held.state }
+        return cancelFlag == Array("1".utf8) ? .cancelled : written
     }
 
     /// KEYS status; ARGV the cancelled status (packed), retention ms. Cancels a call that has

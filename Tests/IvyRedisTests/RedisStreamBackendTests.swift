@@ -291,4 +291,84 @@ struct RedisStreamBackendTests {
         await notifier.close()
         await backend.close()
     }
+
+    /// With the notifier's statuses on the same server, a call's `waiting` goes with its send and
+    /// its `running` with the reserve, which tells the worker what it found: no request more.
+    @Test func statusesRideInTheSendAndTheReserveTheWorkerMakesAnyway() async throws {
+        let (backend, notifier, queue) = try await open()
+        let admin = try await RedisConnection.connect(try RedisConfiguration(url: Services.redisURL))
+        #expect(backend.canRecordStatuses(in: notifier))
+        let statusless = try await RedisNotifier.connect(url: "\(Services.redisURL)?status_retention=0")
+        #expect(!backend.canRecordStatuses(in: statusless), "a notifier that keeps no statuses")
+        await statusless.close()
+        let id = "ride-\(UUID().uuidString.prefix(8))"
+        func send(_ id: String) async throws {
+            let waiting = TaskStatus(
+                id: id, state: .waiting, taskName: "t.ride", queue: queue.rawValue, channel: "ivy-notifier:x")
+            let _: String = try await withCheckedThrowingContinuation { continuation in
+                backend.send(Array(id.utf8), to: queue, recording: waiting, keptFor: .seconds(60)) {
+                    continuation.resume(with: $0)
+                }
+            }
+        }
+        func reserve() async throws -> Reservation<RedisStreamBackend.Receipt> {
+            try #require(
+                try await backend.reserve(
+                    from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5), recordingStartsOn: "w1",
+                    keptFor: .seconds(60)
+                ).first)
+        }
+        try await send(id)
+        #expect(try await notifier.status(of: id).state == .waiting, "recorded in the send's transaction")
+        let entry = try #require(
+            try await admin.command(RedisCommand("XRANGE", "ivy:{\(queue)}:stream", "-", "+")).array?.first?.array)
+        #expect(entry[1].array?.compactMap(\.text) == ["b", id, "i", id], "the body first, then the call's id")
+
+        let first = try await reserve()
+        #expect(first.recordedStart == RecordedStart(callID: id, attempt: 1, state: .running))
+        var status = try await notifier.status(of: id)
+        #expect(status.state == .running && status.attempt == 1 && status.worker == "w1")
+        #expect(status.taskName == "t.ride" && status.queue == queue.rawValue && status.channel == "ivy-notifier:x")
+        #expect(abs(status.updatedAt?.timeIntervalSinceNow ?? .infinity) < 3600, "by the server's clock")
+        let ttl = try #require(try await admin.command(RedisCommand("PTTL", "ivy:status:{\(id)}")).integer)
+        #expect(ttl > 0 && ttl <= 60_000, "kept the retention: \(ttl) ms")
+
+        // Delivered again, it is the next attempt; a cancel asked while one ran stops the next.
+        try await backend.release(first, delay: .zero)
+        let second = try await reserve()
+        #expect(second.recordedStart == RecordedStart(callID: id, attempt: 2, state: .running))
+        #expect(try await notifier.cancel(id, reason: "Cancelled: test").cancelRequested)
+        try await backend.release(second, delay: .zero)
+        let third = try await reserve()
+        #expect(third.recordedStart?.state == .cancelled)
+        try await backend.ack(third)
+
+        // Cancelled before any worker took it: the reserve says so, and records no start.
+        let early = "early-\(id)"
+        try await send(early)
+        #expect(try await notifier.cancel(early, reason: "Cancelled: test").state == .cancelled)
+        let cancelled = try await reserve()
+        #expect(cancelled.recordedStart == RecordedStart(callID: early, attempt: 1, state: .cancelled))
+        status = try await notifier.status(of: early)
+        #expect(status.state == .cancelled && status.reason == "Cancelled: test")
+        try await backend.ack(cancelled)
+
+        // A message without an id (sent without a status, or by another producer) is left to
+        // the worker; so is every message of a reserve that records nothing.
+        _ = try await backend.send(Array("plain".utf8), to: queue)
+        #expect(try await reserve().recordedStart == nil)
+        try await send("unrecorded-\(id)")
+        let unrecorded = try #require(
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+        #expect(unrecorded.recordedStart == nil)
+        #expect(try await notifier.status(of: "unrecorded-\(id)").state == .waiting)
+
+        for key in [id, early, "unrecorded-\(id)"] {
+            _ = try await admin.command(RedisCommand("DEL", "ivy:status:{\(key)}"))
+        }
+        _ = try await backend.purge(queue)
+        await admin.close()
+        await notifier.close()
+        await backend.close()
+    }
 }

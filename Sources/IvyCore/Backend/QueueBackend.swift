@@ -7,8 +7,9 @@
 /// ``ResultPublishingQueueBackend`` (acknowledge and publish a result in one request),
 /// ``InspectableQueueBackend`` (sizes, peek, dead letters), ``PausableQueueBackend`` (queues an
 /// operator pauses for every worker), ``DelayedSendQueueBackend`` (messages held back for calls
-/// that run later) and ``ResendingQueueBackend`` (retries sent again as new
-/// messages). The article <doc:WritingABackend> walks through the memory backend as an example.
+/// that run later), ``ResendingQueueBackend`` (retries sent again as new
+/// messages) and ``StatusRecordingQueueBackend`` (call statuses recorded in the sends and
+/// reserves). The article <doc:WritingABackend> walks through the memory backend as an example.
 ///
 /// Message bodies are opaque bytes here; the codec above turns them into task messages.
 /// Guarantees:

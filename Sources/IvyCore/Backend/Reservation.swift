@@ -10,12 +10,19 @@ public struct Reservation<Receipt: Sendable>: Sendable {
     public var deliveryCount: Int
     /// What the broker needs to ack, extend, release or dead-letter this reservation.
     public var receipt: Receipt
+    /// The call's `running` status, where the backend recorded it with the reserve
+    /// (``StatusRecordingQueueBackend``).
+    public var recordedStart: RecordedStart?
 
-    public init(queue: QueueName, messageID: String, body: [UInt8], deliveryCount: Int, receipt: Receipt) {
+    public init(
+        queue: QueueName, messageID: String, body: [UInt8], deliveryCount: Int, receipt: Receipt,
+        recordedStart: RecordedStart? = nil
+    ) {
         self.queue = queue
         self.messageID = messageID
         self.body = body
         self.deliveryCount = deliveryCount
         self.receipt = receipt
+        self.recordedStart = recordedStart
     }
 }

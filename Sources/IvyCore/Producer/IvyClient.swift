@@ -33,6 +33,9 @@ public final class IvyClient: Sendable {
     private let codec: MessageCodec
     /// Where call statuses are recorded, when the notifier keeps them.
     private let statusStore: (any TaskStatusStore)?
+    /// The backend's send that records a call's `waiting` in its own request, where the
+    /// backend reaches ``statusStore``, and how long the store keeps statuses.
+    private let recordingSender: (backend: any StatusRecordingQueueBackend, retention: Duration)?
     /// The base channel: workers that allow cancelling running calls listen on its cancel channel.
     private let baseChannel: ChannelName
     /// Status records on their way, which ``close()`` waits for.
@@ -77,6 +80,14 @@ public final class IvyClient: Sendable {
         delayed = connection.backend as? any DelayedSendQueueBackend
         codec = MessageCodec(encryption: options.encryption)
         statusStore = connection.notifier.activeStatusStore
+        if let statusStore, let retention = statusStore.statusRetention,
+            let backend = connection.backend as? any StatusRecordingQueueBackend,
+            backend.canRecordStatuses(in: statusStore)
+        {
+            recordingSender = (backend, retention)
+        } else {
+            recordingSender = nil
+        }
         baseChannel = base
         producerID = Self.randomID()
         // 16 hex digits more than a valid base: at most 1,041 bytes, so only an overlong base fails.
@@ -312,6 +323,15 @@ public final class IvyClient: Sendable {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
         if let delay, let delayed {
             _ = try await delayed.send(codec.encode(message), to: queue, after: delay)
+        } else if recordingSender != nil {
+            let _: String = try await withCheckedThrowingContinuation { continuation in
+                do {
+                    _ = try sendWithoutSuspending(message, queue: queue) { continuation.resume(with: $0) }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            return
         } else {
             _ = try await connection.backend.send(codec.encode(message), to: queue)
         }
@@ -338,6 +358,19 @@ public final class IvyClient: Sendable {
         completion: @escaping @Sendable (Result<String, any Error>) -> Void
     ) throws -> Bool {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
+        if let (backend, retention) = recordingSender, let status = Self.waitingStatus(message, queue: queue) {
+            // The status goes in the send's own request: ``sent`` has nothing left to record.
+            backend.send(codec.encode(message), to: queue, recording: status, keptFor: retention) {
+                [broadcaster, pendingWrites, logger = options.logger] outcome in
+                if case .success = outcome {
+                    Self.sent(
+                        message, queue: queue, broadcaster: broadcaster, statusStore: nil,
+                        pendingWrites: pendingWrites, logger: logger)
+                }
+                completion(outcome)
+            }
+            return true
+        }
         guard let pipelined else { return false }
         pipelined.send(codec.encode(message), to: queue) {
             [broadcaster, statusStore, pendingWrites, logger = options.logger] outcome in
@@ -363,11 +396,8 @@ public final class IvyClient: Sendable {
                 TaskEventContext(
                     taskName: message.name, taskID: message.id ?? "", queue: queue, attempt: message.attempt))
         )
-        guard let statusStore, let id = message.id else { return }
-        let status = TaskStatus(
-            id: id, state: message.eta == nil ? .waiting : .scheduled, taskName: message.name,
-            queue: queue.rawValue, attempt: max(message.attempt, 1), updatedAt: message.createdAt,
-            runAt: message.eta, channel: message.notify?.rawValue)
+        guard let statusStore, let status = waitingStatus(message, queue: queue) else { return }
+        let id = status.id
         pendingWrites.begin()
         statusStore.record(status) { outcome in
             if case .failure(let error) = outcome {
@@ -375,6 +405,15 @@ public final class IvyClient: Sendable {
             }
             pendingWrites.end()
         }
+    }
+
+    /// The status of a call just sent: waiting, or scheduled; nil for a message without an id.
+    private static func waitingStatus(_ message: TaskMessage, queue: QueueName) -> TaskStatus? {
+        guard let id = message.id else { return nil }
+        return TaskStatus(
+            id: id, state: message.eta == nil ? .waiting : .scheduled, taskName: message.name,
+            queue: queue.rawValue, attempt: max(message.attempt, 1), updatedAt: message.createdAt,
+            runAt: message.eta, channel: message.notify?.rawValue)
     }
 
     // MARK: Status and cancel

@@ -5,8 +5,11 @@ internal import Synchronization
 /// The calls a worker that allows cancelling running calls (``WorkerOptions/allowCancelRunning``)
 /// is about to run or running, by id, so that a cancel heard on the cancel channel reaches them.
 ///
-/// A call is expected (``expect(_:)``) before its `running` status is recorded, so a cancel
-/// asked right after that record, before the body starts, is not missed. Each attempt's body
+/// A call is expected (``expect(_:)``) before the worker records its `running` status, so a
+/// cancel asked right after that record, before the body starts, is not missed. Where the
+/// reserve recorded it, a cancel may come before the call is expected: the latest cancels of
+/// calls not here are kept (``rememberedCancels``), and an expected call finds its own among
+/// them. Each attempt's body
 /// runs in a task of its own here: cancelling it is Swift task cancellation, which the body sees
 /// as `Task.isCancelled` or a `CancellationError`.
 final class RunningCalls: Sendable {
@@ -24,7 +27,14 @@ final class RunningCalls: Sendable {
     private struct State {
         var calls: [String: [UInt64: Entry]] = [:]
         var next: UInt64 = 0
+        /// Cancels heard for calls not here, oldest first: most are of calls on other workers.
+        var heard: [String] = []
+        var heardSet: Set<String> = []
     }
+
+    /// How many cancels of calls not here are kept: far more than a reserve hands out before
+    /// its calls are expected.
+    static let rememberedCancels = 1024
 
     private let state = Mutex(State())
 
@@ -32,7 +42,9 @@ final class RunningCalls: Sendable {
     func expect(_ id: String) -> Ticket {
         state.withLock { state in
             state.next += 1
-            state.calls[id, default: [:]][state.next] = Entry()
+            let heard = state.heardSet.remove(id) != nil
+            if heard { state.heard.removeAll { $0 == id } }
+            state.calls[id, default: [:]][state.next] = Entry(cancelled: heard)
             return Ticket(id: id, number: state.next)
         }
     }
@@ -67,10 +79,19 @@ final class RunningCalls: Sendable {
     }
 
     /// Cancels every attempt of call `id` expected or running here; true if there was one.
+    /// Otherwise the cancel is kept for an attempt expected soon.
     @discardableResult
     func cancel(_ id: String) -> Bool {
         let tasks = state.withLock { state -> [Task<[UInt8], any Error>?]? in
-            guard var entries = state.calls[id] else { return nil }
+            guard var entries = state.calls[id] else {
+                if state.heardSet.insert(id).inserted {
+                    state.heard.append(id)
+                    if state.heard.count > Self.rememberedCancels {
+                        state.heardSet.remove(state.heard.removeFirst())
+                    }
+                }
+                return nil
+            }
             for number in entries.keys { entries[number]?.cancelled = true }
             state.calls[id] = entries
             return entries.values.map(\.task)

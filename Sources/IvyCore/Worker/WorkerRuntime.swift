@@ -35,6 +35,9 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let notifier: any Notifier
     /// Where call statuses are recorded, when the notifier keeps them.
     private let statusStore: (any TaskStatusStore)?
+    /// The backend's reserve that records each call's `running` in its own request, where the
+    /// backend reaches ``statusStore``, and how long the store keeps statuses.
+    private let startRecorder: (backend: any StatusRecordingQueueBackend<Backend.Receipt>, retention: Duration)?
     /// The calls a cancel can reach, when the worker allows cancelling running calls.
     private let runningCalls: RunningCalls?
     /// Sends the registry's periodic calls while this worker leads them.
@@ -76,6 +79,14 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         countsHeartbeats = resender?.deliveryCountIncludesExtensions ?? false
         self.notifier = notifier
         statusStore = notifier.activeStatusStore
+        if let statusStore, let retention = statusStore.statusRetention,
+            let recorder = backend as? any StatusRecordingQueueBackend<Backend.Receipt>,
+            recorder.canRecordStatuses(in: statusStore)
+        {
+            startRecorder = (recorder, retention)
+        } else {
+            startRecorder = nil
+        }
         runningCalls = options.allowCancelRunning ? RunningCalls() : nil
         if let store = notifier as? any ScheduleStore, !registry.schedules.isEmpty {
             scheduler = PeriodicScheduler(
@@ -221,8 +232,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                 break
             }
             do {
-                var batch = try await backend.reserve(
-                    from: queue, count: slots, visibility: options.visibilityTimeout, wait: options.pollWait)
+                var batch = try await reserve(from: queue, count: slots)
                 if batch.count > slots {
                     // A backend that breaks the contract; the worker has no slot for the rest.
                     logger.error(
@@ -247,6 +257,18 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                 try? await Task.sleep(for: options.errorBackoff)
             }
         }
+    }
+
+    /// Reserves up to `count` messages; where the backend can, it records their calls' `running`
+    /// in the same request.
+    private func reserve(from queue: QueueName, count: Int) async throws -> [Reservation<Backend.Receipt>] {
+        if let (recorder, retention) = startRecorder {
+            return try await recorder.reserve(
+                from: queue, count: count, visibility: options.visibilityTimeout, wait: options.pollWait,
+                recordingStartsOn: options.name, keptFor: retention)
+        }
+        return try await backend.reserve(
+            from: queue, count: count, visibility: options.visibilityTimeout, wait: options.pollWait)
     }
 
     /// Starts a task for each reserved message; each holds one slot until it is settled.
@@ -347,10 +369,11 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             await fail(reservation, message, context, error: error, channel: channel, form: form)
             return
         }
-        // Listening for its cancels before `running` is recorded, so none asked after is missed.
+        // Listening for its cancels before `running` is recorded, so none asked after is missed
+        // (those asked after the reserve recorded it and before this were kept for it).
         let ticket = runningCalls?.expect(taskID)
         // Recorded before it starts, in one step with the check that it was not cancelled.
-        if let statusStore, await recorded(status(.running, context), in: statusStore) == .cancelled {
+        if await recordStart(delivered, context) == .cancelled {
             if let ticket { runningCalls?.forget(ticket) }
             guard let reservation = await supervisor.end(id) else { return }
             await cancel(
@@ -654,6 +677,19 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             id: context.taskID, state: state, taskName: context.taskName, queue: context.queue?.rawValue,
             attempt: context.attempt, worker: options.name, updatedAt: Date(), runAt: runAt, reason: reason,
             notification: notification)
+    }
+
+    /// Records the call's `running` status, unless the reserve did for this attempt, and returns
+    /// the state the store holds afterwards; nil when no statuses are kept or the store could
+    /// not be reached.
+    private func recordStart(_ delivered: Reservation<Backend.Receipt>, _ context: TaskEventContext) async
+        -> TaskStatus.State?
+    {
+        if let start = delivered.recordedStart, start.callID == context.taskID, start.attempt == context.attempt {
+            return start.state
+        }
+        guard let statusStore else { return nil }
+        return await recorded(status(.running, context), in: statusStore)
     }
 
     /// Records `status` and returns the state the store holds afterwards; nil when the store
