@@ -16,7 +16,7 @@ internal import Synchronization
 /// the queue, the next one blocks at once, without running the script first. A queue is paused
 /// (`PausableQueueBackend`) while its key `ivy:{queue}:paused` exists. With a notifier that keeps
 /// call statuses on the same server and database, a call's `waiting` goes in its send's
-/// transaction, its `running` in the reserve script and its outcome before the ack script
+/// request, its `running` in the reserve script and its outcome before the ack script
 /// (`StatusRecordingQueueBackend`, `ResultPublishingQueueBackend`).
 public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBackend,
     ResultPublishingQueueBackend, PausableQueueBackend, DelayedSendQueueBackend, StatusRecordingQueueBackend
@@ -177,9 +177,9 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         return ids
     }
 
-    /// Adds `messages` to the stream, records their calls' statuses and wakes idle consumers, in
-    /// one transaction: plain commands (no script) are the cheapest thing the server can do per
-    /// message.
+    /// Adds `messages` to the stream and wakes idle consumers, in one transaction, then records
+    /// their calls' statuses, in the same request: plain commands (no script) are the cheapest
+    /// thing the server can do per message.
     private func sendNow(_ messages: [Outgoing], to queue: QueueName) async throws -> [String] {
         try await awaiting { sendNow(messages, to: queue, completion: $0) }
     }
@@ -199,19 +199,20 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
             }
             commands.append(add)
         }
-        // After the entries, whose ids the reply lists first; in the same transaction, so no
-        // worker can start a call before its status is there.
-        for message in messages { commands += message.recording }
         // One element per message wakes as many blocked consumers; the list stays short.
         var wake = RedisCommand("LPUSH", keys.signal)
         for _ in 0..<min(messages.count, 100) { wake.append("1") }
         commands += [wake, RedisCommand("LTRIM", keys.signal, 0, 99), RedisCommand("EXEC")]
+        let exec = commands.count - 1
+        // After the transaction, in the same request: a worker that starts a call first records
+        // a status of higher rank, which this one does not replace.
+        for message in messages { commands += message.recording }
         connection.send(commands) { [endpoint] result in
             completion(
                 Result {
                     let replies = try result.get()
                     let results =
-                        try replies[replies.count - 1].checked(endpoint: endpoint, command: "EXEC").array
+                        try replies[exec].checked(endpoint: endpoint, command: "EXEC").array
                         ?? []
                     let ids = results.prefix(messages.count).compactMap(\.text)
                     guard ids.count == messages.count else {
@@ -229,13 +230,15 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
 
     /// Yes for a notifier that keeps statuses on this server, in this database.
     public func canRecordStatuses(in store: any TaskStatusStore) -> Bool {
-        guard let redis = store as? any RedisPubSubNotifier, redis.statusRetention != nil else { return false }
+        guard let redis = store as? any RedisPubSubNotifier, redis.statusRetention != nil else {
+            return false
+        }
         return redis.server == connection.configuration.address
             && redis.database == connection.configuration.database
     }
 
     /// The entry carries the call's id as field `i`, after its body (PROTOCOL.md §8); the
-    /// status is recorded in the same transaction.
+    /// status is recorded in the same request.
     public func send(
         _ body: [UInt8], to queue: QueueName, recording status: TaskStatus, keptFor retention: Duration,
         completion: @escaping @Sendable (Result<String, any Error>) -> Void

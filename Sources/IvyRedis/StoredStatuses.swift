@@ -71,7 +71,8 @@ package enum StoredStatuses {
             return status.state
         }
         return heldState(
-            of: status.id, final: read.first?.bytes ?? [], cancelFlag: read.count > 1 ? read[1].bytes ?? [] : [],
+            of: status.id, final: read.first?.bytes ?? [],
+            cancelFlag: read.count > 1 ? read[1].bytes ?? [] : [],
             otherwise: status.state)
     }
 

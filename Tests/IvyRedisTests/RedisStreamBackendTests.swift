@@ -314,21 +314,26 @@ struct RedisStreamBackendTests {
         func reserve() async throws -> Reservation<RedisStreamBackend.Receipt> {
             try #require(
                 try await backend.reserve(
-                    from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5), recordingStartsOn: "w1",
+                    from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5),
+                    recordingStartsOn: "w1",
                     keptFor: .seconds(60)
                 ).first)
         }
         try await send(id)
-        #expect(try await notifier.status(of: id).state == .waiting, "recorded in the send's transaction")
+        #expect(try await notifier.status(of: id).state == .waiting, "recorded in the send's request")
         let entry = try #require(
-            try await admin.command(RedisCommand("XRANGE", "ivy:{\(queue)}:stream", "-", "+")).array?.first?.array)
-        #expect(entry[1].array?.compactMap(\.text) == ["b", id, "i", id], "the body first, then the call's id")
+            try await admin.command(RedisCommand("XRANGE", "ivy:{\(queue)}:stream", "-", "+")).array?.first?
+                .array)
+        #expect(
+            entry[1].array?.compactMap(\.text) == ["b", id, "i", id], "the body first, then the call's id")
 
         let first = try await reserve()
         #expect(first.recordedStart == RecordedStart(callID: id, attempt: 1, state: .running))
         var status = try await notifier.status(of: id)
         #expect(status.state == .running && status.attempt == 1 && status.worker == "w1")
-        #expect(status.taskName == "t.ride" && status.queue == queue.rawValue && status.channel == "ivy-notifier:x")
+        #expect(
+            status.taskName == "t.ride" && status.queue == queue.rawValue
+                && status.channel == "ivy-notifier:x")
         #expect(abs(status.updatedAt?.timeIntervalSinceNow ?? .infinity) < 3600, "by the server's clock")
         let ttl = try #require(try await admin.command(RedisCommand("PTTL", "ivy:status:{\(id)}")).integer)
         #expect(ttl > 0 && ttl <= 60_000, "kept the retention: \(ttl) ms")
@@ -359,7 +364,8 @@ struct RedisStreamBackendTests {
         #expect(try await reserve().recordedStart == nil)
         try await send("unrecorded-\(id)")
         let unrecorded = try #require(
-            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5)).first)
+            try await backend.reserve(from: queue, count: 1, visibility: .seconds(30), wait: .seconds(5))
+                .first)
         #expect(unrecorded.recordedStart == nil)
         #expect(try await notifier.status(of: "unrecorded-\(id)").state == .waiting)
 

@@ -358,7 +358,8 @@ public final class IvyClient: Sendable {
         completion: @escaping @Sendable (Result<String, any Error>) -> Void
     ) throws -> Bool {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
-        if let (backend, retention) = recordingSender, let status = Self.waitingStatus(message, queue: queue) {
+        if let (backend, retention) = recordingSender, let status = Self.waitingStatus(message, queue: queue)
+        {
             // The status goes in the send's own request: ``sent`` has nothing left to record.
             backend.send(codec.encode(message), to: queue, recording: status, keptFor: retention) {
                 [broadcaster, pendingWrites, logger = options.logger] outcome in

@@ -37,7 +37,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let statusStore: (any TaskStatusStore)?
     /// The backend's reserve that records each call's `running` in its own request, where the
     /// backend reaches ``statusStore``, and how long the store keeps statuses.
-    private let startRecorder: (backend: any StatusRecordingQueueBackend<Backend.Receipt>, retention: Duration)?
+    private let startRecorder:
+        (backend: any StatusRecordingQueueBackend<Backend.Receipt>, retention: Duration)?
     /// The calls a cancel can reach, when the worker allows cancelling running calls.
     private let runningCalls: RunningCalls?
     /// Sends the registry's periodic calls while this worker leads them.
@@ -685,7 +686,9 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private func recordStart(_ delivered: Reservation<Backend.Receipt>, _ context: TaskEventContext) async
         -> TaskStatus.State?
     {
-        if let start = delivered.recordedStart, start.callID == context.taskID, start.attempt == context.attempt {
+        if let start = delivered.recordedStart, start.callID == context.taskID,
+            start.attempt == context.attempt
+        {
             return start.state
         }
         guard let statusStore else { return nil }
