@@ -605,18 +605,29 @@ public final class AMQPBackend: InspectableQueueBackend, DelayedSendQueueBackend
 
     /// Cancels `inlet`'s consumer and sends back what it received and nobody reserved, as
     /// copies that do not count those deliveries; stops at the first failure (the broker then
-    /// returns the rest when the connection closes).
+    /// returns the rest when the connection closes). A quorum queue returns, counted, what it
+    /// was delivering when the cancel came (RabbitMQ's own choice); what arrived is copied.
     private func giveBack(_ inlet: AMQPInlet) async {
         guard let consumer = inlet.stop() else { return }
         if let connection = link.connection(generation: consumer.generation) {
             try? await connection.cancel(consumerTag: consumer.tag)
         }
         var left = inlet.drain().filter(isSettleable)[...]
+        var given: [String] = []
+        defer {
+            if !given.isEmpty {
+                logger.debug(
+                    "gave back what an idle consumer received",
+                    ["queue": inlet.queue.rawValue, "messages": given.joined(separator: ",")])
+            }
+        }
         while let delivery = left.first {
             do throws(IvyError) {
+                let messageID = Self.messageID(of: delivery)
                 try await replace(
-                    delivery, of: inlet.queue, messageID: Self.messageID(of: delivery),
+                    delivery, of: inlet.queue, messageID: messageID,
                     deliveriesBefore: topology.deliveryCount(of: delivery) - 1, to: inlet.queue.rawValue)
+                given.append(messageID)
                 left = left.dropFirst()
             } catch {
                 logger.debug(

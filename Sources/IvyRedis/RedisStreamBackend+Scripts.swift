@@ -60,10 +60,11 @@ extension RedisStreamBackend {
     /// to read: the signal list is emptied then, and the next due time is when the earliest
     /// delayed message or lease (this batch's included) comes due.
     ///
-    /// With running fields, each message that carries its call's id (field `i`) has its call
-    /// recorded as running, attempt = deliveries (``StoredStatuses``), and comes with the id and
-    /// the status hash's `f` and `k` as they were ('' when absent): the worker does not start
-    /// a cancelled or ended call. The status hash is a key the script is not given: a server,
+    /// With running fields, each message that carries its call's id (field `i`, right after
+    /// `b`) has its call recorded as running, attempt = deliveries (``StoredStatuses``), and
+    /// comes with the id and the status hash's `f` and `k` as they were ('' when absent): the
+    /// worker does not start a cancelled or ended call. A status that cannot be written leaves
+    /// the message without them. The status hash is a key the script is not given: a server,
     /// not a cluster, runs it.
     static let reserve = RedisScript(
         name: "reserve",
@@ -123,16 +124,20 @@ extension RedisStreamBackend {
               redis.call('ZADD', KEYS[2], unpack(leased))
             end
             if ARGV[6] ~= '' then
-              local time = string.format('%d', math.floor(now / 1000))
+              -- Statuses are advisory: one that cannot be written (an ACL, a key of another
+              -- type) leaves its message at four fields, for the worker to record.
+              local time = string.format('%.0f', math.floor(now / 1000))
               for n, message in ipairs(out) do
                 if calls[n] then
                   local key = '\(StoredStatuses.keyPrefix)' .. calls[n] .. '}'
-                  local attempt = string.format('%d', message[3])
-                  local held = redis.call('HMGET', key, 'f', 'k')
-                  redis.call('HSET', key, string.format('%d', message[3] * 4 + 1),
-                    '{"s":"running","a":' .. attempt .. ARGV[6] .. ',"t":' .. time .. '}')
-                  redis.call('PEXPIRE', key, ARGV[7])
-                  message[5], message[6], message[7] = calls[n], held[1] or '', held[2] or ''
+                  local held = redis.pcall('HMGET', key, 'f', 'k')
+                  local written = not held.err and redis.pcall('HSET', key,
+                    string.format('%.0f', message[3] * 4 + 1),
+                    '{"s":"running","a":' .. string.format('%.0f', message[3]) .. ARGV[6] .. ',"t":' .. time .. '}')
+                  if written and type(written) == 'number' then
+                    redis.pcall('PEXPIRE', key, ARGV[7])
+                    message[5], message[6], message[7] = calls[n], held[1] or '', held[2] or ''
+                  end
                 end
               end
             end

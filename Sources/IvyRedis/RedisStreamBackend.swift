@@ -33,6 +33,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     private let consumer: String
     private let livenessTimeout: Duration
     private let liveness: ConsumerLiveness
+    private let logger: any IvyLogger
     private let groupsCreated = Mutex<Set<String>>([])
     /// Per queue, what the last reserve script said if it found nothing more to read.
     private let drainedQueues = Mutex<[QueueName: Drained]>([:])
@@ -102,6 +103,7 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         waiters = RedisConnectionPool(configuration: connection.configuration, name: "ivy-redis-wait")
         consumer = "ivy-\(UInt64.random(in: .min ... .max))"
         self.livenessTimeout = livenessTimeout
+        self.logger = logger
         liveness = ConsumerLiveness(
             connection: connection, consumer: consumer, timeout: livenessTimeout, logger: logger)
     }
@@ -207,10 +209,14 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         // After the transaction, in the same request: a worker that starts a call first records
         // a status of higher rank, which this one does not replace.
         for message in messages { commands += message.recording }
-        connection.send(commands) { [endpoint] result in
+        connection.send(commands) { [endpoint, logger] result in
             completion(
                 Result {
                     let replies = try result.get()
+                    if let failure = replies[(exec + 1)...].lazy.compactMap(\.errorMessage).first {
+                        // Advisory: the messages are sent.
+                        logger.warning("recording a call's status failed", ["error": failure])
+                    }
                     let results =
                         try replies[exec].checked(endpoint: endpoint, command: "EXEC").array
                         ?? []

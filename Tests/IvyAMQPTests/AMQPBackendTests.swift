@@ -136,15 +136,17 @@ struct AMQPBackendTests {
             return received
         }
         #expect(Set(received.map(\.messageID)) == Set(sent))
-        // A broker too slow to confirm the copies within the send deadline gets them back
-        // rejected, counted: the documented fallback, which loses nothing (checked above).
-        withKnownIssue("the broker confirmed no copy in time, so the give-back fell back to rejects") {
-            #expect(
-                received.allSatisfy { $0.deliveryCount == 1 },
-                "\(received.map(\.deliveryCount)); the idle backend logged: \(log.text)")
-        } when: {
-            log.count(containing: "giving back a received message failed") > 0
-        }
+        // What the idle consumer had received goes back as uncounted copies. What the broker was
+        // still delivering when the cancel came, it returns itself, counted once (a quorum
+        // queue: RabbitMQ's choice, on a busy machine).
+        let copied = Set(
+            log.text.filter { $0.hasPrefix("gave back what an idle consumer received") }.flatMap { line in
+                line.split(separator: " ").filter { $0.hasPrefix("messages=") }
+                    .flatMap { $0.dropFirst("messages=".count).split(separator: ",").map(String.init) }
+            })
+        #expect(
+            received.allSatisfy { copied.contains($0.messageID) ? $0.deliveryCount == 1 : $0.deliveryCount <= 2 },
+            "\(received.map { ($0.messageID, $0.deliveryCount) }); the idle backend logged: \(log.text)")
         for reservation in received { try await other.ack(reservation) }
         await idle.close()
         await other.close()

@@ -229,4 +229,53 @@ struct RedisWorkerTests {
             for ivy in others + [producer] { await ivy.close() }
         }
     }
+
+    /// With the notifier on the queue's server, a call's statuses go in the requests the call
+    /// makes anyway: per call, one `HMGET` (the reserve script's: the worker reads nothing
+    /// more), `waiting` and `running` (two `HSET`s), the final status and the result (two
+    /// `HSETNX`s).
+    /// Both ways of sending record `waiting` and tell the client's watchers once.
+    @Test func aCallsStatusesRideInTheRequestsItMakesAnyway() async throws {
+        try await RedisServerProcess.with { redis in
+            let queue = try QueueName("rs-\(UUID().uuidString.prefix(8))")
+            let registry = TaskRegistry()
+            let double = try registry.register("redis.double", queue: queue) { (value: Int) -> Int in 2 * value }
+            let node = try await makeIvy(registry, url: redis.url(), channel: "ivy-notifier-rs")
+            let events = node.events()
+            let serving = Task { try await node.listen(queues: [queue], concurrency: 4) }
+            let admin = try await RedisConnection.connect(try RedisConfiguration(url: redis.url()))
+            _ = try await admin.command(RedisCommand("CONFIG", "RESETSTAT"))
+            let pending = try await node.delayedCall(double, 21)
+            #expect(try await pending.value == 42)
+            #expect(try await node.call(double, 4) == 8)
+            let stats = try #require(try await admin.command(RedisCommand("INFO", "commandstats")).text)
+            func calls(_ command: String) -> Int {
+                let line = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_\(command):") }
+                return line.flatMap { Int($0.split(separator: "=")[1].prefix { $0.isNumber }) } ?? 0
+            }
+            let counts: [Int] = [calls("hmget"), calls("hset"), calls("hsetnx")]
+            #expect(
+                counts == [2, 4, 4],
+                "HMGET, HSET, HSETNX for two calls: \(stats)")
+            // Written by the reserve script, which knows the call by the id its entry carries (a
+            // worker's own `running` also names the task).
+            let running = try #require(
+                try await admin.command(RedisCommand("HGET", "ivy:status:{\(pending.taskID)}", "5")).text)
+            #expect(running.hasPrefix(#"{"s":"running","a":1,"q":"\#(queue)","w":"#) && !running.contains(#""n":"#))
+            let status = try await node.client.status(of: pending.taskID)
+            #expect(status.state == .succeeded && status.attempt == 1 && status.worker != nil)
+            let answer = try RawJSON(validating: "42")
+            #expect(status.taskName == "redis.double" && status.result == answer)
+            var scheduled: [String] = []
+            for await event in events {
+                if event.kind == .scheduled, let id = event.task?.taskID { scheduled.append(id) }
+                if event.kind == .callerResumed, event.task?.taskID != pending.taskID { break }
+            }
+            #expect(scheduled.count == 2 && scheduled.first == pending.taskID, "\(scheduled)")
+            serving.cancel()
+            try await serving.value
+            await admin.close()
+            await node.close()
+        }
+    }
 }

@@ -326,7 +326,9 @@ public final class IvyClient: Sendable {
         } else if recordingSender != nil {
             let _: String = try await withCheckedThrowingContinuation { continuation in
                 do {
-                    _ = try sendWithoutSuspending(message, queue: queue) { continuation.resume(with: $0) }
+                    let started = try sendWithoutSuspending(message, queue: queue) { continuation.resume(with: $0) }
+                    // Cannot happen (the recording send is a pipelined one, and calls have ids).
+                    if !started { continuation.resume(throwing: IvyError(.unsupportedBackend, taskName: message.name)) }
                 } catch {
                     continuation.resume(throwing: error)
                 }

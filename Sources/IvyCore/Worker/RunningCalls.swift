@@ -8,8 +8,8 @@ internal import Synchronization
 /// A call is expected (``expect(_:)``) before the worker records its `running` status, so a
 /// cancel asked right after that record, before the body starts, is not missed. Where the
 /// reserve recorded it, a cancel may come before the call is expected: the latest cancels of
-/// calls not here are kept (``rememberedCancels``), and an expected call finds its own among
-/// them. Each attempt's body
+/// calls not here are kept (``rememberedCancels``), and a call expected after its cancel does
+/// not start (``Ticket/wasCancelled``). Each attempt's body
 /// runs in a task of its own here: cancelling it is Swift task cancellation, which the body sees
 /// as `Task.isCancelled` or a `CancellationError`.
 final class RunningCalls: Sendable {
@@ -17,6 +17,8 @@ final class RunningCalls: Sendable {
     struct Ticket: Sendable {
         fileprivate let id: String
         fileprivate let number: UInt64
+        /// A cancel of the call was heard before it was expected: it must not start.
+        let wasCancelled: Bool
     }
 
     private struct Entry {
@@ -28,7 +30,7 @@ final class RunningCalls: Sendable {
         var calls: [String: [UInt64: Entry]] = [:]
         var next: UInt64 = 0
         /// Cancels heard for calls not here, oldest first: most are of calls on other workers.
-        var heard: [String] = []
+        var heard = FIFOBuffer<String>()
         var heardSet: Set<String> = []
     }
 
@@ -42,10 +44,10 @@ final class RunningCalls: Sendable {
     func expect(_ id: String) -> Ticket {
         state.withLock { state in
             state.next += 1
+            // Left in the queue, where it ages out: the set says which are still pending.
             let heard = state.heardSet.remove(id) != nil
-            if heard { state.heard.removeAll { $0 == id } }
             state.calls[id, default: [:]][state.next] = Entry(cancelled: heard)
-            return Ticket(id: id, number: state.next)
+            return Ticket(id: id, number: state.next, wasCancelled: heard)
         }
     }
 
@@ -86,8 +88,8 @@ final class RunningCalls: Sendable {
             guard var entries = state.calls[id] else {
                 if state.heardSet.insert(id).inserted {
                     state.heard.append(id)
-                    if state.heard.count > Self.rememberedCancels {
-                        state.heardSet.remove(state.heard.removeFirst())
+                    if state.heard.count > Self.rememberedCancels, let oldest = state.heard.popFirst() {
+                        state.heardSet.remove(oldest)
                     }
                 }
                 return nil

@@ -302,6 +302,14 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             guard let reservation = await supervisor.end(id) else { return }
             await settle(reservation) {
                 await self.deadLetter(reservation, reason: "\(error)")
+                if let start = reservation.recordedStart {
+                    // The reserve recorded it as running by the id its entry carries.
+                    self.record(
+                        TaskStatus(
+                            id: start.callID, state: .deadLettered, queue: reservation.queue.rawValue,
+                            attempt: start.attempt, worker: self.options.name, updatedAt: Date(),
+                            reason: "\(error)"))
+                }
                 if let notice = self.codec.undecryptableNotice(
                     reservation.body, queue: reservation.queue, deliveryCount: reservation.deliveryCount,
                     error: error)
@@ -374,7 +382,9 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         // (those asked after the reserve recorded it and before this were kept for it).
         let ticket = runningCalls?.expect(taskID)
         // Recorded before it starts, in one step with the check that it was not cancelled.
-        if await recordStart(delivered, context) == .cancelled {
+        var cancelledFirst = ticket?.wasCancelled == true
+        if !cancelledFirst { cancelledFirst = await recordStart(delivered, context) == .cancelled }
+        if cancelledFirst {
             if let ticket { runningCalls?.forget(ticket) }
             guard let reservation = await supervisor.end(id) else { return }
             await cancel(
