@@ -761,7 +761,9 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
                 let deliveries = fields[2].integer, let token = fields[3].text
             else { return nil }
             var start: RecordedStart?
-            if fields.count == 7, let callID = fields[4].text {
+            if fields.count == 7, let bytes = fields[4].bytes,
+                let callID = String(validating: bytes, as: UTF8.self)
+            {
                 let state = StoredStatuses.heldState(
                     of: callID, final: fields[5].bytes ?? [], cancelFlag: fields[6].bytes ?? [],
                     otherwise: .running)

@@ -145,7 +145,9 @@ struct AMQPBackendTests {
                     .flatMap { $0.dropFirst("messages=".count).split(separator: ",").map(String.init) }
             })
         #expect(
-            received.allSatisfy { copied.contains($0.messageID) ? $0.deliveryCount == 1 : $0.deliveryCount <= 2 },
+            received.allSatisfy {
+                copied.contains($0.messageID) ? $0.deliveryCount == 1 : $0.deliveryCount <= 2
+            },
             "\(received.map { ($0.messageID, $0.deliveryCount) }); the idle backend logged: \(log.text)")
         for reservation in received { try await other.ack(reservation) }
         await idle.close()

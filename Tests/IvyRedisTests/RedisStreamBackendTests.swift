@@ -369,6 +369,16 @@ struct RedisStreamBackendTests {
         #expect(unrecorded.recordedStart == nil)
         #expect(try await notifier.status(of: "unrecorded-\(id)").state == .waiting)
 
+        // Entries another producer wrote: an id that is not text, an `i` not second.
+        let stream = "ivy:{\(queue)}:stream"
+        _ = try await admin.command(
+            RedisCommand("XADD", stream, "*", "b", "x", "i", [0xFF, 0xFE] as [UInt8]))
+        _ = try await admin.command(RedisCommand("XADD", stream, "*", "b", "y", "z", "1", "i", "late-\(id)"))
+        let foreign = try await backend.reserve(
+            from: queue, count: 2, visibility: .seconds(30), wait: .seconds(5), recordingStartsOn: "w1",
+            keptFor: .seconds(60))
+        #expect(foreign.count == 2 && foreign.allSatisfy { $0.recordedStart == nil })
+        #expect(try await notifier.status(of: "late-\(id)").state == .unknown)
         for key in [id, early, "unrecorded-\(id)"] {
             _ = try await admin.command(RedisCommand("DEL", "ivy:status:{\(key)}"))
         }

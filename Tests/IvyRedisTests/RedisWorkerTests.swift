@@ -239,7 +239,9 @@ struct RedisWorkerTests {
         try await RedisServerProcess.with { redis in
             let queue = try QueueName("rs-\(UUID().uuidString.prefix(8))")
             let registry = TaskRegistry()
-            let double = try registry.register("redis.double", queue: queue) { (value: Int) -> Int in 2 * value }
+            let double = try registry.register("redis.double", queue: queue) { (value: Int) -> Int in
+                2 * value
+            }
             let node = try await makeIvy(registry, url: redis.url(), channel: "ivy-notifier-rs")
             let events = node.events()
             let serving = Task { try await node.listen(queues: [queue], concurrency: 4) }
@@ -250,7 +252,9 @@ struct RedisWorkerTests {
             #expect(try await node.call(double, 4) == 8)
             let stats = try #require(try await admin.command(RedisCommand("INFO", "commandstats")).text)
             func calls(_ command: String) -> Int {
-                let line = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_\(command):") }
+                let line = stats.split(whereSeparator: \.isNewline).first {
+                    $0.hasPrefix("cmdstat_\(command):")
+                }
                 return line.flatMap { Int($0.split(separator: "=")[1].prefix { $0.isNumber }) } ?? 0
             }
             let counts: [Int] = [calls("hmget"), calls("hset"), calls("hsetnx")]
@@ -261,7 +265,9 @@ struct RedisWorkerTests {
             // worker's own `running` also names the task).
             let running = try #require(
                 try await admin.command(RedisCommand("HGET", "ivy:status:{\(pending.taskID)}", "5")).text)
-            #expect(running.hasPrefix(#"{"s":"running","a":1,"q":"\#(queue)","w":"#) && !running.contains(#""n":"#))
+            #expect(
+                running.hasPrefix(#"{"s":"running","a":1,"q":"\#(queue)","w":"#)
+                    && !running.contains(#""n":"#))
             let status = try await node.client.status(of: pending.taskID)
             #expect(status.state == .succeeded && status.attempt == 1 && status.worker != nil)
             let answer = try RawJSON(validating: "42")

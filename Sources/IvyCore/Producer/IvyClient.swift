@@ -326,9 +326,13 @@ public final class IvyClient: Sendable {
         } else if recordingSender != nil {
             let _: String = try await withCheckedThrowingContinuation { continuation in
                 do {
-                    let started = try sendWithoutSuspending(message, queue: queue) { continuation.resume(with: $0) }
+                    let started = try sendWithoutSuspending(message, queue: queue) {
+                        continuation.resume(with: $0)
+                    }
                     // Cannot happen (the recording send is a pipelined one, and calls have ids).
-                    if !started { continuation.resume(throwing: IvyError(.unsupportedBackend, taskName: message.name)) }
+                    if !started {
+                        continuation.resume(throwing: IvyError(.unsupportedBackend, taskName: message.name))
+                    }
                 } catch {
                     continuation.resume(throwing: error)
                 }

@@ -9,9 +9,9 @@ internal import Synchronization
 /// cancel asked right after that record, before the body starts, is not missed. Where the
 /// reserve recorded it, a cancel may come before the call is expected: the latest cancels of
 /// calls not here are kept (``rememberedCancels``), and a call expected after its cancel does
-/// not start (``Ticket/wasCancelled``). Each attempt's body
-/// runs in a task of its own here: cancelling it is Swift task cancellation, which the body sees
-/// as `Task.isCancelled` or a `CancellationError`.
+/// not start (``Ticket/wasCancelled``). Each attempt's body runs in a task of its own here:
+/// cancelling it is Swift task cancellation, which the body sees as `Task.isCancelled` or a
+/// `CancellationError`.
 final class RunningCalls: Sendable {
     /// One attempt of a call (the same call may be delivered twice at once).
     struct Ticket: Sendable {
