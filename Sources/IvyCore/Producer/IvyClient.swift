@@ -364,29 +364,30 @@ public final class IvyClient: Sendable {
         completion: @escaping @Sendable (Result<String, any Error>) -> Void
     ) throws -> Bool {
         guard !isClosed.load(ordering: .relaxed) else { throw IvyError(.closed, taskName: message.name) }
-        if let (backend, retention) = recordingSender, let status = Self.waitingStatus(message, queue: queue)
-        {
-            // The status goes in the send's own request: ``sent`` has nothing left to record.
-            backend.send(codec.encode(message), to: queue, recording: status, keptFor: retention) {
-                [broadcaster, pendingWrites, logger = options.logger] outcome in
-                if case .success = outcome {
-                    Self.sent(
-                        message, queue: queue, broadcaster: broadcaster, statusStore: nil,
-                        pendingWrites: pendingWrites, logger: logger)
-                }
-                completion(outcome)
-            }
-            return true
+        // Where the status goes in the send's own request, ``sent`` has nothing left to record.
+        let recording = recordingSender.flatMap { sender in
+            Self.waitingStatus(message, queue: queue).map { (sender, $0) }
         }
-        guard let pipelined else { return false }
-        pipelined.send(codec.encode(message), to: queue) {
-            [broadcaster, statusStore, pendingWrites, logger = options.logger] outcome in
+        let finished: @Sendable (Result<String, any Error>) -> Void = {
+            [
+                broadcaster, pendingWrites, logger = options.logger,
+                statusStore = recording == nil ? statusStore : nil
+            ]
+            outcome in
             if case .success = outcome {
                 Self.sent(
                     message, queue: queue, broadcaster: broadcaster, statusStore: statusStore,
                     pendingWrites: pendingWrites, logger: logger)
             }
             completion(outcome)
+        }
+        if let ((backend, retention), status) = recording {
+            backend.send(
+                codec.encode(message), to: queue, recording: status, keptFor: retention, completion: finished)
+        } else if let pipelined {
+            pipelined.send(codec.encode(message), to: queue, completion: finished)
+        } else {
+            return false
         }
         return true
     }
