@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "IvyIronMQ", targets: ["IvyIronMQ"]),
         .library(name: "IvyAMQP", targets: ["IvyAMQP"]),
         .library(name: "IvyExamples", targets: ["IvyExamples"]),
+        .library(name: "IvyHTTP", targets: ["IvyHTTP"]),
         .executable(name: "ivy", targets: ["ivy"]),
     ],
     targets: [
@@ -32,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(
+            name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
 
         .target(name: "IvyCore", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(name: "IvyRedis", dependencies: ["IvyCore", "CHiredis"], swiftSettings: swiftSettings),
@@ -39,11 +42,13 @@ let package = Package(
         .target(name: "IvyIronMQ", dependencies: ["IvyCore", "CCurl"], swiftSettings: swiftSettings),
         .target(name: "IvyAMQP", dependencies: ["IvyCore", "CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
+        .target(name: "IvyHTTP", dependencies: ["IvyCore", "CMicroHTTPD"], swiftSettings: swiftSettings),
         .target(
             name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify", "IvyIronMQ", "IvyAMQP"],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "ivy", dependencies: ["Ivy", "IvyExamples"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ivy", dependencies: ["Ivy", "IvyExamples", "IvyHTTP"], swiftSettings: swiftSettings),
 
         // Helpers shared by the test targets; not a product.
         .target(
@@ -65,6 +70,8 @@ let package = Package(
             name: "IvyIronMQTests",
             dependencies: ["ivy", "Ivy", "IvyIronMQ", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyHTTPTests", dependencies: ["IvyHTTP", "IvyCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyAMQPTests", dependencies: ["ivy", "IvyAMQP", "IvyTestSupport"],
             swiftSettings: swiftSettings),

@@ -8,7 +8,7 @@ mode=${1:-build}
 
 need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-declare -A libraries=([openssl]=libssl-dev [hiredis]=libhiredis-dev [libcurl]=libcurl4-openssl-dev [librabbitmq]=librabbitmq-dev)
+declare -A libraries=([openssl]=libssl-dev [hiredis]=libhiredis-dev [libcurl]=libcurl4-openssl-dev [librabbitmq]=librabbitmq-dev [libmicrohttpd]=libmicrohttpd-dev)
 for module in "${!libraries[@]}"; do
   if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$module"; then need+=("${libraries[$module]}"); fi
 done

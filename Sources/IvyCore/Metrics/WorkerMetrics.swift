@@ -1,0 +1,93 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import Synchronization
+
+/// What a worker did, counted per task and queue: the figures of its `/metrics` endpoint
+/// (``write(to:)``), and of ``snapshot()`` for code in the same process (a middleware, a bridge
+/// to swift-metrics). Counting costs one lock per event; nothing is sent anywhere.
+public final class WorkerMetrics: Sendable {
+    /// One task on one queue; `task` is empty for a message that could not be read.
+    public struct Series: Sendable, Hashable {
+        public var task: String
+        public var queue: String
+
+        public init(task: String, queue: String) {
+            self.task = task
+            self.queue = queue
+        }
+    }
+
+    /// What one task did on one queue since the worker started.
+    public struct Counts: Sendable, Hashable {
+        /// Attempts started.
+        public var started = 0
+        /// Attempts that returned.
+        public var succeeded = 0
+        /// Attempts that failed and will be made again.
+        public var retried = 0
+        /// Calls that failed for good (their messages are in the dead letter).
+        public var failed = 0
+        /// Messages dead-lettered without running: unreadable, past their deadline, cancelled.
+        public var deadLettered = 0
+        /// How long the attempts that returned ran, in seconds.
+        public var runTime = MetricsHistogram()
+
+        public init() {}
+    }
+
+    private let series = Mutex<[Series: Counts]>([:])
+
+    public init() {}
+
+    /// Every task's counts so far.
+    public func snapshot() -> [Series: Counts] { series.withLock { $0 } }
+
+    /// Counts what `event` says a worker did; events of other kinds change nothing.
+    public func record(_ event: IvyEvent) {
+        let key = Series(task: event.task?.taskName ?? "", queue: event.queue?.rawValue ?? "")
+        switch event.kind {
+        case .started: series.withLock { $0[key, default: Counts()].started += 1 }
+        case .succeeded:
+            let seconds = event.duration.map {
+                Double($0.components.seconds) + Double($0.components.attoseconds) * 1e-18
+            }
+            series.withLock { series in
+                series[key, default: Counts()].succeeded += 1
+                if let seconds { series[key, default: Counts()].runTime.observe(seconds) }
+            }
+        case .retried: series.withLock { $0[key, default: Counts()].retried += 1 }
+        case .failed: series.withLock { $0[key, default: Counts()].failed += 1 }
+        case .deadLettered: series.withLock { $0[key, default: Counts()].deadLettered += 1 }
+        default: break
+        }
+    }
+
+    /// The counts as Prometheus families: `ivy_tasks_started_total`, `ivy_tasks_total` (by
+    /// `outcome`: succeeded, retried, failed, dead_lettered) and `ivy_task_run_seconds`.
+    public func write(to text: inout PrometheusText) {
+        let all = snapshot().sorted { ($0.key.queue, $0.key.task) < ($1.key.queue, $1.key.task) }
+        text.family("ivy_tasks_started_total", .counter, help: "Attempts started, by task and queue.")
+        for (key, counts) in all {
+            text.sample(
+                "ivy_tasks_started_total", ["task": key.task, "queue": key.queue], Double(counts.started))
+        }
+        text.family(
+            "ivy_tasks_total", .counter,
+            help: "Attempts and messages that ended, by outcome: succeeded, retried, failed (for good), "
+                + "dead_lettered (without running).")
+        for (key, counts) in all {
+            for (outcome, count) in [
+                ("succeeded", counts.succeeded), ("retried", counts.retried), ("failed", counts.failed),
+                ("dead_lettered", counts.deadLettered),
+            ] {
+                text.sample(
+                    "ivy_tasks_total", ["task": key.task, "queue": key.queue, "outcome": outcome],
+                    Double(count))
+            }
+        }
+        text.family("ivy_task_run_seconds", .histogram, help: "How long attempts that returned ran.")
+        for (key, counts) in all where !key.task.isEmpty {
+            text.histogram("ivy_task_run_seconds", ["task": key.task, "queue": key.queue], counts.runTime)
+        }
+    }
+}
