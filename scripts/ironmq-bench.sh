@@ -15,7 +15,7 @@ ivy=${IVY_BINARY:-}
 redis_port=${IVY_REDIS_PORT:-6390}
 say() { echo "ironmq-bench: $*" >&2; }
 
-. scripts/ironmq-client-venv.sh
+. scripts/python-tools-venv.sh
 if [ -n "$missing" ]; then
   say "FAIL: the comparison needs Iron.io's client: $missing"
   exit 1

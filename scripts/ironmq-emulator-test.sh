@@ -2,7 +2,7 @@
 # Tests Tools/ironmq-emulator, the local IronMQ v3 server, with Iron.io's official Python client
 # (PyPI `iron-mq`) and with raw HTTP from Python's standard library.
 #
-# The client is installed once into a virtualenv by scripts/ironmq-client-venv.sh. If it cannot
+# The client is installed once into a virtualenv by scripts/python-tools-venv.sh. If it cannot
 # be installed, every raw-HTTP test still runs, and the official-client tests are reported as
 # SKIPPED with the reason. The script fails when a test that ran failed, and also when the
 # official client is missing if IVY_REQUIRE_OFFICIAL_CLIENT=1.
@@ -19,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree
 say() { echo "ironmq-emulator-test: $*"; }
 
 # --- the official client, in the virtualenv --------------------------------------------------
-. scripts/ironmq-client-venv.sh
+. scripts/python-tools-venv.sh
 
 if [ -n "$missing" ]; then
   say "SKIPPING the official-client tests: $missing"

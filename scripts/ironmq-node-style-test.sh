@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ivy=${IVY_BINARY:-.build/debug/ivy}
 redis_port=${IVY_REDIS_PORT:-6390}
 ironmq_port=${IVY_IRONMQ_PORT:-8690}
-python=.build-venv/ironmq/bin/python
+python=.build-venv/tools/bin/python
 queue_url="ironmq+http://ivy-test-token@127.0.0.1:$ironmq_port/ivytest?min_timeout=1"
 within=60
 say() { echo "ironmq-node-style: $*"; }

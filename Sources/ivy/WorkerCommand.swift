@@ -2,6 +2,7 @@
 
 import Ivy
 import IvyExamples
+import IvyHTTP
 
 #if canImport(Glibc)
     import Glibc
@@ -13,7 +14,7 @@ enum WorkerCommand {
     static let help = """
         usage: ivy worker [--queue URL] [--notify URL] [--concurrency N] [--grace SECONDS]
                           [--visibility SECONDS] [--queues NAME,...] [--exec NAME=COMMAND ...]
-                          [--events | --json] [--allow-cancel-running]
+                          [--events | --json] [--allow-cancel-running] [--metrics ADDRESS]
                           [--schedule 'CRON NAME [JSON_ARGS]' ...]
 
         Runs the IvyExamples tasks (queue 'testpackage') and the --exec tasks until SIGTERM or
@@ -32,6 +33,7 @@ enum WorkerCommand {
           --json             every task event as one JSON object per line on stdout
           --allow-cancel-running  let `ivy cancel` stop calls running here (Swift task
                              cancellation; an --exec command gets SIGTERM)
+        \(MetricsEndpoint.help)
         \(ScheduleSpec.help)
         \(ExecOptions.help)
 
@@ -49,6 +51,7 @@ enum WorkerCommand {
         let json = arguments.flag("--json")
         let printEvents = arguments.flag("--events") || json
         let allowCancelRunning = arguments.flag("--allow-cancel-running")
+        let metricsAddress = try MetricsEndpoint.address(&arguments)
         var schedules: [ScheduleSpec] = []
         for text in try arguments.values("--schedule") { schedules.append(try ScheduleSpec(text)) }
         try arguments.finish()
@@ -76,6 +79,13 @@ enum WorkerCommand {
         let connection = try await shared.connect()
         let worker: IvyWorker
         do { worker = try shared.makeWorker(registry, on: connection, options: options) } catch {
+            await connection.close()
+            throw error
+        }
+        let metrics: HTTPServer?
+        do { metrics = try metricsAddress.map { try MetricsEndpoint.start(for: worker, on: $0) } } catch {
+            await worker.close()
+            await commands.close()
             await connection.close()
             throw error
         }
@@ -111,6 +121,7 @@ enum WorkerCommand {
             failure = error
         }
         await worker.close()
+        metrics?.stop()
         // The events stream ends with the worker: the last events of the drain are printed too.
         await printer?.value
         if let dropped = await writer?.finish(), dropped > 0 {

@@ -2,7 +2,8 @@
 
 internal import Synchronization
 
-/// Fans events out to every current subscriber; costs one lock when nobody listens.
+/// Fans events out to every current subscriber, and first to an observer that counts them;
+/// costs one lock when nobody listens.
 final class EventBroadcaster: Sendable {
     private struct State {
         var subscribers: [UInt64: AsyncStream<IvyEvent>.Continuation] = [:]
@@ -10,6 +11,12 @@ final class EventBroadcaster: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Told of every event, on the emitter's thread, before the subscribers.
+    private let observer: (@Sendable (IvyEvent) -> Void)?
+
+    init(observer: (@Sendable (IvyEvent) -> Void)? = nil) {
+        self.observer = observer
+    }
 
     /// A new stream of every event emitted from now on, until the subscriber stops iterating
     /// or ``finish()`` is called.
@@ -29,8 +36,9 @@ final class EventBroadcaster: Sendable {
 
     func emit(_ event: @autoclosure () -> IvyEvent) {
         let subscribers = state.withLock { $0.subscribers.isEmpty ? [] : Array($0.subscribers.values) }
-        guard !subscribers.isEmpty else { return }
+        guard observer != nil || !subscribers.isEmpty else { return }
         let event = event()
+        observer?(event)
         for subscriber in subscribers { subscriber.yield(event) }
     }
 

@@ -22,11 +22,16 @@ public final class IvyWorker: Sendable {
     public let queues: [QueueName]
 
     private let connection: IvyConnection
+    /// The queue backend, for what the worker reports of its queues.
+    var backend: any QueueBackend { connection.backend }
     private let ownsConnection: Bool
     private let codec: MessageCodec
     private let defaultChannel: ChannelName
     private let middleware: [any TaskMiddleware]
-    private let broadcaster = EventBroadcaster()
+    /// What this worker did, counted per task and queue: what `ivy worker --metrics` serves, and
+    /// what code in the process may read (to bridge to swift-metrics, say).
+    public let metrics = WorkerMetrics()
+    private let broadcaster: EventBroadcaster
     private let state = Mutex(State())
 
     private struct State {
@@ -34,6 +39,8 @@ public final class IvyWorker: Sendable {
         var isClosed = false
         /// Set while ``run()`` serves; ``stop()`` stops it.
         var stop: (@Sendable () -> Void)?
+        /// Set while ``run()`` serves: the attempts in flight per queue.
+        var inFlight: (@Sendable () -> [QueueName: Int])?
         var stopRequested = false
         /// ``close()`` calls waiting for the current run to end.
         var runEnded: [CheckedContinuation<Void, Never>] = []
@@ -89,6 +96,7 @@ public final class IvyWorker: Sendable {
         self.middleware = middleware
         codec = MessageCodec(encryption: options.encryption)
         defaultChannel = channel
+        broadcaster = EventBroadcaster(observer: { [metrics] in metrics.record($0) })
     }
 
     /// Checks the options against the registry: what ``init(registry:connection:options:)``
@@ -145,8 +153,10 @@ public final class IvyWorker: Sendable {
             options: options, defaultChannel: defaultChannel, events: broadcaster, middleware: middleware)
         let stopAlready = state.withLock { state in
             state.stop = { runtime.stop() }
+            state.inFlight = { runtime.inFlight }
             return state.stopRequested
         }
+        defer { state.withLock { $0.inFlight = nil } }
         if stopAlready { runtime.stop() }
         await runtime.run()
         return runtime.backendWasClosed
@@ -162,6 +172,10 @@ public final class IvyWorker: Sendable {
         }
         stop?()
     }
+
+    /// How many messages each queue has in hand now (decoding, running or settling them); empty
+    /// while the worker does not run.
+    public var inFlight: [QueueName: Int] { state.withLock { $0.inFlight }?() ?? [:] }
 
     /// Every event of the tasks this worker runs from now on, while the stream is iterated.
     ///

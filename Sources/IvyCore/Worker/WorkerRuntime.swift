@@ -53,9 +53,15 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
     private let middleware: [any TaskMiddleware]
     /// Each queue's own execution slots, so an idle queue's long poll cannot hold another's.
     private let limiters: [QueueName: ConcurrencyLimiter]
+    /// Per queue, the messages from their reserve until they are settled (a limiter's slots
+    /// also count the reserve that waits for them).
+    private let held: [QueueName: HeldCount]
     private let supervisor: AttemptSupervisor<Backend>
     private let control = Mutex(Control())
     private let closedBackend = Atomic<Bool>(false)
+
+    /// How many messages each queue has in hand: decoding, running or settling them.
+    var inFlight: [QueueName: Int] { held.mapValues(\.current) }
 
     /// Whether a reserve found the backend closed (then the reservers stopped).
     var backendWasClosed: Bool { closedBackend.load(ordering: .relaxed) }
@@ -112,6 +118,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
         // Concurrency is shared out evenly, at least one slot per queue.
         let share = max(1, options.concurrency / queues.count)
         limiters = Dictionary(uniqueKeysWithValues: queues.map { ($0, ConcurrencyLimiter(capacity: share)) })
+        held = Dictionary(uniqueKeysWithValues: queues.map { ($0, HeldCount()) })
         supervisor = AttemptSupervisor(
             backend: backend, visibility: options.visibilityTimeout, logger: logger)
     }
@@ -274,7 +281,9 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
 
     /// Starts a task for each reserved message; each holds one slot until it is settled.
     private func start(_ batch: [Reservation<Backend.Receipt>]) {
-        guard !batch.isEmpty else { return }
+        guard let first = batch.first else { return }
+        // Every one of them is settled through ``settled(_:)``.
+        held[first.queue]?.add(batch.count)
         guard let ids = supervisor.admit(batch) else {
             // Reserved while shutdown interrupted the worker: give them straight back.
             for reservation in batch {
@@ -756,6 +765,7 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
 
     /// Frees the slot of a message that has been settled.
     private func settled(_ reservation: Reservation<Backend.Receipt>) {
+        held[reservation.queue]?.subtract(1)
         limiters[reservation.queue]?.release(1)
     }
 
@@ -790,4 +800,13 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             return .init(name: "\(type(of: error))", message: "\(error)", retryable: true)
         }
     }
+}
+
+/// A count shared by tasks, in a dictionary (an `Atomic` itself cannot be stored in one).
+private final class HeldCount: Sendable {
+    private let value = Atomic<Int>(0)
+
+    func add(_ count: Int) { value.add(count, ordering: .relaxed) }
+    func subtract(_ count: Int) { value.subtract(count, ordering: .relaxed) }
+    var current: Int { value.load(ordering: .relaxed) }
 }

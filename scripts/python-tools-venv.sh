@@ -1,7 +1,9 @@
-# Sourced by the scripts that drive Tools/ironmq-emulator with Iron.io's official Python client
-# (PyPI `iron-mq`): installs it once into a virtualenv, .build-venv/ironmq, and reuses it
-# afterwards. Sets $python to the interpreter to use (the virtualenv's, or python3 without the
-# client) and $missing to why the client is not there (empty when it is).
+# Sourced by the scripts that use Python packages from PyPI: Iron.io's official IronMQ client
+# (`iron-mq`, for Tools/ironmq-emulator) and Prometheus's own text-format parser
+# (`prometheus_client`, for scripts/metrics-test.sh). Installs them once into a virtualenv,
+# .build-venv/tools, and reuses it afterwards. Sets $python to the interpreter to use (the
+# virtualenv's, or python3 without the packages) and $missing to why they are not there (empty
+# when they are).
 #
 # The virtualenv is made from Debian's /usr/bin/python3 when there is one: Debian's pip trusts the
 # system CA store (/etc/ssl/certs), a pyenv or upstream pip only its own bundle. On a fresh Debian
@@ -12,14 +14,16 @@
 # else python3). Expects say() from the caller and the project root as the working directory;
 # its own names start with _ivy_ and are unset at the end.
 
-_ivy_venv=.build-venv/ironmq
+_ivy_venv=.build-venv/tools
+_ivy_packages=(iron-mq prometheus_client)
+_ivy_imports='import iron_mq, prometheus_client.parser'
 _ivy_pythons=${IVY_IRONMQ_PYTHON:-/usr/bin/python3 python3}
 _ivy_system_cas=/etc/ssl/certs/ca-certificates.crt
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-python=python3 # without the client, the raw-HTTP tests need only the standard library
+python=python3 # without the packages, the raw-HTTP tests need only the standard library
 missing=""
-_ivy_logs=$(mktemp -d "${TMPDIR:-/tmp}/ivy-ironmq-venv.XXXXXX") # pip's logs, removed at the end
+_ivy_logs=$(mktemp -d "${TMPDIR:-/tmp}/ivy-tools-venv.XXXXXX") # pip's logs, removed at the end
 
 # why pip failed: its TLS complaint if it made one, else its last line
 _ivy_reason() {
@@ -31,9 +35,9 @@ _ivy_reason() {
   echo "${line:-no output}" | cut -c 1-300
 }
 
-if [ -x "$_ivy_venv/bin/python" ] && "$_ivy_venv/bin/python" -c 'import iron_mq' >/dev/null 2>&1; then
+if [ -x "$_ivy_venv/bin/python" ] && "$_ivy_venv/bin/python" -c "$_ivy_imports" >/dev/null 2>&1; then
   python=$_ivy_venv/bin/python
-  say "official client: iron-mq from $_ivy_venv"
+  say "from PyPI: ${_ivy_packages[*]} in $_ivy_venv"
 else
   if [ ! -x "$_ivy_venv/bin/python" ] || ! "$_ivy_venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
     rm -rf "$_ivy_venv"
@@ -51,8 +55,8 @@ else
       missing="no python3 could make a virtualenv (on Debian: apt-get install python3-venv): $(_ivy_reason "$_ivy_logs/venv.log")"
   fi
   if [ -z "$missing" ]; then
-    _ivy_pip=("$_ivy_venv/bin/python" -m pip install --quiet --no-input --timeout 20 --retries 2 iron-mq)
-    say "installing iron-mq from PyPI into $_ivy_venv"
+    _ivy_pip=("$_ivy_venv/bin/python" -m pip install --quiet --no-input --timeout 20 --retries 2 "${_ivy_packages[@]}")
+    say "installing ${_ivy_packages[*]} from PyPI into $_ivy_venv"
     _ivy_failed_log=""
     if ! "${_ivy_pip[@]}" >"$_ivy_logs/pip.log" 2>&1; then
       _ivy_failed_log=$_ivy_logs/pip.log
@@ -65,10 +69,10 @@ else
     if [ -z "$_ivy_failed_log" ]; then
       python=$_ivy_venv/bin/python
     else
-      missing="pip install iron-mq failed: $(_ivy_reason "$_ivy_failed_log")"
+      missing="pip install ${_ivy_packages[*]} failed: $(_ivy_reason "$_ivy_failed_log")"
     fi
   fi
 fi
 rm -rf "$_ivy_logs"
-unset -v _ivy_venv _ivy_pythons _ivy_system_cas _ivy_logs _ivy_made _ivy_failed_log _ivy_candidate _ivy_pip
+unset -v _ivy_venv _ivy_packages _ivy_imports _ivy_pythons _ivy_system_cas _ivy_logs _ivy_made _ivy_failed_log _ivy_candidate _ivy_pip
 unset -f _ivy_reason

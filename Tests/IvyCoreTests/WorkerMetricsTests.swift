@@ -1,0 +1,56 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import IvyCore
+import Testing
+
+/// Counting a worker's events and writing them as Prometheus text (scripts/metrics-test.sh reads
+/// a live worker's with Prometheus's own parser).
+@Suite("Worker metrics")
+struct WorkerMetricsTests {
+    @Test func eventsAreCountedPerTaskAndQueue() throws {
+        let metrics = WorkerMetrics()
+        let queue = QueueName("q")
+        let add = TaskEventContext(taskName: "t.add", taskID: "1", queue: queue, attempt: 1)
+        for event in [
+            IvyEvent(.started, task: add), IvyEvent(.succeeded, task: add, duration: .milliseconds(20)),
+            IvyEvent(.started, task: add), IvyEvent(.retried, task: add, delay: .seconds(1), error: "E"),
+            IvyEvent(.started, task: add), IvyEvent(.failed, task: add, error: "E"),
+            IvyEvent(.deadLettered, queue: queue, messageID: "m", error: "not JSON"),
+            IvyEvent(.scheduled, task: add),
+        ] {
+            metrics.record(event)
+        }
+        let counts = try #require(metrics.snapshot()[WorkerMetrics.Series(task: "t.add", queue: "q")])
+        #expect(
+            [counts.started, counts.succeeded, counts.retried, counts.failed, counts.deadLettered] == [
+                3, 1, 1, 1, 0,
+            ])
+        #expect(counts.runTime.count == 1 && abs(counts.runTime.sum - 0.02) < 1e-9)
+        #expect(
+            counts.runTime.cumulativeCounts.first == 0 && counts.runTime.cumulativeCounts[2] == 1,
+            "in ≤ 0.025")
+        #expect(metrics.snapshot()[WorkerMetrics.Series(task: "", queue: "q")]?.deadLettered == 1)
+    }
+
+    @Test func theTextFollowsTheExpositionFormat() throws {
+        let metrics = WorkerMetrics()
+        let queue = QueueName("q")
+        let odd = TaskEventContext(taskName: "a\"b\\c\nd", taskID: "1", queue: queue, attempt: 1)
+        metrics.record(IvyEvent(.started, task: odd))
+        metrics.record(IvyEvent(.succeeded, task: odd, duration: .seconds(400)))
+        var text = PrometheusText()
+        metrics.write(to: &text)
+        let lines = text.text.split(separator: "\n").map(String.init)
+        #expect(lines.contains("# TYPE ivy_tasks_total counter"))
+        #expect(
+            lines.contains(#"ivy_tasks_started_total{task="a\"b\\c\nd",queue="q"} 1"#), "label values escaped"
+        )
+        #expect(lines.contains(#"ivy_task_run_seconds_bucket{task="a\"b\\c\nd",queue="q",le="300"} 0"#))
+        #expect(lines.contains(#"ivy_task_run_seconds_bucket{task="a\"b\\c\nd",queue="q",le="+Inf"} 1"#))
+        #expect(lines.contains(#"ivy_task_run_seconds_sum{task="a\"b\\c\nd",queue="q"} 400"#))
+        #expect(lines.contains(#"ivy_tasks_total{task="a\"b\\c\nd",queue="q",outcome="dead_lettered"} 0"#))
+        var histogram = MetricsHistogram(bounds: [1, 2])
+        for value in [0.5, 1, 1.5, 3, .nan, .infinity] { histogram.observe(value) }
+        #expect(histogram.cumulativeCounts == [2, 3, 4] && histogram.count == 4 && histogram.sum == 6)
+    }
+}

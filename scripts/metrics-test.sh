@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `ivy worker --metrics`: a worker on Redis serves /metrics while calls run through it; the
+# text is read by Prometheus's own parser (PyPI prometheus_client, scripts/python-tools-venv.sh)
+# and checked by Tools/metrics-check/check_metrics.py. Uses a database of its own.
+#
+# Environment: IVY_BINARY (default .build/debug/ivy), IVY_REDIS_URL (default
+# redis://127.0.0.1:6390, as scripts/services.sh starts it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ivy=${IVY_BINARY:-.build/debug/ivy}
+url=${IVY_REDIS_URL:-redis://127.0.0.1:6390}/12
+export PYTHONDONTWRITEBYTECODE=1
+say() { echo "metrics-test: $*"; }
+
+. scripts/python-tools-venv.sh
+if [ -n "$missing" ]; then
+  say "FAIL: Prometheus's parser is needed: $missing"
+  exit 1
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ivy-metrics-test.XXXXXX")
+worker=""
+cleanup() {
+  if [ -n "$worker" ]; then kill -INT "$worker" 2>/dev/null && wait "$worker" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$ivy" queue purge testpackage --queue "$url" --yes >/dev/null
+"$ivy" worker --queue "$url" --metrics 127.0.0.1:0 2>"$work/worker.log" &
+worker=$!
+address=""
+for _ in $(seq 1 300); do # the worker prints the address once it listens (at most 30 s)
+  address=$(grep -o 'http://127.0.0.1:[0-9]*/metrics' "$work/worker.log" | head -1 || true)
+  [ -n "$address" ] && break
+  kill -0 "$worker" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$address" ]; then
+  say "FAIL: the worker did not print its metrics address"
+  cat "$work/worker.log"
+  exit 1
+fi
+say "worker serves $address"
+for n in 3 4 5; do "$ivy" call --queue "$url" --wait testpackage.factorial "$n" >/dev/null; done
+if "$ivy" call --queue "$url" --wait testpackage.fail >/dev/null 2>&1; then
+  say "FAIL: testpackage.fail succeeded"
+  exit 1
+fi
+"$python" Tools/metrics-check/check_metrics.py "$address"
+kill -INT "$worker"
+wait "$worker"
+worker=""
+say "passed"
