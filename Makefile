@@ -15,7 +15,8 @@ demo: deps
 ## (`scripts/services.sh env`, which honours IVY_AMQP_PORT, IVY_AMQPS_PORT and the rest), the short
 ## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), the Examples package (built as a
 ## user's package would be) and the Python reference client against the Swift side both ways
-## (PROTOCOL.md; a database of its own), a worker's /metrics read by Prometheus's own parser, and the local IronMQ server's own tests (Iron.io's client
+## (PROTOCOL.md; a database of its own), a worker's /metrics read by Prometheus's own parser,
+## and the local IronMQ server's own tests (Iron.io's client
 ## when PyPI can be reached), RabbitMQ restarted under a worker and a producer, a three-node cluster losing a node, stop them
 test: test-deps
 	$(SWIFT) build --build-tests

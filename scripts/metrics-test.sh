@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `ivy worker --metrics`: a worker on Redis serves /metrics while calls run through it; the
 # text is read by Prometheus's own parser (PyPI prometheus_client, scripts/python-tools-venv.sh)
-# and checked by Tools/metrics-check/check_metrics.py. Uses a database of its own.
+# and checked by Tools/metrics-check/check_metrics.py. Uses a database of its own (10).
 #
 # Environment: IVY_BINARY (default .build/debug/ivy), IVY_REDIS_URL (default
 # redis://127.0.0.1:6390, as scripts/services.sh starts it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ivy=${IVY_BINARY:-.build/debug/ivy}
-url=${IVY_REDIS_URL:-redis://127.0.0.1:6390}/12
+url=${IVY_REDIS_URL:-redis://127.0.0.1:6390}/10
 export PYTHONDONTWRITEBYTECODE=1
 say() { echo "metrics-test: $*"; }
 
@@ -21,12 +21,13 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/ivy-metrics-test.XXXXXX")
 worker=""
 cleanup() {
-  if [ -n "$worker" ]; then kill -INT "$worker" 2>/dev/null && wait "$worker" 2>/dev/null || true; fi
+  if [ -n "$worker" ]; then kill -KILL "$worker" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 "$ivy" queue purge testpackage --queue "$url" --yes >/dev/null
+"$ivy" queue purge testpackage --queue "$url" --dead --yes >/dev/null
 "$ivy" worker --queue "$url" --metrics 127.0.0.1:0 2>"$work/worker.log" &
 worker=$!
 address=""
@@ -49,6 +50,11 @@ if "$ivy" call --queue "$url" --wait testpackage.fail >/dev/null 2>&1; then
 fi
 "$python" Tools/metrics-check/check_metrics.py "$address"
 kill -INT "$worker"
-wait "$worker"
+for _ in $(seq 1 300); do kill -0 "$worker" 2>/dev/null || break; sleep 0.1; done # drains within 30 s
+if kill -0 "$worker" 2>/dev/null; then
+  say "FAIL: the worker did not stop within 30 s of SIGINT"
+  exit 1
+fi
+wait "$worker" || { say "FAIL: the worker exited with status $?"; exit 1; }
 worker=""
 say "passed"

@@ -12,6 +12,7 @@ public struct HTTPRequest: Sendable {
     public var headers: [String: String]
     /// The cookies the request sent, by name.
     public var cookies: [String: String]
+    /// The body as sent (at most ``HTTPServer/Options/maximumBodySize`` bytes).
     public var body: [UInt8]
 
     public init(

@@ -15,7 +15,7 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `HOST:PORT`, `[IPV6]:PORT` or `:PORT` (loopback).
     ///
-    /// - Throws: ``IvyError/Code/invalidConfiguration`` for anything else: a host name other
+    /// - Throws: `IvyError.Code.invalidConfiguration` for anything else: a host name other
     ///   than `localhost`, a port outside 0–65535.
     public init(_ text: String) throws(IvyError) {
         func bad(_ why: String) -> IvyError {

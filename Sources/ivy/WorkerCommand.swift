@@ -121,7 +121,7 @@ enum WorkerCommand {
             failure = error
         }
         await worker.close()
-        metrics?.stop()
+        await metrics?.close()
         // The events stream ends with the worker: the last events of the drain are printed too.
         await printer?.value
         if let dropped = await writer?.finish(), dropped > 0 {

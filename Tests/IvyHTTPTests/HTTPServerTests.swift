@@ -5,6 +5,10 @@ import IvyCore
 import IvyHTTP
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The HTTP server on libmicrohttpd, over loopback: what it hands the handler, and what it does
 /// with requests that are malformed or too large (and that it stays up through them).
 @Suite("HTTP server")
@@ -28,7 +32,6 @@ struct HTTPServerTests {
 
     @Test func aRequestReachesTheHandlerWhole() async throws {
         let server = try echoServer()
-        defer { server.stop() }
         #expect(server.address.port > 0 && server.address.isLoopback)
         let body = "a=1&b=two"
         let reply = try await RawHTTP.exchange(
@@ -49,6 +52,8 @@ struct HTTPServerTests {
         let missing = try await RawHTTP.exchange(
             port: server.address.port, "GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(missing.status == 404)
+        await server.close()
+        await server.close()  // a second close does nothing
     }
 
     @Test func malformedAndOversizedRequestsAreRefusedAndTheServerStaysUp() async throws {
@@ -56,7 +61,6 @@ struct HTTPServerTests {
         options.maximumBodySize = 1000
         options.connectionMemory = 8192
         let server = try echoServer(options)
-        defer { server.stop() }
         let port = server.address.port
         let garbage = try await RawHTTP.exchange(port: port, "THIS IS NOT HTTP\r\n\r\n")
         #expect(garbage.status == 400, "\(garbage)")
@@ -79,9 +83,26 @@ struct HTTPServerTests {
         let after = try await RawHTTP.exchange(
             port: port, "GET /still HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(after.status == 200 && after.body.hasPrefix("GET /still"), "the server is still up")
+        await server.close()
     }
 
-    @Test func badListenAddressesAreRefusedWithTheirReason() throws {
+    /// A busy process has descriptors past select()'s 1024: connections there are still served.
+    @Test func connectionsWithDescriptorsPastSelectsLimitAreServed() async throws {
+        var held: [Int32] = []
+        while held.count < 1100 {
+            let descriptor = open("/dev/null", O_RDONLY)
+            try #require(descriptor >= 0, "this test needs more than 1100 descriptors (ulimit -n)")
+            held.append(descriptor)
+        }
+        let server = try echoServer()
+        let reply = try await RawHTTP.exchange(
+            port: server.address.port, "GET /busy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(reply.status == 200 && reply.body.hasPrefix("GET /busy"))
+        await server.close()
+        for descriptor in held { close(descriptor) }
+    }
+
+    @Test func badListenAddressesAreRefusedWithTheirReason() async throws {
         for text in ["8080", "example.com:80", "127.0.0.1:99999", "127.0.0.1:", "[::1]8080", "1.2.3.4.5:1"] {
             #expect(throws: IvyError.self, "\(text)") { _ = try ListenAddress(text) }
         }
@@ -89,12 +110,12 @@ struct HTTPServerTests {
         #expect(try ListenAddress("[::1]:9464").isLoopback)
         #expect(try !ListenAddress("0.0.0.0:9464").isLoopback)
         let taken = try echoServer()
-        defer { taken.stop() }
         let error = #expect(throws: IvyError.self) {
             _ = try HTTPServer(listeningOn: ListenAddress("127.0.0.1:\(taken.address.port)")) { _ in
                 .error(500, "")
             }
         }
         #expect(error?.code == .connectionFailed)
+        await taken.close()
     }
 }

@@ -6,7 +6,12 @@ internal import Synchronization
 /// (``write(to:)``), and of ``snapshot()`` for code in the same process (a middleware, a bridge
 /// to swift-metrics). Counting costs one lock per event; nothing is sent anywhere.
 public final class WorkerMetrics: Sendable {
-    /// One task on one queue; `task` is empty for a message that could not be read.
+    /// The task label of calls of tasks the worker does not have.
+    public static let unknownTask = "(unknown)"
+
+    /// One task on one queue; `task` is empty for a message dead-lettered without running
+    /// (unreadable, or past its deadline), and ``WorkerMetrics/unknownTask`` for a task the
+    /// worker does not have.
     public struct Series: Sendable, Hashable {
         public var task: String
         public var queue: String
@@ -25,9 +30,10 @@ public final class WorkerMetrics: Sendable {
         public var succeeded = 0
         /// Attempts that failed and will be made again.
         public var retried = 0
-        /// Calls that failed for good (their messages are in the dead letter).
+        /// Calls that failed for good, cancelled ones included (their messages are in the dead
+        /// letter).
         public var failed = 0
-        /// Messages dead-lettered without running: unreadable, past their deadline, cancelled.
+        /// Messages dead-lettered without running: unreadable, or past their deadline.
         public var deadLettered = 0
         /// How long the attempts that returned ran, in seconds.
         public var runTime = MetricsHistogram()

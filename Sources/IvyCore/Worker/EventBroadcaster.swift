@@ -2,8 +2,8 @@
 
 internal import Synchronization
 
-/// Fans events out to every current subscriber, and first to an observer that counts them;
-/// costs one lock when nobody listens.
+/// Fans events out to an observer that counts them (a worker's metrics), then to every current
+/// subscriber.
 final class EventBroadcaster: Sendable {
     private struct State {
         var subscribers: [UInt64: AsyncStream<IvyEvent>.Continuation] = [:]

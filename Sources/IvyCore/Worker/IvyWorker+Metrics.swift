@@ -1,12 +1,36 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 extension IvyWorker {
+    /// The sizes of `queues` that the backend tells within `limit` (asked all at once): a
+    /// broker that does not answer costs a scrape that much, not a hung scrape.
+    private static func sizes(
+        of queues: [QueueName], in backend: any InspectableQueueBackend, within limit: Duration
+    ) async -> [(QueueName, QueueSize)] {
+        let answer = Promise<[(QueueName, QueueSize)]>()
+        let lookup = Task {
+            let sizes = await withTaskGroup(of: (QueueName, QueueSize?).self) { group in
+                for queue in queues { group.addTask { (queue, try? await backend.size(of: queue)) } }
+                var sizes: [QueueName: QueueSize] = [:]
+                for await (queue, size) in group { sizes[queue] = size }
+                return sizes
+            }
+            answer.resolve(queues.compactMap { queue in sizes[queue].map { (queue, $0) } })
+        }
+        let deadline = Task {
+            try? await Task.sleep(for: limit)
+            if answer.resolve([]) { lookup.cancel() }
+        }
+        let sizes = (try? await answer.wait()) ?? []
+        deadline.cancel()
+        return sizes
+    }
+
     /// This worker's metrics in the Prometheus text format (what `ivy worker --metrics`
     /// serves): its counts (``WorkerMetrics``), the messages it has in hand per queue
     /// (`ivy_tasks_in_flight`), and its queues' sizes by state (`ivy_queue_messages`), asked of
     /// the backend now where it can tell them (``InspectableQueueBackend``). A backend that
-    /// counts one state reports every live message as `ready`; a size that cannot be had is
-    /// left out.
+    /// counts one state reports every live message as `ready`; a size that cannot be had within
+    /// 2 s is left out.
     public func prometheusText() async -> String {
         var text = PrometheusText()
         metrics.write(to: &text)
@@ -18,10 +42,7 @@ extension IvyWorker {
             text.sample("ivy_tasks_in_flight", ["queue": queue.rawValue], Double(inFlight[queue] ?? 0))
         }
         guard let inspectable = backend as? any InspectableQueueBackend else { return text.text }
-        var sizes: [(QueueName, QueueSize)] = []
-        for queue in queues {
-            if let size = try? await inspectable.size(of: queue) { sizes.append((queue, size)) }
-        }
+        let sizes = await Self.sizes(of: queues, in: inspectable, within: .seconds(2))
         text.family(
             "ivy_queue_messages", .gauge,
             help:

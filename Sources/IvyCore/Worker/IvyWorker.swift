@@ -96,7 +96,14 @@ public final class IvyWorker: Sendable {
         self.middleware = middleware
         codec = MessageCodec(encryption: options.encryption)
         defaultChannel = channel
-        broadcaster = EventBroadcaster(observer: { [metrics] in metrics.record($0) })
+        broadcaster = EventBroadcaster(observer: { [metrics, registry] event in
+            // Anyone who can send may name any task: the unregistered ones share one series.
+            var event = event
+            if event.kind == .failed, let name = event.task?.taskName, registry.task(named: name) == nil {
+                event.task?.taskName = WorkerMetrics.unknownTask
+            }
+            metrics.record(event)
+        })
     }
 
     /// Checks the options against the registry: what ``init(registry:connection:options:)``
