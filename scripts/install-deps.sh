@@ -18,6 +18,9 @@ if [ "$mode" = test ]; then
   command -v python3 >/dev/null 2>&1 || need+=(python3)   # scripts/chaos.sh's helpers
   # scripts/reference-client-test.sh: Debian's redis client for Python, no PyPI needed
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' >/dev/null 2>&1; } || need+=(python3-redis)
+  # scripts/metrics-test.sh: Prometheus's own text-format parser, from Debian
+  { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; } ||
+    need+=(python3-prometheus-client)
   # scripts/ironmq-emulator-test.sh: a virtualenv for Iron.io's own client, iron-mq from PyPI
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; } || need+=(python3-venv)
   # scripts/services.sh's private RabbitMQ node runs the package's own scripts (not in PATH)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `ivy worker --metrics`: a worker on Redis serves /metrics while calls run through it; the
-# text is read by Prometheus's own parser (PyPI prometheus_client, scripts/python-tools-venv.sh)
-# and checked by Tools/metrics-check/check_metrics.py. Uses a database of its own (10).
+# text is read by Prometheus's own parser (prometheus_client, Debian's python3-prometheus-client,
+# which `make test` installs) and checked by Tools/metrics-check/check_metrics.py. Uses a
+# database of its own (10).
 #
 # Environment: IVY_BINARY (default .build/debug/ivy), IVY_REDIS_URL (default
-# redis://127.0.0.1:6390, as scripts/services.sh starts it).
+# redis://127.0.0.1:6390, as scripts/services.sh starts it), IVY_METRICS_PYTHON (default /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ivy=${IVY_BINARY:-.build/debug/ivy}
@@ -12,9 +13,9 @@ url=${IVY_REDIS_URL:-redis://127.0.0.1:6390}/10
 export PYTHONDONTWRITEBYTECODE=1
 say() { echo "metrics-test: $*"; }
 
-. scripts/python-tools-venv.sh
-if [ -n "$missing" ]; then
-  say "FAIL: Prometheus's parser is needed: $missing"
+python=${IVY_METRICS_PYTHON:-/usr/bin/python3}
+if ! "$python" -c 'import prometheus_client.parser' >/dev/null 2>&1; then
+  say "FAIL: Prometheus's parser is needed: apt-get install python3-prometheus-client (or scripts/install-deps.sh test)"
   exit 1
 fi
 

@@ -1,9 +1,9 @@
 # Sourced by the scripts that use Python packages from PyPI: Iron.io's official IronMQ client
-# (`iron-mq`, for Tools/ironmq-emulator) and Prometheus's own text-format parser
-# (`prometheus_client`, for scripts/metrics-test.sh). Installs them once into a virtualenv,
-# .build-venv/tools, and reuses it afterwards. Sets $python to the interpreter to use (the
-# virtualenv's, or python3 without the packages) and $missing to why they are not there (empty
-# when they are).
+# (`iron-mq`, for Tools/ironmq-emulator), which Debian does not package. Installs it once into a
+# virtualenv, .build-venv/tools, and reuses it afterwards. Sets $python to the interpreter to use
+# (the virtualenv's, or python3 without the package) and $missing to why it is not there (empty
+# when it is). (Prometheus's parser comes from Debian, python3-prometheus-client: PyPI may be
+# out of reach where apt is not.)
 #
 # The virtualenv is made from Debian's /usr/bin/python3 when there is one: Debian's pip trusts the
 # system CA store (/etc/ssl/certs), a pyenv or upstream pip only its own bundle. On a fresh Debian
@@ -15,8 +15,8 @@
 # its own names start with _ivy_ and are unset at the end.
 
 _ivy_venv=.build-venv/tools
-_ivy_packages=(iron-mq prometheus_client)
-_ivy_imports='import iron_mq, prometheus_client.parser'
+_ivy_packages=(iron-mq)
+_ivy_imports='import iron_mq'
 _ivy_pythons=${IVY_IRONMQ_PYTHON:-/usr/bin/python3 python3}
 _ivy_system_cas=/etc/ssl/certs/ca-certificates.crt
 export PIP_DISABLE_PIP_VERSION_CHECK=1
