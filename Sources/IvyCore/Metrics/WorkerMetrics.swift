@@ -54,12 +54,10 @@ public final class WorkerMetrics: Sendable {
         switch event.kind {
         case .started: series.withLock { $0[key, default: Counts()].started += 1 }
         case .succeeded:
-            let seconds = event.duration.map {
-                Double($0.components.seconds) + Double($0.components.attoseconds) * 1e-18
-            }
+            let seconds = event.duration?.inSeconds
             series.withLock { series in
                 series[key, default: Counts()].succeeded += 1
-                if let seconds { series[key, default: Counts()].runTime.observe(seconds) }
+                if let seconds { series[key]?.runTime.observe(seconds) }
             }
         case .retried: series.withLock { $0[key, default: Counts()].retried += 1 }
         case .failed: series.withLock { $0[key, default: Counts()].failed += 1 }
