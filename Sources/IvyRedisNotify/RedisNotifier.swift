@@ -27,7 +27,7 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     public let resultRetention: Duration?
     /// How long a call's status is kept after its last change; nil when statuses are not kept.
     public let statusRetention: Duration?
-    private let publisher: RedisConnection
+    let publisher: RedisConnection
     private let subscriber: RedisSubscriber
     private let logger: any IvyLogger
     private let closed = Atomic(false)

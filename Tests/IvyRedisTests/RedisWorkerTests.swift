@@ -244,7 +244,11 @@ struct RedisWorkerTests {
             }
             let node = try await makeIvy(registry, url: redis.url(), channel: "ivy-notifier-rs")
             let events = node.events()
-            let serving = Task { try await node.listen(queues: [queue], concurrency: 4) }
+            // Announcements (an HSET in a script) would count too.
+            let serving = Task {
+                try await node.listen(
+                    queues: [queue], options: WorkerOptions(concurrency: 4, presenceInterval: nil))
+            }
             let admin = try await RedisConnection.connect(try RedisConfiguration(url: redis.url()))
             _ = try await admin.command(RedisCommand("CONFIG", "RESETSTAT"))
             let pending = try await node.delayedCall(double, 21)

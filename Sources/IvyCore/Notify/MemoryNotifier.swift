@@ -4,8 +4,9 @@ public import Foundation
 internal import Synchronization
 
 /// An in-process notifier (`memory://`): publish hands the payload to every subscriber of the
-/// channel at once. It keeps call statuses in process too (``TaskStatusStore``).
-public final class MemoryNotifier: Notifier, TaskStatusStore, ScheduleStore {
+/// channel at once. It keeps call statuses (``TaskStatusStore``), leases (``ScheduleStore``) and
+/// workers' announcements (``WorkerPresenceStore``) in process too.
+public final class MemoryNotifier: Notifier, TaskStatusStore, ScheduleStore, WorkerPresenceStore {
     private struct Subscriber {
         var receive: @Sendable ([UInt8]) -> Void
         var finish: (@Sendable () -> Void)?
@@ -21,6 +22,7 @@ public final class MemoryNotifier: Notifier, TaskStatusStore, ScheduleStore {
     private let state = Mutex(State())
     private let statuses: StatusTable?
     private let leases = LeaseTable()
+    private let presences = PresenceTable()
 
     /// How long statuses are kept unless a retention is given: a day, as Celery keeps results.
     public static let defaultStatusRetention = Duration.seconds(86_400)
@@ -125,6 +127,16 @@ public final class MemoryNotifier: Notifier, TaskStatusStore, ScheduleStore {
     }
 
     public func latestClaim(of task: String) -> Date? { leases.latestClaim(of: task) }
+
+    // MARK: Workers' presence
+
+    public func announce(_ presence: WorkerPresence, for lifetime: Duration) {
+        presences.announce(presence, for: lifetime)
+    }
+
+    public func withdraw(_ id: String) { presences.withdraw(id) }
+
+    public func presentWorkers() -> [WorkerPresence] { presences.present() }
 
     private static var noStatuses: IvyError {
         IvyError(.unsupportedBackend, endpoint: "memory://", detail: "this notifier keeps no statuses")

@@ -31,6 +31,8 @@ public final class IvyWorker: Sendable {
     /// What this worker did, counted per task and queue: what `ivy worker --metrics` serves, and
     /// what code in the process may read (to bridge to swift-metrics, say).
     public let metrics = WorkerMetrics()
+    /// This worker's latest failures, which its announcements carry (``WorkerPresence``).
+    public let failures = FailureLog()
     private let broadcaster: EventBroadcaster
     private let state = Mutex(State())
 
@@ -96,13 +98,14 @@ public final class IvyWorker: Sendable {
         self.middleware = middleware
         codec = MessageCodec(encryption: options.encryption)
         defaultChannel = channel
-        broadcaster = EventBroadcaster(observer: { [metrics, registry] event in
+        broadcaster = EventBroadcaster(observer: { [metrics, failures, registry] event in
             // Anyone who can send may name any task: the unregistered ones share one series.
             var event = event
             if event.kind == .failed, let name = event.task?.taskName, registry.task(named: name) == nil {
                 event.task?.taskName = WorkerMetrics.unknownTask
             }
             metrics.record(event)
+            failures.record(event)
         })
     }
 
@@ -165,8 +168,24 @@ public final class IvyWorker: Sendable {
         }
         defer { state.withLock { $0.inFlight = nil } }
         if stopAlready { runtime.stop() }
+        let announcer = presenceAnnouncer { runtime.inFlight }.map { announcer in
+            Task { await announcer.run() }
+        }
         await runtime.run()
+        announcer?.cancel()
+        await announcer?.value
         return runtime.backendWasClosed
+    }
+
+    /// What announces this worker while it runs, when its notifier keeps workers' presence.
+    private func presenceAnnouncer(inFlight: @escaping @Sendable () -> [QueueName: Int]) -> PresenceAnnouncer?
+    {
+        guard let interval = options.presenceInterval,
+            let store = connection.notifier as? any WorkerPresenceStore
+        else { return nil }
+        return PresenceAnnouncer(
+            store: store, interval: interval, options: options, queues: queues, metrics: metrics,
+            failures: failures, inFlight: inFlight)
     }
 
     /// Starts a graceful stop: ``run()`` stops reserving, drains and returns. Cancelling the

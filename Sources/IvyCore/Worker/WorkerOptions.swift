@@ -49,6 +49,10 @@ public struct WorkerOptions: Sendable {
     public var allowCancelRunning: Bool
     /// How the registry's periodic tasks are led (``TaskRegistry/schedule(_:cron:timeZone:_:)``).
     public var schedule: ScheduleOptions
+    /// How often the worker announces itself (``WorkerPresence``) on a notifier that keeps
+    /// which workers are alive (``WorkerPresenceStore``); each announcement lasts five of these,
+    /// so a killed worker drops out of `ivy dashboard` within that. Nil announces nothing.
+    public var presenceInterval: Duration?
 
     public init(
         queues: [QueueName]? = nil, concurrency: Int = 16, visibilityTimeout: Duration = .seconds(30),
@@ -57,8 +61,10 @@ public struct WorkerOptions: Sendable {
         errorBackoff: Duration = .milliseconds(500), extraDeliveries: Int = 3,
         notificationChannel: ChannelName? = nil, logger: any IvyLogger = StderrLogger(),
         encryption: MessageEncryption? = .fromEnvironment(), name: String = WorkerOptions.defaultName,
-        allowCancelRunning: Bool = false, schedule: ScheduleOptions = .init()
+        allowCancelRunning: Bool = false, schedule: ScheduleOptions = .init(),
+        presenceInterval: Duration? = .seconds(2)
     ) {
+        self.presenceInterval = presenceInterval
         self.name = name
         self.schedule = schedule
         self.allowCancelRunning = allowCancelRunning
@@ -94,6 +100,10 @@ public struct WorkerOptions: Sendable {
         }
         if notificationChannel == nil { _ = try ChannelName.base() }
         try schedule.validate()
+        if let presenceInterval {
+            try IvyError.check(
+                "WorkerOptions.presenceInterval", presenceInterval, in: .milliseconds(10)...(.seconds(3_600)))
+        }
         guard (1...256).contains(name.utf8.count) else {
             throw IvyError.invalidConfiguration(
                 "WorkerOptions.name", mustBe: "1 to 256 bytes", got: name.utf8.count)
@@ -104,11 +114,14 @@ public struct WorkerOptions: Sendable {
 
 extension WorkerOptions {
     /// `<host name>:<process id>`.
-    public static var defaultName: String {
+    public static var defaultName: String { "\(hostName):\(getpid())" }
+
+    /// This machine's host name; `localhost` when it has none.
+    static var hostName: String {
         var buffer = [CChar](repeating: 0, count: 256)
         let host =
             gethostname(&buffer, buffer.count - 1) == 0
             ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-        return "\(host.isEmpty ? "localhost" : host):\(getpid())"
+        return host.isEmpty ? "localhost" : host
     }
 }
