@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "IvyAMQP", targets: ["IvyAMQP"]),
         .library(name: "IvyExamples", targets: ["IvyExamples"]),
         .library(name: "IvyHTTP", targets: ["IvyHTTP"]),
+        .library(name: "IvyDashboard", targets: ["IvyDashboard"]),
         .executable(name: "ivy", targets: ["ivy"]),
     ],
     targets: [
@@ -43,12 +44,14 @@ let package = Package(
         .target(name: "IvyAMQP", dependencies: ["IvyCore", "CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "IvyExamples", dependencies: ["IvyCore"], swiftSettings: swiftSettings),
         .target(name: "IvyHTTP", dependencies: ["IvyCore", "CMicroHTTPD"], swiftSettings: swiftSettings),
+        .target(name: "IvyDashboard", dependencies: ["IvyCore", "IvyHTTP"], swiftSettings: swiftSettings),
         .target(
             name: "Ivy", dependencies: ["IvyCore", "IvyRedis", "IvyRedisNotify", "IvyIronMQ", "IvyAMQP"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "ivy", dependencies: ["Ivy", "IvyExamples", "IvyHTTP"], swiftSettings: swiftSettings),
+            name: "ivy", dependencies: ["Ivy", "IvyExamples", "IvyHTTP", "IvyDashboard"],
+            swiftSettings: swiftSettings),
 
         // Helpers shared by the test targets; not a product.
         .target(

@@ -22,8 +22,7 @@ struct QueueView {
     struct Listed {
         var id: String
         var deliveries: Int
-        var body: Body
-        var sealed: Bool
+        var body: ReadableBody
         /// For dead letters: why, and when.
         var reason: String?
         var deadLetteredAt: String?
@@ -39,25 +38,12 @@ struct QueueView {
             } else {
                 object.add("deliveries", deliveries)
             }
-            switch body {
+            switch body.content {
             case .json(let value): object.add("body", raw: value)
             case .text(let text): object.add("body", text)
             }
-            object.add("sealed", sealed)
+            object.add("sealed", body.sealed)
             return object
-        }
-    }
-
-    /// A message body: its JSON as it is, or text where it is not JSON (`<sealed>` without the key).
-    enum Body {
-        case json(RawJSON)
-        case text(String)
-
-        var text: String {
-            switch self {
-            case .json(let value): value.text
-            case .text(let text): text
-            }
         }
     }
 
@@ -96,9 +82,9 @@ struct QueueView {
 
     func peek(count: Int) async throws {
         let messages = try await backend.peek(queue, count: count).map { message in
-            let (body, sealed) = render(message.body)
-            return Listed(
-                id: message.messageID, deliveries: message.deliveryCount, body: body, sealed: sealed)
+            Listed(
+                id: message.messageID, deliveries: message.deliveryCount,
+                body: ReadableBody(message.body, encryption: encryption))
         }
         if json {
             report { $0.add("messages", messages.map(\.json)) }
@@ -114,9 +100,9 @@ struct QueueView {
 
     func dead(count: Int) async throws {
         let letters = try await backend.deadLetters(of: queue, count: count).map { letter in
-            let (body, sealed) = render(letter.body)
-            return Listed(
-                id: letter.messageID, deliveries: letter.deliveryCount, body: body, sealed: sealed,
+            Listed(
+                id: letter.messageID, deliveries: letter.deliveryCount,
+                body: ReadableBody(letter.body, encryption: encryption),
                 reason: letter.reason, deadLetteredAt: RFC3339.format(letter.deadLetteredAt))
         }
         if json {
@@ -193,21 +179,6 @@ struct QueueView {
     }
 
     // MARK: Bodies
-
-    /// The body as JSON where it is, decrypted where it is sealed and the key is at hand.
-    private func render(_ body: [UInt8]) -> (Body, sealed: Bool) {
-        guard body.first == UInt8(ascii: "$") else { return (Self.readable(body), false) }
-        guard let encryption else { return (.text("<sealed>"), true) }
-        guard let plaintext = try? encryption.plaintext(of: body) else {
-            return (.text("<sealed: the key given does not open it>"), true)
-        }
-        return (Self.readable(plaintext), true)
-    }
-
-    private static func readable(_ bytes: [UInt8]) -> Body {
-        if let value = try? RawJSON(validating: bytes) { return .json(value) }
-        return .text(String(decoding: bytes, as: UTF8.self))
-    }
 
     /// One line of at most 200 characters, for people; `--json` has the whole body.
     private static func shortened(_ text: String) -> String {

@@ -14,6 +14,7 @@ let usage = """
       cancel   cancel calls that have not started (and running ones, where workers allow)
       worker   serve the example tasks and --exec commands until SIGTERM/SIGINT
       bench    measure enqueue rate, round trips and latency
+      dashboard  serve a web dashboard of queues, workers and dead letters, and /metrics
       encrypt  turn plaintext on stdin into a message token
       decrypt  turn a message token on stdin back into plaintext
 
@@ -38,6 +39,7 @@ func runCommandLine() async -> Int32 {
         "cancel": (StatusCommand.cancelHelp, StatusCommand.cancel),
         "worker": (WorkerCommand.help, WorkerCommand.run),
         "bench": (BenchCommand.help, BenchCommand.run),
+        "dashboard": (DashboardCommand.help, DashboardCommand.run),
         "encrypt": (CryptoCommands.encryptHelp, CryptoCommands.encrypt),
         "decrypt": (CryptoCommands.decryptHelp, CryptoCommands.decrypt),
     ]

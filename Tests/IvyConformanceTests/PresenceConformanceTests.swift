@@ -37,6 +37,7 @@ struct PresenceConformanceTests {
             }
             #expect(presence.queues == [h.queue.rawValue])
             #expect(presence.concurrency == 3)
+            #expect(presence.backend == h.backend.endpoint)
             #expect(presence.pid == Int(ProcessInfo.processInfo.processIdentifier))
             #expect(presence.version == IvyVersion.current)
             #expect(presence.startedAt <= presence.announcedAt)
@@ -66,7 +67,8 @@ struct PresenceConformanceTests {
             let presence = WorkerPresence(
                 id: "lapsing-\(h.queue)", name: "lapsing", host: "nowhere", pid: 1,
                 queues: [h.queue.rawValue],
-                concurrency: 1, running: 0, startedAt: now, announcedAt: now, version: "0", tallies: [],
+                backend: h.backend.endpoint, concurrency: 1, running: 0, startedAt: now, announcedAt: now,
+                version: "0", tallies: [],
                 recentFailures: [])
             try await store.announce(presence, for: .seconds(3_600))
             #expect(try await store.presentWorkers().contains(presence))

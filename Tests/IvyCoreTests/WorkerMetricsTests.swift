@@ -1,5 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+import Foundation
 import IvyCore
 import Testing
 
@@ -10,11 +11,15 @@ struct WorkerMetricsTests {
     @Test func eventsAreCountedPerTaskAndQueue() throws {
         let metrics = WorkerMetrics()
         let queue = QueueName("q")
-        let add = TaskEventContext(taskName: "t.add", taskID: "1", queue: queue, attempt: 1)
+        // Due a minute ago (and in the future, as a producer whose clock runs ahead would say).
+        let add = TaskEventContext(
+            taskName: "t.add", taskID: "1", queue: queue, attempt: 1, dueAt: Date(timeIntervalSinceNow: -60))
+        var ahead = add
+        ahead.dueAt = Date(timeIntervalSinceNow: 60)
         for event in [
             IvyEvent(.started, task: add), IvyEvent(.succeeded, task: add, duration: .milliseconds(20)),
             IvyEvent(.started, task: add), IvyEvent(.retried, task: add, delay: .seconds(1), error: "E"),
-            IvyEvent(.started, task: add), IvyEvent(.failed, task: add, error: "E"),
+            IvyEvent(.started, task: add), IvyEvent(.failed, task: ahead, error: "E"),
             IvyEvent(.deadLettered, queue: queue, messageID: "m", error: "not JSON"),
             IvyEvent(.scheduled, task: add),
         ] {
@@ -30,6 +35,11 @@ struct WorkerMetricsTests {
             counts.runTime.cumulativeCounts.first == 0 && counts.runTime.cumulativeCounts[2] == 1,
             "in ≤ 0.025")
         #expect(metrics.snapshot()[WorkerMetrics.Series(task: "", queue: "q")]?.deadLettered == 1)
+        // Calls that ended: the success a minute after it was due, the failure at once (never
+        // below zero); a retry is not an end.
+        #expect(counts.resultLatency.count == 2)
+        #expect(counts.resultLatency.cumulativeCounts.first == 1, "the failure in the first bucket")
+        #expect(counts.resultLatency.sum >= 60 && counts.resultLatency.sum < 300)
     }
 
     @Test func theTextFollowsTheExpositionFormat() throws {

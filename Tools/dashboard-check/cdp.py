@@ -10,7 +10,7 @@ Typical use::
 
     with Browser() as browser:
         browser.navigate("http://127.0.0.1:8080/")
-        browser.wait_for("document.querySelector('#count')?.textContent === '0'")
+        browser.wait_for("document.title === 'Dashboard'")
         browser.click("#increment")
         browser.screenshot("/tmp/page.png")
         assert browser.console_errors() == []
@@ -53,13 +53,17 @@ _POLL_SLICE = 0.5
 _CLICK_POINT_JS = """(() => {
   const element = document.querySelector(%s);
   if (!element) return {error: 'no element matches'};
-  element.scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'});
+  element.scrollIntoView(
+    {block: 'center', inline: 'center', behavior: 'instant'});
   const box = element.getBoundingClientRect();
-  if (box.width === 0 || box.height === 0) return {error: 'element has an empty box'};
+  if (box.width === 0 || box.height === 0) {
+    return {error: 'element has an empty box'};
+  }
   const x = box.left + box.width / 2, y = box.top + box.height / 2;
   const hit = document.elementFromPoint(x, y);
   if (!element.contains(hit)) {
-    return {error: 'its centre is covered by ' + (hit ? hit.outerHTML.slice(0, 100) : 'nothing')};
+    const top = hit ? hit.outerHTML.slice(0, 100) : 'nothing';
+    return {error: 'its centre is covered by ' + top};
   }
   return {x, y};
 })()"""
@@ -68,7 +72,8 @@ _FOCUS_JS = """(() => {
   const element = document.querySelector(%s);
   if (!element) return 'no element matches';
   element.focus();
-  return document.activeElement === element ? '' : 'element did not take focus';
+  if (document.activeElement !== element) return 'element did not take focus';
+  return '';
 })()"""
 
 
@@ -181,7 +186,8 @@ class Browser:
         result = self.send("Page.navigate", {"url": url},
                            timeout=deadline - time.monotonic())
         if result.get("errorText"):
-            raise NavigationError(f"navigating to {url}: {result['errorText']}")
+            raise NavigationError(
+                f"navigating to {url}: {result['errorText']}")
         # Without a loaderId the navigation stayed in the same document (only
         # the fragment changed), and no load event will follow.
         if "loaderId" in result:
@@ -191,10 +197,12 @@ class Browser:
     def evaluate(self, expression, timeout=None):
         """Evaluate a JavaScript expression in the page; return its value.
 
-        Promises are awaited. The value comes back as JSON (undefined becomes
-        None; NaN, Infinity and -0 become floats, BigInts ints; DOM nodes are
-        not serialisable and come back as {}). Raises JavaScriptError with
-        the exception's text if the expression throws or the promise rejects.
+        Promises are awaited. The value comes back as JSON: undefined becomes
+        None, DOM nodes {}. A bare NaN, Infinity or -0 becomes a float and a
+        bare BigInt an int; nested in an array or object, those numbers
+        become None (as in JSON.stringify) and a BigInt is a CDPError.
+        Raises JavaScriptError with the exception's text if the expression
+        throws or the promise rejects.
         """
         result = self.send("Runtime.evaluate", {
             "expression": expression,
@@ -296,13 +304,14 @@ class Browser:
             # Chromium's sandbox refuses to run as root.
             "--no-sandbox",
             "--disable-gpu",
-            # Containers tend to have a small /dev/shm, which crashes renderers.
+            # Containers tend to have a small /dev/shm; renderers crash when
+            # it fills up.
             "--disable-dev-shm-usage",
             "--no-first-run",
             "--no-default-browser-check",
             "--disable-extensions",
-            # Also required: chromium ignores the remote-debugging switches
-            # when run with the default profile directory.
+            # A fresh profile per run: no state leaks between tests, and
+            # close() can delete it.
             f"--user-data-dir={os.path.join(self._tmpdir, 'profile')}",
             "--remote-debugging-pipe",
             f"--window-size={width},{height}",
@@ -359,10 +368,13 @@ class Browser:
     # -- Protocol plumbing ------------------------------------------------
 
     def _deadline(self, timeout):
-        return time.monotonic() + (self.timeout if timeout is None else timeout)
+        if timeout is None:
+            timeout = self.timeout
+        return time.monotonic() + timeout
 
     def _command(self, method, params=None, session=None, timeout=None):
-        timeout = self.timeout if timeout is None else timeout
+        if timeout is None:
+            timeout = self.timeout
         deadline = time.monotonic() + timeout
         self._next_id += 1
         message_id = self._next_id
@@ -377,9 +389,9 @@ class Browser:
         reply = self._replies.pop(message_id)
         if "error" in reply:
             error = reply["error"]
+            detail = f" {error['data']}" if "data" in error else ""
             raise CDPError(f"{method} failed: {error.get('message')} "
-                           f"(code {error.get('code')}) {error.get('data', '')}"
-                           .rstrip())
+                           f"(code {error.get('code')}){detail}")
         return reply.get("result", {})
 
     def _write(self, data):
@@ -441,7 +453,7 @@ class Browser:
         method, params = message["method"], message.get("params", {})
         if method == "Runtime.consoleAPICalled" and \
                 params.get("type") in ("error", "assert"):
-            text = " ".join(_remote_text(arg) for arg in params.get("args", []))
+            text = " ".join(map(_remote_text, params.get("args", [])))
             self._console_errors.append(f"console.{params['type']}: {text}")
         elif method == "Runtime.exceptionThrown":
             self._console_errors.append(
@@ -454,13 +466,17 @@ class Browser:
             status = f"exit status {self._proc.wait(timeout=5)}"
         except subprocess.TimeoutExpired:
             status = "still running, but it closed the DevTools pipe"
-        return BrowserExited(
-            f"chromium is gone ({status}); stderr tail:\n{self._stderr_tail()}")
+        return BrowserExited(f"chromium is gone ({status}); stderr tail:\n"
+                             f"{self._stderr_tail()}")
 
     def _stderr_tail(self):
         with open(self._stderr_path, "rb") as log:
-            log.seek(max(0, os.fstat(log.fileno()).st_size - _STDERR_TAIL_BYTES))
-            return log.read().decode(errors="replace")
+            size = os.fstat(log.fileno()).st_size
+            start = max(0, size - _STDERR_TAIL_BYTES)
+            log.seek(start)
+            tail = log.read().decode(errors="replace")
+        # Start at a line boundary rather than mid-line.
+        return tail.partition("\n")[2] if start else tail
 
 
 def _install_pipe_fds(command_read, message_write):

@@ -160,7 +160,6 @@ def main():
             browser.evaluate("console.error('deliberate', 42)")
             errors = browser.console_errors()
             assert errors == ["console.error: deliberate 42"], errors
-            print(f"browser closes after {time.monotonic() - started:.2f} s")
     finally:
         server.shutdown()
         server.server_close()

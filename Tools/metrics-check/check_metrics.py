@@ -65,6 +65,10 @@ def main(url):
     counts = [count for _, count in sorted(buckets)]
     check(counts == sorted(counts) and counts and counts[-1] == 3, f"run-time buckets cumulative to 3: {counts}")
     check(value("ivy_task_run_seconds", "ivy_task_run_seconds_count", **factorial) == 3, "3 run times observed")
+    latency = "ivy_task_result_latency_seconds"
+    check(types.get(latency) == "histogram", f"{latency} is a histogram")
+    check(value(latency, latency + "_count", **factorial) == 3, "3 factorial results' latency observed")
+    check(value(latency, latency + "_count", **fail) == 1, "and the failed call's")
     check(value("ivy_tasks_in_flight", "ivy_tasks_in_flight", queue="testpackage") == 0, "nothing in flight")
     dead = value("ivy_queue_messages", "ivy_queue_messages", queue="testpackage", state="dead")
     check(dead == 1, f"the failed call's message counted dead: {dead}")

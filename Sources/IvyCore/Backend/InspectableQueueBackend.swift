@@ -47,3 +47,20 @@ extension InspectableQueueBackend {
     public var distinguishesStates: Bool { true }
     public var peekKeepsOrder: Bool { true }
 }
+
+extension InspectableQueueBackend {
+    /// The sizes of `queues` that the backend tells within `limit` (asked all at once), in the
+    /// order of `queues`: a broker that does not answer costs a scrape or a dashboard's sample
+    /// that much, not a hang. A queue whose size failed or came late is left out.
+    package func sizes(of queues: [QueueName], within limit: Duration) async -> [(QueueName, QueueSize)] {
+        let sizes = await answer(within: limit) {
+            await withTaskGroup(of: (QueueName, QueueSize?).self) { group in
+                for queue in queues { group.addTask { (queue, try? await size(of: queue)) } }
+                var sizes: [QueueName: QueueSize] = [:]
+                for await (queue, size) in group { sizes[queue] = size }
+                return sizes
+            }
+        }
+        return queues.compactMap { queue in sizes?[queue].map { (queue, $0) } }
+    }
+}

@@ -63,7 +63,7 @@ package enum OpenSSL {
         precondition(ok == 1, "no randomness available")
     }
 
-    static func randomBytes(_ count: Int) -> [UInt8] {
+    package static func randomBytes(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         bytes.withUnsafeMutableBytes(fillRandom)
         return bytes
@@ -76,7 +76,7 @@ package enum OpenSSL {
     }
 
     /// Compares in time that depends only on the length.
-    static func constantTimeEqual(_ a: ArraySlice<UInt8>, _ b: [UInt8]) -> Bool {
+    package static func constantTimeEqual(_ a: ArraySlice<UInt8>, _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         return a.withUnsafeBufferPointer { a in CRYPTO_memcmp(a.baseAddress, b, b.count) == 0 }
     }

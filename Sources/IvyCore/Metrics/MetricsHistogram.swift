@@ -16,6 +16,11 @@ public struct MetricsHistogram: Sendable, Hashable {
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
     ]
 
+    /// The bounds Ivy uses for result latency: 1 ms to an hour.
+    public static let latencyBounds: [Double] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600,
+    ]
+
     public init(bounds: [Double] = runTimeBounds) {
         precondition(zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 }, "bounds must ascend")
         self.bounds = bounds

@@ -1,5 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+internal import Foundation
 internal import Synchronization
 
 /// What a worker did, counted per task and queue: the figures of its `/metrics` endpoint
@@ -37,6 +38,10 @@ public final class WorkerMetrics: Sendable {
         public var deadLettered = 0
         /// How long the attempts that returned ran, in seconds.
         public var runTime = MetricsHistogram()
+        /// From when each call that ended (succeeded, or failed for good) was sent, or due, to
+        /// when the worker had its outcome, in seconds: the wait in the queue, retries and the
+        /// run. Across machines it is only as good as their clocks' agreement.
+        public var resultLatency = MetricsHistogram(bounds: MetricsHistogram.latencyBounds)
 
         public init() {}
     }
@@ -55,19 +60,32 @@ public final class WorkerMetrics: Sendable {
         case .started: series.withLock { $0[key, default: Counts()].started += 1 }
         case .succeeded:
             let seconds = event.duration?.inSeconds
+            let latency = Self.latency(of: event)
             series.withLock { series in
                 series[key, default: Counts()].succeeded += 1
                 if let seconds { series[key]?.runTime.observe(seconds) }
+                if let latency { series[key]?.resultLatency.observe(latency) }
             }
         case .retried: series.withLock { $0[key, default: Counts()].retried += 1 }
-        case .failed: series.withLock { $0[key, default: Counts()].failed += 1 }
+        case .failed:
+            let latency = Self.latency(of: event)
+            series.withLock { series in
+                series[key, default: Counts()].failed += 1
+                if let latency { series[key]?.resultLatency.observe(latency) }
+            }
         case .deadLettered: series.withLock { $0[key, default: Counts()].deadLettered += 1 }
         default: break
         }
     }
 
+    /// Seconds from when the event's call was due to now; never below zero, since clocks differ.
+    private static func latency(of event: IvyEvent) -> Double? {
+        event.task?.dueAt.map { max(0, -$0.timeIntervalSinceNow) }
+    }
+
     /// The counts as Prometheus families: `ivy_tasks_started_total`, `ivy_tasks_total` (by
-    /// `outcome`: succeeded, retried, failed, dead_lettered) and `ivy_task_run_seconds`.
+    /// `outcome`: succeeded, retried, failed, dead_lettered), `ivy_task_run_seconds` and
+    /// `ivy_task_result_latency_seconds`.
     public func write(to text: inout PrometheusText) {
         let all = snapshot().sorted { ($0.key.queue, $0.key.task) < ($1.key.queue, $1.key.task) }
         text.family("ivy_tasks_started_total", .counter, help: "Attempts started, by task and queue.")
@@ -92,6 +110,14 @@ public final class WorkerMetrics: Sendable {
         text.family("ivy_task_run_seconds", .histogram, help: "How long attempts that returned ran.")
         for (key, counts) in all where !key.task.isEmpty {
             text.histogram("ivy_task_run_seconds", ["task": key.task, "queue": key.queue], counts.runTime)
+        }
+        text.family(
+            "ivy_task_result_latency_seconds", .histogram,
+            help: "From when a call was sent (or due) to its outcome at the worker, for calls that ended.")
+        for (key, counts) in all where !key.task.isEmpty {
+            text.histogram(
+                "ivy_task_result_latency_seconds", ["task": key.task, "queue": key.queue],
+                counts.resultLatency)
         }
     }
 }

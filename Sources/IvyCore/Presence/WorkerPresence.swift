@@ -69,6 +69,8 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
     public var host: String
     public var pid: Int
     public var queues: [String]
+    /// The queue backend's URL, credentials redacted (``QueueBackend/endpoint``).
+    public var backend: String
     /// ``WorkerOptions/concurrency``.
     public var concurrency: Int
     /// Messages in hand now: decoding, running or settling.
@@ -83,7 +85,8 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
     public var recentFailures: [Failure]
 
     public init(
-        id: String, name: String, host: String, pid: Int, queues: [String], concurrency: Int, running: Int,
+        id: String, name: String, host: String, pid: Int, queues: [String], backend: String, concurrency: Int,
+        running: Int,
         startedAt: Date, announcedAt: Date, version: String, tallies: [Tally], recentFailures: [Failure]
     ) {
         self.id = id
@@ -91,6 +94,7 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
         self.host = host
         self.pid = pid
         self.queues = queues
+        self.backend = backend
         self.concurrency = concurrency
         self.running = running
         self.startedAt = startedAt

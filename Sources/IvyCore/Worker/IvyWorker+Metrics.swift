@@ -1,30 +1,6 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
 extension IvyWorker {
-    /// The sizes of `queues` that the backend tells within `limit` (asked all at once): a
-    /// broker that does not answer costs a scrape that much, not a hung scrape.
-    private static func sizes(
-        of queues: [QueueName], in backend: any InspectableQueueBackend, within limit: Duration
-    ) async -> [(QueueName, QueueSize)] {
-        let answer = Promise<[(QueueName, QueueSize)]>()
-        let lookup = Task {
-            let sizes = await withTaskGroup(of: (QueueName, QueueSize?).self) { group in
-                for queue in queues { group.addTask { (queue, try? await backend.size(of: queue)) } }
-                var sizes: [QueueName: QueueSize] = [:]
-                for await (queue, size) in group { sizes[queue] = size }
-                return sizes
-            }
-            answer.resolve(queues.compactMap { queue in sizes[queue].map { (queue, $0) } })
-        }
-        let deadline = Task {
-            try? await Task.sleep(for: limit)
-            if answer.resolve([]) { lookup.cancel() }
-        }
-        let sizes = (try? await answer.wait()) ?? []
-        deadline.cancel()
-        return sizes
-    }
-
     /// This worker's metrics in the Prometheus text format (what `ivy worker --metrics`
     /// serves): its counts (``WorkerMetrics``), the messages it has in hand per queue
     /// (`ivy_tasks_in_flight`), and its queues' sizes by state (`ivy_queue_messages`), asked of
@@ -42,7 +18,7 @@ extension IvyWorker {
             text.sample("ivy_tasks_in_flight", ["queue": queue.rawValue], Double(inFlight[queue] ?? 0))
         }
         guard let inspectable = backend as? any InspectableQueueBackend else { return text.text }
-        let sizes = await Self.sizes(of: queues, in: inspectable, within: .seconds(2))
+        let sizes = await inspectable.sizes(of: queues, within: .seconds(2))
         text.family(
             "ivy_queue_messages", .gauge,
             help:

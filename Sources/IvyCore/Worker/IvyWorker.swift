@@ -184,7 +184,8 @@ public final class IvyWorker: Sendable {
             let store = connection.notifier as? any WorkerPresenceStore
         else { return nil }
         return PresenceAnnouncer(
-            store: store, interval: interval, options: options, queues: queues, metrics: metrics,
+            store: store, interval: interval, options: options, queues: queues, backend: backend.endpoint,
+            metrics: metrics,
             failures: failures, inFlight: inFlight)
     }
 

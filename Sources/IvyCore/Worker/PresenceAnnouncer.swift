@@ -15,6 +15,8 @@ struct PresenceAnnouncer: Sendable {
     let interval: Duration
     let options: WorkerOptions
     let queues: [QueueName]
+    /// The queue backend's endpoint.
+    let backend: String
     let metrics: WorkerMetrics
     let failures: FailureLog
     let inFlight: @Sendable () -> [QueueName: Int]
@@ -29,6 +31,7 @@ struct PresenceAnnouncer: Sendable {
         while !Task.isCancelled {
             let presence = WorkerPresence(
                 id: id, name: options.name, host: host, pid: Int(getpid()), queues: queues.map(\.rawValue),
+                backend: backend,
                 concurrency: options.concurrency, running: inFlight().values.reduce(0, +),
                 startedAt: startedAt, announcedAt: Date(), version: IvyVersion.current, tallies: tallies(),
                 recentFailures: failures.latest())

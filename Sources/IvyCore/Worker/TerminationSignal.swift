@@ -26,3 +26,20 @@ public struct TerminationSignal: Sendable, Hashable, CustomStringConvertible {
     public static func == (lhs: Self, rhs: Self) -> Bool { lhs.number == rhs.number }
     public func hash(into hasher: inout Hasher) { hasher.combine(number) }
 }
+
+extension TerminationSignal {
+    /// Waits until the process receives one of `signals` and returns it; while it waits, those
+    /// signals do not end the process (for a server that closes before it exits, as
+    /// `ivy dashboard` does).
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled first.
+    public static func next(of signals: Set<TerminationSignal>) async throws -> TerminationSignal {
+        let watched = Dictionary(uniqueKeysWithValues: signals.map { ($0.number, $0) })
+        let received = Promise<TerminationSignal>()
+        let id = SignalWatcher.shared.watch(Set(watched.keys)) { number in
+            if let signal = watched[number] { _ = received.resolve(signal) }
+        }
+        defer { SignalWatcher.shared.unwatch(id) }
+        return try await received.wait()
+    }
+}

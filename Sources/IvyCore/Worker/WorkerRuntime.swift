@@ -342,7 +342,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             countsHeartbeats
             ? max(message.attempt, 1) : Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount)
         let context = TaskEventContext(
-            taskName: message.name, taskID: taskID, queue: delivered.queue, attempt: attempt)
+            taskName: message.name, taskID: taskID, queue: delivered.queue, attempt: attempt,
+            dueAt: [message.createdAt, message.eta].compactMap { $0 }.max())
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker",

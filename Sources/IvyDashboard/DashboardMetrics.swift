@@ -1,0 +1,55 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+internal import IvyCore
+
+/// The dashboard's `/metrics`: one scrape for a whole deployment, from its latest sample. Queue
+/// sizes by backend, the workers alive, and each live worker's counts, labelled by worker (a
+/// worker that stops takes its series with it, so counters never go down). Run times and result
+/// latency are on each worker's own `/metrics` (`ivy worker --metrics`).
+enum DashboardMetrics {
+    static func text(sampler: DashboardSampler) -> String {
+        var text = PrometheusText()
+        text.family(
+            "ivy_queue_messages", .gauge,
+            help:
+                "Messages in the queue by state (ready, delayed, reserved, dead), as the broker counts them.")
+        for report in sampler.reports {
+            for queue in report.queues {
+                for (state, count) in [
+                    ("ready", queue.ready), ("delayed", queue.delayed), ("reserved", queue.reserved),
+                    ("dead", queue.dead),
+                ] {
+                    guard let count else { continue }
+                    text.sample(
+                        "ivy_queue_messages",
+                        ["backend": report.backend.endpoint, "queue": queue.name, "state": state],
+                        Double(count))
+                }
+            }
+        }
+        let workers = sampler.workers.sorted { $0.id < $1.id }
+        text.family("ivy_workers", .gauge, help: "Workers alive (announced within their lifetime).")
+        text.sample("ivy_workers", [:], Double(workers.count))
+        text.family("ivy_worker_tasks_in_flight", .gauge, help: "Messages each worker has in hand.")
+        for worker in workers {
+            text.sample("ivy_worker_tasks_in_flight", ["worker": worker.id], Double(worker.running))
+        }
+        text.family(
+            "ivy_worker_tasks_total", .counter,
+            help: "Attempts and messages each live worker ended, by task, queue and outcome.")
+        for worker in workers {
+            for tally in worker.tallies {
+                for (outcome, count) in [
+                    ("succeeded", tally.succeeded), ("retried", tally.retried), ("failed", tally.failed),
+                    ("dead_lettered", tally.deadLettered),
+                ] {
+                    text.sample(
+                        "ivy_worker_tasks_total",
+                        ["worker": worker.id, "task": tally.task, "queue": tally.queue, "outcome": outcome],
+                        Double(count))
+                }
+            }
+        }
+        return text.text
+    }
+}
