@@ -100,26 +100,51 @@ extension AMQPBackend {
     /// logs a warning that says so: the search gave up, which is no connection error. Requeue
     /// or purge the older dead letters first.
     public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        try await takeDeadLetter(messageID, of: queue, toDo: "requeue") {
+            letter, connection throws(IvyError) in
+            try await moveBack(letter, to: queue, on: connection)
+        }
+    }
+
+    /// Takes dead letters as ``requeueDeadLetter(of:messageID:)`` does, within the same bound,
+    /// and acks the one with this `message_id`, which deletes it; those passed are given back
+    /// in the same way.
+    public func deleteDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        try await takeDeadLetter(messageID, of: queue, toDo: "delete") {
+            letter, connection throws(IvyError) in
+            try await connection.ack(deliveryTag: letter.deliveryTag)
+        }
+    }
+
+    /// The search of ``requeueDeadLetter(of:messageID:)`` and ``deleteDeadLetter(of:messageID:)``:
+    /// ``takeFirst(of:messageID:toDo:on:passing:take:)``, then the dead letters it passed given
+    /// back, whatever happens. Returns whether it found the one.
+    private func takeDeadLetter(
+        _ messageID: String, of queue: QueueName, toDo verb: String,
+        take: (AMQPDelivery, AMQPConnection) async throws(IvyError) -> Void
+    ) async throws -> Bool {
         let connection = try await link.connection()
         var passed: [AMQPDelivery] = []
         let dead = AMQPTopology.dead(queue)
         do {
-            let moved = try await requeueFirst(
-                of: queue, messageID: messageID, on: connection, passing: &passed)
+            let found = try await takeFirst(
+                of: queue, messageID: messageID, toDo: verb, on: connection, passing: &passed, take: take)
             await giveBack(looked: passed, from: dead, of: queue, on: connection)
-            return moved
+            return found
         } catch {
             await giveBack(looked: passed, from: dead, of: queue, on: connection)
             throw error
         }
     }
 
-    /// Gets dead letters until the one with `messageID`, which moves back, or until it has looked
-    /// at ``deadLetterScanLimit`` of them; the others are added to `passed`, for the caller to
-    /// give back whatever happens.
-    private func requeueFirst(
-        of queue: QueueName, messageID: String, on connection: AMQPConnection,
-        passing passed: inout [AMQPDelivery]
+    /// Gets dead letters until the one with `messageID`, which goes to `take`, or until it has
+    /// looked at ``deadLetterScanLimit`` of them (then it logs a warning naming what the search
+    /// was `toDo`); the others are added to `passed`, for the caller to give back whatever
+    /// happens.
+    private func takeFirst(
+        of queue: QueueName, messageID: String, toDo verb: String, on connection: AMQPConnection,
+        passing passed: inout [AMQPDelivery],
+        take: (AMQPDelivery, AMQPConnection) async throws(IvyError) -> Void
     ) async throws(IvyError) -> Bool {
         while true {
             guard
@@ -128,13 +153,13 @@ extension AMQPBackend {
                 })
             else { return false }
             guard (letter.messageID ?? "") != messageID else {
-                try await moveBack(letter, to: queue, on: connection)
+                try await take(letter, connection)
                 return true
             }
             passed.append(letter)
             if passed.count >= deadLetterScanLimit {
                 logger.warning(
-                    "the dead letter to requeue is not among the first \(deadLetterScanLimit) dead letters "
+                    "the dead letter to \(verb) is not among the first \(deadLetterScanLimit) dead letters "
                         + "of its queue, and no more are looked at; requeue or purge those first",
                     ["queue": queue.rawValue, "message.id": messageID])
                 return false

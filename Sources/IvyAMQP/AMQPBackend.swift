@@ -45,8 +45,9 @@ public final class AMQPBackend: InspectableQueueBackend, DelayedSendQueueBackend
     private let janitor = Mutex<Task<Void, Never>?>(nil)
     /// How long a consumer may go without a reserve before it is stopped.
     private let idleConsumerLimit: Duration
-    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` looks at, at most: each is
-    /// held, unacknowledged and in memory, until the look ends.
+    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` and
+    /// ``deleteDeadLetter(of:messageID:)`` look at, at most: each is held, unacknowledged and in
+    /// memory, until the look ends.
     let deadLetterScanLimit: Int
 
     /// Connects to the broker the URL names, and logs in.
@@ -81,8 +82,8 @@ public final class AMQPBackend: InspectableQueueBackend, DelayedSendQueueBackend
     ///   - idleConsumerLimit: How long a consumer may go without a reserve before it is stopped
     ///     and what it received given back (so that a worker that stopped on a connection its
     ///     process keeps using leaves no messages hidden behind it); shorter in tests.
-    ///   - deadLetterScanLimit: How many dead letters ``requeueDeadLetter(of:messageID:)`` looks
-    ///     at, at most; smaller in tests.
+    ///   - deadLetterScanLimit: How many dead letters ``requeueDeadLetter(of:messageID:)`` and
+    ///     ``deleteDeadLetter(of:messageID:)`` look at, at most; smaller in tests.
     static func connect(
         configuration: AMQPConfiguration, maximumMessageSize: Int, name: String, logger: any IvyLogger,
         idleConsumerLimit: Duration, deadLetterScanLimit: Int = 10_000

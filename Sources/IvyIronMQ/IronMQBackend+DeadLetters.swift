@@ -122,14 +122,35 @@ extension IronMQBackend {
     /// reported as not found, and a warning in the log says that the search gave up.
     public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
         let deadQueue = try await deadQueue(of: queue)
+        return try await takeDeadLetter(messageID, of: queue, from: deadQueue, toDo: "requeue") {
+            message, record in try await moveBack(message, record, from: deadQueue, to: queue)
+        }
+    }
+
+    /// Searches as ``requeueDeadLetter(of:messageID:)`` does, within the same bound, and
+    /// deletes the dead letter from the dead-letter queue.
+    public func deleteDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        let deadQueue = try await deadQueue(of: queue)
+        return try await takeDeadLetter(messageID, of: queue, from: deadQueue, toDo: "delete") { message, _ in
+            try await client.delete(message.id, reservation: message.reservationID, from: deadQueue.name)
+        }
+    }
+
+    /// Sweeps `deadQueue` for `queue`'s dead letter with `messageID` (its record's id, else the
+    /// message's own), looking at ``deadLetterScanLimit`` messages at most, and hands it to
+    /// `take`, which deletes it; logs a warning, naming what the search was `toDo`, when it gave
+    /// up. Returns whether it took one.
+    private func takeDeadLetter(
+        _ messageID: String, of queue: QueueName, from deadQueue: DeadQueue, toDo verb: String,
+        take: (IronMQClient.ReservedMessage, DeadRecord?) async throws -> Void
+    ) async throws -> Bool {
         let sweep = try await sweep(
             deadQueue, of: queue, limit: 1, lookingAtMost: deadLetterScanLimit,
             holdingFor: Self.searchReservation,
-            where: { message, record in (record?.id ?? message.id) == messageID },
-            take: { message, record in try await moveBack(message, record, from: deadQueue, to: queue) })
+            where: { message, record in (record?.id ?? message.id) == messageID }, take: take)
         if sweep.gaveUp {
             logger.warning(
-                "the dead letter to requeue is not among the first \(deadLetterScanLimit) messages of its "
+                "the dead letter to \(verb) is not among the first \(deadLetterScanLimit) messages of its "
                     + "dead-letter queue, and no more are looked at; requeue or purge those first",
                 ["queue": queue.rawValue, "message.id": messageID, "dead_letter_queue": deadQueue.name])
         }

@@ -33,7 +33,8 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     let client: IronMQClient
     let minimumReservation: Duration
     let logger: any IvyLogger
-    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` looks at, at most.
+    /// How many dead letters ``requeueDeadLetter(of:messageID:)`` and
+    /// ``deleteDeadLetter(of:messageID:)`` look at, at most.
     let deadLetterScanLimit: Int
     private let senders = CoalescerTable<IronMQClient.PostedMessage, String>(maximumBatch: 100)
     private let acknowledgers = CoalescerTable<Acknowledgement, Bool>(maximumBatch: 100)
@@ -74,7 +75,8 @@ public final class IronMQBackend: InspectableQueueBackend, ResendingQueueBackend
     }
 
     /// - Parameter deadLetterScanLimit: How many dead letters
-    ///   ``requeueDeadLetter(of:messageID:)`` looks at, at most; smaller in tests.
+    ///   ``requeueDeadLetter(of:messageID:)`` and ``deleteDeadLetter(of:messageID:)`` look at,
+    ///   at most; smaller in tests.
     static func connect(
         configuration: IronMQConfiguration, maximumMessageSize: Int, logger: any IvyLogger,
         deadLetterScanLimit: Int

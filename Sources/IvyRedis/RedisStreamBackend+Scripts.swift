@@ -395,21 +395,27 @@ extension RedisStreamBackend {
             return removed
             """)
 
-    /// `fields(entry)`: a dead-letter entry's fields by name. `moveBack(entry, fields)`: adds its
-    /// body to the stream as a new message, deletes it from the dead stream and pushes to the
-    /// signal list (the caller trims it). Need KEYS[1] dead, KEYS[2] stream, KEYS[3] signal.
-    private static let deadLetterMoves = """
+    /// `fields(entry)`: a dead-letter entry's fields by name.
+    private static let deadLetterFields = """
         local function fields(entry)
           local named = {}
           for i = 1, #entry[2], 2 do named[entry[2][i]] = entry[2][i + 1] end
           return named
         end
-        local function moveBack(entry, named)
-          redis.call('XADD', KEYS[2], '*', 'b', named['b'] or '')
-          redis.call('XDEL', KEYS[1], entry[1])
-          redis.call('LPUSH', KEYS[3], 1)
-        end
         """
+
+    /// ``deadLetterFields``, and `moveBack(entry, fields)`: adds a dead entry's body to the
+    /// stream as a new message, deletes the entry from the dead stream and pushes to the signal
+    /// list (the caller trims it). Need KEYS[1] dead, KEYS[2] stream, KEYS[3] signal.
+    private static let deadLetterMoves =
+        deadLetterFields + """
+
+            local function moveBack(entry, named)
+              redis.call('XADD', KEYS[2], '*', 'b', named['b'] or '')
+              redis.call('XDEL', KEYS[1], entry[1])
+              redis.call('LPUSH', KEYS[3], 1)
+            end
+            """
 
     /// KEYS dead, stream, signal; ARGV count (at most ``requeueWindow``: the caller moves a
     /// large count window by window). Moves the oldest dead letters back; returns how many.
@@ -426,34 +432,55 @@ extension RedisStreamBackend {
             return moved
             """)
 
+    /// The search by id that ``requeueOne`` and ``deleteOne`` share. ARGV message id, the dead
+    /// entry id to look after ('' for the start), window. Looks at up to `window` dead letters
+    /// after that entry for the oldest whose id (field `o`, else the entry's own id, as
+    /// ``RedisStreamBackend/deadLetters(of:count:)`` lists it) is the message id, and hands it
+    /// to `take(entry, fields)`. Returns `{1, ''}` when it found one, `{0, last entry id looked
+    /// at}` to go on from there, `{0, ''}` when none is left. The caller walks the dead stream
+    /// window by window, so that no call holds the server for long however many dead letters
+    /// there are. Needs KEYS[1] dead, `fields` (``deadLetterFields``) and `take`.
+    private static let deadLetterSearch = """
+
+        local window = tonumber(ARGV[3])
+        local from = ARGV[2] == '' and '-' or '(' .. ARGV[2]
+        local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', window)
+        for _, entry in ipairs(entries) do
+          local named = fields(entry)
+          if (named['o'] or entry[1]) == ARGV[1] then
+            take(entry, named)
+            return {1, ''}
+          end
+        end
+        if #entries < window then return {0, ''} end
+        return {0, entries[#entries][1]}
+        """
+
     /// KEYS dead, stream, signal; ARGV message id, the dead entry id to look after ('' for the
-    /// start), window. Looks at up to `window` dead letters after that entry for the oldest whose
-    /// id (field `o`, else the entry's own id, as ``RedisStreamBackend/deadLetters(of:count:)``
-    /// lists it) is the message id, and moves it back. Returns `{1, ''}` when it moved one,
-    /// `{0, last entry id looked at}` to go on from there, `{0, ''}` when none is left. The
-    /// caller walks the dead stream window by window, so that no call holds the server for
-    /// long however many dead letters there are.
+    /// start), window. Moves back the dead letter with that id, searching as
+    /// ``deadLetterSearch`` says, which gives the reply.
     static let requeueOne = RedisScript(
         name: "requeue-one",
         source: deadLetterMoves + """
 
-            local window = tonumber(ARGV[3])
-            local from = ARGV[2] == '' and '-' or '(' .. ARGV[2]
-            local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', window)
-            for _, entry in ipairs(entries) do
-              local named = fields(entry)
-              if (named['o'] or entry[1]) == ARGV[1] then
-                moveBack(entry, named)
-                redis.call('LTRIM', KEYS[3], 0, 99)
-                return {1, ''}
-              end
+            local function take(entry, named)
+              moveBack(entry, named)
+              redis.call('LTRIM', KEYS[3], 0, 99)
             end
-            if #entries < window then return {0, ''} end
-            return {0, entries[#entries][1]}
-            """)
+            """ + deadLetterSearch)
 
-    /// Dead letters one ``requeue`` or ``requeueOne`` call looks at: bodies are copied into the
-    /// script's memory, and the server serves nobody else while a script runs.
+    /// KEYS dead; ARGV message id, the dead entry id to look after ('' for the start), window.
+    /// Deletes the dead letter with that id (`XDEL` of its dead entry), searching as
+    /// ``deadLetterSearch`` says, which gives the reply.
+    static let deleteOne = RedisScript(
+        name: "delete-one",
+        source: deadLetterFields + """
+
+            local function take(entry) redis.call('XDEL', KEYS[1], entry[1]) end
+            """ + deadLetterSearch)
+
+    /// Dead letters one ``requeue``, ``requeueOne`` or ``deleteOne`` call looks at: bodies are
+    /// copied into the script's memory, and the server serves nobody else while a script runs.
     static let requeueWindow = 200
 
     /// The largest count passed to a script: Lua's numbers are doubles, and Redis refuses one

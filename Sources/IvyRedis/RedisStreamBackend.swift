@@ -620,17 +620,31 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     /// first whose id matches; the requeued message gets a new stream entry (and id).
     public func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
         let keys = Keys(queue)
+        return try await takeDeadLetter(
+            messageID, with: Self.requeueOne, keys: [keys.dead, keys.stream, keys.signal])
+    }
+
+    /// Walks the dead stream as ``requeueDeadLetter(of:messageID:)`` does, and deletes the
+    /// first entry whose id matches.
+    public func deleteDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool {
+        try await takeDeadLetter(messageID, with: Self.deleteOne, keys: [Keys(queue).dead])
+    }
+
+    /// Runs `script` (``requeueOne`` or ``deleteOne``, whose first key is the dead stream) a
+    /// window at a time from the oldest dead letter until it takes the one with `messageID` or
+    /// the stream ends; returns whether it took one.
+    private func takeDeadLetter(_ messageID: String, with script: RedisScript, keys: [String]) async throws
+        -> Bool
+    {
         var after = ""
         while true {
-            let reply = try await run(
-                Self.requeueOne, keys: [keys.dead, keys.stream, keys.signal],
-                arguments: [messageID, after, Self.requeueWindow])
-            guard let parts = reply.array, parts.count == 2, let moved = parts[0].integer,
+            let reply = try await run(script, keys: keys, arguments: [messageID, after, Self.requeueWindow])
+            guard let parts = reply.array, parts.count == 2, let taken = parts[0].integer,
                 let next = parts[1].text
             else {
-                throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected requeue-one reply")
+                throw IvyError(.commandFailed, endpoint: endpoint, detail: "unexpected \(script.name) reply")
             }
-            if moved == 1 { return true }
+            if taken == 1 { return true }
             if next.isEmpty { return false }
             after = next
         }

@@ -16,6 +16,8 @@ enum QueueCommand {
           dead          the oldest N dead letters, with their reasons and attempts
           requeue-dead  move dead letters back to the queue: all of them, the oldest N with -n,
                         or the ones named with --id ID (repeatable)
+          delete-dead   delete the dead letters named with --id ID (repeatable), leaving the
+                        others (purge --dead deletes them all)
           purge         delete every ready and delayed message (with --dead: the dead letters
                         instead); asks for --yes
           pause         no worker reserves from the queue until it is resumed (running tasks
@@ -30,7 +32,8 @@ enum QueueCommand {
                              empty: it lives inside one process)
           -n N               how many messages peek, dead and requeue-dead handle (default 10 for
                              peek and dead, all for requeue-dead)
-          --id ID            requeue-dead: the dead letter with this message id (repeatable)
+          --id ID            requeue-dead, delete-dead: the dead letter with this message id
+                             (repeatable)
           --dead             purge: the dead letters instead of the live messages
           --yes              purge: really delete
           --json             print one JSON object on stdout
@@ -43,6 +46,7 @@ enum QueueCommand {
     enum Action: String, CaseIterable {
         case size, peek, dead
         case requeueDead = "requeue-dead"
+        case deleteDead = "delete-dead"
         case purge, pause, resume
     }
 
@@ -72,8 +76,14 @@ enum QueueCommand {
         do { queue = try QueueName(positionals[0]) } catch {
             throw CommandLineArguments.UsageError(description: error.detail ?? "\(error)")
         }
-        if !ids.isEmpty && action != .requeueDead {
-            throw CommandLineArguments.UsageError(description: "--id is for requeue-dead")
+        if !ids.isEmpty && action != .requeueDead && action != .deleteDead {
+            throw CommandLineArguments.UsageError(description: "--id is for requeue-dead and delete-dead")
+        }
+        if action == .deleteDead && (ids.isEmpty || count > 0) {
+            throw CommandLineArguments.UsageError(
+                description:
+                    "delete-dead takes the ids to delete, each with --id ID (purge --dead deletes every dead letter)"
+            )
         }
         if !ids.isEmpty && count > 0 {
             throw CommandLineArguments.UsageError(description: "requeue-dead takes --id or -n, not both")
@@ -106,6 +116,7 @@ enum QueueCommand {
             case .peek: try await view.peek(count: count == 0 ? 10 : count)
             case .dead: try await view.dead(count: count == 0 ? 10 : count)
             case .requeueDead: try await view.requeueDead(count: count == 0 ? Int.max : count, ids: ids)
+            case .deleteDead: try await view.deleteDead(ids: ids)
             case .purge: try await view.purge(deadLetters: deadOnly)
             case .pause, .resume: try await view.setPaused(action == .pause)
             }

@@ -124,12 +124,8 @@ struct QueueView {
         if ids.isEmpty {
             moved = try await backend.requeueDeadLetters(of: queue, count: count)
         } else {
-            for id in ids {
-                if try await backend.requeueDeadLetter(of: queue, messageID: id) {
-                    moved += 1
-                } else {
-                    missing.append(id)
-                }
+            (moved, missing) = try await eachDeadLetter(ids) {
+                try await backend.requeueDeadLetter(of: queue, messageID: $0)
             }
         }
         if json {
@@ -141,6 +137,40 @@ struct QueueView {
         } else {
             Console.out("\(queue): \(moved) dead letter(s) back in the queue")
         }
+        try Self.check(missing, of: queue)
+    }
+
+    func deleteDead(ids: [String]) async throws {
+        let (deleted, missing) = try await eachDeadLetter(ids) {
+            try await backend.deleteDeadLetter(of: queue, messageID: $0)
+        }
+        if json {
+            report {
+                $0.add("action", "delete-dead")
+                $0.add("count", deleted)
+                $0.add("missing", strings: missing)
+            }
+        } else {
+            Console.out("\(queue): \(deleted) dead letter(s) deleted")
+        }
+        try Self.check(missing, of: queue)
+    }
+
+    /// Does `act` to the dead letter of each id, in order; returns how many it was done to and
+    /// the ids of those not found.
+    private func eachDeadLetter(_ ids: [String], _ act: (String) async throws -> Bool) async throws
+        -> (done: Int, missing: [String])
+    {
+        var done = 0
+        var missing: [String] = []
+        for id in ids {
+            if try await act(id) { done += 1 } else { missing.append(id) }
+        }
+        return (done, missing)
+    }
+
+    /// Throws ``NotFound`` naming the ids no dead letter had, after the report of what was done.
+    private static func check(_ missing: [String], of queue: QueueName) throws {
         if !missing.isEmpty {
             throw NotFound(
                 description:

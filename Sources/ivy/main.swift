@@ -9,7 +9,8 @@ let usage = """
     commands:
       demo     call testpackage.factorial(5) through the queue and show the flow
       call     call a task by name with JSON arguments; --wait prints its result
-      queue    look at and manage a queue: size, peek, dead, requeue-dead, purge, pause, resume
+      queue    look at and manage a queue: size, peek, dead, requeue-dead, delete-dead, purge,
+               pause, resume
       status   what became of calls, by id: waiting, running, retrying, succeeded, failed…
       cancel   cancel calls that have not started (and running ones, where workers allow)
       worker   serve the example tasks and --exec commands until SIGTERM/SIGINT

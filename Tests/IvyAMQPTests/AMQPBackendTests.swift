@@ -217,10 +217,18 @@ struct AMQPBackendTests {
         #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[2]) == false)
         #expect(logger.count(containing: "not among the first 2 dead letters") == 1, "\(logger.text)")
         #expect(Set(try await backend.deadLetters(of: queue, count: 10).map(\.messageID)) == Set(ids))
-        // Within the limit, found and moved.
+        // A deletion searches as far, and says so.
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: ids[2]) == false)
+        #expect(
+            logger.count(containing: "to delete is not among the first 2 dead letters") == 1, "\(logger.text)"
+        )
+        #expect(Set(try await backend.deadLetters(of: queue, count: 10).map(\.messageID)) == Set(ids))
+        // Within the limit, found and moved, then found and deleted.
         #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[1]))
         try await expectBack(ids[1], in: backend, queue)
-        #expect(try await backend.purgeDeadLetters(of: queue) == 2)
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: ids[0]))
+        #expect(try await backend.deadLetters(of: queue, count: 10).map(\.messageID) == [ids[2]])
+        #expect(try await backend.purgeDeadLetters(of: queue) == 1)
         await backend.close()
     }
 

@@ -225,6 +225,8 @@ struct CommandLineTests {
         ["worker", "--concurrency", "0"], ["worker", "--grace", "-1"],
         ["worker", "--visibility", "0.001"], ["bench", "-c", "0"], ["call", "testpackage.add", "x"],
         ["queue", "size"], ["queue", "peek", "q", "-n", "0"], ["queue", "size", "q{x}"],
+        ["queue", "delete-dead", "q"], ["queue", "delete-dead", "q", "--id", "x", "-n", "1"],
+        ["queue", "dead", "q", "--id", "x"],
         ["worker", "--events", "--frob"],
         ["call", "testpackage.add", "2", "3", "--in", "soon"],
         ["call", "testpackage.add", "2", "3", "--in", "-1"],

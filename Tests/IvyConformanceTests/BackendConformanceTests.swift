@@ -304,6 +304,42 @@ struct BackendConformanceTests {
         #expect(try await backend.purgeDeadLetters(of: queue) == 2)
     }
 
+    @Test(arguments: ConformanceBackend.all)
+    func oneDeadLetterIsDeletedByItsIDAndTheOthersStay(_ kind: ConformanceBackend) async throws {
+        try await withBackend(kind) { backend, queue in try await deleteByID(backend, queue) }
+    }
+
+    private func deleteByID(_ backend: some InspectableQueueBackend, _ queue: QueueName) async throws {
+        let bodies = ["dead 1", "dead 2", "dead 3"].map(Self.body)
+        try await makeDeadLetters(bodies, in: backend, queue)
+        let letters = try await backend.deadLetters(of: queue, count: 10)
+        #expect(letters.map(\.body) == bodies)
+        try #require(letters.count == 3)
+
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: letters[1].messageID))
+        // Counted before each look that follows: a search gives back the dead letters it passed.
+        let twoDead = QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 2)
+        try await Self.waitForSize(twoDead, of: queue, in: backend, "one dead letter gone, and none requeued")
+        #expect(
+            try await backend.deleteDeadLetter(of: queue, messageID: letters[1].messageID) == false,
+            "a dead letter was deleted twice")
+        try await Self.waitForSize(
+            twoDead, of: queue, in: backend, "the dead letters the search passed to be back")
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: "no-such-message") == false)
+        try await Self.waitForSize(
+            twoDead, of: queue, in: backend, "an unknown id to leave the queue as it was")
+
+        let left = try await backend.deadLetters(of: queue, count: 10)
+        #expect(Set(left.map(\.messageID)) == [letters[0].messageID, letters[2].messageID])
+        #expect(Set(left.map(\.body)) == [bodies[0], bodies[2]])
+        let requeued = try await backend.reserve(
+            from: queue, count: 10, visibility: .seconds(30), wait: .zero)
+        #expect(requeued.isEmpty, "a deleted dead letter came back to the queue")
+        try await Self.waitForSize(
+            twoDead, of: queue, in: backend, "the dead letters the listing took to be back")
+        #expect(try await backend.purgeDeadLetters(of: queue) == 2)
+    }
+
     /// Waits until the queue's size is `expected`, failing with ``DeadlineExceeded`` (saying
     /// `what` did not happen) when it is not within the deadline. The broker may count a message
     /// a look gave back a moment after: AMQP gives back with a reject, which it does not answer.

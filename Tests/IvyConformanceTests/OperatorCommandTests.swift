@@ -87,9 +87,9 @@ struct OperatorCommandTests {
             return run
         }
 
-        // Three calls of a task nobody registered, queued without waiting.
+        // Four calls of a task nobody registered, queued without waiting.
         var ids: [String] = []
-        for n in 1...3 {
+        for n in 1...4 {
             let sent = try await ivy(["call", "\(queue).missing", "\(n)", "{\"n\":[\(n)]}", "--json"])
             #expect(sent.status == 0, "stderr: \(sent.stderr)")
             ids.append(try #require(try Self.object(sent.stdout)["id"] as? String))
@@ -97,7 +97,7 @@ struct OperatorCommandTests {
         let size = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
         let live =
             (size["ready"] as? Int ?? 0) + (size["delayed"] as? Int ?? 0) + (size["reserved"] as? Int ?? 0)
-        #expect(live == 3)
+        #expect(live == 4)
         #expect(size["dead"] as? Int == 0)
 
         let peek = try await ivy(["queue", "peek", queue, "-n", "2", "--json"])
@@ -114,10 +114,10 @@ struct OperatorCommandTests {
         let worker = try IvyProcess([
             "worker", "--queue", url, "--notify", Services.redisURL, "--queues", queue, "--events",
         ])
-        try await withDeadline(.seconds(60), "three dead letters") {
+        try await withDeadline(.seconds(60), "four dead letters") {
             await worker.waitForStderr { text in
                 text.split(separator: "\n").count { $0.contains(" deadLettered ") || $0.contains(" failed ") }
-                    >= 3
+                    >= 4
             }
         }
         kill(worker.processIdentifier, SIGTERM)
@@ -125,7 +125,7 @@ struct OperatorCommandTests {
 
         let dead = try await ivy(["queue", "dead", queue, "--json"])
         let letters = try #require(try Self.object(dead.stdout)["messages"] as? [[String: Any]])
-        #expect(letters.count == 3)
+        #expect(letters.count == 4)
         for letter in letters {
             #expect((letter["reason"] as? String)?.contains("\(queue).missing") == true, "\(letter)")
             #expect((letter["attempts"] as? Int ?? 0) >= 1)
@@ -147,7 +147,33 @@ struct OperatorCommandTests {
         // The dead letters as a listing shows them (a quorum queue's count can lag a look behind).
         let left = try Self.object(try await ivy(["queue", "dead", queue, "--json"]).stdout)["messages"]
         let leftIDs = (left as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
-        #expect(leftIDs.count == 2 && !leftIDs.contains(chosen))
+        #expect(leftIDs.count == 3 && !leftIDs.contains(chosen))
+
+        // One deleted by its id, the others left; it cannot be deleted again, and an unknown id
+        // is exit status 1 and named, as for requeue-dead.
+        let doomed = try #require(leftIDs.first)
+        let deleted = try await ivy(["queue", "delete-dead", queue, "--id", doomed, "--json"])
+        #expect(deleted.status == 0, "stderr: \(deleted.stderr)")
+        let deletedReport = try Self.object(deleted.stdout)
+        #expect(deletedReport["action"] as? String == "delete-dead")
+        #expect(deletedReport["count"] as? Int == 1)
+        #expect(deletedReport["missing"] as? [String] == [])
+        let again = try await ivy([
+            "queue", "delete-dead", queue, "--id", doomed, "--id", "no-such-id", "--json",
+        ])
+        #expect(again.status == 1)
+        let againReport = try Self.object(again.stdout)
+        #expect(againReport["count"] as? Int == 0)
+        #expect(againReport["missing"] as? [String] == [doomed, "no-such-id"])
+        #expect(again.stderr.contains("no-such-id"))
+        let kept = try Self.object(try await ivy(["queue", "dead", queue, "--json"]).stdout)["messages"]
+        let keptIDs = (kept as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        #expect(Set(keptIDs) == Set(leftIDs.dropFirst()))
+        let noneBack = try Self.object(try await ivy(["queue", "size", queue, "--json"]).stdout)
+        #expect(noneBack["ready"] as? Int == 1, "only the requeued one is live")
+        let unknownText = try await ivy(["queue", "delete-dead", queue, "--id", "no-such-id"])
+        #expect(unknownText.status == 1)
+        #expect(unknownText.stdout == "\(queue): 0 dead letter(s) deleted\n")
 
         let requeued = try Self.object(
             try await ivy(["queue", "requeue-dead", queue, "-n", "1", "--json"]).stdout)

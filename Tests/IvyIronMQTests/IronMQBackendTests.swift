@@ -254,11 +254,17 @@ struct IronMQBackendTests {
         let after = try await backend.peek(deadQueue, count: 10)
         #expect(after.map(\.messageID) == before.map(\.messageID))
         #expect(after.map(\.deliveryCount) == [1, 1, 0])
-        // Within the bound, found and moved.
+        // A deletion searches as far, and says so.
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: ids[2]) == false)
+        #expect(
+            logger.count(containing: "to delete is not among the first 2 messages") == 1, "\(logger.text)")
+        // Within the bound, found and moved, then found and deleted.
         #expect(try await backend.requeueDeadLetter(of: queue, messageID: ids[1]))
-        #expect(logger.count(containing: "not among") == 1)
+        #expect(logger.count(containing: "not among") == 2)
         #expect(try await backend.deadLetters(of: queue, count: 10).map(\.messageID) == [ids[0], ids[2]])
-        #expect(try await backend.purgeDeadLetters(of: queue) == 2)
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: ids[0]))
+        #expect(try await backend.deadLetters(of: queue, count: 10).map(\.messageID) == [ids[2]])
+        #expect(try await backend.purgeDeadLetters(of: queue) == 1)
         #expect(try await backend.purge(queue) == 1)
         await backend.close()
     }

@@ -242,6 +242,26 @@ struct RedisStreamBackendTests {
         await backend.close()
     }
 
+    @Test func aDeadLetterPastTheFirstWindowsIsDeletedByItsID() async throws {
+        let (backend, notifier, queue) = try await open()
+        let count = Self.deadLettersPastTwoWindows
+        let (bodies, reserved) = try await makeDeadLetters(count, in: backend, queue: queue)
+        let doomed = try #require(reserved.last { $0.body == bodies[count - 3] })
+
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: "0-1") == false)
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: doomed.messageID))
+        #expect(
+            try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: count - 1)
+        )
+        let left = try await backend.deadLetters(of: queue, count: count)
+        #expect(
+            left.map(\.body) == bodies.filter { $0 != bodies[count - 3] }, "not the others in their order")
+        #expect(try await backend.deleteDeadLetter(of: queue, messageID: doomed.messageID) == false)
+        #expect(try await backend.purgeDeadLetters(of: queue) == count - 1)
+        await notifier.close()
+        await backend.close()
+    }
+
     @Test func deadLettersAreRequeuedInWindowsWhateverTheCount() async throws {
         let (backend, notifier, queue) = try await open()
         let count = Self.deadLettersPastTwoWindows

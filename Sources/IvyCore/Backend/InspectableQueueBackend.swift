@@ -5,9 +5,10 @@
 ///
 /// A listing (``peek(_:count:)``, ``deadLetters(of:count:)``) may hold fewer than its `count`
 /// although more are there, up to what the broker lists in one request (IronMQ: 100), and a
-/// search by id may stop at a bound (``requeueDeadLetter(of:messageID:)``); a backend documents
-/// where. Moving and deleting are not capped: ``requeueDeadLetters(of:count:)`` and the purges
-/// take as many requests as they need.
+/// search by id may stop at a bound (``requeueDeadLetter(of:messageID:)``,
+/// ``deleteDeadLetter(of:messageID:)``); a backend documents where. Moving and deleting many
+/// are not capped: ``requeueDeadLetters(of:count:)`` and the purges take as many requests as
+/// they need.
 public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     /// Whether ``size(of:)`` tells ready, delayed and reserved messages apart. A broker that
     /// reports one count (IronMQ) gives it as `ready`, with `delayed` and `reserved` 0.
@@ -37,6 +38,18 @@ public protocol InspectableQueueBackend<Receipt>: QueueBackend {
     ///   that id, or none the search reached (then nothing changed). Should several have it,
     ///   the oldest moves.
     func requeueDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool
+    /// Deletes the one dead letter of `queue` whose ``DeadLetter/messageID`` is `messageID` (as
+    /// ``deadLetters(of:count:)`` lists it), leaving the others where they are: for a letter
+    /// that should never run, where ``purgeDeadLetters(of:)`` would take the others too.
+    ///
+    /// The search is the one ``requeueDeadLetter(of:messageID:)`` makes, bounded the same way
+    /// (AMQP looks at 10,000 at most, IronMQ at 500): an id past the bound is reported as not
+    /// found, with a warning in the backend's log that the search gave up.
+    ///
+    /// - Returns: True when it was found and deleted; false when no dead letter of `queue` has
+    ///   that id, or none the search reached (then nothing changed). Should several have it,
+    ///   the oldest goes.
+    func deleteDeadLetter(of queue: QueueName, messageID: String) async throws -> Bool
     /// Deletes every ready and delayed message of a queue; returns how many went.
     func purge(_ queue: QueueName) async throws -> Int
     /// Deletes a queue's dead letters; returns how many went.

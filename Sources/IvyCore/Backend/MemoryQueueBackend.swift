@@ -170,12 +170,14 @@ public actor MemoryQueueBackend: InspectableQueueBackend, PausableQueueBackend, 
     }
 
     public func requeueDeadLetter(of queue: QueueName, messageID: String) -> Bool {
-        guard let index = queues[queue]?.dead.firstIndex(where: { $0.messageID == messageID }),
-            let letter = queues[queue]?.dead.remove(at: index)
-        else { return false }
+        guard let letter = removeDeadLetter(of: queue, messageID: messageID) else { return false }
         queues[queue]?.append(.init(id: letter.messageID, body: letter.body, deliveryCount: 0))
         wakeAll(on: queue)
         return true
+    }
+
+    public func deleteDeadLetter(of queue: QueueName, messageID: String) -> Bool {
+        removeDeadLetter(of: queue, messageID: messageID) != nil
     }
 
     public func purge(_ queue: QueueName) -> Int {
@@ -217,6 +219,14 @@ public actor MemoryQueueBackend: InspectableQueueBackend, PausableQueueBackend, 
     private func makeMessageID() -> String {
         nextMessageNumber += 1
         return "mem-\(nextMessageNumber)"
+    }
+
+    /// Takes the oldest dead letter of `queue` with `messageID` out of the dead letter.
+    private func removeDeadLetter(of queue: QueueName, messageID: String) -> DeadLetter? {
+        guard let index = queues[queue]?.dead.firstIndex(where: { $0.messageID == messageID }) else {
+            return nil
+        }
+        return queues[queue]?.dead.remove(at: index)
     }
 
     private func checkHeld(_ reservation: Reservation<Receipt>, now: ContinuousClock.Instant) throws(IvyError)
