@@ -16,6 +16,7 @@ demo: deps
 ## chaos suite (its own Redis on CHAOS_REDIS_PORT, default 6391), the Examples package (built as a
 ## user's package would be) and the Python reference client against the Swift side both ways
 ## (PROTOCOL.md; a database of its own), a worker's /metrics read by Prometheus's own parser,
+## the dashboard in headless Chromium (scripts/dashboard-test.sh),
 ## and the local IronMQ server's own tests (Iron.io's client
 ## when PyPI can be reached), RabbitMQ restarted under a worker and a producer, a three-node cluster losing a node, stop them
 test: test-deps
@@ -27,6 +28,7 @@ test: test-deps
 	  IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/examples-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/reference-client-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/metrics-test.sh || status=1; \
+	  IVY_BINARY=.build/debug/ivy IVY_REDIS_URL=redis://127.0.0.1:$(IVY_REDIS_PORT) scripts/dashboard-test.sh || status=1; \
 	  scripts/ironmq-emulator-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/ironmq-node-style-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/amqp-restart-test.sh || status=1; \

@@ -74,7 +74,11 @@ let package = Package(
             dependencies: ["ivy", "Ivy", "IvyIronMQ", "IvyExamples", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyHTTPTests", dependencies: ["IvyHTTP", "IvyCore"], swiftSettings: swiftSettings),
+            name: "IvyHTTPTests", dependencies: ["IvyHTTP", "IvyCore", "IvyTestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IvyDashboardTests", dependencies: ["IvyDashboard", "IvyHTTP", "IvyCore", "IvyTestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyAMQPTests", dependencies: ["ivy", "IvyAMQP", "IvyTestSupport"],
             swiftSettings: swiftSettings),

@@ -21,6 +21,8 @@ if [ "$mode" = test ]; then
   # scripts/metrics-test.sh: Prometheus's own text-format parser, from Debian
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; } ||
     need+=(python3-prometheus-client)
+  # scripts/dashboard-test.sh: a real browser, headless
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
   # scripts/ironmq-emulator-test.sh: a virtualenv for Iron.io's own client, iron-mq from PyPI
   { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; } || need+=(python3-venv)
   # scripts/services.sh's private RabbitMQ node runs the package's own scripts (not in PATH)

@@ -142,7 +142,7 @@ enum DashboardAssets {
         button.danger { color: var(--bad); border-color: #fda29b; }
         button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
         code, pre { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
-        pre { margin: 0; white-space: pre-wrap; word-break: break-all; max-height: 6em; overflow: auto; }
+        pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 6em; overflow: auto; }
         .error { color: var(--bad); }
         .kind-failed, .kind-deadLettered { color: var(--bad); }
         .kind-retried { color: var(--warn); }

@@ -3,6 +3,7 @@
 import Foundation
 import IvyCore
 import IvyHTTP
+import IvyTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -273,14 +273,16 @@ def browser_checks(browser, ivy, url, address, token, worker, processes, failed_
     seen = set()
     top_rate = 0.0
     shot = os.path.join(output, "dashboard.png")
+    if os.path.exists(shot):
+        os.remove(shot)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         counts = (cell(browser, "ready"), cell(browser, "reserved"))
         rate = browser.evaluate(f"document.querySelector('tr[data-queue=\"{QUEUE}\"] .rate')?.textContent ?? '0/s'")
         seen.add(counts)
         top_rate = max(top_rate, float(rate.rstrip("/s").replace(",", "")))
-        if len(seen) >= 3 and top_rate > 0 and not os.path.exists(shot):
-            browser.screenshot(shot)
+        if bench.poll() is None and len(seen) >= 3 and top_rate > 0:
+            browser.screenshot(shot)  # the last one taken while the bench runs stays
         if bench.poll() is not None and top_rate > 0:
             break
         time.sleep(0.2)

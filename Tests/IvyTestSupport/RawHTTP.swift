@@ -9,19 +9,19 @@ import Foundation
 
 /// Bytes sent to a server as they are, malformed ones included, and what came back until it
 /// closed the connection: on a thread of its own, not the cooperative pool.
-enum RawHTTP {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+public enum RawHTTP {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
     /// What came back: the status (0 when nothing did), headers by lowercased name, the body.
-    struct Reply {
-        var status: Int
-        var headers: [String: String]
-        var body: String
+    public struct Reply: Sendable {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: String
     }
 
-    static func exchange(port: Int, _ request: [UInt8], timeout: Int = 20) async throws -> Reply {
+    public static func exchange(port: Int, _ request: [UInt8], timeout: Int = 20) async throws -> Reply {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(
@@ -30,7 +30,7 @@ enum RawHTTP {
         }
     }
 
-    static func exchange(port: Int, _ request: String) async throws -> Reply {
+    public static func exchange(port: Int, _ request: String) async throws -> Reply {
         try await exchange(port: port, Array(request.utf8))
     }
 
