@@ -31,7 +31,7 @@ enum DashboardAssets {
         </header>
         <main>
           <section>
-            <h2>Queues <small>messages by state; throughput is calls ended per second (5 s average)</small></h2>
+            <h2>Queues <small>messages by state; throughput is calls ended per second, as workers announce it</small></h2>
             <table>
               <thead><tr><th>Queue</th><th class="n">Ready</th><th class="n">Delayed</th><th class="n">Reserved</th>
               <th class="n">Dead</th><th>Throughput</th></tr></thead>

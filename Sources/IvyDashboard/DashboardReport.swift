@@ -22,8 +22,8 @@ struct DashboardReport: Encodable, Sendable {
         var dead: Int?
         var paused: Bool?
         var error: String?
-        /// Calls ended per second, averaged over the last few seconds, one value per sample, the
-        /// newest last.
+        /// Calls ended per second (each worker's rate between its last two announcements,
+        /// summed), one value per sample, the newest last.
         var throughput: [Double]
     }
 

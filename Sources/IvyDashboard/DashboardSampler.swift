@@ -6,7 +6,8 @@ internal import Synchronization
 
 /// Asks the brokers and the notifier what the dashboard shows, once per interval, however many
 /// pages watch: each backend's queues (sizes, paused), the workers alive, and throughput, which
-/// it works out from the workers' announced tallies.
+/// it works out from the workers' announced tallies: each worker's calls ended between two of
+/// its announcements, over the time between them (by its clock), summed over the workers.
 ///
 /// The queues a backend shows are those named in ``Dashboard/Options/queues``, those that live
 /// workers on it serve, and any it has shown before (a queue whose workers died stays in view).
@@ -17,18 +18,17 @@ final class DashboardSampler: Sendable {
     private let interval: Duration
     /// Samples kept per queue for its sparkline.
     static let historyLength = 60
-    /// Samples a throughput value averages over.
-    static let smoothing = 5
     /// How long a broker or the notifier has to answer, per sample.
     static let answerLimit = Duration.seconds(2)
 
     private struct State {
         /// Per backend: the queues shown, in the order first seen.
         var queues: [[QueueName]]
-        /// Per backend and queue: calls ended in each sample, the newest last.
-        var ended: [[QueueName: [Int]]]
-        /// Per worker: calls ended per queue when last sampled.
-        var lastTallies: [String: [String: Int]] = [:]
+        /// Per backend and queue: throughput at each sample, the newest last.
+        var throughput: [[QueueName: [Double]]]
+        /// Per worker: its latest announcement's calls ended per queue, when it was made, and
+        /// its rate per queue since the one before.
+        var workerRates: [String: (ended: [String: Int], at: Date, rates: [String: Double])] = [:]
         var lastSampleAt: Date?
         var reports: [DashboardReport?]
         var workers: [WorkerPresence] = []
@@ -47,7 +47,7 @@ final class DashboardSampler: Sendable {
         state = Mutex(
             State(
                 queues: Array(repeating: namedQueues, count: backends.count),
-                ended: Array(repeating: [:], count: backends.count),
+                throughput: Array(repeating: [:], count: backends.count),
                 reports: Array(repeating: nil, count: backends.count)))
     }
 
@@ -77,7 +77,7 @@ final class DashboardSampler: Sendable {
             workers = await answer(within: Self.answerLimit) { try await presence.presentWorkers() } ?? []
         }
         let now = Date()
-        let endedNow = recordTallies(of: workers, at: now)
+        let rates = recordRates(of: workers, at: now)
         var reports: [DashboardReport] = []
         for (index, backend) in backends.enumerated() {
             let queues = queuesShown(on: index, serving: workers)
@@ -85,7 +85,7 @@ final class DashboardSampler: Sendable {
                 await backend.queues.sizes(of: queues, within: Self.answerLimit),
                 uniquingKeysWith: { a, _ in a })
             let paused = await pausedQueues(among: queues, on: backend)
-            let throughput = recordThroughput(endedNow, on: index, queues: queues)
+            let throughput = recordThroughput(rates, on: index, queues: queues)
             let queueReports = queues.map { queue in
                 let size = sizes[queue].map { backend.queues.distinguishesStates ? $0 : $0.folded }
                 return DashboardReport.Queue(
@@ -137,47 +137,50 @@ final class DashboardSampler: Sendable {
         }
     }
 
-    /// Calls ended per queue name since the last sample, from each worker's tallies: a worker
-    /// seen for the first time counts from zero if it started after the last sample, else from
-    /// what it had done by now (its past is not this interval's).
-    private func recordTallies(of workers: [WorkerPresence], at now: Date) -> [String: Int] {
+    /// Calls ended per second per queue name, summed over the workers: each worker's rate
+    /// between its last two announcements. A worker seen for the first time has none yet,
+    /// unless it started since the last sample: then it counts from zero at its start.
+    private func recordRates(of workers: [WorkerPresence], at now: Date) -> [String: Double] {
         state.withLock { state in
-            var ended: [String: Int] = [:]
-            var tallies: [String: [String: Int]] = [:]
+            var total: [String: Double] = [:]
+            var latest: [String: (ended: [String: Int], at: Date, rates: [String: Double])] = [:]
             for worker in workers {
-                var mine: [String: Int] = [:]
-                for tally in worker.tallies { mine[tally.queue, default: 0] += tally.ended }
-                tallies[worker.id] = mine
-                let before =
-                    state.lastTallies[worker.id]
-                    ?? (state.lastSampleAt.map { worker.startedAt > $0 } == true ? [:] : mine)
-                for (queue, count) in mine {
-                    ended[queue, default: 0] += max(0, count - (before[queue] ?? 0))
+                var ended: [String: Int] = [:]
+                for tally in worker.tallies { ended[tally.queue, default: 0] += tally.ended }
+                let startedSince = state.lastSampleAt.map { worker.startedAt > $0 } ?? false
+                var entry =
+                    state.workerRates[worker.id]
+                    ?? (startedSince ? ([:], worker.startedAt, [:]) : (ended, worker.announcedAt, [:]))
+                let seconds = worker.announcedAt.timeIntervalSince(entry.at)
+                if seconds > 0 {
+                    entry.rates = ended.mapValues { _ in 0 }
+                    for (queue, count) in ended {
+                        entry.rates[queue] = Double(max(0, count - (entry.ended[queue] ?? 0))) / seconds
+                    }
+                    entry.ended = ended
+                    entry.at = worker.announcedAt
                 }
+                latest[worker.id] = entry
+                for (queue, rate) in entry.rates { total[queue, default: 0] += rate }
             }
-            state.lastTallies = tallies
+            state.workerRates = latest
             state.lastSampleAt = now
-            return ended
+            return total
         }
     }
 
-    /// Adds this sample's ended calls to each queue's history; returns each queue's throughput
-    /// series (calls per second, averaged over ``smoothing`` samples).
-    private func recordThroughput(_ ended: [String: Int], on index: Int, queues: [QueueName]) -> [QueueName:
-        [Double]]
+    /// Adds this sample's rates to each queue's history; returns each queue's history.
+    private func recordThroughput(_ rates: [String: Double], on index: Int, queues: [QueueName])
+        -> [QueueName: [Double]]
     {
-        let seconds = max(interval.inSeconds, 0.001)
-        return state.withLock { state in
+        state.withLock { state in
             var series: [QueueName: [Double]] = [:]
             for queue in queues {
-                var history = state.ended[index][queue] ?? []
-                history.append(ended[queue.rawValue] ?? 0)
-                if history.count > Self.historyLength + Self.smoothing { history.removeFirst() }
-                state.ended[index][queue] = history
-                series[queue] = history.indices.map { end in
-                    let window = history[max(0, end - Self.smoothing + 1)...end]
-                    return Double(window.reduce(0, +)) / (Double(window.count) * seconds)
-                }.suffix(Self.historyLength)
+                var history = state.throughput[index][queue] ?? []
+                history.append(rates[queue.rawValue] ?? 0)
+                if history.count > Self.historyLength { history.removeFirst() }
+                state.throughput[index][queue] = history
+                series[queue] = history
             }
             return series
         }

@@ -343,7 +343,8 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
             ? max(message.attempt, 1) : Self.attempt(message.attempt, deliveryCount: delivered.deliveryCount)
         let context = TaskEventContext(
             taskName: message.name, taskID: taskID, queue: delivered.queue, attempt: attempt,
-            dueAt: [message.createdAt, message.eta].compactMap { $0 }.max())
+            dueAt: message.eta.map { eta in message.createdAt.map { max($0, eta) } ?? eta }
+                ?? message.createdAt)
         guard let task = registry.task(named: message.name) else {
             let error = ResultNotification.RemoteError(
                 name: "UnknownTask", message: "\(message.name) is not registered on this worker",
