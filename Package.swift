@@ -77,7 +77,8 @@ let package = Package(
             name: "IvyHTTPTests", dependencies: ["IvyHTTP", "IvyCore", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "IvyDashboardTests", dependencies: ["IvyDashboard", "IvyHTTP", "IvyCore", "IvyTestSupport"],
+            name: "IvyDashboardTests",
+            dependencies: ["IvyDashboard", "IvyHTTP", "IvyCore", "IvyTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "IvyAMQPTests", dependencies: ["ivy", "IvyAMQP", "IvyTestSupport"],

@@ -7,7 +7,7 @@ internal import Synchronization
 
 /// A web dashboard of queues and workers, served from the process (what `ivy dashboard` runs):
 /// one page per queue backend, live (its page polls a JSON API every second), with each queue's
-/// counts by state and throughput, the workers alive (``WorkerPresence``), their latest
+/// counts by state and throughput, the workers alive (`WorkerPresence`), their latest
 /// failures, the dead letters of a queue (requeue or delete each), a lookup of a call by id, and
 /// `/metrics` for Prometheus. Plain HTML, CSS and JavaScript served from the binary: nothing is
 /// fetched from elsewhere, so it works offline.
@@ -81,7 +81,8 @@ public final class Dashboard: Sendable {
     /// - Parameters:
     ///   - backends: The queue backends shown, a page each.
     ///   - notifier: Where workers announce themselves and statuses are kept; nil for neither.
-    /// - Throws: ``IvyError/Code/invalidConfiguration`` for no backend, a token under 16
+    ///   - options: Where it listens, its token, and what else it shows.
+    /// - Throws: `IvyError.Code.invalidConfiguration` for no backend, a token under 16
     ///   characters, no token on an address beyond loopback, or an interval out of range; an
     ///   error of the HTTP server when it cannot listen there.
     public init(

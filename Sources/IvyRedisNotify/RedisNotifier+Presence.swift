@@ -3,7 +3,7 @@
 public import IvyCore
 internal import IvyRedis
 
-/// Workers' announcements on Redis (PROTOCOL.md §11): the hash `ivy:{workers}` holds each
+/// Workers' announcements on Redis (PROTOCOL.md §12): the hash `ivy:{workers}` holds each
 /// worker's JSON by id, and the sorted set `ivy:{workers}:alive` when each lapses (ms, by the
 /// server's clock, so workers' clocks do not matter). Both share a hash tag, so a cluster keeps
 /// them on one node. Scripts sweep lapsed entries as they go; with no worker left, both keys

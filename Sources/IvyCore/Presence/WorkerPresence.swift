@@ -6,7 +6,7 @@ public import Foundation
 /// where it is, what it serves, and what it has done since it started. Dashboards read these;
 /// an announcement the worker stops renewing lapses, and with it the worker.
 ///
-/// It travels as JSON (PROTOCOL.md §11), so it can be read by tools in other languages.
+/// It travels as JSON (PROTOCOL.md §12), so it can be read by tools in other languages.
 public struct WorkerPresence: Sendable, Hashable, Codable {
     /// What one task did on one queue since the worker started (``WorkerMetrics/Counts``
     /// without the run-time histogram).

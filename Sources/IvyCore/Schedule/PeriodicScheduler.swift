@@ -2,7 +2,7 @@
 
 internal import Foundation
 
-/// Sends the calls of a worker's periodic tasks while the worker leads them (PROTOCOL.md §11).
+/// Sends the calls of a worker's periodic tasks while the worker leads them (PROTOCOL.md §12).
 ///
 /// Each periodic task has a lease in the ``ScheduleStore``; every worker that carries it tries
 /// to take or renew the lease every third of its duration, and the one that holds it is the

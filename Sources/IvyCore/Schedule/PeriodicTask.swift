@@ -7,7 +7,7 @@ public import Foundation
 ///
 /// Every worker may carry the same periodic tasks; for each, one of them at a time (the leader)
 /// sends its calls, one per fire time ("tick"), whose id names the tick, so that a tick is sent
-/// once even when the leader changes (PROTOCOL.md §11).
+/// once even when the leader changes (PROTOCOL.md §12).
 public struct PeriodicTask: Sendable, Hashable {
     public let taskName: String
     public let queue: QueueName
