@@ -3,7 +3,8 @@
 # API and /metrics over HTTP (read with Prometheus's own parser), and its page in headless
 # Chromium (Debian's `chromium`): login, counts changing while the bench runs, requeue and
 # delete by clicking, lookup by id, logout. Tools/dashboard-check/check_dashboard.py holds the
-# checks; Tools/dashboard-check/cdp.py drives the browser. Uses a database of its own (12).
+# checks; Tools/dashboard-check/cdp.py drives the browser. Uses a database of its own (12),
+# which it empties first.
 #
 # Saves .build/dashboard/dashboard.png, taken while the bench runs; with
 # IVY_UPDATE_README_SCREENSHOT=1 it becomes the README's picture (docs/dashboard.png) too.

@@ -13,8 +13,9 @@ internal import Synchronization
 /// fetched from elsewhere, so it works offline.
 ///
 /// ```swift
+/// guard let backend = connection.backend as? any InspectableQueueBackend else { return }
 /// let dashboard = try Dashboard(
-///     backends: [connection.backend as! any InspectableQueueBackend], notifier: connection.notifier,
+///     backends: [backend], notifier: connection.notifier,
 ///     options: .init(listen: try ListenAddress("127.0.0.1:8080")))
 /// // … until done:
 /// await dashboard.close()
@@ -39,12 +40,15 @@ public final class Dashboard: Sendable {
         public var sampleInterval: Duration
         /// The HTTP server's limits.
         public var server: HTTPServer.Options
+        /// Where the dashboard reports brokers that fail it and the changes made through it.
+        public var logger: any IvyLogger
 
         public init(
             listen: ListenAddress, token: Secret? = nil, queues: [QueueName] = [],
             encryption: MessageEncryption? = nil, sampleInterval: Duration = .seconds(1),
-            server: HTTPServer.Options = .init()
+            server: HTTPServer.Options = .init(), logger: any IvyLogger = StderrLogger()
         ) {
+            self.logger = logger
             self.listen = listen
             self.token = token
             self.queues = queues
@@ -57,16 +61,18 @@ public final class Dashboard: Sendable {
     /// One queue backend and its place in the page's list.
     struct Backend: Sendable {
         var index: Int
-        var queues: any InspectableQueueBackend
+        var inspector: any InspectableQueueBackend
 
         var report: DashboardReport.Backend {
             DashboardReport.Backend(
-                index: index, endpoint: queues.endpoint, distinguishesStates: queues.distinguishesStates)
+                index: index, endpoint: inspector.endpoint, distinguishesStates: inspector.distinguishesStates
+            )
         }
     }
 
-    /// Where it listens (with the port chosen, for port 0).
-    public var address: ListenAddress { server.withLock { $0! }.address }
+    /// Where it listens (with the port chosen, for port 0); after ``close()``, where it
+    /// listened.
+    public var address: ListenAddress { listening.withLock { $0 } }
 
     private let backends: [Backend]
     private let notifier: (any Notifier)?
@@ -75,6 +81,7 @@ public final class Dashboard: Sendable {
     private let sampler: DashboardSampler
     private let sampling: Mutex<Task<Void, Never>?> = Mutex(nil)
     private let server = Mutex<HTTPServer?>(nil)
+    private let listening: Mutex<ListenAddress>
 
     /// Starts serving.
     ///
@@ -104,19 +111,21 @@ public final class Dashboard: Sendable {
         }
         try IvyError.check(
             "Dashboard sampleInterval", options.sampleInterval, in: .milliseconds(50)...(.seconds(3_600)))
-        self.backends = backends.enumerated().map { Backend(index: $0.offset, queues: $0.element) }
+        self.backends = backends.enumerated().map { Backend(index: $0.offset, inspector: $0.element) }
         self.notifier = notifier
         self.options = options
         access = DashboardAccess(token: options.token)
+        listening = Mutex(options.listen)
         sampler = DashboardSampler(
             backends: self.backends, presence: notifier as? any WorkerPresenceStore,
             namedQueues: options.queues,
-            interval: options.sampleInterval)
+            interval: options.sampleInterval, logger: options.logger)
         let started = try HTTPServer(listeningOn: options.listen, options: options.server) {
             [weak self] request in
             guard let self else { return .error(503, "the dashboard is closing") }
             return await self.respond(to: request)
         }
+        listening.withLock { $0 = started.address }
         server.withLock { $0 = started }
         let context = (statuses: notifier?.activeStatusStore != nil, needsLogin: access.needsLogin)
         let task = Task { [sampler] in await sampler.run(context: { context }) }
@@ -191,9 +200,13 @@ public final class Dashboard: Sendable {
                     ("Content-Security-Policy", DashboardAssets.contentSecurityPolicy),
                 ],
                 body: Array(DashboardAssets.page(backend: backend.index, csrfToken: access.csrfToken).utf8))
-        case 3 where parts[0] == "api" && parts[1] == "tasks":
+        case 2 where parts[0] == "api" && parts[1] == "tasks":
+            // The id in the query: ids may hold `/` or anything else a path would split.
             guard request.method == "GET" else { return Self.methodNotAllowed("GET") }
-            return await status(of: parts[2])
+            guard let id = request.query["id"], !id.isEmpty else {
+                return Self.json(400, ["error": "give ?id=CALL_ID"])
+            }
+            return await status(of: id)
         case 3...5 where parts[0] == "api" && parts[1] == "backends":
             guard let backend = backend(parts[2]) else { return Self.json(404, ["error": "no such backend"]) }
             if parts.count == 3 {
@@ -212,7 +225,7 @@ public final class Dashboard: Sendable {
             return await change(request, action: parts[4], on: backend)
         default: break
         }
-        return .error(404, "not found")
+        return path.hasPrefix("/api/") ? Self.json(404, ["error": "not found"]) : .error(404, "not found")
     }
 
     private func backend(_ index: String) -> Backend? {
@@ -259,15 +272,16 @@ public final class Dashboard: Sendable {
 
     // MARK: Dead letters and statuses
 
-    /// The dead letters the broker lists at once for `?queue=` (50 at most).
+    /// The dead letters of `?queue=` the broker lists at once (``deadLettersListed`` at most).
     private func deadLetters(_ request: HTTPRequest, on backend: Backend) async -> HTTPResponse {
         guard let name = request.query["queue"], let queue = try? QueueName(name) else {
             return Self.json(400, ["error": "give ?queue=NAME"])
         }
         do {
-            let letters = try await backend.queues.deadLetters(of: queue, count: 50)
+            let letters = try await backend.inspector.deadLetters(of: queue, count: Self.deadLettersListed)
             return Self.json(200, letters.map { DeadLetterReport($0, encryption: options.encryption) })
         } catch {
+            options.logger.warning("dashboard: cannot list dead letters: \(error)", ["queue": queue.rawValue])
             return Self.json(502, ["error": "the broker: \(error)"])
         }
     }
@@ -285,11 +299,16 @@ public final class Dashboard: Sendable {
         do {
             let done =
                 action == "requeue"
-                ? try await backend.queues.requeueDeadLetter(of: queue, messageID: id)
-                : try await backend.queues.deleteDeadLetter(of: queue, messageID: id)
+                ? try await backend.inspector.requeueDeadLetter(of: queue, messageID: id)
+                : try await backend.inspector.deleteDeadLetter(of: queue, messageID: id)
+            options.logger.info(
+                done ? "dashboard: \(action)d a dead letter" : "dashboard: no dead letter to \(action)",
+                ["queue": queue.rawValue, "message.id": id])
             return done
                 ? Self.json(200, ["done": true]) : Self.json(404, ["error": "no dead letter has that id now"])
         } catch {
+            options.logger.warning(
+                "dashboard: cannot \(action) a dead letter: \(error)", ["queue": queue.rawValue])
             return Self.json(502, ["error": "the broker: \(error)"])
         }
     }
@@ -310,11 +329,17 @@ public final class Dashboard: Sendable {
     }
 
     private static func json(_ status: Int, _ value: some Encodable) -> HTTPResponse {
-        let body =
-            (try? JSONEncoder.dashboard.encode(value)).map(Array.init)
-            ?? Array(#"{"error":"unencodable"}"#.utf8)
-        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: body)
+        guard let body = try? JSONEncoder.dashboard.encode(value) else {
+            return HTTPResponse(
+                status: 500, headers: [("Content-Type", "application/json")],
+                body: Array(#"{"error":"the answer could not be written as JSON"}"#.utf8))
+        }
+        return HTTPResponse(
+            status: status, headers: [("Content-Type", "application/json")], body: Array(body))
     }
+
+    /// Dead letters a listing shows at most: bodies can be large.
+    static let deadLettersListed = 20
 
     private static func redirect(to location: String) -> HTTPResponse {
         HTTPResponse(status: 303, headers: [("Location", location)])

@@ -36,7 +36,9 @@ final class DashboardAccess: Sendable {
     /// Whether `request` may see the dashboard.
     func admits(_ request: HTTPRequest) -> Bool {
         guard let token else { return Self.namesLoopbackHost(request) }
-        if let authorization = request.header("authorization"), authorization.hasPrefix("Bearer ") {
+        if let authorization = request.header("authorization"),
+            authorization.lowercased().hasPrefix("bearer ")
+        {
             return OpenSSL.constantTimeEqual(Array(authorization.utf8.dropFirst(7))[...], token)
         }
         guard let session = request.cookies[Self.sessionCookie] else { return false }
@@ -68,7 +70,8 @@ final class DashboardAccess: Sendable {
             }
             sessions[session] = now + Self.sessionLifetime
         }
-        return "\(Self.sessionCookie)=\(session); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(12 * 3600)"
+        return
+            "\(Self.sessionCookie)=\(session); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Self.sessionLifetime.components.seconds)"
     }
 
     /// Ends `request`'s session; the `Set-Cookie` value that clears the cookie.
@@ -101,12 +104,7 @@ final class DashboardAccess: Sendable {
     }
 
     private static func randomToken() -> String {
-        OpenSSL.randomBytes(24).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
+        let digits = Array("0123456789abcdef")
+        return String(OpenSSL.randomBytes(24).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
     }
 }

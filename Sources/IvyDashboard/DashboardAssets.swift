@@ -169,7 +169,7 @@ enum DashboardAssets {
 
         const backendIndex = Number(document.querySelector('meta[name="ivy-backend"]').content);
         const csrfToken = document.querySelector('meta[name="ivy-csrf"]').content;
-        const state = { report: null, deadQueue: null, deadCount: null, pendingDelete: null };
+        const state = { report: null, deadQueue: null, deadCount: null, deadListedAt: 0, pendingDelete: null };
 
         function el(tag, attributes, ...children) {
           const node = document.createElement(tag);
@@ -214,7 +214,8 @@ enum DashboardAssets {
           svg.append(base);
           if (values.length > 1) {
             const top = Math.max(...values, 1);
-            const step = width / (60 - 1);
+            // The server keeps 60 samples: a short history starts at the right, as it grows.
+            const step = width / (Math.max(values.length, 60) - 1);
             const start = width - step * (values.length - 1);
             const points = values.map((value, i) =>
               `${(start + i * step).toFixed(1)},${(height - 2 - (value / top) * (height - 4)).toFixed(1)}`);
@@ -263,13 +264,17 @@ enum DashboardAssets {
             if (state.deadQueue && names.includes(state.deadQueue)) select.value = state.deadQueue;
           }
           if (!state.deadQueue && names.length) selectDeadQueue(names[0]);
+          // Listed again when the count changes, at most every 3 s: on RabbitMQ a listing takes the
+          // dead letters and gives them back, which moves the count while it runs.
           const shown = report.queues.find((queue) => queue.name === state.deadQueue);
-          if (shown && shown.dead !== state.deadCount) loadDeadLetters();
+          if (shown && shown.dead !== state.deadCount && Date.now() - state.deadListedAt > 3000) loadDeadLetters();
         }
 
         function drawWorkers(report) {
-          document.getElementById('worker-count').textContent = report.presence
-            ? `${report.workers.length} alive` : 'the notifier does not keep workers\u2019 presence';
+          const count = document.getElementById('worker-count');
+          count.textContent = !report.presence ? 'the notifier does not keep workers\u2019 presence'
+            : report.workersError ? `${report.workers.length} \u00b7 ${report.workersError}` : `${report.workers.length} alive`;
+          count.className = report.workersError ? 'error' : '';
           const workers = [...report.workers].sort((a, b) => a.name.localeCompare(b.name));
           fill('workers', workers.map((worker) => el('tr', { 'data-worker': worker.id },
             el('td', {}, el('code', {}, worker.name)),
@@ -293,12 +298,17 @@ enum DashboardAssets {
             el('td', {}, failure.worker))), 'No failure lately.', 8);
         }
 
+        // An error answer's text: its JSON's `error`, else its status.
+        async function errorOf(response) {
+          try { return (await response.json()).error || response.statusText; } catch { return response.statusText; }
+        }
+
         async function poll() {
           const status = document.getElementById('sampled');
           try {
             const response = await fetch('/api/backends/' + backendIndex, { credentials: 'same-origin' });
             if (response.status === 401) { location.href = '/login'; return; }
-            if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+            if (!response.ok) throw new Error(await errorOf(response));
             const report = await response.json();
             state.report = report;
             drawBackends(report);
@@ -325,17 +335,20 @@ enum DashboardAssets {
         async function loadDeadLetters() {
           const queue = state.deadQueue;
           if (!queue) return;
+          state.deadListedAt = Date.now();
           const report = state.report && state.report.queues.find((entry) => entry.name === queue);
           state.deadCount = report ? report.dead : null;
           const response = await fetch(`/api/backends/${backendIndex}/dead?queue=${encodeURIComponent(queue)}`,
             { credentials: 'same-origin' });
-          if (!response.ok) { say('dead letters: ' + ((await response.json()).error || response.statusText), true); return; }
+          if (!response.ok) { say('dead letters: ' + await errorOf(response), true); return; }
           const letters = await response.json();
           if (queue !== state.deadQueue) return;
           fill('dead', letters.map((letter) => {
             const requeue = el('button', { class: 'requeue primary', type: 'button', 'data-id': letter.id }, 'Requeue');
             requeue.addEventListener('click', () => change('requeue', queue, letter.id));
-            const remove = el('button', { class: 'delete danger', type: 'button', 'data-id': letter.id }, 'Delete');
+            // The confirmation outlives a redraw of the table, so what the button says is what a click does.
+            const remove = el('button', { class: 'delete danger', type: 'button', 'data-id': letter.id },
+              state.pendingDelete === letter.id ? 'Really delete?' : 'Delete');
             remove.addEventListener('click', () => {
               // A second click confirms: a dialog would stop the page's polling while it is open.
               if (state.pendingDelete !== letter.id) {
@@ -350,7 +363,8 @@ enum DashboardAssets {
               el('td', {}, time(letter.deadLetteredAt)),
               el('td', { class: 'n' }, letter.attempts),
               el('td', {}, el('pre', {}, letter.reason)),
-              el('td', {}, el('pre', { title: letter.sealed ? 'sealed' : '' }, letter.body)),
+              el('td', {}, el('pre', { title: letter.sealed ? 'sealed' : '' }, letter.body),
+                letter.truncated ? el('span', { class: 'note' }, 'cut: see ivy queue dead --json') : null),
               el('td', {}, requeue, ' ', remove));
           }), `No dead letter in ${queue}.`, 6);
         }
@@ -362,9 +376,8 @@ enum DashboardAssets {
             headers: { 'Content-Type': 'application/json', 'X-Ivy-CSRF': csrfToken },
             body: JSON.stringify({ queue, id }),
           });
-          const answer = await response.json();
           if (response.ok) say(`${action === 'requeue' ? 'Requeued' : 'Deleted'} ${id} of ${queue}.`, false);
-          else say(`${action} ${id}: ${answer.error}`, true);
+          else say(`${action} ${id}: ${await errorOf(response)}`, true);
           await loadDeadLetters();
           await poll();
         }
@@ -374,9 +387,9 @@ enum DashboardAssets {
           const id = document.getElementById('task-id').value.trim();
           const result = document.getElementById('status-result');
           if (!id) return;
-          const response = await fetch('/api/tasks/' + encodeURIComponent(id), { credentials: 'same-origin' });
+          const response = await fetch('/api/tasks?id=' + encodeURIComponent(id), { credentials: 'same-origin' });
+          if (!response.ok) { result.replaceChildren(el('p', { class: 'error' }, await errorOf(response))); return; }
           const status = await response.json();
-          if (!response.ok) { result.replaceChildren(el('p', { class: 'error' }, status.error)); return; }
           const rows = [['state', el('span', { class: 'state-' + status.state }, status.state)], ['task', status.task],
             ['queue', status.queue], ['attempt', status.attempt], ['worker', status.worker],
             ['updated', status.updatedAt && new Date(status.updatedAt).toISOString()],

@@ -3,9 +3,10 @@
 internal import IvyCore
 
 /// The dashboard's `/metrics`: one scrape for a whole deployment, from its latest sample. Queue
-/// sizes by backend, the workers alive, and each live worker's counts, labelled by worker (a
-/// worker that stops takes its series with it, so counters never go down). Run times and result
-/// latency are on each worker's own `/metrics` (`ivy worker --metrics`).
+/// sizes by backend, the workers alive, and each live worker's counts, run times and result
+/// latency as it last announced them, labelled by worker (a worker that stops takes its series
+/// with it, so counters never go down). The names differ from a worker's own (`ivy_worker_…`),
+/// so that a Prometheus scraping both does not add them up twice.
 enum DashboardMetrics {
     static func text(sampler: DashboardSampler) -> String {
         var text = PrometheusText()
@@ -35,6 +36,17 @@ enum DashboardMetrics {
             text.sample("ivy_worker_tasks_in_flight", ["worker": worker.id], Double(worker.running))
         }
         text.family(
+            "ivy_worker_tasks_started_total", .counter,
+            help: "Attempts each live worker started, by task and queue.")
+        for worker in workers {
+            for tally in worker.tallies {
+                text.sample(
+                    "ivy_worker_tasks_started_total",
+                    ["worker": worker.id, "task": tally.task, "queue": tally.queue],
+                    Double(tally.started))
+            }
+        }
+        text.family(
             "ivy_worker_tasks_total", .counter,
             help: "Attempts and messages each live worker ended, by task, queue and outcome.")
         for worker in workers {
@@ -47,6 +59,26 @@ enum DashboardMetrics {
                         "ivy_worker_tasks_total",
                         ["worker": worker.id, "task": tally.task, "queue": tally.queue, "outcome": outcome],
                         Double(count))
+                }
+            }
+        }
+        for (name, help, histogram) in [
+            (
+                "ivy_worker_task_run_seconds", "How long each live worker's attempts that returned ran.",
+                \WorkerPresence.Tally.runTime
+            ),
+            (
+                "ivy_worker_task_result_latency_seconds",
+                "From when a call was sent (or due) to its outcome at each live worker.",
+                \WorkerPresence.Tally.resultLatency
+            ),
+        ] {
+            text.family(name, .histogram, help: help)
+            for worker in workers {
+                for tally in worker.tallies where !tally.task.isEmpty {
+                    guard let values = tally[keyPath: histogram] else { continue }
+                    text.histogram(
+                        name, ["worker": worker.id, "task": tally.task, "queue": tally.queue], values)
                 }
             }
         }

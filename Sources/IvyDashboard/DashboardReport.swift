@@ -65,27 +65,9 @@ struct DashboardReport: Encodable, Sendable {
     var statuses: Bool
     /// Whether workers' presence can be seen (the notifier keeps it).
     var presence: Bool
+    /// Why the workers shown are those of an earlier sample, when they are.
+    var workersError: String?
     var needsLogin: Bool
-}
-
-/// One dead letter as the page shows it: the body decrypted only where the dashboard has the key.
-struct DeadLetterReport: Encodable, Sendable {
-    var id: String
-    var reason: String
-    var attempts: Int
-    var deadLetteredAt: Date
-    var body: String
-    var sealed: Bool
-
-    init(_ letter: DeadLetter, encryption: MessageEncryption?) {
-        let body = ReadableBody(letter.body, encryption: encryption)
-        id = letter.messageID
-        reason = letter.reason
-        attempts = letter.deliveryCount
-        deadLetteredAt = letter.deadLetteredAt
-        self.body = body.text
-        sealed = body.sealed
-    }
 }
 
 extension JSONEncoder {

@@ -7,43 +7,58 @@ internal import Synchronization
 /// Asks the brokers and the notifier what the dashboard shows, once per interval, however many
 /// pages watch: each backend's queues (sizes, paused), the workers alive, and throughput, which
 /// it works out from the workers' announced tallies: each worker's calls ended between two of
-/// its announcements, over the time between them (by its clock), summed over the workers.
+/// its announcements, over the time between them (by its clock), summed over the workers of a
+/// backend.
 ///
 /// The queues a backend shows are those named in ``Dashboard/Options/queues``, those that live
-/// workers on it serve, and any it has shown before (a queue whose workers died stays in view).
+/// workers on it serve (their announced backend is its endpoint), and any it has shown before,
+/// up to ``rememberedQueueLimit`` (a queue whose workers died stays in view).
 final class DashboardSampler: Sendable {
     private let backends: [Dashboard.Backend]
     private let presence: (any WorkerPresenceStore)?
-    private let namedQueues: [QueueName]
     private let interval: Duration
+    private let logger: any IvyLogger
     /// Samples kept per queue for its sparkline.
     static let historyLength = 60
     /// How long a broker or the notifier has to answer, per sample.
     static let answerLimit = Duration.seconds(2)
+    /// Queues learnt from announcements that a backend keeps showing, at most.
+    static let rememberedQueueLimit = 200
+
+    /// One worker's latest announcement as the rates were worked out from it.
+    private struct WorkerRate {
+        var backend: String
+        /// Calls ended per queue, as announced.
+        var ended: [String: Int]
+        var at: Date
+        /// Calls ended per second per queue since its announcement before.
+        var rates: [String: Double] = [:]
+    }
 
     private struct State {
         /// Per backend: the queues shown, in the order first seen.
         var queues: [[QueueName]]
         /// Per backend and queue: throughput at each sample, the newest last.
         var throughput: [[QueueName: [Double]]]
-        /// Per worker: its latest announcement's calls ended per queue, when it was made, and
-        /// its rate per queue since the one before.
-        var workerRates: [String: (ended: [String: Int], at: Date, rates: [String: Double])] = [:]
+        var workerRates: [String: WorkerRate] = [:]
         var lastSampleAt: Date?
         var reports: [DashboardReport?]
         var workers: [WorkerPresence] = []
+        /// Backends whose previous questions have not come back yet: they are not asked again
+        /// until they have, so a broker that hangs costs one stuck question, not one a second.
+        var waitingOn: Set<Int> = []
     }
 
     private let state: Mutex<State>
 
     init(
         backends: [Dashboard.Backend], presence: (any WorkerPresenceStore)?, namedQueues: [QueueName],
-        interval: Duration
+        interval: Duration, logger: any IvyLogger
     ) {
         self.backends = backends
         self.presence = presence
-        self.namedQueues = namedQueues
         self.interval = interval
+        self.logger = logger
         state = Mutex(
             State(
                 queues: Array(repeating: namedQueues, count: backends.count),
@@ -72,36 +87,46 @@ final class DashboardSampler: Sendable {
 
     /// Takes one sample of everything.
     func sample(context: (statuses: Bool, needsLogin: Bool)) async {
-        var workers: [WorkerPresence] = []
-        if let presence {
-            workers = await answer(within: Self.answerLimit) { try await presence.presentWorkers() } ?? []
-        }
         let now = Date()
-        let rates = recordRates(of: workers, at: now)
+        var workersError: String?
+        var workers = state.withLock { $0.workers }
+        if let presence {
+            if let present = await withTimeLimit(Self.answerLimit, { try await presence.presentWorkers() }) {
+                workers = present
+                recordRates(of: workers, at: now)
+            } else {
+                // The last workers known stay, with their rates: a notifier that missed one
+                // sample does not empty the page.
+                workersError = "the notifier did not answer in time: workers as last seen"
+                logger.warning(
+                    "the dashboard's notifier did not answer in time", ["notifier": presence.endpoint])
+            }
+        }
         var reports: [DashboardReport] = []
-        for (index, backend) in backends.enumerated() {
-            let queues = queuesShown(on: index, serving: workers)
-            let sizes = Dictionary(
-                await backend.queues.sizes(of: queues, within: Self.answerLimit),
-                uniquingKeysWith: { a, _ in a })
-            let paused = await pausedQueues(among: queues, on: backend)
-            let throughput = recordThroughput(rates, on: index, queues: queues)
+        for backend in backends {
+            let queues = queuesShown(on: backend, serving: workers)
+            let (sizes, paused) = await ask(backend, about: queues)
+            let throughput = recordThroughput(on: backend, queues: queues)
             let queueReports = queues.map { queue in
-                let size = sizes[queue].map { backend.queues.distinguishesStates ? $0 : $0.folded }
+                let size = sizes?[queue].map { backend.inspector.distinguishesStates ? $0 : $0.folded }
                 return DashboardReport.Queue(
                     name: queue.rawValue, ready: size?.ready, delayed: size?.delayed,
                     reserved: size?.reserved,
                     dead: size?.dead, paused: paused?[queue],
-                    error: size == nil ? "the broker did not tell its size in time" : nil,
+                    error: size != nil
+                        ? nil
+                        : sizes == nil
+                            ? "still waiting for the broker's answer to an earlier question"
+                            : "the broker did not tell its size in time",
                     throughput: throughput[queue] ?? [])
             }
             reports.append(
                 DashboardReport(
-                    backend: backends[index].report, backends: backends.map(\.report), sampledAt: now,
+                    backend: backend.report, backends: backends.map(\.report), sampledAt: now,
                     queues: queueReports, workers: workers.map(Self.workerReport),
                     failures: Self.failures(of: workers), statuses: context.statuses,
                     presence: presence != nil,
-                    needsLogin: context.needsLogin))
+                    workersError: workersError, needsLogin: context.needsLogin))
         }
         state.withLock { state in
             state.workers = workers
@@ -109,25 +134,51 @@ final class DashboardSampler: Sendable {
         }
     }
 
-    /// The queues backend `index` shows now, remembering new ones.
-    private func queuesShown(on index: Int, serving workers: [WorkerPresence]) -> [QueueName] {
-        let endpoint = backends[index].queues.endpoint
-        let announced = workers.filter { backends.count == 1 || $0.backend == endpoint }
-            .flatMap(\.queues).compactMap { try? QueueName($0) }
+    /// The sizes of `queues` and which are paused; nil sizes while the backend has not answered
+    /// the previous sample's questions.
+    private func ask(_ backend: Dashboard.Backend, about queues: [QueueName]) async
+        -> (sizes: [QueueName: QueueSize]?, paused: [QueueName: Bool]?)
+    {
+        let index = backend.index
+        let free = state.withLock { state in state.waitingOn.insert(index).inserted }
+        guard free else { return (nil, nil) }
+        let answers = Task {
+            defer { _ = self.state.withLock { $0.waitingOn.remove(index) } }
+            async let sizes = backend.inspector.sizes(of: queues, within: Self.answerLimit)
+            async let paused = Self.pausedQueues(among: queues, on: backend)
+            return (Dictionary(await sizes, uniquingKeysWith: { first, _ in first }), await paused)
+        }
+        // Both are bounded in time; the task only outlives the sample if a broker ignores
+        // cancellation, and then `waitingOn` holds the backend until it returns.
+        return await withTimeLimit(Self.answerLimit + .milliseconds(500)) { await answers.value } ?? (
+            [:], nil
+        )
+    }
+
+    /// The queues `backend` shows now, remembering new ones.
+    private func queuesShown(on backend: Dashboard.Backend, serving workers: [WorkerPresence]) -> [QueueName]
+    {
+        let endpoint = backend.inspector.endpoint
+        let announced = workers.filter { $0.backend == endpoint }.flatMap(\.queues).compactMap {
+            try? QueueName($0)
+        }
         return state.withLock { state in
-            for queue in announced where !state.queues[index].contains(queue) {
-                state.queues[index].append(queue)
+            for queue in announced
+            where !state.queues[backend.index].contains(queue)
+                && state.queues[backend.index].count < Self.rememberedQueueLimit
+            {
+                state.queues[backend.index].append(queue)
             }
-            return state.queues[index]
+            return state.queues[backend.index]
         }
     }
 
     /// Which of `queues` are paused, when the backend can pause them and tells in time.
-    private func pausedQueues(among queues: [QueueName], on backend: Dashboard.Backend) async -> [QueueName:
-        Bool]?
+    private static func pausedQueues(among queues: [QueueName], on backend: Dashboard.Backend) async
+        -> [QueueName: Bool]?
     {
-        guard let pausable = backend.queues as? any PausableQueueBackend else { return nil }
-        return await answer(within: Self.answerLimit) {
+        guard let pausable = backend.inspector as? any PausableQueueBackend else { return nil }
+        return await withTimeLimit(answerLimit) {
             try await withThrowingTaskGroup(of: (QueueName, Bool).self) { group in
                 for queue in queues { group.addTask { (queue, try await pausable.isPaused(queue)) } }
                 var paused: [QueueName: Bool] = [:]
@@ -137,49 +188,54 @@ final class DashboardSampler: Sendable {
         }
     }
 
-    /// Calls ended per second per queue name, summed over the workers: each worker's rate
-    /// between its last two announcements. A worker seen for the first time has none yet,
-    /// unless it started since the last sample: then it counts from zero at its start.
-    private func recordRates(of workers: [WorkerPresence], at now: Date) -> [String: Double] {
+    /// Works out each worker's rates per queue: its calls ended between its last two
+    /// announcements. A worker seen for the first time has none yet, unless it started since
+    /// the last sample: then it counts from zero at its start.
+    private func recordRates(of workers: [WorkerPresence], at now: Date) {
         state.withLock { state in
-            var total: [String: Double] = [:]
-            var latest: [String: (ended: [String: Int], at: Date, rates: [String: Double])] = [:]
+            var latest: [String: WorkerRate] = [:]
             for worker in workers {
                 var ended: [String: Int] = [:]
                 for tally in worker.tallies { ended[tally.queue, default: 0] += tally.ended }
                 let startedSince = state.lastSampleAt.map { worker.startedAt > $0 } ?? false
                 var entry =
                     state.workerRates[worker.id]
-                    ?? (startedSince ? ([:], worker.startedAt, [:]) : (ended, worker.announcedAt, [:]))
+                    ?? WorkerRate(
+                        backend: worker.backend, ended: startedSince ? [:] : ended,
+                        at: startedSince ? worker.startedAt : worker.announcedAt)
                 let seconds = worker.announcedAt.timeIntervalSince(entry.at)
                 if seconds > 0 {
-                    entry.rates = ended.mapValues { _ in 0 }
+                    entry.rates = [:]
                     for (queue, count) in ended {
-                        entry.rates[queue] = Double(max(0, count - (entry.ended[queue] ?? 0))) / seconds
+                        let rate = Double(max(0, count - (entry.ended[queue] ?? 0))) / seconds
+                        entry.rates[queue] = rate.isFinite ? rate : 0
                     }
                     entry.ended = ended
                     entry.at = worker.announcedAt
                 }
                 latest[worker.id] = entry
-                for (queue, rate) in entry.rates { total[queue, default: 0] += rate }
             }
             state.workerRates = latest
             state.lastSampleAt = now
-            return total
         }
     }
 
-    /// Adds this sample's rates to each queue's history; returns each queue's history.
-    private func recordThroughput(_ rates: [String: Double], on index: Int, queues: [QueueName])
-        -> [QueueName: [Double]]
+    /// Adds the current throughput of `backend`'s queues (its workers' rates, summed) to their
+    /// histories; returns the histories.
+    private func recordThroughput(on backend: Dashboard.Backend, queues: [QueueName]) -> [QueueName: [Double]]
     {
-        state.withLock { state in
+        let endpoint = backend.inspector.endpoint
+        return state.withLock { state in
+            var rates: [String: Double] = [:]
+            for worker in state.workerRates.values where worker.backend == endpoint {
+                for (queue, rate) in worker.rates { rates[queue, default: 0] += rate }
+            }
             var series: [QueueName: [Double]] = [:]
             for queue in queues {
-                var history = state.throughput[index][queue] ?? []
+                var history = state.throughput[backend.index][queue] ?? []
                 history.append(rates[queue.rawValue] ?? 0)
                 if history.count > Self.historyLength { history.removeFirst() }
-                state.throughput[index][queue] = history
+                state.throughput[backend.index][queue] = history
                 series[queue] = history
             }
             return series

@@ -66,7 +66,7 @@ extension InspectableQueueBackend {
     /// order of `queues`: a broker that does not answer costs a scrape or a dashboard's sample
     /// that much, not a hang. A queue whose size failed or came late is left out.
     package func sizes(of queues: [QueueName], within limit: Duration) async -> [(QueueName, QueueSize)] {
-        let sizes = await answer(within: limit) {
+        let sizes = await withTimeLimit(limit) {
             await withTaskGroup(of: (QueueName, QueueSize?).self) { group in
                 for queue in queues { group.addTask { (queue, try? await size(of: queue)) } }
                 var sizes: [QueueName: QueueSize] = [:]

@@ -23,10 +23,13 @@ public final class FailureLog: Sendable {
         case .retried, .failed, .deadLettered: break
         default: return
         }
+        // Names and errors come from messages, which anyone who can send writes: bounded, so
+        // that an announcement stays small whatever they hold.
         let failure = WorkerPresence.Failure(
-            kind: event.kind.description, at: time, task: event.task?.taskName ?? "",
-            taskID: event.task?.taskID ?? event.messageID ?? "", queue: event.queue?.rawValue ?? "",
-            attempt: event.task?.attempt ?? 0, error: event.error ?? "")
+            kind: event.kind.description, at: time, task: (event.task?.taskName ?? "").cut(toUTF8Count: 256),
+            taskID: (event.task?.taskID ?? event.messageID ?? "").cut(toUTF8Count: 256),
+            queue: event.queue?.rawValue ?? "", attempt: event.task?.attempt ?? 0,
+            error: (event.error ?? "").cut(toUTF8Count: 1024))
         failures.withLock { failures in
             if failures.count == capacity { failures.removeFirst() }
             failures.append(failure)

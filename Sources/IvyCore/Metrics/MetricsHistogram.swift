@@ -5,11 +5,11 @@ public struct MetricsHistogram: Sendable, Hashable {
     /// The buckets' upper bounds, in seconds, ascending; a last bucket, `+Inf`, takes the rest.
     public let bounds: [Double]
     /// How many observations fell in each bucket (not cumulative), the `+Inf` one last.
-    public private(set) var bucketCounts: [Int]
+    public internal(set) var bucketCounts: [Int]
     /// The sum of every observation.
-    public private(set) var sum: Double = 0
+    public internal(set) var sum: Double = 0
     /// How many observations there were.
-    public private(set) var count: Int = 0
+    public internal(set) var count: Int = 0
 
     /// The bounds Ivy uses for run times: 5 ms to 5 minutes.
     public static let runTimeBounds: [Double] = [

@@ -18,11 +18,18 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
         public var retried: Int
         public var failed: Int
         public var deadLettered: Int
+        /// How long the attempts that returned ran (``WorkerMetrics/Counts/runTime``); nil from
+        /// a writer that does not say.
+        public var runTime: MetricsHistogram?
+        /// ``WorkerMetrics/Counts/resultLatency``; nil from a writer that does not say.
+        public var resultLatency: MetricsHistogram?
 
         public init(
             task: String, queue: String, started: Int, succeeded: Int, retried: Int, failed: Int,
-            deadLettered: Int
+            deadLettered: Int, runTime: MetricsHistogram? = nil, resultLatency: MetricsHistogram? = nil
         ) {
+            self.runTime = runTime
+            self.resultLatency = resultLatency
             self.task = task
             self.queue = queue
             self.started = started
@@ -116,12 +123,27 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
 
     /// Reads an announcement ``encoded()`` wrote.
     ///
+    /// Anything that can write to the notifier's store can write an announcement, so numbers
+    /// are checked: counts from 0 to 2^40, so that sums over many workers cannot overflow; at
+    /// most 1,000 tallies and 100 failures.
+    ///
     /// - Throws: ``IvyError/Code/malformedMessage`` for anything else.
     public init(decoding bytes: [UInt8]) throws(IvyError) {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .millisecondsSince1970
-        do { self = try decoder.decode(Self.self, from: Data(bytes)) } catch {
+        let presence: Self
+        do { presence = try decoder.decode(Self.self, from: Data(bytes)) } catch {
             throw IvyError(.malformedMessage, detail: "not a worker's announcement")
         }
+        let limit = MetricsHistogram.decodedCountLimit
+        let counts =
+            [presence.pid, presence.concurrency, presence.running]
+            + presence.tallies.flatMap { [$0.started, $0.succeeded, $0.retried, $0.failed, $0.deadLettered] }
+        guard counts.allSatisfy({ (0...limit).contains($0) }), presence.tallies.count <= 1000,
+            presence.recentFailures.count <= 100
+        else {
+            throw IvyError(.malformedMessage, detail: "a worker's announcement with numbers out of range")
+        }
+        self = presence
     }
 }

@@ -104,8 +104,10 @@ public final class IvyWorker: Sendable {
             if event.kind == .failed, let name = event.task?.taskName, registry.task(named: name) == nil {
                 event.task?.taskName = WorkerMetrics.unknownTask
             }
-            metrics.record(event)
+            // Failures first: an announcement that reads the counts, then the failures, finds
+            // every failure the counts include.
             failures.record(event)
+            metrics.record(event)
         })
     }
 

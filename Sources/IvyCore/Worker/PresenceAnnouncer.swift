@@ -24,7 +24,8 @@ struct PresenceAnnouncer: Sendable {
     /// Announces until the calling task is cancelled, then withdraws. A store that cannot be
     /// reached costs a warning when it starts failing, not the worker.
     func run() async {
-        let id = "\(options.name)#\(String(OpenSSL.randomUInt64() & 0xFFFF_FFFF, radix: 16))"
+        let suffix = String(OpenSSL.randomUInt64() & 0xFFFF_FFFF, radix: 16)
+        let id = "\(options.name)#\(String(repeating: "0", count: 8 - suffix.count))\(suffix)"
         let startedAt = Date()
         let host = WorkerOptions.hostName
         var failing = false
@@ -50,14 +51,17 @@ struct PresenceAnnouncer: Sendable {
             try? await Task.sleep(for: interval)
         }
         // In a task of its own: this one is cancelled, and a store may refuse cancelled callers.
-        await Task { [store] in try? await store.withdraw(id) }.value
+        // Bounded, so that a store out of reach does not hold the worker's stop up: the
+        // announcement then lapses by itself.
+        await Task { [store] in _ = await withTimeLimit(.seconds(2)) { try await store.withdraw(id) } }.value
     }
 
     private func tallies() -> [WorkerPresence.Tally] {
         metrics.snapshot().map { series, counts in
             WorkerPresence.Tally(
                 task: series.task, queue: series.queue, started: counts.started, succeeded: counts.succeeded,
-                retried: counts.retried, failed: counts.failed, deadLettered: counts.deadLettered)
+                retried: counts.retried, failed: counts.failed, deadLettered: counts.deadLettered,
+                runTime: counts.runTime, resultLatency: counts.resultLatency)
         }.sorted { ($0.queue, $0.task) < ($1.queue, $1.task) }
     }
 }

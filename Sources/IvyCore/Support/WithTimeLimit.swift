@@ -3,8 +3,8 @@
 /// What `body` returns within `limit`; nil when it throws or is late, and then it is cancelled.
 /// For reports (a scrape, a dashboard's sample), where a broker that does not answer should cost
 /// that much, not a hang.
-package func answer<Value: Sendable>(
-    within limit: Duration, _ body: @escaping @Sendable () async throws -> Value
+package func withTimeLimit<Value: Sendable>(
+    _ limit: Duration, _ body: @escaping @Sendable () async throws -> Value
 ) async -> Value? {
     let answer = Promise<Value?>()
     let work = Task { answer.resolve(try? await body()) }
