@@ -280,4 +280,30 @@ struct RedisNotifierTests {
         await inNotifiers.close()
         await inQueues.close()
     }
+
+    /// What else writes to the presence hash (another tool, a hostile client) is left out of the
+    /// list, not trusted: a worker's announcement beside it is listed.
+    @Test func announcementsThatAreNotOnesAreLeftOut() async throws {
+        // A database of its own: the list is of every worker on the server's database.
+        let url = "\(Services.redisURL)/14"
+        let admin = try await connect(url)
+        _ = try await admin.command(RedisCommand("FLUSHDB"))
+        let notifier = try await RedisNotifier.connect(url: url, logger: SilentLogger())
+        let presence = WorkerPresence(
+            id: "real#00000001", name: "real", host: "h", pid: 1, queues: ["q"], backend: "memory://",
+            concurrency: 1, running: 0, startedAt: Date(timeIntervalSince1970: 1_800_000_000),
+            announcedAt: Date(timeIntervalSince1970: 1_800_000_000), version: "1", tallies: [],
+            recentFailures: [])
+        try await notifier.announce(presence, for: .seconds(60))
+        for (id, text) in [
+            ("garbage", "not json"), ("huge", #"{"id":"huge","pid":-1}"#), ("binary", "\u{1}\u{0}"),
+        ] {
+            _ = try await admin.command(RedisCommand("HSET", "ivy:{workers}", id, text))
+            _ = try await admin.command(RedisCommand("ZADD", "ivy:{workers}:alive", "99999999999999", id))
+        }
+        #expect(try await notifier.presentWorkers() == [presence])
+        _ = try await admin.command(RedisCommand("FLUSHDB"))
+        await notifier.close()
+        await admin.close()
+    }
 }
