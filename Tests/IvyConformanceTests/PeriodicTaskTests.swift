@@ -163,6 +163,12 @@ struct InProcessPeriodicTaskTests {
         await connection.close()
         let ids = runs.withLock { $0 }
         #expect(Set(ids).count == ids.count, "a tick ran twice: \(ids)")
+        // Each tick was sent once, by whichever worker led then, and counted there.
+        let sent = workers.map {
+            $0.metrics.snapshot()[WorkerMetrics.Series(task: "periodic.tick", queue: "periodic")]?.scheduled
+                ?? 0
+        }
+        #expect(sent.reduce(0, +) >= ids.count, "ticks sent, by worker: \(sent)")
         let times = ids.compactMap { id -> Date? in
             guard let at = id.firstIndex(of: "@"), let hash = id.lastIndex(of: "#") else { return nil }
             return RFC3339.parse(String(id[id.index(after: at)..<hash]))

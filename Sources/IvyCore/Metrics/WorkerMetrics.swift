@@ -25,6 +25,9 @@ public final class WorkerMetrics: Sendable {
 
     /// What one task did on one queue since the worker started.
     public struct Counts: Sendable, Hashable {
+        /// Calls of a periodic task this worker sent as its leader
+        /// (``TaskRegistry/schedule(_:cron:timeZone:_:)``).
+        public var scheduled = 0
         /// Attempts started.
         public var started = 0
         /// Attempts that returned.
@@ -57,6 +60,7 @@ public final class WorkerMetrics: Sendable {
     public func record(_ event: IvyEvent) {
         let key = Series(task: event.task?.taskName ?? "", queue: event.queue?.rawValue ?? "")
         switch event.kind {
+        case .scheduled: series.withLock { $0[key, default: Counts()].scheduled += 1 }
         case .started: series.withLock { $0[key, default: Counts()].started += 1 }
         case .succeeded:
             let seconds = event.duration?.inSeconds
@@ -83,11 +87,19 @@ public final class WorkerMetrics: Sendable {
         event.task?.dueAt.map { max(0, -$0.timeIntervalSinceNow) }
     }
 
-    /// The counts as Prometheus families: `ivy_tasks_started_total`, `ivy_tasks_total` (by
+    /// The counts as Prometheus families: `ivy_calls_scheduled_total` (periodic calls sent),
+    /// `ivy_tasks_started_total`, `ivy_tasks_total` (by
     /// `outcome`: succeeded, retried, failed, dead_lettered), `ivy_task_run_seconds` and
     /// `ivy_task_result_latency_seconds`.
     public func write(to text: inout PrometheusText) {
         let all = snapshot().sorted { ($0.key.queue, $0.key.task) < ($1.key.queue, $1.key.task) }
+        text.family(
+            "ivy_calls_scheduled_total", .counter,
+            help: "Calls this worker sent: ticks of periodic tasks it leads, by task and queue.")
+        for (key, counts) in all where counts.scheduled > 0 {
+            text.sample(
+                "ivy_calls_scheduled_total", ["task": key.task, "queue": key.queue], Double(counts.scheduled))
+        }
         text.family("ivy_tasks_started_total", .counter, help: "Attempts started, by task and queue.")
         for (key, counts) in all {
             text.sample(

@@ -13,6 +13,8 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
     public struct Tally: Sendable, Hashable, Codable {
         public var task: String
         public var queue: String
+        /// Periodic calls the worker sent as their leader.
+        public var scheduled: Int
         public var started: Int
         public var succeeded: Int
         public var retried: Int
@@ -25,9 +27,11 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
         public var resultLatency: MetricsHistogram?
 
         public init(
-            task: String, queue: String, started: Int, succeeded: Int, retried: Int, failed: Int,
-            deadLettered: Int, runTime: MetricsHistogram? = nil, resultLatency: MetricsHistogram? = nil
+            task: String, queue: String, scheduled: Int = 0, started: Int, succeeded: Int, retried: Int,
+            failed: Int, deadLettered: Int, runTime: MetricsHistogram? = nil,
+            resultLatency: MetricsHistogram? = nil
         ) {
+            self.scheduled = scheduled
             self.runTime = runTime
             self.resultLatency = resultLatency
             self.task = task
@@ -138,7 +142,9 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
         let limit = MetricsHistogram.decodedCountLimit
         let counts =
             [presence.pid, presence.concurrency, presence.running]
-            + presence.tallies.flatMap { [$0.started, $0.succeeded, $0.retried, $0.failed, $0.deadLettered] }
+            + presence.tallies.flatMap {
+                [$0.scheduled, $0.started, $0.succeeded, $0.retried, $0.failed, $0.deadLettered]
+            }
         guard counts.allSatisfy({ (0...limit).contains($0) }), presence.tallies.count <= 1000,
             presence.recentFailures.count <= 100
         else {

@@ -41,7 +41,9 @@ public final class IvyClient: Sendable {
     /// Status records on their way, which ``close()`` waits for.
     private let pendingWrites = PendingWrites()
     private let router = ResultRouter()
-    private let broadcaster = EventBroadcaster()
+    /// What this client's calls did, counted per task and queue (see ``prometheusText()``).
+    public let metrics = ProducerMetrics()
+    private let broadcaster: EventBroadcaster
     private let subscription: NotifierSubscription
     private let sweeper: Task<Void, Never>
     private let isClosed = Atomic<Bool>(false)
@@ -75,6 +77,7 @@ public final class IvyClient: Sendable {
         self.registry = registry
         self.options = options
         self.connection = connection
+        broadcaster = EventBroadcaster(observer: { [metrics] in metrics.record($0) })
         ownsConnection = owning
         pipelined = connection.backend as? any PipelinedQueueBackend
         delayed = connection.backend as? any DelayedSendQueueBackend
@@ -313,7 +316,8 @@ public final class IvyClient: Sendable {
         return (
             message,
             PendingResult(
-                taskID: id, taskName: name, queue: taskOptions.queue, slot: slot, events: broadcaster)
+                taskID: id, taskName: name, queue: taskOptions.queue, slot: slot, events: broadcaster,
+                dueAt: eta ?? now)
         )
     }
 

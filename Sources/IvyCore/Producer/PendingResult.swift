@@ -1,5 +1,7 @@
 // This file is part of Ivy for Swift. MIT licensed; see LICENSE.
 
+internal import Foundation
+
 /// A call the queue has accepted, whose outcome is still to come.
 ///
 /// Await ``value`` as often as you like, from any task: every awaiter gets the same outcome.
@@ -11,6 +13,8 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
     public let queue: QueueName
     let slot: Promise<ResultRouter.Outcome>
     let events: EventBroadcaster
+    /// When the call was sent, or is due: where its result latency starts.
+    let dueAt: Date
 
     /// The task's result.
     ///
@@ -47,6 +51,6 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
     }
 
     private func context(attempt: Int) -> TaskEventContext {
-        TaskEventContext(taskName: taskName, taskID: taskID, queue: queue, attempt: attempt)
+        TaskEventContext(taskName: taskName, taskID: taskID, queue: queue, attempt: attempt, dueAt: dueAt)
     }
 }

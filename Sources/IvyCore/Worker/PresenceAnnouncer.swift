@@ -59,7 +59,8 @@ struct PresenceAnnouncer: Sendable {
     private func tallies() -> [WorkerPresence.Tally] {
         metrics.snapshot().map { series, counts in
             WorkerPresence.Tally(
-                task: series.task, queue: series.queue, started: counts.started, succeeded: counts.succeeded,
+                task: series.task, queue: series.queue, scheduled: counts.scheduled, started: counts.started,
+                succeeded: counts.succeeded,
                 retried: counts.retried, failed: counts.failed, deadLettered: counts.deadLettered,
                 runTime: counts.runTime, resultLatency: counts.resultLatency)
         }.sorted { ($0.queue, $0.task) < ($1.queue, $1.task) }

@@ -103,6 +103,11 @@ final class WorkerRuntime<Backend: QueueBackend>: Sendable {
                 logger: options.logger
             ) { [codec] message, queue in
                 _ = try await backend.send(codec.encode(message), to: queue)
+                events.emit(
+                    .scheduled(
+                        TaskEventContext(
+                            taskName: message.name, taskID: message.id ?? "", queue: queue, attempt: 1,
+                            dueAt: message.createdAt)))
             }
         } else {
             scheduler = nil
