@@ -169,7 +169,7 @@ enum DashboardAssets {
 
         const backendIndex = Number(document.querySelector('meta[name="ivy-backend"]').content);
         const csrfToken = document.querySelector('meta[name="ivy-csrf"]').content;
-        const state = { report: null, deadQueue: null, deadCount: null, deadListedAt: 0, pendingDelete: null };
+        const state = { report: null, deadQueue: null, deadCount: null, deadListedAt: 0, deadListing: 0, pendingDelete: null };
 
         function el(tag, attributes, ...children) {
           const node = document.createElement(tag);
@@ -332,17 +332,25 @@ enum DashboardAssets {
           loadDeadLetters();
         }
 
+        // Lists the chosen queue's dead letters; of listings that cross, the latest asked is shown.
         async function loadDeadLetters() {
           const queue = state.deadQueue;
           if (!queue) return;
+          const listing = ++state.deadListing;
           state.deadListedAt = Date.now();
           const report = state.report && state.report.queues.find((entry) => entry.name === queue);
           state.deadCount = report ? report.dead : null;
-          const response = await fetch(`/api/backends/${backendIndex}/dead?queue=${encodeURIComponent(queue)}`,
-            { credentials: 'same-origin' });
-          if (!response.ok) { say('dead letters: ' + await errorOf(response), true); return; }
-          const letters = await response.json();
-          if (queue !== state.deadQueue) return;
+          let letters;
+          try {
+            const response = await fetch(`/api/backends/${backendIndex}/dead?queue=${encodeURIComponent(queue)}`,
+              { credentials: 'same-origin' });
+            if (!response.ok) { say('dead letters: ' + await errorOf(response), true); return; }
+            letters = await response.json();
+          } catch (error) {
+            say('dead letters: ' + error.message, true);
+            return;
+          }
+          if (listing !== state.deadListing || queue !== state.deadQueue) return;
           fill('dead', letters.map((letter) => {
             const requeue = el('button', { class: 'requeue primary', type: 'button', 'data-id': letter.id }, 'Requeue');
             requeue.addEventListener('click', () => change('requeue', queue, letter.id));
@@ -353,6 +361,7 @@ enum DashboardAssets {
               // A second click confirms: a dialog would stop the page's polling while it is open.
               if (state.pendingDelete !== letter.id) {
                 state.pendingDelete = letter.id;
+                for (const other of document.querySelectorAll('#dead button.delete')) other.textContent = 'Delete';
                 remove.textContent = 'Really delete?';
                 return;
               }
@@ -371,13 +380,17 @@ enum DashboardAssets {
 
         async function change(action, queue, id) {
           state.pendingDelete = null;
-          const response = await fetch(`/api/backends/${backendIndex}/dead/${action}`, {
-            method: 'POST', credentials: 'same-origin',
-            headers: { 'Content-Type': 'application/json', 'X-Ivy-CSRF': csrfToken },
-            body: JSON.stringify({ queue, id }),
-          });
-          if (response.ok) say(`${action === 'requeue' ? 'Requeued' : 'Deleted'} ${id} of ${queue}.`, false);
-          else say(`${action} ${id}: ${await errorOf(response)}`, true);
+          try {
+            const response = await fetch(`/api/backends/${backendIndex}/dead/${action}`, {
+              method: 'POST', credentials: 'same-origin',
+              headers: { 'Content-Type': 'application/json', 'X-Ivy-CSRF': csrfToken },
+              body: JSON.stringify({ queue, id }),
+            });
+            if (response.ok) say(`${action === 'requeue' ? 'Requeued' : 'Deleted'} ${id} of ${queue}.`, false);
+            else say(`${action} ${id}: ${await errorOf(response)}`, true);
+          } catch (error) {
+            say(`${action} ${id}: ${error.message}`, true);
+          }
           await loadDeadLetters();
           await poll();
         }
@@ -387,9 +400,15 @@ enum DashboardAssets {
           const id = document.getElementById('task-id').value.trim();
           const result = document.getElementById('status-result');
           if (!id) return;
-          const response = await fetch('/api/tasks?id=' + encodeURIComponent(id), { credentials: 'same-origin' });
-          if (!response.ok) { result.replaceChildren(el('p', { class: 'error' }, await errorOf(response))); return; }
-          const status = await response.json();
+          let status;
+          try {
+            const response = await fetch('/api/tasks?id=' + encodeURIComponent(id), { credentials: 'same-origin' });
+            if (!response.ok) { result.replaceChildren(el('p', { class: 'error' }, await errorOf(response))); return; }
+            status = await response.json();
+          } catch (error) {
+            result.replaceChildren(el('p', { class: 'error' }, error.message));
+            return;
+          }
           const rows = [['state', el('span', { class: 'state-' + status.state }, status.state)], ['task', status.task],
             ['queue', status.queue], ['attempt', status.attempt], ['worker', status.worker],
             ['updated', status.updatedAt && new Date(status.updatedAt).toISOString()],

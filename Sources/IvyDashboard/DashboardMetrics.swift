@@ -36,12 +36,12 @@ enum DashboardMetrics {
             text.sample("ivy_worker_tasks_in_flight", ["worker": worker.id], Double(worker.running))
         }
         text.family(
-            "ivy_worker_calls_scheduled_total", .counter,
+            "ivy_worker_periodic_calls_sent_total", .counter,
             help: "Calls of periodic tasks each live worker sent as their leader, by task and queue.")
         for worker in workers {
             for tally in worker.tallies where tally.scheduled > 0 {
                 text.sample(
-                    "ivy_worker_calls_scheduled_total",
+                    "ivy_worker_periodic_calls_sent_total",
                     ["worker": worker.id, "task": tally.task, "queue": tally.queue],
                     Double(tally.scheduled))
             }

@@ -24,6 +24,8 @@ final class DashboardSampler: Sendable {
     static let answerLimit = Duration.seconds(2)
     /// Queues learnt from announcements that a backend keeps showing, at most.
     static let rememberedQueueLimit = 200
+    /// Samples the notifier may miss in a row before the workers last seen are dropped.
+    static let missedSamplesKept = 10
 
     /// One worker's latest announcement as the rates were worked out from it.
     private struct WorkerRate {
@@ -47,6 +49,20 @@ final class DashboardSampler: Sendable {
         /// Backends whose previous questions have not come back yet: they are not asked again
         /// until they have, so a broker that hangs costs one stuck question, not one a second.
         var waitingOn: Set<Int> = []
+        /// Per backend, its latest questions, cancelled when the dashboard closes.
+        var asking: [Int: Task<Void, Never>] = [:]
+        /// Samples in a row the notifier did not answer.
+        var notifierMissed = 0
+    }
+
+    /// What a backend told of its queues within a sample.
+    private final class Answers: Sendable {
+        private let collected = Mutex<(sizes: [QueueName: QueueSize], paused: [QueueName: Bool])>(([:], [:]))
+
+        func add(_ size: QueueSize, of queue: QueueName) { collected.withLock { $0.sizes[queue] = size } }
+        func add(_ paused: Bool, of queue: QueueName) { collected.withLock { $0.paused[queue] = paused } }
+        var sizes: [QueueName: QueueSize] { collected.withLock { $0.sizes } }
+        var paused: [QueueName: Bool] { collected.withLock { $0.paused } }
     }
 
     private let state: Mutex<State>
@@ -83,6 +99,7 @@ final class DashboardSampler: Sendable {
             await sample(context: context())
             try? await Task.sleep(for: interval)
         }
+        cancelQuestions()
     }
 
     /// Takes one sample of everything.
@@ -94,15 +111,20 @@ final class DashboardSampler: Sendable {
             if let present = await withTimeLimit(Self.answerLimit, { try await presence.presentWorkers() }) {
                 workers = present
                 recordRates(of: workers, at: now)
+                noteNotifier(answered: true, endpoint: presence.endpoint)
             } else {
-                // The last workers known stay, with their rates: a notifier that missed one
-                // sample does not empty the page.
-                workersError = "the notifier did not answer in time: workers as last seen"
-                logger.warning(
-                    "the dashboard's notifier did not answer in time", ["notifier": presence.endpoint])
+                // The last workers known stay, with their rates, for a few samples: a notifier
+                // that missed one does not empty the page.
+                workersError = "the notifier did not answer (in time): workers as last seen"
+                if noteNotifier(answered: false, endpoint: presence.endpoint) > Self.missedSamplesKept {
+                    workers = []
+                    recordRates(of: [], at: now)
+                }
             }
         }
         var reports: [DashboardReport] = []
+        let workerReports = workers.map(Self.workerReport)
+        let failures = Self.failures(of: workers)
         for backend in backends {
             let queues = queuesShown(on: backend, serving: workers)
             let (sizes, paused) = await ask(backend, about: queues)
@@ -123,10 +145,9 @@ final class DashboardSampler: Sendable {
             reports.append(
                 DashboardReport(
                     backend: backend.report, backends: backends.map(\.report), sampledAt: now,
-                    queues: queueReports, workers: workers.map(Self.workerReport),
-                    failures: Self.failures(of: workers), statuses: context.statuses,
-                    presence: presence != nil,
-                    workersError: workersError, needsLogin: context.needsLogin))
+                    queues: queueReports, workers: workerReports, failures: failures,
+                    statuses: context.statuses,
+                    presence: presence != nil, workersError: workersError, needsLogin: context.needsLogin))
         }
         state.withLock { state in
             state.workers = workers
@@ -134,32 +155,73 @@ final class DashboardSampler: Sendable {
         }
     }
 
-    /// The sizes of `queues` and which are paused; nil sizes while the backend has not answered
-    /// the previous sample's questions.
+    /// Counts the notifier's missed samples, logging when it starts and stops missing them;
+    /// returns how many in a row it has missed.
+    @discardableResult
+    private func noteNotifier(answered: Bool, endpoint: String) -> Int {
+        let missed = state.withLock { state in
+            defer { state.notifierMissed = answered ? 0 : state.notifierMissed + 1 }
+            return state.notifierMissed
+        }
+        if answered, missed > 0 {
+            logger.info("the dashboard's notifier answers again", ["notifier": endpoint])
+        } else if !answered, missed == 0 {
+            logger.warning(
+                "the dashboard's notifier failed or did not answer in time", ["notifier": endpoint])
+        }
+        return answered ? 0 : missed + 1
+    }
+
+    /// The sizes of `queues` and which are paused, those the broker told within
+    /// ``answerLimit``; nil sizes while it has not answered every question of an earlier
+    /// sample. The questions are not bounded themselves: a broker that does not answer (or
+    /// ignores cancellation) holds the backend in `waitingOn` until it does, so it is asked
+    /// once, not once a sample.
     private func ask(_ backend: Dashboard.Backend, about queues: [QueueName]) async
         -> (sizes: [QueueName: QueueSize]?, paused: [QueueName: Bool]?)
     {
         let index = backend.index
         let free = state.withLock { state in state.waitingOn.insert(index).inserted }
         guard free else { return (nil, nil) }
-        let answers = Task {
+        let answers = Answers()
+        let asking = Task {
             defer { _ = self.state.withLock { $0.waitingOn.remove(index) } }
-            async let sizes = backend.inspector.sizes(of: queues, within: Self.answerLimit)
-            async let paused = Self.pausedQueues(among: queues, on: backend)
-            return (Dictionary(await sizes, uniquingKeysWith: { first, _ in first }), await paused)
+            let pausable = backend.inspector as? any PausableQueueBackend
+            await withTaskGroup(of: Void.self) { group in
+                for queue in queues {
+                    group.addTask {
+                        if let size = try? await backend.inspector.size(of: queue) {
+                            answers.add(size, of: queue)
+                        }
+                    }
+                    if let pausable {
+                        group.addTask {
+                            if let paused = try? await pausable.isPaused(queue) {
+                                answers.add(paused, of: queue)
+                            }
+                        }
+                    }
+                }
+            }
         }
-        // Both are bounded in time; the task only outlives the sample if a broker ignores
-        // cancellation, and then `waitingOn` holds the backend until it returns.
-        return await withTimeLimit(Self.answerLimit + .milliseconds(500)) { await answers.value } ?? (
-            [:], nil
-        )
+        state.withLock { $0.asking[index] = asking }
+        _ = await withTimeLimit(Self.answerLimit) { await asking.value }
+        return (answers.sizes, backend.inspector is any PausableQueueBackend ? answers.paused : nil)
+    }
+
+    /// Cancels the questions still out, as the dashboard closes.
+    func cancelQuestions() {
+        let asking = state.withLock { state in
+            defer { state.asking = [:] }
+            return Array(state.asking.values)
+        }
+        for task in asking { task.cancel() }
     }
 
     /// The queues `backend` shows now, remembering new ones.
     private func queuesShown(on backend: Dashboard.Backend, serving workers: [WorkerPresence]) -> [QueueName]
     {
-        let endpoint = backend.inspector.endpoint
-        let announced = workers.filter { $0.backend == endpoint }.flatMap(\.queues).compactMap {
+        let announced = workers.filter { serves(backend, $0.backend) }.flatMap(\.queues).compactMap {
             try? QueueName($0)
         }
         return state.withLock { state in
@@ -173,19 +235,11 @@ final class DashboardSampler: Sendable {
         }
     }
 
-    /// Which of `queues` are paused, when the backend can pause them and tells in time.
-    private static func pausedQueues(among queues: [QueueName], on backend: Dashboard.Backend) async
-        -> [QueueName: Bool]?
-    {
-        guard let pausable = backend.inspector as? any PausableQueueBackend else { return nil }
-        return await withTimeLimit(answerLimit) {
-            try await withThrowingTaskGroup(of: (QueueName, Bool).self) { group in
-                for queue in queues { group.addTask { (queue, try await pausable.isPaused(queue)) } }
-                var paused: [QueueName: Bool] = [:]
-                for try await (queue, isPaused) in group { paused[queue] = isPaused }
-                return paused
-            }
-        }
+    /// Whether a worker that announces `workerBackend` works on `backend`: the same URL, or any
+    /// URL when the dashboard shows one backend (the same server may be spelt another way:
+    /// `localhost` for `127.0.0.1`, a container's host name).
+    private func serves(_ backend: Dashboard.Backend, _ workerBackend: String) -> Bool {
+        workerBackend == backend.inspector.endpoint || backends.count == 1
     }
 
     /// Works out each worker's rates per queue: its calls ended between its last two
@@ -224,10 +278,9 @@ final class DashboardSampler: Sendable {
     /// histories; returns the histories.
     private func recordThroughput(on backend: Dashboard.Backend, queues: [QueueName]) -> [QueueName: [Double]]
     {
-        let endpoint = backend.inspector.endpoint
-        return state.withLock { state in
+        state.withLock { state in
             var rates: [String: Double] = [:]
-            for worker in state.workerRates.values where worker.backend == endpoint {
+            for worker in state.workerRates.values where serves(backend, worker.backend) {
                 for (queue, rate) in worker.rates { rates[queue, default: 0] += rate }
             }
             var series: [QueueName: [Double]] = [:]

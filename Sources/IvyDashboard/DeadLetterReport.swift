@@ -6,7 +6,7 @@ internal import IvyCore
 /// One dead letter as the page shows it: the body decrypted only where the dashboard has the key.
 ///
 /// Bodies and reasons come from messages, up to the broker's limit (16 MiB on Redis): each is
-/// cut to ``shownLimit`` bytes, so that a listing of 50 stays small.
+/// cut to ``shownLimit`` bytes, so that a listing stays small.
 struct DeadLetterReport: Encodable, Sendable {
     /// The bytes of a body or reason shown at most.
     static let shownLimit = 16 << 10

@@ -81,7 +81,11 @@ struct WorkerMetricsTests {
         let client = try await IvyClient(
             registry: registry, connection: connection, options: ClientOptions(logger: SilentLogger()))
         #expect(try await client.call(tasks.factorial, 5) == 120)
-        #expect(try await client.call(tasks.factorial, 3) == 6)
+        // Awaited by two tasks: one caller resumed, counted once.
+        let pending = try await client.delayedCall(tasks.factorial, 3)
+        async let first = pending.value
+        async let second = pending.value
+        #expect(try await [first, second] == [6, 6])
         await #expect(throws: RemoteTaskError.self) { try await client.call(tasks.factorial, -1) }
         try await client.enqueue(tasks.echo, "not awaited")
         let snapshot = client.metrics.snapshot()

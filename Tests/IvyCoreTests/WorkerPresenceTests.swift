@@ -78,4 +78,16 @@ struct WorkerPresenceTests {
             #expect(failure.taskID.dropLast().allSatisfy { $0 == "é" }, "whole characters")
         }
     }
+
+    /// A writer that keeps no periodic counts or histograms (another language's, following
+    /// PROTOCOL.md §12) is read all the same.
+    @Test func aTallyWithoutTheOptionalFieldsIsRead() throws {
+        let text = #"""
+            {"id":"x#00000001","name":"x","host":"h","pid":1,"queues":["q"],"backend":"b","concurrency":1,
+             "running":0,"startedAt":0,"announcedAt":0,"version":"1","recentFailures":[],
+             "tallies":[{"task":"t","queue":"q","started":1,"succeeded":1,"retried":0,"failed":0,"deadLettered":0}]}
+            """#
+        let tally = try #require(try WorkerPresence(decoding: Array(text.utf8)).tallies.first)
+        #expect(tally.scheduled == 0 && tally.runTime == nil && tally.succeeded == 1)
+    }
 }

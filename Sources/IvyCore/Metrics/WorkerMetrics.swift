@@ -87,18 +87,21 @@ public final class WorkerMetrics: Sendable {
         event.task?.dueAt.map { max(0, -$0.timeIntervalSinceNow) }
     }
 
-    /// The counts as Prometheus families: `ivy_calls_scheduled_total` (periodic calls sent),
+    /// The counts as Prometheus families: `ivy_periodic_calls_sent_total`,
     /// `ivy_tasks_started_total`, `ivy_tasks_total` (by
     /// `outcome`: succeeded, retried, failed, dead_lettered), `ivy_task_run_seconds` and
     /// `ivy_task_result_latency_seconds`.
     public func write(to text: inout PrometheusText) {
         let all = snapshot().sorted { ($0.key.queue, $0.key.task) < ($1.key.queue, $1.key.task) }
+        // Not `ivy_calls_scheduled_total`, a producer's (``ProducerMetrics``): a process that is
+        // both serves both.
         text.family(
-            "ivy_calls_scheduled_total", .counter,
-            help: "Calls this worker sent: ticks of periodic tasks it leads, by task and queue.")
+            "ivy_periodic_calls_sent_total", .counter,
+            help: "Calls of periodic tasks this worker sent as their leader, by task and queue.")
         for (key, counts) in all where counts.scheduled > 0 {
             text.sample(
-                "ivy_calls_scheduled_total", ["task": key.task, "queue": key.queue], Double(counts.scheduled))
+                "ivy_periodic_calls_sent_total", ["task": key.task, "queue": key.queue],
+                Double(counts.scheduled))
         }
         text.family("ivy_tasks_started_total", .counter, help: "Attempts started, by task and queue.")
         for (key, counts) in all {

@@ -8,8 +8,7 @@ public import Foundation
 ///
 /// It travels as JSON (PROTOCOL.md §12), so it can be read by tools in other languages.
 public struct WorkerPresence: Sendable, Hashable, Codable {
-    /// What one task did on one queue since the worker started (``WorkerMetrics/Counts``
-    /// without the run-time histogram).
+    /// What one task did on one queue since the worker started (``WorkerMetrics/Counts``).
     public struct Tally: Sendable, Hashable, Codable {
         public var task: String
         public var queue: String
@@ -41,6 +40,22 @@ public struct WorkerPresence: Sendable, Hashable, Codable {
             self.retried = retried
             self.failed = failed
             self.deadLettered = deadLettered
+        }
+
+        /// Reads a tally; `scheduled` and the histograms may be absent (a writer that does not
+        /// keep them), and count as 0 and nil.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            task = try container.decode(String.self, forKey: .task)
+            queue = try container.decode(String.self, forKey: .queue)
+            scheduled = try container.decodeIfPresent(Int.self, forKey: .scheduled) ?? 0
+            started = try container.decode(Int.self, forKey: .started)
+            succeeded = try container.decode(Int.self, forKey: .succeeded)
+            retried = try container.decode(Int.self, forKey: .retried)
+            failed = try container.decode(Int.self, forKey: .failed)
+            deadLettered = try container.decode(Int.self, forKey: .deadLettered)
+            runTime = try container.decodeIfPresent(MetricsHistogram.self, forKey: .runTime)
+            resultLatency = try container.decodeIfPresent(MetricsHistogram.self, forKey: .resultLatency)
         }
 
         /// Attempts and messages that ended, whatever the outcome.

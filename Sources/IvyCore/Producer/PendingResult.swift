@@ -15,6 +15,9 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
     let events: EventBroadcaster
     /// When the call was sent, or is due: where its result latency starts.
     let dueAt: Date
+    /// Set by the first awaiter's outcome: the caller is resumed once per call, however many
+    /// tasks await ``value``.
+    let resumed = OnceFlag()
 
     /// The task's result.
     ///
@@ -25,7 +28,7 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
         get async throws {
             let notification: ResultNotification
             do { notification = try await slot.wait().get() } catch let error as IvyError {
-                events.emit(.callerResumed(context(attempt: 0), succeeded: false))
+                resume(context(attempt: 0), succeeded: false)
                 throw error
             }
             let context = context(attempt: notification.attempt)
@@ -33,21 +36,26 @@ public struct PendingResult<Result: Codable & Sendable>: Sendable {
             case .success(let json):
                 do {
                     let value = try ResultCoding.decode(Result.self, from: json)
-                    events.emit(.callerResumed(context, succeeded: true))
+                    resume(context, succeeded: true)
                     return value
                 } catch {
-                    events.emit(.callerResumed(context, succeeded: false))
+                    resume(context, succeeded: false)
                     throw IvyError(
                         .resultUndecodable, taskName: taskName, taskID: taskID,
                         detail: TaskRegistry.describe(error))
                 }
             case .failure(let error):
-                events.emit(.callerResumed(context, succeeded: false))
+                resume(context, succeeded: false)
                 throw RemoteTaskError(
                     taskName: taskName, taskID: taskID, attempt: notification.attempt, name: error.name,
                     message: error.message, retryable: error.retryable)
             }
         }
+    }
+
+    /// Emits ``IvyEvent/Kind/callerResumed`` for the first awaiter alone.
+    private func resume(_ context: TaskEventContext, succeeded: Bool) {
+        if resumed.claim() { events.emit(.callerResumed(context, succeeded: succeeded)) }
     }
 
     private func context(attempt: Int) -> TaskEventContext {

@@ -5,6 +5,7 @@ extension String {
     /// cut: for text from messages shown or kept where its size must be bounded.
     package func cut(toUTF8Count limit: Int) -> String {
         guard utf8.count > limit else { return self }
+        guard limit > 3 else { return "…" }
         var kept = ""
         var bytes = 0
         for character in self {

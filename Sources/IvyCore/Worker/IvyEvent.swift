@@ -20,7 +20,8 @@ public struct IvyEvent: Sendable, Hashable, CustomStringConvertible {
     public struct Kind: Sendable, Hashable, CustomStringConvertible {
         private let name: String
 
-        /// The queue accepted a call (client).
+        /// The queue accepted a call (client), or a worker sent a periodic task's call as its
+        /// leader.
         ///
         /// With ``IvyClient/call(_:_:timeout:after:at:)``, which does not wait for the queue's answer, this
         /// can come after ``callerResumed``: the answer and the result arrive on different
@@ -39,7 +40,8 @@ public struct IvyEvent: Sendable, Hashable, CustomStringConvertible {
         /// A message that could not be run went to the dead letter (bad JSON, an expired
         /// deadline, …), with ``IvyEvent/error`` as the reason.
         public static var deadLettered: Self { .init(name: "deadLettered") }
-        /// The waiting caller got its outcome (client); ``IvyEvent/succeeded`` says which.
+        /// The waiting caller got its outcome (client), once per call however many tasks await
+        /// it; ``IvyEvent/succeeded`` says which.
         public static var callerResumed: Self { .init(name: "callerResumed") }
 
         public var description: String { name }
