@@ -35,26 +35,25 @@ enum DashboardMetrics {
         for worker in workers {
             text.sample("ivy_worker_tasks_in_flight", ["worker": worker.id], Double(worker.running))
         }
-        text.family(
-            "ivy_worker_periodic_calls_sent_total", .counter,
-            help: "Calls of periodic tasks each live worker sent as their leader, by task and queue.")
-        for worker in workers {
-            for tally in worker.tallies where tally.scheduled > 0 {
-                text.sample(
-                    "ivy_worker_periodic_calls_sent_total",
-                    ["worker": worker.id, "task": tally.task, "queue": tally.queue],
-                    Double(tally.scheduled))
-            }
-        }
-        text.family(
-            "ivy_worker_tasks_started_total", .counter,
-            help: "Attempts each live worker started, by task and queue.")
-        for worker in workers {
-            for tally in worker.tallies {
-                text.sample(
-                    "ivy_worker_tasks_started_total",
-                    ["worker": worker.id, "task": tally.task, "queue": tally.queue],
-                    Double(tally.started))
+        for (name, help, count) in [
+            (
+                "ivy_worker_periodic_calls_sent_total",
+                "Calls of periodic tasks each live worker sent as their leader, by task and queue.",
+                \WorkerPresence.Tally.scheduled
+            ),
+            (
+                "ivy_worker_tasks_started_total", "Attempts each live worker started, by task and queue.",
+                \.started
+            ),
+        ] {
+            text.family(name, .counter, help: help)
+            for worker in workers {
+                // A task no worker leads has no periodic series.
+                for tally in worker.tallies where count != \.scheduled || tally.scheduled > 0 {
+                    text.sample(
+                        name, ["worker": worker.id, "task": tally.task, "queue": tally.queue],
+                        Double(tally[keyPath: count]))
+                }
             }
         }
         text.family(

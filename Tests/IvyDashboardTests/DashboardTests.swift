@@ -252,6 +252,12 @@ struct DashboardTests {
                     #"ivy_worker_tasks_total{worker="w#1",task="t",queue="served",outcome="succeeded"} 150"#))
             #expect(
                 metrics.body.contains(#"ivy_queue_messages{backend="memory://",queue="dq",state="ready"} 0"#))
+            #expect(
+                metrics.body.contains(
+                    #"ivy_worker_tasks_started_total{worker="w#1",task="t",queue="served"} 150"#))
+            #expect(
+                !metrics.body.contains("ivy_worker_periodic_calls_sent_total{"), "no periodic task, no series"
+            )
         }
     }
 }
