@@ -97,10 +97,7 @@ final class DashboardAccess: Sendable {
         } else {
             name = host.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)[0]
         }
-        let lowered = name.lowercased()
-        if lowered == "localhost" || lowered == "::1" { return true }
-        let octets = lowered.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+        return name.lowercased() == "localhost" || ListenAddress.isLoopback(host: String(name))
     }
 
     private static func randomToken() -> String {

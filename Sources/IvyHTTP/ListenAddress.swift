@@ -53,8 +53,11 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether only this machine can connect: 127.0.0.0/8 or ::1.
-    public var isLoopback: Bool {
-        host == "::1" || (Self.family(of: host) == AF_INET && host.hasPrefix("127."))
+    public var isLoopback: Bool { Self.isLoopback(host: host) }
+
+    /// Whether `host`, a numeric address, is one only this machine has: 127.0.0.0/8 or ::1.
+    public static func isLoopback(host: String) -> Bool {
+        host == "::1" || (family(of: host) == AF_INET && host.hasPrefix("127."))
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

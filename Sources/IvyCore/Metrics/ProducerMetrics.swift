@@ -37,7 +37,7 @@ public final class ProducerMetrics: Sendable {
         switch event.kind {
         case .scheduled: series.withLock { $0[key, default: Counts()].scheduled += 1 }
         case .callerResumed:
-            let latency = event.task?.dueAt.map { max(0, -$0.timeIntervalSinceNow) }
+            let latency = event.task?.secondsSinceDue
             let succeeded = event.succeeded == true
             series.withLock { series in
                 if succeeded {

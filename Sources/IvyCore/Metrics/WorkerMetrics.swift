@@ -64,7 +64,7 @@ public final class WorkerMetrics: Sendable {
         case .started: series.withLock { $0[key, default: Counts()].started += 1 }
         case .succeeded:
             let seconds = event.duration?.inSeconds
-            let latency = Self.latency(of: event)
+            let latency = event.task?.secondsSinceDue
             series.withLock { series in
                 series[key, default: Counts()].succeeded += 1
                 if let seconds { series[key]?.runTime.observe(seconds) }
@@ -72,7 +72,7 @@ public final class WorkerMetrics: Sendable {
             }
         case .retried: series.withLock { $0[key, default: Counts()].retried += 1 }
         case .failed:
-            let latency = Self.latency(of: event)
+            let latency = event.task?.secondsSinceDue
             series.withLock { series in
                 series[key, default: Counts()].failed += 1
                 if let latency { series[key]?.resultLatency.observe(latency) }
@@ -80,11 +80,6 @@ public final class WorkerMetrics: Sendable {
         case .deadLettered: series.withLock { $0[key, default: Counts()].deadLettered += 1 }
         default: break
         }
-    }
-
-    /// Seconds from when the event's call was due to now; never below zero, since clocks differ.
-    private static func latency(of event: IvyEvent) -> Double? {
-        event.task?.dueAt.map { max(0, -$0.timeIntervalSinceNow) }
     }
 
     /// The counts as Prometheus families: `ivy_periodic_calls_sent_total`,

@@ -14,6 +14,10 @@ public struct TaskEventContext: Sendable, Hashable {
     /// clock: where its result latency starts. Nil where the message does not say (node ivy's).
     public var dueAt: Date?
 
+    /// Seconds from ``dueAt`` to now, never below zero (clocks differ): the result latency of a
+    /// call whose outcome is had now.
+    package var secondsSinceDue: Double? { dueAt.map { max(0, -$0.timeIntervalSinceNow) } }
+
     public init(taskName: String, taskID: String, queue: QueueName?, attempt: Int, dueAt: Date? = nil) {
         self.taskName = taskName
         self.taskID = taskID
