@@ -38,7 +38,8 @@ let package = Package(
             name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
 
         .target(name: "IvyCore", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
-        .target(name: "IvyRedis", dependencies: ["IvyCore", "CHiredis"], swiftSettings: swiftSettings),
+        .target(
+            name: "IvyRedis", dependencies: ["IvyCore", "CHiredis", "COpenSSL"], swiftSettings: swiftSettings),
         .target(name: "IvyRedisNotify", dependencies: ["IvyCore", "IvyRedis"], swiftSettings: swiftSettings),
         .target(name: "IvyIronMQ", dependencies: ["IvyCore", "CCurl"], swiftSettings: swiftSettings),
         .target(name: "IvyAMQP", dependencies: ["IvyCore", "CRabbitMQ"], swiftSettings: swiftSettings),

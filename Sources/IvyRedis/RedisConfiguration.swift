@@ -5,10 +5,11 @@ package import IvyCore
 
 /// Where and how to reach a Redis server.
 ///
-/// URLs: `redis://[user:password@]host[:port][/db]` and `unix:///path/to/redis.sock[?db=N]`
-/// (user and password percent-encoded; an IPv6 host in brackets, `redis://[::1]:6379`),
-/// optionally with `?name=` for the connections' name in `CLIENT LIST`. The password is a
-/// `Secret`: it never prints.
+/// URLs: `redis://[user:password@]host[:port][/db]`, `rediss://…` for TLS (``RedisTLSOptions``
+/// lists its query items: `ca`, `cert`, `key`, `sni`, `insecure`) and
+/// `unix:///path/to/redis.sock[?db=N]` (user and password percent-encoded; an IPv6 host in
+/// brackets, `redis://[::1]:6379`), optionally with `?name=` for the connections' name in
+/// `CLIENT LIST`. The password is a `Secret`: it never prints.
 package struct RedisConfiguration: Sendable {
     package enum Address: Sendable, Hashable {
         /// A host name or IP address (IPv6 without brackets: `::1`) and a port.
@@ -25,11 +26,15 @@ package struct RedisConfiguration: Sendable {
     package var commandTimeout: Duration
     /// Set with `CLIENT SETNAME` on every connection, so operators can tell them apart.
     package var clientName: String?
+    /// TLS, for `rediss://`; nil: plain text.
+    package var tls: RedisTLSOptions?
 
     package init(
         address: Address, username: String? = nil, password: Secret? = nil, database: Int = 0,
-        connectTimeout: Duration = .seconds(5), commandTimeout: Duration = .seconds(10)
+        connectTimeout: Duration = .seconds(5), commandTimeout: Duration = .seconds(10),
+        tls: RedisTLSOptions? = nil
     ) {
+        self.tls = tls
         self.address = address
         self.username = username
         self.password = password
@@ -38,7 +43,7 @@ package struct RedisConfiguration: Sendable {
         self.commandTimeout = commandTimeout
     }
 
-    /// Parses a `redis://` or `unix://` URL.
+    /// Parses a `redis://`, `rediss://` or `unix://` URL.
     ///
     /// - Throws: `IvyError/Code/invalidURL`, showing the URL with credentials as `***`.
     package init(url: String) throws(IvyError) {
@@ -48,7 +53,7 @@ package struct RedisConfiguration: Sendable {
         }
         var database = 0
         switch scheme {
-        case "redis":
+        case "redis", "rediss":
             guard var host = components.host, !host.isEmpty else {
                 throw IvyError(.invalidURL, endpoint: redacted, detail: "no host")
             }
@@ -78,8 +83,10 @@ package struct RedisConfiguration: Sendable {
             }
             address = .unix(path: components.path)
         default:
-            throw IvyError(.unsupportedBackend, endpoint: redacted, detail: "expected redis:// or unix://")
+            throw IvyError(
+                .unsupportedBackend, endpoint: redacted, detail: "expected redis://, rediss:// or unix://")
         }
+        tls = try Self.tlsOptions(components, isTLS: scheme == "rediss", redacted: redacted)
         for item in components.queryItems ?? [] where item.name == "db" {
             guard let value = item.value.flatMap(Int.init), value >= 0 else {
                 throw IvyError(.invalidURL, endpoint: redacted, detail: "db must be a number")
@@ -114,6 +121,42 @@ package struct RedisConfiguration: Sendable {
         commandTimeout = .seconds(10)
     }
 
+    /// The TLS options of a URL's query; nil for plain text.
+    private static func tlsOptions(_ components: URLComponents, isTLS: Bool, redacted: String)
+        throws(IvyError)
+        -> RedisTLSOptions?
+    {
+        func invalid(_ detail: String) -> IvyError {
+            IvyError(.invalidURL, endpoint: redacted, detail: detail)
+        }
+        var options = RedisTLSOptions()
+        for item in components.queryItems ?? [] where RedisTLSOptions.queryItems.contains(item.name) {
+            guard isTLS else { throw invalid("\(item.name) is for rediss:// (TLS) only") }
+            let value = item.value ?? ""
+            switch item.name {
+            case "insecure":
+                guard value == "1" || value == "0" else { throw invalid("insecure must be 1 or 0") }
+                options.verifiesPeer = value != "1"
+            case "sni":
+                guard !value.isEmpty, value.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                    throw invalid("sni must be a host name")
+                }
+                options.serverName = value
+            default:
+                guard !value.isEmpty else { throw invalid("\(item.name) needs a file's path") }
+                switch item.name {
+                case "ca": options.caFile = value
+                case "cert": options.certificateFile = value
+                default: options.keyFile = value
+                }
+            }
+        }
+        guard (options.certificateFile == nil) == (options.keyFile == nil) else {
+            throw invalid("cert and key go together")
+        }
+        return isTLS ? options : nil
+    }
+
     /// Checks the values a program may set after parsing; a connection does before it connects.
     ///
     /// - Throws: `IvyError/Code/invalidConfiguration` naming the first field out of range.
@@ -125,7 +168,19 @@ package struct RedisConfiguration: Sendable {
         try IvyError.check("RedisConfiguration.database", database, in: 0...Int(Int32.max))
         if case .tcp(_, let port) = address {
             try IvyError.check("RedisConfiguration port", port, in: 1...65_535)
+        } else if tls != nil {
+            throw IvyError(
+                .invalidConfiguration, endpoint: endpoint,
+                detail: "TLS needs a host and port, not a unix socket")
         }
+    }
+
+    /// Warns through `logger` when `insecure=1` turned the server's certificate check off.
+    package func warnIfUnverified(_ logger: any IvyLogger) {
+        guard let tls, !tls.verifiesPeer else { return }
+        logger.warning(
+            "TLS without certificate checks (insecure=1): whoever is on the path can read and change the traffic",
+            ["endpoint": endpoint])
     }
 
     /// The address for logs and errors, credentials as `***`.
@@ -135,7 +190,7 @@ package struct RedisConfiguration: Sendable {
         case .tcp(let host, let port):
             // IPv6 addresses go back in brackets, their zone's "%" encoded (RFC 6874).
             let shown = host.contains(":") ? "[\(host.replacingOccurrences(of: "%", with: "%25"))]" : host
-            return "redis://\(credentials)\(shown):\(port)/\(database)"
+            return "\(tls == nil ? "redis" : "rediss")://\(credentials)\(shown):\(port)/\(database)"
         case .unix(let path): return "unix://\(credentials)\(path)?db=\(database)"
         }
     }

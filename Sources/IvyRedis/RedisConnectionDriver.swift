@@ -132,7 +132,7 @@ final class RedisConnectionDriver {
         var fds = [pollfd(fd: queue.wake.readEnd, events: Int16(POLLIN), revents: 0)]
         // With a live connection and nothing left to write, callers may write to it themselves
         // while this thread waits; the socket is then watched for their replies too.
-        let parked = context != nil && unsent.isEmpty
+        let parked = context?.allowsCallerWrites == true && unsent.isEmpty
         if let context, parked || !inFlight.isEmpty {
             fds.append(pollfd(fd: context.fileDescriptor, events: Int16(POLLIN), revents: 0))
             if parked { queue.park(socket: context.fileDescriptor) }

@@ -17,6 +17,11 @@ package final class RedisContext {
     private let commandTimeout: Duration
     /// The server's id for this connection (`CLIENT ID`), when the server allows asking.
     private(set) var clientID: Int?
+    /// The TLS stream of a `rediss://` connection, which reads and writes its bytes; hiredis then
+    /// only connects the socket and parses replies.
+    private let tls: RedisTLSSession?
+    /// Commands waiting for ``flush()`` on a TLS connection.
+    private var tlsOutput: [UInt8] = []
 
     /// Connects, authenticates and selects the database.
     ///
@@ -41,11 +46,38 @@ package final class RedisContext {
             throw IvyError(.connectionFailed, endpoint: configuration.endpoint, detail: text)
         }
         raw = context
+        if let options = configuration.tls, case .tcp(let host, _) = configuration.address {
+            do {
+                tls = try RedisTLSSession(
+                    socket: context.pointee.fd, host: host, options: options, endpoint: endpoint,
+                    deadline: .now + configuration.connectTimeout)
+            } catch {
+                redisFree(context)
+                throw error
+            }
+        } else {
+            tls = nil
+        }
         // hiredis frees its read buffer whenever it empties while over 16 KiB, and grows it
         // again on the next burst: under load that was a large free and malloc per read.
         raw.pointee.reader.pointee.maxbuf = 0
         if case .tcp = configuration.address { _ = redisEnableKeepAlive(raw) }
         _ = redisSetTimeout(raw, Self.timeval(configuration.commandTimeout))
+        do {
+            try setUpSession(configuration)
+        } catch let error
+            where tls == nil
+            && ["Server closed the connection", "Connection reset by peer"].contains(error.detail)
+        {
+            // What a TLS port does to a client that speaks plain text.
+            throw IvyError(
+                .connectionFailed, endpoint: endpoint,
+                detail: "the server closed the connection (a TLS port? use rediss://)")
+        }
+    }
+
+    /// Authenticates, selects the database, names the connection and learns its id.
+    private func setUpSession(_ configuration: RedisConfiguration) throws(IvyError) {
         if let password = configuration.password {
             var auth = RedisCommand("AUTH")
             if let username = configuration.username { auth.append(username) }
@@ -74,6 +106,10 @@ package final class RedisContext {
     /// The socket, for `poll`.
     package var fileDescriptor: Int32 { raw.pointee.fd }
 
+    /// Whether other threads may write commands to ``fileDescriptor`` themselves while this
+    /// connection's thread waits: not through TLS, whose stream only its thread may touch.
+    package var allowsCallerWrites: Bool { tls == nil }
+
     /// Sends one command and waits for its reply.
     func command(_ command: RedisCommand) throws(IvyError) -> RedisReply {
         try pipeline([command])[0]
@@ -84,6 +120,22 @@ package final class RedisContext {
         for command in commands { try append(command) }
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
+        if let tls {
+            try flush()
+            let deadline = ContinuousClock.now + commandTimeout
+            while replies.count < commands.count {
+                var reply: UnsafeMutablePointer<redisReply>?
+                guard ivy_redis_get_reply_from_reader(raw, &reply) == REDIS_OK else { throw ioError() }
+                if let reply {
+                    replies.append(Self.copy(reply))
+                    freeReplyObject(reply)
+                } else {
+                    try tls.waitReadable(until: deadline)
+                    try feedReader(from: tls)
+                }
+            }
+            return replies
+        }
         for _ in commands {
             var reply: UnsafeMutablePointer<redisReply>?
             guard ivy_redis_get_reply(raw, &reply) == REDIS_OK, let reply else { throw ioError() }
@@ -106,6 +158,10 @@ package final class RedisContext {
 
     /// Queues commands already in the Redis protocol; ``flush()`` writes them.
     func append(encoded bytes: [UInt8]) throws(IvyError) {
+        if tls != nil {
+            tlsOutput += bytes
+            return
+        }
         let status = bytes.withUnsafeBytes { bytes in
             redisAppendFormattedCommand(
                 raw, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
@@ -115,6 +171,11 @@ package final class RedisContext {
 
     /// Writes the output buffer to the socket.
     func flush() throws(IvyError) {
+        if let tls {
+            defer { tlsOutput.removeAll(keepingCapacity: true) }
+            try tls.write(tlsOutput, until: .now + commandTimeout)
+            return
+        }
         var done: Int32 = 0
         while done == 0 {
             guard redisBufferWrite(raw, &done) == REDIS_OK else { throw ioError() }
@@ -124,7 +185,11 @@ package final class RedisContext {
     /// Reads what the socket holds (call when `poll` says it is readable) and returns every
     /// complete reply.
     package func readAvailable() throws(IvyError) -> [RedisReply] {
-        guard redisBufferRead(raw) == REDIS_OK else { throw ioError() }
+        if let tls {
+            try feedReader(from: tls)
+        } else {
+            guard redisBufferRead(raw) == REDIS_OK else { throw ioError() }
+        }
         var replies: [RedisReply] = []
         while true {
             var reply: UnsafeMutablePointer<redisReply>?
@@ -135,7 +200,21 @@ package final class RedisContext {
         }
     }
 
+    /// Hands what the TLS stream has decrypted to hiredis' reply parser.
+    private func feedReader(from tls: RedisTLSSession) throws(IvyError) {
+        try tls.readAvailable { bytes throws(IvyError) in
+            let status = redisReaderFeed(
+                raw.pointee.reader, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+            guard status == REDIS_OK else { throw ioError() }
+        }
+    }
+
     private func append(_ command: RedisCommand) throws(IvyError) {
+        if tls != nil {
+            tlsOutput += command.header
+            tlsOutput += command.encodedArguments
+            return
+        }
         // hiredis copies preformatted bytes as they are: the header, then the arguments.
         for part in [command.header, command.encodedArguments] {
             let status = part.withUnsafeBytes { bytes in

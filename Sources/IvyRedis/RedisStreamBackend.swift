@@ -114,8 +114,9 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         logger: any IvyLogger = StderrLogger()
     ) async throws -> RedisStreamBackend {
         try check(maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout)
-        let connection = try await RedisConnection.connect(
-            try RedisConfiguration(url: url), name: "ivy-redis-queue")
+        let configuration = try RedisConfiguration(url: url)
+        configuration.warnIfUnverified(logger)
+        let connection = try await RedisConnection.connect(configuration, name: "ivy-redis-queue")
         return try RedisStreamBackend(
             connection: connection, maximumMessageSize: maximumMessageSize, livenessTimeout: livenessTimeout,
             logger: logger)

@@ -97,6 +97,7 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         -> RedisNotifier
     {
         let configuration = try RedisConfiguration(url: url)
+        configuration.warnIfUnverified(logger)
         let retention = try Self.retention("retain_results", in: url, default: defaultResultRetention)
         let statusRetention = try Self.retention("status_retention", in: url, default: defaultStatusRetention)
         let publisher = try await RedisConnection.connect(configuration, name: "ivy-redis-pub")

@@ -24,15 +24,20 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
     /// The backends a worker in another process can serve.
     static var outOfProcess: [ConformanceBackend] { all.filter { $0.processURL != nil } }
 
-    static let redis = ConformanceBackend(name: "redis", processURL: Services.redisURL) {
-        do {
-            // Liveness has its own tests; here a beat thread that a loaded machine holds up for
-            // a few seconds must not make a live consumer's reservations look abandoned.
-            let backend = try await RedisStreamBackend.connect(
-                url: Services.redisURL, livenessTimeout: .seconds(60))
-            return (backend, try await RedisNotifier.connect(url: Services.redisURL, logger: SilentLogger()))
-        } catch {
-            try Services.unavailable("Redis at \(Services.redisURL)", error)
+    static let redis = redis("redis", url: Services.redisURL)
+    /// Redis over TLS, as a user with a password: the same suite through `rediss://`.
+    static let redisTLS = redis("redis-tls", url: Services.redissPasswordURL)
+
+    private static func redis(_ name: String, url: String) -> ConformanceBackend {
+        ConformanceBackend(name: name, processURL: url) {
+            do {
+                // Liveness has its own tests; here a beat thread that a loaded machine holds up
+                // for a few seconds must not make a live consumer's reservations look abandoned.
+                let backend = try await RedisStreamBackend.connect(url: url, livenessTimeout: .seconds(60))
+                return (backend, try await RedisNotifier.connect(url: url, logger: SilentLogger()))
+            } catch {
+                try Services.unavailable("Redis at \(Redaction.redact(url: url))", error)
+            }
         }
     }
 
@@ -66,7 +71,9 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
     /// are not required: a test case that cancels itself inside a parameterized test is reported
     /// as passed, so the left-out cases are reported as skipped by ``ConformanceCoverageTests``.
     static let all: [ConformanceBackend] =
-        [.memory] + (redisUnreachable == nil ? [.redis] : []) + (ironMQUnreachable == nil ? [.ironMQ] : [])
+        [.memory] + (redisUnreachable == nil ? [.redis] : [])
+        + (redisTLSUnreachable == nil ? [.redisTLS] : [])
+        + (ironMQUnreachable == nil ? [.ironMQ] : [])
         + (amqpUnreachable == nil ? [.amqpQuorum, .amqpClassic] : [])
 
     /// Why RabbitMQ cannot be reached, as for Redis.
@@ -89,18 +96,21 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
 
     /// Why Redis cannot be reached, checked once before the suite runs; nil when it can be, or
     /// when services are required (then its cases run and fail).
-    static let redisUnreachable: String? = {
+    static let redisUnreachable = redisUnreachable(Services.redisURL)
+    static let redisTLSUnreachable = redisUnreachable(Services.redissPasswordURL)
+
+    private static func redisUnreachable(_ url: String) -> String? {
         guard !Services.areRequired else { return nil }
         do {
-            var configuration = try RedisConfiguration(url: Services.redisURL)
+            var configuration = try RedisConfiguration(url: url)
             configuration.connectTimeout = .seconds(2)
             configuration.commandTimeout = .seconds(2)
             _ = try RedisContext(configuration)
             return nil
         } catch {
-            return "Redis at \(Services.redisURL) unavailable (\(error))"
+            return "Redis at \(Redaction.redact(url: url)) unavailable (\(error))"
         }
-    }()
+    }
 }
 
 /// Says which backends the conformance suite left out, as a skipped test.
@@ -108,7 +118,8 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
 struct ConformanceCoverageTests {
     @Test func everyBackendWhoseServerIsUpIsCovered() throws {
         let missing = [
-            ConformanceBackend.redisUnreachable, ConformanceBackend.ironMQUnreachable,
+            ConformanceBackend.redisUnreachable, ConformanceBackend.redisTLSUnreachable,
+            ConformanceBackend.ironMQUnreachable,
             ConformanceBackend.amqpUnreachable,
         ].compactMap { $0 }
         if !missing.isEmpty {
@@ -118,7 +129,7 @@ struct ConformanceCoverageTests {
         }
         #expect(
             ConformanceBackend.all.map(\.name) == [
-                "memory", "redis", "ironmq", "amqp-quorum", "amqp-classic",
+                "memory", "redis", "redis-tls", "ironmq", "amqp-quorum", "amqp-classic",
             ])
     }
 }

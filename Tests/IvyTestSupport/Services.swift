@@ -39,6 +39,38 @@ public enum Services {
         ProcessInfo.processInfo.environment["IVY_AMQPS_WRONG_CA"]
         ?? tlsDirectory.appendingPathComponent("wrong-ca.pem").path
 
+    /// `IVY_REDISS_URL`, else the TLS Redis `scripts/services.sh up` starts on port 6392 (no
+    /// plain-text port), whose certificate is for IP:127.0.0.1 and localhost, signed by the
+    /// throwaway CA in `.services/redis-tls/tls/ca.pem`, the URL's `ca`.
+    public static let redissURL =
+        ProcessInfo.processInfo.environment["IVY_REDISS_URL"]
+        ?? "rediss://127.0.0.1:6392?ca=" + queryValue(redisTLSFile("ca.pem"))
+
+    /// `IVY_REDISS_PASSWORD_URL`, else that server as its ACL user `ivy`, who has a password.
+    public static let redissPasswordURL =
+        ProcessInfo.processInfo.environment["IVY_REDISS_PASSWORD_URL"]
+        ?? "rediss://ivy:ivy-tls-password@127.0.0.1:6392?ca=" + queryValue(redisTLSFile("ca.pem"))
+
+    /// `IVY_REDISS_CERT_URL`, else the TLS Redis on port 6393 that wants a client certificate;
+    /// the URL has none.
+    public static let redissCertificateURL =
+        ProcessInfo.processInfo.environment["IVY_REDISS_CERT_URL"]
+        ?? "rediss://127.0.0.1:6393?ca=" + queryValue(redisTLSFile("ca.pem"))
+
+    /// The certificate files of the TLS Redis servers: `IVY_REDISS_WRONG_CA` (a CA that signed
+    /// nothing of theirs), `IVY_REDISS_CLIENT_CERT` and `IVY_REDISS_CLIENT_KEY` (a client
+    /// certificate their CA signed), else the files `scripts/services.sh up` makes.
+    public static let redissWrongCA =
+        ProcessInfo.processInfo.environment["IVY_REDISS_WRONG_CA"] ?? redisTLSFile("wrong-ca.pem")
+    public static let redissClientCertificate =
+        ProcessInfo.processInfo.environment["IVY_REDISS_CLIENT_CERT"] ?? redisTLSFile("client.pem")
+    public static let redissClientKey =
+        ProcessInfo.processInfo.environment["IVY_REDISS_CLIENT_KEY"] ?? redisTLSFile("client-key.pem")
+
+    private static func redisTLSFile(_ name: String) -> String {
+        repository.appendingPathComponent(".services/redis-tls/tls").appendingPathComponent(name).path
+    }
+
     /// The checkout this file is in.
     private static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
@@ -47,7 +79,7 @@ public enum Services {
     private static let tlsDirectory = repository.appendingPathComponent(".services/rabbitmq/tls")
 
     /// A path as a URL's query value, percent-encoded as `scripts/services.sh env` does.
-    private static func queryValue(_ path: String) -> String {
+    public static func queryValue(_ path: String) -> String {
         let kept = CharacterSet(charactersIn: "/._~-").union(
             CharacterSet(charactersIn: "a"..."z")
         ).union(CharacterSet(charactersIn: "A"..."Z")).union(
