@@ -2,9 +2,20 @@
 # Starts or stops the servers the integration tests talk to, on loopback and private ports,
 # with their data in .services/ (git-ignored).
 #   scripts/services.sh up | down | env | run COMMAND... | ctl RABBITMQCTL-ARGUMENTS...
-#                       | rabbitmq-up | rabbitmq-down
+#                       | rabbitmq-up | rabbitmq-down | redis-cluster-up | redis-cluster-down
 # Ports: IVY_REDIS_PORT (default 6390), IVY_IRONMQ_PORT (default 8690: the local IronMQ v3
 # server, Tools/ironmq-emulator, project `ivytest`, token `ivy-test-token`, reservations from 1 s),
+# IVY_REDISS_PORT (default 6392: a Redis with TLS only, no plaintext listener, client certificate
+# optional; ACL user `ivy` password `ivy-tls-password` with all permissions beside the passwordless
+# default), IVY_REDISS_CERT_PORT (default 6393: the same but a client certificate required), their
+# files in .services/redis-tls/tls/: ca.pem (a throwaway CA made with openssl), server.pem and
+# server-key.pem (signed by it, for IP:127.0.0.1 and DNS:localhost), client.pem and client-key.pem
+# (a client's, signed by it), wrong-ca.pem (another CA, which signed nothing); made once, kept
+# while the directory lives. IVY_REDIS_CLUSTER_PORTS (default 6401, or 6401-6406 as `env` prints
+# it: the first of six): a Redis Cluster of six nodes, three masters with a replica each, cluster
+# bus ports 10000 above (16401-16406), made anew by each `up` or `redis-cluster-up` when it is not
+# running and ok on all six, and `redis-cluster-down` (and `down`) removes it whole;
+# IVY_REDIS_CLUSTER_TIMEOUT (default 60 s) bounds its wait for cluster_state:ok.
 # IVY_AMQP_PORT (default 5690: a private RabbitMQ node `ivytest@127.0.0.1` of the Debian package
 # rabbitmq-server, vhost `ivytest`, user `ivy` password `ivy-test-password` with all permissions
 # there; `guest` as RabbitMQ makes it, loopback only; no plugins), with a TLS listener on
@@ -17,13 +28,30 @@
 # used or touched. As root the node runs as the `rabbitmq` user. IVY_RABBITMQ_START_TIMEOUT
 # (default 120 s) bounds its start. rabbitmqctl by hand: `scripts/services.sh ctl list_queues -p ivytest`
 # (with the same IVY_AMQP_PORT and IVY_RABBITMQ_* variables as `up`); see rabbitmq_env and rabbitmqctl_node.
-# `env` prints the servers' URLs (IVY_REDIS_URL, IVY_IRONMQ_URL, IVY_AMQP_URL, IVY_AMQPS_URL) and
-# IVY_AMQPS_WRONG_CA, one VARIABLE=VALUE a line; `run COMMAND...` runs a command with them exported
-# (in the checkout's root, as every command here).
+# `env` prints the servers' URLs (IVY_REDIS_URL, IVY_IRONMQ_URL, IVY_REDISS_URL,
+# IVY_REDISS_PASSWORD_URL as `ivy`, IVY_REDISS_CERT_URL of the certificate-requiring server without
+# a certificate in it, IVY_REDIS_CLUSTER_URL of three nodes, IVY_AMQP_URL, IVY_AMQPS_URL), the Redis
+# TLS files (IVY_REDISS_CA, IVY_REDISS_WRONG_CA, IVY_REDISS_CLIENT_CERT, IVY_REDISS_CLIENT_KEY),
+# IVY_REDIS_CLUSTER_PORTS (all six, FIRST-LAST) and IVY_AMQPS_WRONG_CA, one VARIABLE=VALUE a line;
+# `run COMMAND...` runs a command with them exported (in the checkout's root, as every command here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD/.services
 redis_port=${IVY_REDIS_PORT:-6390}
+rediss_port=${IVY_REDISS_PORT:-6392}
+rediss_cert_port=${IVY_REDISS_CERT_PORT:-6393}
+rediss_user=ivy
+rediss_password=ivy-tls-password
+redis_tls_dir=$root/redis-tls/tls
+redis_cluster_ports=${IVY_REDIS_CLUSTER_PORTS:-6401}
+redis_cluster_first=${redis_cluster_ports%-*}
+redis_cluster_last=$((redis_cluster_first + 5))
+if [[ ! $redis_cluster_first =~ ^[0-9]+$ ]] ||
+  { [[ $redis_cluster_ports == *-* ]] && [ "${redis_cluster_ports#*-}" != "$redis_cluster_last" ]; }; then
+  echo "services: IVY_REDIS_CLUSTER_PORTS is the first of six ports, or FIRST-LAST of six; not $redis_cluster_ports" >&2
+  exit 2
+fi
+redis_cluster_timeout=${IVY_REDIS_CLUSTER_TIMEOUT:-60}
 ironmq_port=${IVY_IRONMQ_PORT:-8690}
 ironmq_token=ivy-test-token
 ironmq_project=ivytest
@@ -54,6 +82,115 @@ wait_for() {  # wait_for DESCRIPTION COMMAND...: readiness check, bounded to 30 
   return 1
 }
 
+tls_openssl() {  # tls_openssl ARGUMENTS...: openssl, whose chatter shows only when it fails
+  local output
+  if ! output=$(openssl "$@" 2>&1); then
+    echo "services: openssl $1 failed: $output" >&2
+    return 1
+  fi
+}
+
+tls_ca() {  # tls_ca DIR NAME SUBJECT: a self-signed CA, DIR/NAME.pem and DIR/NAME.key
+  tls_openssl req -x509 -config "$1/openssl.cnf" -extensions ca -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -nodes -keyout "$1/$2.key.new" -out "$1/$2.pem.new" -days 3650 -subj "$3"
+  mv "$1/$2.key.new" "$1/$2.key"
+  mv "$1/$2.pem.new" "$1/$2.pem"
+}
+
+tls_signed() {  # tls_signed DIR NAME KEY EXTENSIONS CN: DIR/NAME.pem signed by DIR/ca.pem, its key DIR/KEY
+  local serial
+  serial=0x$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  tls_openssl req -new -config "$1/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$1/$3" -out "$1/$2.csr" -subj "/O=Ivy for Swift tests/CN=$5"
+  tls_openssl x509 -req -in "$1/$2.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -set_serial "$serial" \
+    -days 3650 -extfile "$1/openssl.cnf" -extensions "$4" -out "$1/$2.pem"
+  rm -f "$1/$2.csr"
+}
+
+# tls_throwaway DIR SAN SERVER-KEY [CLIENT-KEY]: in DIR, made once and kept while DIR lives, a
+# throwaway CA (ca.pem, ca.key), the server's certificate for SAN (an openssl subjectAltName, e.g.
+# IP:127.0.0.1,DNS:localhost) signed by it (server.pem, its key SERVER-KEY), with CLIENT-KEY a
+# client's signed by it too (client.pem, its key CLIENT-KEY), and wrong-ca.pem, another CA, which
+# signed nothing. Keys for the caller alone, certificates readable by all.
+tls_throwaway() {
+  local dir=$1 san=$2 server_key=$3 client_key=${4:-}
+  mkdir -p "$dir"
+  # A configuration of our own: nothing from the system's openssl.cnf.
+  cat >"$dir/openssl.cnf" <<CNF
+[req]
+distinguished_name = name
+prompt = no
+[name]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = $san
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+  (
+    umask 077  # the keys; the certificates are made readable below
+    if [ ! -s "$dir/ca.pem" ] || [ ! -s "$dir/ca.key" ]; then
+      rm -f "$dir/server.pem" "$dir/$server_key" "$dir/client.pem"
+      [ -z "$client_key" ] || rm -f "$dir/$client_key"
+      tls_ca "$dir" ca "/O=Ivy for Swift tests/CN=Ivy throwaway test CA"
+    fi
+    if [ ! -s "$dir/$server_key" ] ||
+      ! openssl verify -CAfile "$dir/ca.pem" -verify_ip 127.0.0.1 "$dir/server.pem" >/dev/null 2>&1; then
+      tls_signed "$dir" server "$server_key" server 127.0.0.1
+    fi
+    if [ -n "$client_key" ] && { [ ! -s "$dir/$client_key" ] ||
+      ! openssl verify -CAfile "$dir/ca.pem" -purpose sslclient "$dir/client.pem" >/dev/null 2>&1; }; then
+      tls_signed "$dir" client "$client_key" client "Ivy test client"
+    fi
+    if [ ! -s "$dir/wrong-ca.pem" ]; then  # for the tests: a CA that signed nothing of ours
+      tls_ca "$dir" wrong-ca "/O=Ivy for Swift tests/CN=Ivy throwaway wrong CA"
+      rm -f "$dir/wrong-ca.key"
+    fi
+  )
+  chmod 644 "$dir/ca.pem" "$dir/server.pem" "$dir/wrong-ca.pem"
+  [ -z "$client_key" ] || chmod 644 "$dir/client.pem"
+}
+
+redis_alive() {  # redis_alive PID: still a redis-server, not a recycled pid nor a zombie yet to be reaped
+  local state
+  state=$(ps -o stat=,comm= -p "$1" 2>/dev/null) || return 1
+  [[ $state != Z* && $state == *redis-server ]]
+}
+
+redis_stop() {  # redis_stop DIR REDIS-CLI-ARGUMENTS...: the redis-server of DIR/redis.pid, gone in 10 s
+  local dir=$1 pid
+  shift
+  [ -f "$dir/redis.pid" ] || return 0
+  pid=$(cat "$dir/redis.pid")
+  redis-cli "$@" shutdown nosave >/dev/null 2>&1 || true
+  for _ in $(seq 1 100); do
+    redis_alive "$pid" || break
+    sleep 0.1
+  done
+  if redis_alive "$pid"; then
+    echo "services: redis-server $pid of $dir did not stop in 10 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/redis.pid"
+}
+
+redis_log_tail() {  # redis_log_tail DIR: the end of DIR/redis.log, after a failure
+  echo "services: the end of $1/redis.log:" >&2
+  tail -n 20 "$1/redis.log" 2>/dev/null | sed 's/^/  /' >&2 || true
+}
+
 redis_up() {
   mkdir -p "$root/redis"
   if redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then
@@ -68,10 +205,138 @@ redis_up() {
 }
 
 redis_down() {
-  if [ -f "$root/redis/redis.pid" ]; then
-    redis-cli -h 127.0.0.1 -p "$redis_port" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$root/redis/redis.pid")" 2>/dev/null || true
-    rm -f "$root/redis/redis.pid"
+  redis_stop "$root/redis" -h 127.0.0.1 -p "$redis_port"
+}
+
+# The TLS Redis servers: $rediss_port with a client certificate optional, $rediss_cert_port with
+# one required; both with the certificates of $redis_tls_dir, TLS only (--port 0).
+redis_tls_cli() {  # redis_tls_cli PORT REDIS-CLI-ARGUMENTS...: redis-cli over TLS, with the client certificate
+  local port=$1
+  shift
+  redis-cli --tls --cacert "$redis_tls_dir/ca.pem" --cert "$redis_tls_dir/client.pem" \
+    --key "$redis_tls_dir/client-key.pem" -h 127.0.0.1 -p "$port" "$@"
+}
+
+redis_tls_server() {  # redis_tls_server DIR PORT AUTH-CLIENTS ARGUMENTS...: one, unless it answers
+  local dir=$1 port=$2 auth_clients=$3
+  shift 3
+  mkdir -p "$dir"
+  if redis_tls_cli "$port" ping >/dev/null 2>&1; then
+    echo "services: TLS redis already answers on 127.0.0.1:$port" >&2
+    return 0
   fi
+  rm -f "$dir/redis.pid"
+  redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" --tls-cert-file "$redis_tls_dir/server.pem" \
+    --tls-key-file "$redis_tls_dir/server-key.pem" --tls-ca-cert-file "$redis_tls_dir/ca.pem" \
+    --tls-auth-clients "$auth_clients" --dir "$dir" --appendonly yes --daemonize yes \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --protected-mode yes "$@" ||
+    { redis_log_tail "$dir"; return 1; }
+  if ! wait_for "TLS redis on 127.0.0.1:$port" redis_tls_cli "$port" ping; then
+    redis_log_tail "$dir"
+    return 1
+  fi
+  echo "services: TLS redis on 127.0.0.1:$port (client certificate: $auth_clients)" >&2
+}
+
+redis_tls_up() {
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "services: no openssl, for TLS redis's test certificates (scripts/install-deps.sh test installs it)" >&2
+    return 1
+  fi
+  tls_throwaway "$redis_tls_dir" IP:127.0.0.1,DNS:localhost server-key.pem client-key.pem
+  # The ACL user as separate arguments: redis-server quotes each one of them as a whole.
+  redis_tls_server "$root/redis-tls" "$rediss_port" optional \
+    --user "$rediss_user" on ">$rediss_password" '~*' '&*' '+@all'
+  redis_tls_server "$root/redis-tls-cert" "$rediss_cert_port" yes
+}
+
+redis_tls_down() {
+  redis_stop "$root/redis-tls" --tls --cacert "$redis_tls_dir/ca.pem" -h 127.0.0.1 -p "$rediss_port"
+  redis_stop "$root/redis-tls-cert" --tls --cacert "$redis_tls_dir/ca.pem" --cert "$redis_tls_dir/client.pem" \
+    --key "$redis_tls_dir/client-key.pem" -h 127.0.0.1 -p "$rediss_cert_port"
+}
+
+# The Redis Cluster: six nodes on 127.0.0.1, $redis_cluster_first to $redis_cluster_last, each in
+# .services/redis-cluster/PORT; made anew whenever it is not up and ok, since the cluster's state
+# in an old nodes.conf would be stale.
+redis_cluster_ports() { seq "$redis_cluster_first" "$redis_cluster_last"; }
+
+redis_cluster_node_ok() {  # redis_cluster_node_ok PORT: the node sees an ok cluster of all six,
+  # and is a master with its replica attached, or a replica whose link to its master is up
+  local info replication
+  info=$(redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null) || return 1
+  grep -q '^cluster_state:ok' <<<"$info" || return 1
+  grep -q '^cluster_known_nodes:6\b' <<<"$info" || return 1
+  replication=$(redis-cli -h 127.0.0.1 -p "$1" info replication 2>/dev/null) || return 1
+  grep -q -e '^connected_slaves:[1-9]' -e '^master_link_status:up' <<<"$replication"
+}
+
+redis_cluster_ok() {  # every node of ours agrees
+  local port
+  for port in $(redis_cluster_ports); do redis_cluster_node_ok "$port" || return 1; done
+}
+
+redis_cluster_up() {
+  local port dir nodes=() deadline
+  if redis_cluster_ok; then
+    echo "services: the Redis Cluster already answers, ok, on 127.0.0.1:$redis_cluster_first-$redis_cluster_last" >&2
+    return 0
+  fi
+  redis_cluster_down  # what is left of an earlier one, running or not
+  for port in $(redis_cluster_ports); do
+    if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+      echo "services: something not ours answers on 127.0.0.1:$port, a port of the Redis Cluster" >&2
+      return 1
+    fi
+  done
+  for port in $(redis_cluster_ports); do
+    dir=$root/redis-cluster/$port
+    mkdir -p "$dir"
+    redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes --cluster-node-timeout 2000 \
+      --cluster-config-file nodes.conf --cluster-announce-ip 127.0.0.1 --dir "$dir" --appendonly yes \
+      --save "" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --protected-mode yes ||
+      { redis_log_tail "$dir"; redis_cluster_down; return 1; }
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in $(redis_cluster_ports); do
+    if ! wait_for "Redis Cluster node 127.0.0.1:$port" redis-cli -h 127.0.0.1 -p "$port" ping; then
+      redis_log_tail "$root/redis-cluster/$port"
+      redis_cluster_down
+      return 1
+    fi
+  done
+  if ! redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$root/redis-cluster/create.log" 2>&1; then
+    echo "services: redis-cli --cluster create failed:" >&2
+    sed 's/^/  /' "$root/redis-cluster/create.log" >&2
+    redis_cluster_down
+    return 1
+  fi
+  deadline=$((SECONDS + redis_cluster_timeout))
+  until redis_cluster_ok; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "services: the Redis Cluster on 127.0.0.1:$redis_cluster_first-$redis_cluster_last was not ok" \
+        "on all six nodes in $redis_cluster_timeout s; stopping it. Its nodes:" >&2
+      for port in $(redis_cluster_ports); do
+        echo "  $port: $( (redis-cli -h 127.0.0.1 -p "$port" cluster info; redis-cli -h 127.0.0.1 -p "$port" \
+          info replication) 2>&1 | grep -e cluster_state -e cluster_known_nodes -e '^role' -e master_link_status \
+          -e connected_slaves -e rror | tr -d '\r' | paste -sd ' ')" >&2
+      done
+      redis_cluster_down
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "services: Redis Cluster on 127.0.0.1:$redis_cluster_first-$redis_cluster_last" \
+    "(3 masters, a replica each; bus ports $((redis_cluster_first + 10000))-$((redis_cluster_last + 10000)))" >&2
+}
+
+redis_cluster_down() {
+  local port
+  for port in $(redis_cluster_ports); do
+    redis_stop "$root/redis-cluster/$port" -h 127.0.0.1 -p "$port"
+  done
+  rm -rf "$root/redis-cluster"
 }
 
 ironmq_answers() {  # the queue list, authorised: HTTP 200
@@ -157,66 +422,6 @@ rabbitmq_log_tail() {
   tail -n 30 "$dir/log/startup.log" "$dir/log/$rabbitmq_node.log" 2>/dev/null | sed 's/^/  /' >&2 || true
 }
 
-tls_openssl() {  # tls_openssl ARGUMENTS...: openssl, whose chatter shows only when it fails
-  local output
-  if ! output=$(openssl "$@" 2>&1); then
-    echo "services: openssl $1 failed: $output" >&2
-    return 1
-  fi
-}
-
-rabbitmq_tls_ca() {  # rabbitmq_tls_ca DIR NAME SUBJECT: a self-signed CA, DIR/NAME.pem and DIR/NAME.key
-  tls_openssl req -x509 -config "$1/openssl.cnf" -extensions ca -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-    -nodes -keyout "$1/$2.key.new" -out "$1/$2.pem.new" -days 3650 -subj "$3"
-  mv "$1/$2.key.new" "$1/$2.key"
-  mv "$1/$2.pem.new" "$1/$2.pem"
-}
-
-rabbitmq_tls() {  # rabbitmq_tls DIR: the throwaway CAs and the server's certificate in DIR, made once
-  local dir=$1 serial
-  mkdir -p "$dir"
-  # A configuration of our own: nothing from the system's openssl.cnf.
-  cat >"$dir/openssl.cnf" <<'CNF'
-[req]
-distinguished_name = name
-prompt = no
-[name]
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-# Not DNS:localhost: the TLS test expects a connection through `localhost` to fail its host name check.
-subjectAltName = IP:127.0.0.1
-CNF
-  (
-    umask 077  # the keys; the certificates are made readable below
-    if [ ! -s "$dir/ca.pem" ] || [ ! -s "$dir/ca.key" ]; then
-      rm -f "$dir/server.pem" "$dir/server.key"
-      rabbitmq_tls_ca "$dir" ca "/O=Ivy for Swift tests/CN=Ivy throwaway test CA"
-    fi
-    if [ ! -s "$dir/server.key" ] ||
-      ! openssl verify -CAfile "$dir/ca.pem" -verify_ip 127.0.0.1 "$dir/server.pem" >/dev/null 2>&1; then
-      serial=0x$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-      tls_openssl req -new -config "$dir/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/O=Ivy for Swift tests/CN=127.0.0.1"
-      tls_openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "$serial" \
-        -days 3650 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.pem"
-      rm -f "$dir/server.csr"
-    fi
-    if [ ! -s "$dir/wrong-ca.pem" ]; then  # for the tests: a CA that signed nothing of ours
-      rabbitmq_tls_ca "$dir" wrong-ca "/O=Ivy for Swift tests/CN=Ivy throwaway wrong CA"
-      rm -f "$dir/wrong-ca.key"
-    fi
-  )
-  chmod 644 "$dir/ca.pem" "$dir/server.pem" "$dir/wrong-ca.pem"
-}
-
 rabbitmq_tls_answers() {  # the TLS listener completes a handshake and its certificate verifies
   openssl s_client -connect "127.0.0.1:$amqps_port" -CAfile "$(rabbitmq_dir)/tls/ca.pem" \
     -verify_ip 127.0.0.1 -verify_return_error </dev/null >/dev/null 2>&1
@@ -238,7 +443,8 @@ rabbitmq_prepare() {  # the node's directory, cookie and configuration, owned by
   rm -f "$dir/launcher.pid" "$dir/rabbitmq.pid" "$dir/provisioned"   # of a node that died
   : >"$dir/rabbitmq-env.conf"
   echo '[].' >"$dir/enabled_plugins"
-  rabbitmq_tls "$dir/tls"
+  # Not DNS:localhost: the TLS test expects a connection through `localhost` to fail its host name check.
+  tls_throwaway "$dir/tls" IP:127.0.0.1 server.key
   # The broker asks for no client certificate (verify_none), so the tests need none.
   printf '%s\n' "listeners.tcp.default = 127.0.0.1:$amqp_port" "listeners.ssl.default = 127.0.0.1:$amqps_port" \
     "ssl_options.cacertfile = $dir/tls/ca.pem" "ssl_options.certfile = $dir/tls/server.pem" \
@@ -361,21 +567,33 @@ percent_encoded() {  # a path as a URL's query value: bytes other than [A-Za-z0-
   printf '%s' "$encoded"
 }
 
-service_environment() {  # VARIABLE=VALUE lines: the servers' URLs, and the CA file that signed nothing
+service_environment() {  # VARIABLE=VALUE lines: the servers' URLs, and the TLS files for the tests
   # Through the .services/rabbitmq link (when it is one): valid before `up` makes its target too.
-  local tls=$rabbitmq_link/tls
+  local tls=$rabbitmq_link/tls ca
+  ca=$(percent_encoded "$redis_tls_dir/ca.pem")
   echo "IVY_REDIS_URL=redis://127.0.0.1:$redis_port"
   echo "IVY_IRONMQ_URL=ironmq+http://$ironmq_token@127.0.0.1:$ironmq_port/$ironmq_project?min_timeout=1"
+  echo "IVY_REDISS_URL=rediss://127.0.0.1:$rediss_port?ca=$ca"
+  echo "IVY_REDISS_PASSWORD_URL=rediss://$rediss_user:$rediss_password@127.0.0.1:$rediss_port?ca=$ca"
+  echo "IVY_REDISS_CERT_URL=rediss://127.0.0.1:$rediss_cert_port?ca=$ca"
+  echo "IVY_REDISS_CA=$redis_tls_dir/ca.pem"
+  echo "IVY_REDISS_WRONG_CA=$redis_tls_dir/wrong-ca.pem"
+  echo "IVY_REDISS_CLIENT_CERT=$redis_tls_dir/client.pem"
+  echo "IVY_REDISS_CLIENT_KEY=$redis_tls_dir/client-key.pem"
+  echo "IVY_REDIS_CLUSTER_URL=redis+cluster://127.0.0.1:$redis_cluster_first,127.0.0.1:$((redis_cluster_first + 1)),127.0.0.1:$((redis_cluster_first + 2))/"
+  echo "IVY_REDIS_CLUSTER_PORTS=$redis_cluster_first-$redis_cluster_last"
   echo "IVY_AMQP_URL=amqp://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqp_port/$rabbitmq_vhost"
   echo "IVY_AMQPS_URL=amqps://$rabbitmq_user:$rabbitmq_password@127.0.0.1:$amqps_port/$rabbitmq_vhost?cacertfile=$(percent_encoded "$tls/ca.pem")"
   echo "IVY_AMQPS_WRONG_CA=$tls/wrong-ca.pem"
 }
 
 case "${1:-}" in
-  up) redis_up; ironmq_up; rabbitmq_up ;;
+  up) redis_up; redis_tls_up; redis_cluster_up; ironmq_up; rabbitmq_up ;;
+  redis-cluster-up) redis_cluster_up ;;  # a fresh cluster, unless one is up and ok (tests restart it so)
+  redis-cluster-down) redis_cluster_down ;;
   rabbitmq-up) rabbitmq_up ;;  # the RabbitMQ node alone (IVY_RABBITMQ_NAME and the ports say which)
   rabbitmq-down) rabbitmq_down; rm -rf "$(rabbitmq_dir)" "$rabbitmq_link" ;;
-  down) redis_down; ironmq_down; rabbitmq_down; rm -rf "$root" ;;
+  down) redis_down; redis_tls_down; redis_cluster_down; ironmq_down; rabbitmq_down; rm -rf "$root" ;;
   env) service_environment ;;
   run)  # run COMMAND...: the command with the variables `env` prints exported
     shift
@@ -386,5 +604,6 @@ case "${1:-}" in
     shift
     [ -e "$rabbitmq_link" ] || { echo "services: no RabbitMQ node of ours in $root" >&2; exit 1; }
     rabbitmqctl_node "$@" ;;
-  *) echo "usage: $0 up|down|env|run COMMAND...|ctl ARGUMENTS...|rabbitmq-up|rabbitmq-down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|run COMMAND...|ctl ARGUMENTS...|rabbitmq-up|rabbitmq-down|redis-cluster-up|redis-cluster-down" >&2
+    exit 2 ;;
 esac
