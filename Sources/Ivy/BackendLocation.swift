@@ -37,14 +37,14 @@ enum BackendURL {
             let scheme = text[..<schemeEnd.lowerBound].lowercased()
             switch scheme {
             case "memory": self = .memory
-            case "redis", "rediss", "unix": self = .redis(text)
+            case "redis", "rediss", "redis+cluster", "rediss+cluster", "unix": self = .redis(text)
             case "ironmq", "ironmq+http", "ironmq+https": self = .ironMQ(text)
             case "amqp", "amqps": self = .amqp(text)
             default:
                 throw IvyError(
                     .unsupportedBackend, endpoint: Redaction.redact(url: text),
                     detail:
-                        "supported schemes: memory://, redis://, rediss://, unix://, ironmq://, ironmq+http://, amqp://, amqps://"
+                        "supported schemes: memory://, redis://, rediss://, redis+cluster://, rediss+cluster://, unix://, ironmq://, ironmq+http://, amqp://, amqps://"
                 )
             }
         }

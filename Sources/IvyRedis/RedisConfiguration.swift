@@ -10,6 +10,10 @@ package import IvyCore
 /// `unix:///path/to/redis.sock[?db=N]` (user and password percent-encoded; an IPv6 host in
 /// brackets, `redis://[::1]:6379`), optionally with `?name=` for the connections' name in
 /// `CLIENT LIST`. The password is a `Secret`: it never prints.
+///
+/// A Redis Cluster: `redis+cluster://[user:password@]host1:port,host2:port/` (or
+/// `rediss+cluster://` with TLS), any of its nodes as seeds; `redis://host:port?cluster=1` is the
+/// same with one seed. A cluster has database 0 only.
 package struct RedisConfiguration: Sendable {
     package enum Address: Sendable, Hashable {
         /// A host name or IP address (IPv6 without brackets: `::1`) and a port.
@@ -28,6 +32,12 @@ package struct RedisConfiguration: Sendable {
     package var clientName: String?
     /// TLS, for `rediss://`; nil: plain text.
     package var tls: RedisTLSOptions?
+    /// The nodes a Redis Cluster is first asked for its slot map (``address`` first); nil for one
+    /// server.
+    package var clusterSeeds: [Address]?
+
+    /// Whether this is a Redis Cluster, whose commands go to the node that owns their keys.
+    package var isCluster: Bool { clusterSeeds != nil }
 
     package init(
         address: Address, username: String? = nil, password: Secret? = nil, database: Int = 0,
@@ -46,8 +56,11 @@ package struct RedisConfiguration: Sendable {
     /// Parses a `redis://`, `rediss://` or `unix://` URL.
     ///
     /// - Throws: `IvyError/Code/invalidURL`, showing the URL with credentials as `***`.
-    package init(url: String) throws(IvyError) {
-        let redacted = Redaction.redact(url: url)
+    package init(url given: String) throws(IvyError) {
+        let redacted = Redaction.redact(url: given)
+        // A cluster's URL names several hosts, which URLComponents does not parse: the first goes
+        // through as a plain URL's, the others are parsed on their own below.
+        let (url, otherSeeds) = try Self.splitSeeds(given, redacted: redacted)
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
             throw IvyError(.invalidURL, endpoint: redacted, detail: "not a URL")
         }
@@ -119,6 +132,77 @@ package struct RedisConfiguration: Sendable {
         self.database = database
         connectTimeout = .seconds(5)
         commandTimeout = .seconds(10)
+        let clusterItem = components.queryItems?.last { $0.name == "cluster" }?.value
+        guard clusterItem == nil || clusterItem == "1" || clusterItem == "0" else {
+            throw IvyError(.invalidURL, endpoint: redacted, detail: "cluster must be 1 or 0")
+        }
+        if let otherSeeds {
+            clusterSeeds =
+                [address] + (try otherSeeds.map { item throws(IvyError) in try Self.seed(item, redacted) })
+        } else if clusterItem == "1" {
+            clusterSeeds = [address]
+        }
+        if isCluster {
+            guard case .tcp = address else {
+                throw IvyError(
+                    .invalidURL, endpoint: redacted,
+                    detail: "a cluster is reached over TCP, not a unix socket")
+            }
+            guard database == 0 else {
+                throw IvyError(.invalidURL, endpoint: redacted, detail: "a Redis Cluster has database 0 only")
+            }
+        }
+    }
+
+    /// The URL with only its first host, and the other hosts of a `redis+cluster://` or
+    /// `rediss+cluster://` URL (nil for other schemes).
+    private static func splitSeeds(_ url: String, redacted: String) throws(IvyError) -> (String, [String]?) {
+        let lowercased = url.lowercased()
+        for (cluster, plain) in [("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")]
+        where lowercased.hasPrefix(cluster) {
+            let rest = url.dropFirst(cluster.count)
+            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+            let authority = rest[..<authorityEnd]
+            // Credentials end at the last "@", as Redaction reads them.
+            let at = authority.lastIndex(of: "@")
+            let credentials = at.map { authority[...$0] } ?? ""
+            let hosts = (at.map { authority[authority.index(after: $0)...] } ?? authority)
+                .split(separator: ",", omittingEmptySubsequences: false)
+            guard let first = hosts.first, hosts.allSatisfy({ !$0.isEmpty }) else {
+                throw IvyError(
+                    .invalidURL, endpoint: redacted,
+                    detail: "a cluster's URL names HOST:PORT nodes separated by commas")
+            }
+            guard hosts.count <= 64 else {
+                throw IvyError(.invalidURL, endpoint: redacted, detail: "at most 64 seed nodes")
+            }
+            return (plain + credentials + first + rest[authorityEnd...], hosts.dropFirst().map(String.init))
+        }
+        return (url, nil)
+    }
+
+    /// One `HOST[:PORT]` of a cluster's URL (an IPv6 address in brackets; port 6379 by default).
+    private static func seed(_ item: String, _ redacted: String) throws(IvyError) -> Address {
+        guard let components = URLComponents(string: "redis://\(item)"), var host = components.host,
+            !host.isEmpty,
+            components.path.isEmpty, components.user == nil
+        else {
+            throw IvyError(.invalidURL, endpoint: redacted, detail: "a seed node is HOST[:PORT]")
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let port = components.port ?? 6379
+        guard (1...65535).contains(port) else {
+            throw IvyError(.invalidURL, endpoint: redacted, detail: "bad port")
+        }
+        return .tcp(host: host, port: port)
+    }
+
+    /// The configuration of one node of the cluster: the same credentials, TLS and timeouts.
+    package func node(_ address: Address) -> RedisConfiguration {
+        var node = self
+        node.address = address
+        node.clusterSeeds = nil
+        return node
     }
 
     /// The TLS options of a URL's query; nil for plain text.
@@ -186,12 +270,23 @@ package struct RedisConfiguration: Sendable {
     /// The address for logs and errors, credentials as `***`.
     package var endpoint: String {
         let credentials = (username != nil || password != nil) ? "***@" : ""
+        let scheme = tls == nil ? "redis" : "rediss"
+        if let clusterSeeds {
+            return "\(scheme)+cluster://\(credentials)\(clusterSeeds.map(Self.shown).joined(separator: ","))/"
+        }
+        switch address {
+        case .tcp: return "\(scheme)://\(credentials)\(Self.shown(address))/\(database)"
+        case .unix(let path): return "unix://\(credentials)\(path)?db=\(database)"
+        }
+    }
+
+    /// `host:port` for messages; IPv6 addresses in brackets, their zone's "%" encoded (RFC 6874).
+    package static func shown(_ address: Address) -> String {
         switch address {
         case .tcp(let host, let port):
-            // IPv6 addresses go back in brackets, their zone's "%" encoded (RFC 6874).
-            let shown = host.contains(":") ? "[\(host.replacingOccurrences(of: "%", with: "%25"))]" : host
-            return "\(tls == nil ? "redis" : "rediss")://\(credentials)\(shown):\(port)/\(database)"
-        case .unix(let path): return "unix://\(credentials)\(path)?db=\(database)"
+            let host = host.contains(":") ? "[\(host.replacingOccurrences(of: "%", with: "%25"))]" : host
+            return "\(host):\(port)"
+        case .unix(let path): return path
         }
     }
 }

@@ -34,15 +34,27 @@ package final class RedisConnection: Sendable {
     package var endpoint: String { configuration.endpoint }
 
     private let queue = RedisRequestQueue()
+    /// For a Redis Cluster: the router that sends each command to its node's connection; this
+    /// connection then has no thread of its own.
+    let router: RedisClusterRouter?
 
-    /// Starts the connection's thread; it connects with the first command.
+    /// Starts the connection's thread (for a cluster, nothing yet); it connects with the first
+    /// command.
     package init(configuration: RedisConfiguration, name: String = "ivy-redis") {
         self.configuration = configuration
+        if configuration.isCluster {
+            router = RedisClusterRouter(configuration: configuration, name: name)
+            return
+        }
+        router = nil
         let driver = RedisConnectionDriver(configuration: configuration, queue: queue)
         DedicatedThread.start(name: name) { [driver = UncheckedSendable(driver)] in driver.value.run() }
     }
 
-    deinit { queue.close() }
+    deinit {
+        queue.close()
+        if let router { Task { await router.close() } }
+    }
 
     /// A connection that has connected and authenticated once, so bad addresses and
     /// credentials fail here with a clear error.
@@ -51,6 +63,13 @@ package final class RedisConnection: Sendable {
     {
         try configuration.validate()
         let connection = RedisConnection(configuration: configuration, name: name)
+        if let router = connection.router {
+            do { try await router.start() } catch {
+                await router.close()
+                throw error
+            }
+            return connection
+        }
         _ = try await connection.submit([], extraTime: .zero, failsFast: true, onCancel: .awaitReply)
         return connection
     }
@@ -74,6 +93,7 @@ package final class RedisConnection: Sendable {
         async throws -> [RedisReply]
     {
         precondition(!commands.isEmpty, "send needs at least one command")
+        if let router { return try await router.send(commands, wait: wait, onCancel: onCancel) }
         return try await submit(commands, extraTime: wait, failsFast: false, onCancel: onCancel)
     }
 
@@ -88,6 +108,7 @@ package final class RedisConnection: Sendable {
         _ commands: [RedisCommand], completion: @escaping @Sendable (Result<[RedisReply], any Error>) -> Void
     ) {
         precondition(!commands.isEmpty, "send needs at least one command")
+        if let router { return router.send(commands, completion: completion) }
         enqueue(queue.makeID(), commands, extraTime: .zero, failsFast: false, completion: completion)
     }
 
@@ -97,9 +118,16 @@ package final class RedisConnection: Sendable {
         try await send([command], wait: wait, onCancel: .interrupt)[0]
     }
 
+    /// The servers this connection reaches: for a cluster, every node its last slot map named
+    /// (masters, then replicas, then the seeds); otherwise the one server.
+    package var knownNodes: [RedisConfiguration.Address] {
+        router?.knownNodes ?? [configuration.address]
+    }
+
     /// Closes the connection; commands on the wire and later ones fail with `IvyError/Code/closed`.
     package func close() async {
         queue.close()
+        await router?.close()
     }
 
     private func submit(

@@ -235,9 +235,12 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
 
     // MARK: Recording statuses
 
-    /// Yes for a notifier that keeps statuses on this server, in this database.
+    /// Yes for a notifier that keeps statuses on this server, in this database. Not on a
+    /// cluster, where a status hash lives in its own slot, not the queue's.
     public func canRecordStatuses(in store: any TaskStatusStore) -> Bool {
-        guard let redis = store as? any RedisPubSubNotifier, redis.statusRetention != nil else {
+        guard let redis = store as? any RedisPubSubNotifier, redis.statusRetention != nil,
+            !connection.configuration.isCluster
+        else {
             return false
         }
         return redis.server == connection.configuration.address
@@ -375,13 +378,14 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     }
 
     /// Yes when `notifier`'s subscribers listen on this server and, if it keeps results, it
-    /// keeps them in this database: the ack script then publishes (and keeps) the result.
+    /// keeps them in this database: the ack script then publishes (and keeps) the result. Not on
+    /// a cluster, where the results and statuses live in other slots than the queue's.
     public func canPublish(through notifier: any Notifier) -> Bool {
         (notifier as? any RedisPubSubNotifier).map(canPublish) ?? false
     }
 
     private func canPublish(_ redis: any RedisPubSubNotifier) -> Bool {
-        redis.server == connection.configuration.address
+        !connection.configuration.isCluster && redis.server == connection.configuration.address
             && ((redis.resultRetention == nil && redis.statusRetention == nil)
                 || redis.database == connection.configuration.database)
     }

@@ -85,7 +85,9 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
             }
         }
         subscriber = RedisSubscriber(
-            configuration: publisher.configuration, logger: logger, onResubscribed: replay)
+            configuration: publisher.configuration, logger: logger,
+            nodes: { [publisher] in publisher.knownNodes },
+            onResubscribed: replay)
     }
 
     /// Connects to `url` (checking address and credentials) and returns the notifier.
@@ -246,8 +248,13 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         let recording = StoredStatuses.commands(recording: status, retention: statusRetention)
         let name = channel.rawValue
         guard let resultRetention else {
-            // One request: the status is recorded before the PUBLISH.
-            let replies = try await publisher.send(recording + [RedisCommand("PUBLISH", name, payload)])
+            // One request, where the status is recorded before the PUBLISH; on a cluster, whose
+            // nodes run a request's runs in any order, the status first.
+            let publishing = RedisCommand("PUBLISH", name, payload)
+            let replies =
+                publisher.configuration.isCluster
+                ? try await publisher.send(recording) + [try await publisher.command(publishing)]
+                : try await publisher.send(recording + [publishing])
             for reply in replies { _ = try reply.checked(endpoint: endpoint, command: "PUBLISH") }
             return
         }
@@ -304,7 +311,8 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         -> Bool
     {
         try await publisher.evaluate(
-            Self.claimTick, keys: ["ivy:tick:{\(tick)}", Self.latestKey(task)],
+            // Both keys under the task's hash tag: one slot, so a cluster runs the script too.
+            Self.claimTick, keys: ["ivy:schedule:{\(task)}:tick:\(tick)", Self.latestKey(task)],
             arguments: [max(1, duration.wholeMilliseconds), String(TaskStatus.milliseconds(time))]
         ).checked(endpoint: endpoint, command: "claim").integer == 1
     }

@@ -41,12 +41,17 @@ final class RedisSubscriber: Sendable {
     /// Called, on the subscriber's thread, for each channel subscribed again after a lost
     /// connection: messages published meanwhile never reached it.
     private let onResubscribed: (@Sendable (String, RedisSubscriber) -> Void)?
+    /// The nodes of a cluster, any of which relays every publication: tried in turn while the
+    /// one subscribed to is away.
+    private let nodes: @Sendable () -> [RedisConfiguration.Address]
 
     init(
         configuration: RedisConfiguration, logger: any IvyLogger,
+        nodes: @escaping @Sendable () -> [RedisConfiguration.Address] = { [] },
         onResubscribed: (@Sendable (String, RedisSubscriber) -> Void)? = nil
     ) {
         self.configuration = configuration
+        self.nodes = nodes
         self.logger = logger
         self.onResubscribed = onResubscribed
         DedicatedThread.start(name: "ivy-redis-sub") { [self] in run() }
@@ -165,10 +170,14 @@ final class RedisSubscriber: Sendable {
         var failures = 0
         var hasConnected = false
         var isReconnecting = false
+        /// Which of a cluster's nodes to try next; kept while a connection to it lasts.
+        var nodeIndex = 0
         while !shared.withLock({ $0.isClosed }) {
             if context == nil {
                 do {
-                    context = try RedisContext(configuration)
+                    let nodes = configuration.isCluster ? self.nodes() : []
+                    context = try RedisContext(
+                        nodes.isEmpty ? configuration : configuration.node(nodes[nodeIndex % nodes.count]))
                     subscriptions = Subscriptions()
                     if hasConnected { subscriptions.missedWhileAway = shared.withLock { Set($0.sinks.keys) } }
                     hasConnected = true
@@ -179,6 +188,7 @@ final class RedisSubscriber: Sendable {
                     failures = 0
                 } catch {
                     failures += 1
+                    nodeIndex += 1
                     failConfirmations(with: error)
                     if !isReconnecting {
                         logger.warning(
@@ -216,6 +226,7 @@ final class RedisSubscriber: Sendable {
                     "notifier connection lost; reconnecting",
                     ["endpoint": configuration.endpoint, "error": "\(error)"])
                 context = nil
+                nodeIndex += 1
                 shared.withLock { $0.confirmed.removeAll() }
                 // The first try comes at once: the connection may have been dropped, not the server.
                 isReconnecting = true

@@ -27,6 +27,9 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
     static let redis = redis("redis", url: Services.redisURL)
     /// Redis over TLS, as a user with a password: the same suite through `rediss://`.
     static let redisTLS = redis("redis-tls", url: Services.redissPasswordURL)
+    /// A Redis Cluster of three masters: the same suite, each queue's keys on the master of its
+    /// slot, statuses and results on theirs.
+    static let redisCluster = redis("redis-cluster", url: Services.redisClusterURL)
 
     private static func redis(_ name: String, url: String) -> ConformanceBackend {
         ConformanceBackend(name: name, processURL: url) {
@@ -73,6 +76,7 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
     static let all: [ConformanceBackend] =
         [.memory] + (redisUnreachable == nil ? [.redis] : [])
         + (redisTLSUnreachable == nil ? [.redisTLS] : [])
+        + (redisClusterUnreachable == nil ? [.redisCluster] : [])
         + (ironMQUnreachable == nil ? [.ironMQ] : [])
         + (amqpUnreachable == nil ? [.amqpQuorum, .amqpClassic] : [])
 
@@ -98,6 +102,7 @@ struct ConformanceBackend: Sendable, CustomTestStringConvertible {
     /// when services are required (then its cases run and fail).
     static let redisUnreachable = redisUnreachable(Services.redisURL)
     static let redisTLSUnreachable = redisUnreachable(Services.redissPasswordURL)
+    static let redisClusterUnreachable = redisUnreachable(Services.redisClusterURL)
 
     private static func redisUnreachable(_ url: String) -> String? {
         guard !Services.areRequired else { return nil }
@@ -119,6 +124,7 @@ struct ConformanceCoverageTests {
     @Test func everyBackendWhoseServerIsUpIsCovered() throws {
         let missing = [
             ConformanceBackend.redisUnreachable, ConformanceBackend.redisTLSUnreachable,
+            ConformanceBackend.redisClusterUnreachable,
             ConformanceBackend.ironMQUnreachable,
             ConformanceBackend.amqpUnreachable,
         ].compactMap { $0 }
@@ -129,7 +135,7 @@ struct ConformanceCoverageTests {
         }
         #expect(
             ConformanceBackend.all.map(\.name) == [
-                "memory", "redis", "redis-tls", "ironmq", "amqp-quorum", "amqp-classic",
+                "memory", "redis", "redis-tls", "redis-cluster", "ironmq", "amqp-quorum", "amqp-classic",
             ])
     }
 }

@@ -1,0 +1,144 @@
+// This file is part of Ivy for Swift. MIT licensed; see LICENSE.
+
+import Foundation
+import IvyCore
+import IvyTestSupport
+import Testing
+
+@testable import IvyRedis
+
+/// The cluster-aware connection against the Redis Cluster `scripts/services.sh up` starts (three
+/// masters, a replica each), and the slot arithmetic it rests on.
+@Suite("Redis Cluster")
+struct RedisClusterTests {
+    private func connect(_ url: String = Services.redisClusterURL) async throws -> RedisConnection {
+        do { return try await RedisConnection.connect(try RedisConfiguration(url: url)) } catch {
+            try Services.unavailable("Redis Cluster at \(url)", error)
+        }
+    }
+
+    @Test func slotsAreRedisOwn() {
+        // Values from Redis' CLUSTER KEYSLOT.
+        #expect(RedisClusterSlot.of(key: "123456789") == 0x31C3 % 16_384)
+        #expect(RedisClusterSlot.of(key: "ivy:{testpackage}:stream") == 14_003)
+        #expect(
+            RedisClusterSlot.of(key: "ivy:{testpackage}:signal") == RedisClusterSlot.of(key: "testpackage"))
+        // An empty tag does not count: the whole key is hashed.
+        #expect(RedisClusterSlot.of(key: "a{}b") != RedisClusterSlot.of(key: ""))
+        #expect(
+            RedisClusterSlot.of(key: "{user1000}.following")
+                == RedisClusterSlot.of(key: "{user1000}.followers"))
+    }
+
+    @Test func theServerAgreesOnEverySlotWeCompute() async throws {
+        let redis = try await connect()
+        for key in [
+            "ivy:{testpackage}:stream", "ivy:status:{6f9c2a1e}", "{}", "a{b}c{d}", "héllo", "ivy:{workers}",
+        ] {
+            let reply = try await redis.command(RedisCommand("CLUSTER", "KEYSLOT", key))
+            #expect(reply.integer == RedisClusterSlot.of(key: key), "\(key)")
+        }
+        await redis.close()
+    }
+
+    @Test func commandsFromAnySeedReachTheOwnerOfTheirKeys() async throws {
+        // One seed, the node that owns none of these keys' slots at first.
+        for seed in [6401, 6402, 6403] {
+            let url = "redis+cluster://127.0.0.1:\(try seedPort(seed))/"
+            let redis = try await connect(url)
+            var keys: [String] = []
+            for index in 0..<60 { keys.append("ivy-test:{\(UUID().uuidString)}:\(index)") }
+            // One request over many slots: every run to its node, the replies in order.
+            var commands: [RedisCommand] = []
+            for key in keys { commands += [RedisCommand("SET", key, key), RedisCommand("GET", key)] }
+            let replies = try await redis.send(commands)
+            #expect(replies.count == commands.count)
+            for (index, key) in keys.enumerated() {
+                #expect(replies[2 * index] == .status("OK"))
+                #expect(replies[2 * index + 1] == .string(Array(key.utf8)))
+            }
+            _ = try await redis.send(keys.map { RedisCommand("DEL", $0) })
+            await redis.close()
+        }
+    }
+
+    @Test func aTransactionAndAScriptStayOnTheirKeysNode() async throws {
+        let redis = try await connect()
+        let queue = "ivy-test-\(UUID().uuidString.prefix(8))"
+        let stream = "ivy:{\(queue)}:stream"
+        let signal = "ivy:{\(queue)}:signal"
+        let replies = try await redis.send([
+            RedisCommand("MULTI"), RedisCommand("XADD", stream, "*", "b", "x"),
+            RedisCommand("LPUSH", signal, "1"),
+            RedisCommand("EXEC"),
+        ])
+        #expect(replies[3].array?.count == 2)
+        let script = RedisScript(
+            name: "test", source: "return redis.call('LLEN', KEYS[1]) + redis.call('XLEN', KEYS[2])")
+        #expect(try await redis.evaluate(script, keys: [signal, stream], arguments: []) == .integer(2))
+        _ = try await redis.command(RedisCommand("DEL", stream, signal))
+        await redis.close()
+    }
+
+    @Test func aClosedClusterConnectionFailsCommandsAtOnce() async throws {
+        let redis = try await connect()
+        _ = try await redis.command(RedisCommand("GET", "ivy-test:x"))
+        await redis.close()
+        let outcome = try await awaiting { completion in
+            redis.send([RedisCommand("GET", "ivy-test:x")]) { completion(.success($0)) }
+        }
+        guard case .failure(let error) = outcome, let error = error as? IvyError else {
+            Issue.record("expected a failure, got \(outcome)")
+            return
+        }
+        #expect(error.code == .closed)
+    }
+
+    @Test func urlsAreChecked() throws {
+        let cluster = try RedisConfiguration(
+            url: "rediss+cluster://u:secret@10.0.0.1:7000,[::1]:7001,node3/?ca=/ca.pem")
+        #expect(
+            cluster.clusterSeeds == [
+                .tcp(host: "10.0.0.1", port: 7000), .tcp(host: "::1", port: 7001),
+                .tcp(host: "node3", port: 6379),
+            ])
+        #expect(cluster.endpoint == "rediss+cluster://***@10.0.0.1:7000,[::1]:7001,node3:6379/")
+        #expect(cluster.tls?.caFile == "/ca.pem")
+        #expect(cluster.password?.exposedValue == "secret")
+        let single = try RedisConfiguration(url: "redis://127.0.0.1:7000?cluster=1")
+        #expect(single.clusterSeeds == [.tcp(host: "127.0.0.1", port: 7000)])
+        #expect(try RedisConfiguration(url: "redis://127.0.0.1:7000?cluster=0").isCluster == false)
+        for (url, detail) in [
+            ("redis+cluster://a:1,,b:2/", "a cluster's URL names HOST:PORT nodes separated by commas"),
+            ("redis+cluster://a:1,b:99999/", "bad port"),
+            ("redis+cluster://a:1/3", "a Redis Cluster has database 0 only"),
+            ("redis://a?cluster=yes", "cluster must be 1 or 0"),
+            ("unix:///tmp/r.sock?cluster=1", "a cluster is reached over TCP, not a unix socket"),
+        ] {
+            #expect(throws: IvyError(.invalidURL, endpoint: Redaction.redact(url: url), detail: detail)) {
+                try RedisConfiguration(url: url)
+            }
+        }
+    }
+
+    @Test func aServerThatIsNoClusterIsToldApart() async throws {
+        guard case .tcp(let host, let port) = try RedisConfiguration(url: Services.redisURL).address else {
+            return
+        }
+        do {
+            _ = try await RedisConnection.connect(
+                try RedisConfiguration(url: "redis+cluster://\(host):\(port)/"))
+            Issue.record("connected to a server that is no cluster")
+        } catch let error as IvyError {
+            #expect(error.detail?.contains("is not in a cluster (use redis:// for one server)") == true)
+        }
+    }
+
+    /// The port of the `index`-th node (6401…) under `IVY_REDIS_CLUSTER_PORTS`.
+    private func seedPort(_ defaultPort: Int) throws -> Int {
+        guard let range = ProcessInfo.processInfo.environment["IVY_REDIS_CLUSTER_PORTS"],
+            let first = Int(range.split(separator: "-")[0])
+        else { return defaultPort }
+        return first + defaultPort - 6401
+    }
+}
