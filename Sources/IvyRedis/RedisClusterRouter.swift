@@ -25,6 +25,8 @@ final class RedisClusterRouter: Sendable {
         var masters: [RedisConfiguration.Address] = []
         /// Masters and replicas, as the last map named them.
         var nodes: [RedisConfiguration.Address] = []
+        /// Whether each master had a replica in the last map.
+        var hasReplica: [Bool] = []
         var connections: [RedisConfiguration.Address: RedisConnection] = [:]
         /// The map is asked for by one task at a time; the others await it.
         var refresh: Task<Void, any Error>?
@@ -342,6 +344,14 @@ final class RedisClusterRouter: Sendable {
         return state.withLock { $0.masters.first } ?? configuration.address
     }
 
+    /// Whether the master of `slot` had a replica when the map was last asked for.
+    func hasReplica(slot: Int) -> Bool {
+        state.withLock { state in
+            let index = Int(state.slots[slot])
+            return index >= 0 && index < state.hasReplica.count && state.hasReplica[index]
+        }
+    }
+
     private func lookUp(_ slot: Int?) -> RedisConfiguration.Address? {
         state.withLock { state in
             guard let slot else { return state.masters.first }
@@ -434,6 +444,7 @@ final class RedisClusterRouter: Sendable {
         var slots = [Int32](repeating: -1, count: RedisClusterSlot.count)
         var masters: [RedisConfiguration.Address] = []
         var replicas: [RedisConfiguration.Address] = []
+        var hasReplica: [Bool] = []
         /// `[host, port, …]`; an empty host, or "?", means the address the question went to.
         func nodeAddress(_ node: [RedisReply]) -> RedisConfiguration.Address? {
             guard node.count >= 2, let port = node[1].integer, (1...65_535).contains(port) else { return nil }
@@ -447,14 +458,17 @@ final class RedisClusterRouter: Sendable {
                 0 <= start, start <= end, end < RedisClusterSlot.count,
                 let address = parts[2].array.flatMap(nodeAddress)
             else { continue }
-            replicas += parts.dropFirst(3).compactMap { $0.array.flatMap(nodeAddress) }
+            let ownReplicas = parts.dropFirst(3).compactMap { $0.array.flatMap(nodeAddress) }
+            replicas += ownReplicas
             let index: Int
             if let known = masters.firstIndex(of: address) {
                 index = known
             } else {
                 masters.append(address)
+                hasReplica.append(false)
                 index = masters.count - 1
             }
+            if !ownReplicas.isEmpty { hasReplica[index] = true }
             for slot in start...end { slots[slot] = Int32(index) }
         }
         guard !masters.isEmpty else {
@@ -465,6 +479,7 @@ final class RedisClusterRouter: Sendable {
         state.withLock { state in
             state.slots = slots
             state.masters = masters
+            state.hasReplica = hasReplica
             state.nodes = masters + replicas.filter { !masters.contains($0) }
         }
     }

@@ -36,6 +36,14 @@ package struct RedisConfiguration: Sendable {
     /// server.
     package var clusterSeeds: [Address]?
 
+    /// How many replicas must confirm a message sent (or a result kept) before the send counts
+    /// as done: `WAIT` after the write, for up to ``replicaTimeout``; fewer in time is logged, not
+    /// failed. nil: one on a cluster's masters that have a replica, none on one server.
+    /// (`?wait_replicas=N`.)
+    package var replicasToConfirm: Int?
+    /// How long a send waits for ``replicasToConfirm`` (`?wait_timeout=SECONDS`; 1 s by default).
+    package var replicaTimeout: Duration = .seconds(1)
+
     /// Whether this is a Redis Cluster, whose commands go to the node that owns their keys.
     package var isCluster: Bool { clusterSeeds != nil }
 
@@ -132,6 +140,24 @@ package struct RedisConfiguration: Sendable {
         self.database = database
         connectTimeout = .seconds(5)
         commandTimeout = .seconds(10)
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "wait_replicas":
+                guard let count = item.value.flatMap(Int.init), (0...16).contains(count) else {
+                    throw IvyError(.invalidURL, endpoint: redacted, detail: "wait_replicas must be 0 to 16")
+                }
+                replicasToConfirm = count
+            case "wait_timeout":
+                guard let seconds = item.value.flatMap(Double.init), seconds.isFinite,
+                    (0.001...60).contains(seconds)
+                else {
+                    throw IvyError(
+                        .invalidURL, endpoint: redacted, detail: "wait_timeout must be 0.001 to 60 seconds")
+                }
+                replicaTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
+            default: break
+            }
+        }
         let clusterItem = components.queryItems?.last { $0.name == "cluster" }?.value
         guard clusterItem == nil || clusterItem == "1" || clusterItem == "0" else {
             throw IvyError(.invalidURL, endpoint: redacted, detail: "cluster must be 1 or 0")

@@ -124,6 +124,16 @@ package final class RedisConnection: Sendable {
         router?.knownNodes ?? [configuration.address]
     }
 
+    /// The `WAIT` that follows a write to `key` in its request, so that replicas have it before
+    /// the write counts as done (``RedisConfiguration/replicasToConfirm``); nil for none.
+    package func replicaWait(afterWritingTo key: String) -> (command: RedisCommand, replicas: Int)? {
+        let count =
+            configuration.replicasToConfirm
+            ?? (router?.hasReplica(slot: RedisClusterSlot.of(key: key)) == true ? 1 : 0)
+        guard count > 0 else { return nil }
+        return (RedisCommand("WAIT", count, max(1, configuration.replicaTimeout.wholeMilliseconds)), count)
+    }
+
     /// Closes the connection; commands on the wire and later ones fail with `IvyError/Code/closed`.
     package func close() async {
         queue.close()

@@ -37,27 +37,35 @@ extension RedisConnection {
     /// Runs `script` like ``evaluate(_:keys:arguments:)``, without suspending; `completion` runs
     /// on the connection's thread (see ``send(_:completion:)``).
     ///
-    /// - Parameter prelude: Commands sent in the same request, before the script, whose replies
-    ///   are dropped: they run before it, or fail with it when the request does.
+    /// - Parameters:
+    ///   - prelude: Commands sent in the same request, before the script, whose replies are
+    ///     dropped: they run before it, or fail with it when the request does.
+    ///   - postlude: Commands sent in the same request after the script (a `WAIT` for replicas),
+    ///     whose replies go to `postludeReplies` when the script ran.
     package func evaluate(
         _ script: RedisScript, keys: [String], arguments: [any RedisArgument], prelude: [RedisCommand] = [],
+        postlude: [RedisCommand] = [], postludeReplies: (@Sendable ([RedisReply]) -> Void)? = nil,
         completion: @escaping @Sendable (Result<RedisReply, any Error>) -> Void
     ) {
         let command = script.command(keys: keys, arguments: arguments)
-        send(prelude + [command]) { result in
-            guard case .success(let replies) = result,
-                replies.last?.errorMessage?.hasPrefix("NOSCRIPT") == true
+        /// The script's reply, and the postlude's replies handed over.
+        let finish: @Sendable (Result<[RedisReply], any Error>, Int) -> Void = { result, index in
+            completion(
+                result.flatMap { replies in
+                    guard index < replies.count else {
+                        return .failure(IvyError(.commandFailed, endpoint: self.endpoint, detail: "no reply"))
+                    }
+                    if !postlude.isEmpty { postludeReplies?(Array(replies[(index + 1)...])) }
+                    return .success(replies[index])
+                })
+        }
+        send(prelude + [command] + postlude) { result in
+            guard case .success(let replies) = result, prelude.count < replies.count,
+                replies[prelude.count].errorMessage?.hasPrefix("NOSCRIPT") == true
             else {
-                completion(
-                    result.flatMap { replies in
-                        replies.last.map { .success($0) }
-                            ?? .failure(IvyError(.commandFailed, endpoint: self.endpoint, detail: "no reply"))
-                    })
-                return
+                return finish(result, prelude.count)
             }
-            self.send([RedisCommand("SCRIPT", "LOAD", script.source), command]) {
-                completion($0.map { $0[1] })
-            }
+            self.send([RedisCommand("SCRIPT", "LOAD", script.source), command] + postlude) { finish($0, 1) }
         }
     }
 }

@@ -34,6 +34,8 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
     private let livenessTimeout: Duration
     private let liveness: ConsumerLiveness
     private let logger: any IvyLogger
+    /// Warns of sends that fewer replicas confirmed than asked, once a minute at most.
+    private let unconfirmedSends = Throttle(every: .seconds(60))
     private let groupsCreated = Mutex<Set<String>>([])
     /// Per queue, what the last reserve script said if it found nothing more to read.
     private let drainedQueues = Mutex<[QueueName: Drained]>([:])
@@ -207,13 +209,24 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         for _ in 0..<min(messages.count, 100) { wake.append("1") }
         commands += [wake, RedisCommand("LTRIM", keys.signal, 0, 99), RedisCommand("EXEC")]
         let exec = commands.count - 1
+        // Replicas confirm the messages before the send counts as done: a master that fails now
+        // hands them to the replica that takes over.
+        let replicaWait = connection.replicaWait(afterWritingTo: keys.stream)
+        if let replicaWait { commands.append(replicaWait.command) }
         // After the transaction, in the same request: a worker that starts a call first records
         // a status of higher rank, which this one does not replace.
         for message in messages { commands += message.recording }
-        connection.send(commands) { [endpoint, logger] result in
+        connection.send(commands) { [endpoint, logger, unconfirmedSends] result in
             completion(
                 Result {
                     let replies = try result.get()
+                    if let wanted = replicaWait?.replicas, let confirmed = replies[exec + 1].integer,
+                        confirmed < wanted, unconfirmedSends.allows()
+                    {
+                        logger.warning(
+                            "messages were sent but fewer replicas than asked confirmed them in time: a failover of the master now could lose them",
+                            ["queue": queue.rawValue, "confirmed": "\(confirmed)", "wanted": "\(wanted)"])
+                    }
                     if let failure = replies[(exec + 1)...].lazy.compactMap(\.errorMessage).first {
                         // Advisory: the messages are sent.
                         logger.warning("recording a call's status failed", ["error": failure])

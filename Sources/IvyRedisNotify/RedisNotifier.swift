@@ -170,8 +170,12 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
             var arguments: [any RedisArgument] = [channel, retention.wholeMilliseconds]
             arguments.reserveCapacity(2 + payloads.count)
             for payload in payloads { arguments.append(payload) }
+            // Replicas confirm the kept results, for a subscriber that missed the publication
+            // and asks again after a failover; fewer in time is no failure: it was published.
+            let key = RetainedResults.key(channel)
             self.publisher.evaluate(
-                Self.retainAndPublish, keys: [RetainedResults.key(channel)], arguments: arguments
+                Self.retainAndPublish, keys: [key], arguments: arguments,
+                postlude: self.publisher.replicaWait(afterWritingTo: key).map { [$0.command] } ?? []
             ) {
                 [endpoint] reply in
                 let outcome = Result<Void, any Error> {

@@ -8,7 +8,7 @@ import IvyExamples
 /// `ivy bench`: round trips with results through real workers, measured.
 enum BenchCommand {
     static let help = """
-        usage: ivy bench [--queue URL] [--notify URL] [-n TASKS] [-c IN_FLIGHT] [--workers W]
+        usage: ivy bench [--queue URL] [--notify URL] [-n TASKS] [-c IN_FLIGHT] [--workers W] [--queues Q]
                          [--payload BYTES] [--latency-calls K] [--phases LIST] [--rate R]
                          [--timeout SECONDS] [--no-worker] [--json]
 
@@ -28,6 +28,9 @@ enum BenchCommand {
           -n TASKS           calls per phase (default 20000)
           -c IN_FLIGHT       calls in flight at once (default 64)
           --workers W        in-process workers (default 1)
+          --queues Q         spread the calls over Q queues, testpackage-1 to testpackage-Q, which
+                             every worker serves (default 1: testpackage); on a Redis Cluster,
+                             queues are spread over its masters by their slots
           --payload BYTES    size of the echoed string (default 16)
           --latency-calls K  sequential calls for the latency percentiles (default 1000)
           --phases LIST      phases to run, comma-separated: enqueue, roundtrip, latency (default: all)
@@ -84,6 +87,7 @@ enum BenchCommand {
         let tasks = try arguments.integer("-n", "--tasks", default: 20_000, range: 1...100_000_000)
         let inFlight = try arguments.integer("-c", "--in-flight", default: 64, range: 1...100_000)
         let workerCount = try arguments.integer("--workers", default: 1, range: 1...256)
+        let queueCount = try arguments.integer("--queues", default: 1, range: 1...1024)
         let payloadSize = try arguments.integer("--payload", default: 16, range: 0...64 << 20)
         let latencyCalls = try arguments.integer("--latency-calls", default: 1000, range: 0...10_000_000)
         let phases = try phaseSet(arguments.names("--phases"))
@@ -99,6 +103,18 @@ enum BenchCommand {
         }
 
         let (registry, package) = try shared.registry()
+        // testpackage.echo on each queue: the workers run it by name, wherever it comes from.
+        let queues: [QueueName] =
+            queueCount == 1
+            ? [TestPackage.queue]
+            : try (1...queueCount).map { index throws(IvyError) in
+                try QueueName("\(TestPackage.queue.rawValue)-\(index)")
+            }
+        let echoes = try queues.map { queue throws(IvyError) in
+            var options = package.echo.options
+            options.queue = queue
+            return try TaskDefinition<String, String>(name: package.echo.name, options: options)
+        }
         let connection = try await shared.connect()
         var connections = [connection]
         let producer: IvyClient
@@ -117,7 +133,7 @@ enum BenchCommand {
                 ivyWorkers.append(
                     try shared.makeWorker(
                         registry, on: workerConnection,
-                        options: WorkerOptions(queues: [TestPackage.queue], concurrency: inFlight)))
+                        options: WorkerOptions(queues: queues, concurrency: inFlight)))
             }
         } catch {
             for connection in connections { await connection.close() }
@@ -129,9 +145,9 @@ enum BenchCommand {
 
         // Warm up connections and code paths before measuring (an empty payload, which every
         // queue accepts, so that a payload the queue refuses shows as send errors).
-        let warmUp = try await producer.delayedCall(package.echo, "")
+        let warmUp = try await producer.delayedCall(echoes[0], "")
         let hint = UnansweredCallHint.watch(
-            when: noWorker, command: "bench", queue: TestPackage.queue, on: connection, shared)
+            when: noWorker, command: "bench", queue: queues[0], on: connection, shared)
         // Cancelled once the warm-up is answered (or fails): a busy queue in the measured phases
         // is no sign of a missing worker.
         defer { hint?.cancel() }
@@ -148,7 +164,7 @@ enum BenchCommand {
                     // Paced: call `index` goes out no earlier than index / rate seconds in.
                     try? await Task.sleep(until: start + .seconds(Double(index) / Double(rate)), clock: clock)
                 }
-                do { return try await producer.delayedCall(package.echo, payload) } catch {
+                do { return try await producer.delayedCall(echoes[index % echoes.count], payload) } catch {
                     errors.addSendError(error)
                     return nil
                 }
@@ -167,8 +183,10 @@ enum BenchCommand {
         var roundTripsPerSecond: Double?
         if phases.contains(.roundtrip) {
             let start = clock.now
-            _ = await inLanes(tasks, lanes: inFlight, progress: "round trip") { _ in
-                do { _ = try await producer.call(package.echo, payload) } catch { errors.add(error) }
+            _ = await inLanes(tasks, lanes: inFlight, progress: "round trip") { index in
+                do { _ = try await producer.call(echoes[index % echoes.count], payload) } catch {
+                    errors.add(error)
+                }
                 return Optional<Int>.none
             }
             roundTripsPerSecond = rounded(Double(tasks) / (clock.now - start).inSeconds)

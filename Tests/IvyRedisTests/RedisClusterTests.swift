@@ -121,6 +121,37 @@ struct RedisClusterTests {
         }
     }
 
+    @Test func replicasConfirmWritesOnAClusterByDefault() async throws {
+        let redis = try await connect()
+        let key = "ivy:{ivy-test-\(UUID().uuidString.prefix(8))}:stream"
+        // Every master of the test cluster has a replica: one must have the write.
+        let wait = try #require(redis.replicaWait(afterWritingTo: key))
+        #expect(wait.replicas == 1)
+        let replies = try await redis.send([
+            RedisCommand("SET", key, "x"), wait.command, RedisCommand("DEL", key),
+        ])
+        #expect(replies[1] == .integer(1))
+        await redis.close()
+
+        let unconfirmed = try await connect(Services.redisClusterURL + "?wait_replicas=0")
+        #expect(unconfirmed.replicaWait(afterWritingTo: key) == nil)
+        await unconfirmed.close()
+        let single = try RedisConfiguration(url: "redis://127.0.0.1:6390/?wait_replicas=2&wait_timeout=0.25")
+        #expect(single.replicasToConfirm == 2)
+        #expect(single.replicaTimeout == .milliseconds(250))
+        #expect(try RedisConfiguration(url: "redis://127.0.0.1:6390/").replicasToConfirm == nil)
+        for (url, detail) in [
+            ("redis://a/?wait_replicas=-1", "wait_replicas must be 0 to 16"),
+            ("redis://a/?wait_replicas=many", "wait_replicas must be 0 to 16"),
+            ("redis://a/?wait_timeout=nan", "wait_timeout must be 0.001 to 60 seconds"),
+            ("redis://a/?wait_timeout=600", "wait_timeout must be 0.001 to 60 seconds"),
+        ] {
+            #expect(throws: IvyError(.invalidURL, endpoint: Redaction.redact(url: url), detail: detail)) {
+                try RedisConfiguration(url: url)
+            }
+        }
+    }
+
     @Test func aServerThatIsNoClusterIsToldApart() async throws {
         guard case .tcp(let host, let port) = try RedisConfiguration(url: Services.redisURL).address else {
             return
