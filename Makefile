@@ -18,7 +18,8 @@ demo: deps
 ## (PROTOCOL.md; a database of its own), a worker's /metrics read by Prometheus's own parser,
 ## the dashboard in headless Chromium (scripts/dashboard-test.sh),
 ## and the local IronMQ server's own tests (Iron.io's client
-## when PyPI can be reached), RabbitMQ restarted under a worker and a producer, a three-node cluster losing a node, stop them
+## when PyPI can be reached), RabbitMQ restarted under a worker and a producer, a three-node cluster losing a node,
+## the Redis Cluster resharded and losing a master (scripts/redis-cluster-test.sh), stop them
 test: test-deps
 	$(SWIFT) build --build-tests
 	scripts/services.sh up || { scripts/services.sh down; exit 1; }
@@ -34,6 +35,7 @@ test: test-deps
 	  IVY_BINARY=.build/debug/ivy scripts/amqp-restart-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/amqp-delayed-restart-test.sh || status=1; \
 	  IVY_BINARY=.build/debug/ivy scripts/amqp-cluster-test.sh || status=1; \
+	  IVY_BINARY=.build/debug/ivy scripts/redis-cluster-test.sh || status=1; \
 	  scripts/services.sh down; exit $$status
 
 ## chaos: the full chaos suite (workers SIGKILLed, Redis kill -9ed, poison messages); see RELIABILITY.md
