@@ -352,6 +352,14 @@ final class RedisClusterRouter: Sendable {
         }
     }
 
+    /// The master of `slot` as the map last said; nil when none is known.
+    func master(ofSlot slot: Int) -> RedisConfiguration.Address? { lookUp(slot) }
+
+    /// Asks for the map again in the background, unless it was asked for in the last 100 ms.
+    func refreshSoon() {
+        Task { try? await refreshMap(force: false) }
+    }
+
     private func lookUp(_ slot: Int?) -> RedisConfiguration.Address? {
         state.withLock { state in
             guard let slot else { return state.masters.first }

@@ -134,6 +134,16 @@ package final class RedisConnection: Sendable {
         return (RedisCommand("WAIT", count, max(1, configuration.replicaTimeout.wholeMilliseconds)), count)
     }
 
+    /// On a cluster, the master that serves `key`'s slot (a sharded channel's too), as the map
+    /// last said; nil on one server, or while no node is known to serve it.
+    package func clusterMaster(forKey key: String) -> RedisConfiguration.Address? {
+        router?.master(ofSlot: RedisClusterSlot.of(key: key))
+    }
+
+    /// On a cluster, asks for the slot map again in the background: a subscriber found its node
+    /// gone, or its channel's slot moved.
+    package func refreshClusterMap() { router?.refreshSoon() }
+
     /// Closes the connection; commands on the wire and later ones fail with `IvyError/Code/closed`.
     package func close() async {
         queue.close()

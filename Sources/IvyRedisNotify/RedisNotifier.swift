@@ -8,7 +8,11 @@ internal import Synchronization
 /// The Redis pub/sub notifier (`redis://…` as `--notify`).
 ///
 /// Publishing shares a pipelined `RedisConnection`; all subscriptions share one pub/sub
-/// connection on its own thread, which reconnects and subscribes again by itself.
+/// connection on its own thread, which reconnects and subscribes again by itself. On a Redis
+/// Cluster, results go by sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`): each channel lives on the
+/// master of its slot, the slot of the stream that keeps its results, so one script on one node
+/// keeps and publishes a result, and no other node relays it; each channel then has a
+/// subscriber of its own, connected to that master.
 ///
 /// Results are durable by default: every result is also kept for ``resultRetention``
 /// (``defaultResultRetention``, 30 s) in a stream next to its channel (`ivy:{<channel>}:results`),
@@ -28,7 +32,15 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     /// How long a call's status is kept after its last change; nil when statuses are not kept.
     public let statusRetention: Duration?
     let publisher: RedisConnection
-    private let subscriber: RedisSubscriber
+    /// Every channel's subscriber on one server; nil on a cluster, where each channel has its
+    /// own (``channelSubscribers``).
+    private let sharedSubscriber: RedisSubscriber?
+    /// On a cluster: per channel, the sharded subscriber on the master of its slot.
+    private let channelSubscribers = Mutex<[String: RedisSubscriber]>([:])
+    /// Reads a channel's kept results back after its subscriber came back; nil without them.
+    private let replay: (@Sendable (String, RedisSubscriber) -> Void)?
+    /// `PUBLISH`, or on a cluster `SPUBLISH`.
+    private let publishCommand: String
     private let logger: any IvyLogger
     private let closed = Atomic(false)
     private var isClosed: Bool { closed.load(ordering: .relaxed) }
@@ -84,10 +96,31 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
                 }
             }
         }
-        subscriber = RedisSubscriber(
-            configuration: publisher.configuration, logger: logger,
-            nodes: { [publisher] in publisher.knownNodes },
-            onResubscribed: replay)
+        self.replay = replay
+        let isCluster = publisher.configuration.isCluster
+        publishCommand = isCluster ? "SPUBLISH" : "PUBLISH"
+        sharedSubscriber =
+            isCluster
+            ? nil
+            : RedisSubscriber(configuration: publisher.configuration, logger: logger, onResubscribed: replay)
+    }
+
+    /// The subscriber that serves `channel`: on a cluster, made on first use and kept.
+    private func subscriber(for channel: String) throws(IvyError) -> RedisSubscriber {
+        if let sharedSubscriber { return sharedSubscriber }
+        return try channelSubscribers.withLock { (table) throws(IvyError) -> RedisSubscriber in
+            guard !isClosed else { throw IvyError(.closed, endpoint: endpoint) }
+            if let subscriber = table[channel] { return subscriber }
+            let subscriber = RedisSubscriber(
+                configuration: publisher.configuration, logger: logger, kind: .sharded,
+                nodes: { [publisher] in
+                    publisher.clusterMaster(forKey: channel).map { [$0] } ?? publisher.knownNodes
+                },
+                onNodeLost: { [publisher] in publisher.refreshClusterMap() },
+                onResubscribed: replay)
+            table[channel] = subscriber
+            return subscriber
+        }
     }
 
     /// Connects to `url` (checking address and credentials) and returns the notifier.
@@ -121,8 +154,8 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     public func publish(_ payload: [UInt8], to channel: ChannelName) async throws {
         let channel = channel.rawValue
         guard let retention = resultRetention else {
-            _ = try await publisher.command(RedisCommand("PUBLISH", channel, payload))
-                .checked(endpoint: endpoint, command: "PUBLISH")
+            _ = try await publisher.command(RedisCommand(publishCommand, channel, payload))
+                .checked(endpoint: endpoint, command: publishCommand)
             return
         }
         try await retrying(on: channel, for: retention) {
@@ -174,7 +207,8 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
             // and asks again after a failover; fewer in time is no failure: it was published.
             let key = RetainedResults.key(channel)
             self.publisher.evaluate(
-                Self.retainAndPublish, keys: [key], arguments: arguments,
+                self.publishCommand == "PUBLISH" ? Self.retainAndPublish : Self.retainAndShardPublish,
+                keys: [key], arguments: arguments,
                 postlude: self.publisher.replicaWait(afterWritingTo: key).map { [$0.command] } ?? []
             ) {
                 [endpoint] reply in
@@ -187,19 +221,20 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     }
 
     public func subscribe(to channel: ChannelName) async throws -> AsyncStream<[UInt8]> {
-        try await subscriber.subscribe(to: channel.rawValue)
+        try await subscriber(for: channel.rawValue).subscribe(to: channel.rawValue)
     }
 
     public func subscribe(to channel: ChannelName, receive: @escaping @Sendable ([UInt8]) -> Void)
         async throws
         -> NotifierSubscription
     {
-        try await subscriber.subscribe(to: channel.rawValue, receive: receive)
+        try await subscriber(for: channel.rawValue).subscribe(to: channel.rawValue, receive: receive)
     }
 
     public func close() async {
         closed.store(true, ordering: .relaxed)
-        subscriber.close()
+        sharedSubscriber?.close()
+        for subscriber in channelSubscribers.withLock({ Array($0.values) }) { subscriber.close() }
         await publisher.close()
     }
 
@@ -254,7 +289,7 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         guard let resultRetention else {
             // One request, where the status is recorded before the PUBLISH; on a cluster, whose
             // nodes run a request's runs in any order, the status first.
-            let publishing = RedisCommand("PUBLISH", name, payload)
+            let publishing = RedisCommand(publishCommand, name, payload)
             let replies =
                 publisher.configuration.isCluster
                 ? try await publisher.send(recording) + [try await publisher.command(publishing)]
@@ -375,17 +410,23 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     /// KEYS results stream; ARGV channel, retention ms, then payloads. Keeps the payloads
     /// (dropping entries older than the retention), then publishes them in order; returns how
     /// many deliveries the publications made.
-    static let retainAndPublish = RedisScript(
-        name: "retain-and-publish",
-        source: RetainedResults.keepFunction + """
+    static let retainAndPublish = retaining(publishingWith: "PUBLISH")
+    /// ``retainAndPublish`` for a cluster: sharded pub/sub, whose channel is in the stream's slot.
+    static let retainAndShardPublish = retaining(publishingWith: "SPUBLISH")
 
-            local clock = redis.call('TIME')
-            local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-            for i = 3, #ARGV do keep(KEYS[1], ARGV[i], tonumber(ARGV[2]), now) end
-            local delivered = 0
-            for i = 3, #ARGV do delivered = delivered + redis.call('PUBLISH', ARGV[1], ARGV[i]) end
-            return delivered
-            """)
+    private static func retaining(publishingWith command: String) -> RedisScript {
+        RedisScript(
+            name: command == "PUBLISH" ? "retain-and-publish" : "retain-and-shard-publish",
+            source: RetainedResults.keepFunction + """
+
+                local clock = redis.call('TIME')
+                local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+                for i = 3, #ARGV do keep(KEYS[1], ARGV[i], tonumber(ARGV[2]), now) end
+                local delivered = 0
+                for i = 3, #ARGV do delivered = delivered + redis.call('\(command)', ARGV[1], ARGV[i]) end
+                return delivered
+                """)
+    }
 
     /// Hands every result retained for `channel` to its subscribers. Results they already had
     /// come again; the producer ignores results for calls that no longer wait.

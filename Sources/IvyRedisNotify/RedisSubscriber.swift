@@ -17,7 +17,33 @@ internal import Synchronization
 /// connection drops it reconnects at once, then with backoff (`RedisConnection.retryDelay(afterFailures:)`:
 /// 25–75 ms first, at most 750 ms), and subscribes again to every channel in use. A subscription
 /// the server refuses (no password, `NOPERM`) fails its subscriber instead of leaving it waiting.
+///
+/// On a Redis Cluster it speaks sharded pub/sub (``Kind/sharded``): its channels live on the
+/// master that owns their slot, which it connects to; when the slot moves (the server ends the
+/// subscription, or answers `MOVED`) or the master fails, it asks for the cluster's map again and
+/// subscribes on the slot's new master.
 final class RedisSubscriber: Sendable {
+    /// Which pub/sub the subscriber speaks.
+    enum Kind: Sendable {
+        /// `SUBSCRIBE`: on a cluster, every node relays every publication.
+        case classic
+        /// `SSUBSCRIBE` (Redis 7): a channel is published on, and heard from, the master (or a
+        /// replica) of its slot only.
+        case sharded
+
+        var subscribe: [UInt8] { Array((self == .classic ? "SUBSCRIBE" : "SSUBSCRIBE").utf8) }
+        var unsubscribe: [UInt8] { Array((self == .classic ? "UNSUBSCRIBE" : "SUNSUBSCRIBE").utf8) }
+        /// The pushed replies' kinds: a message, a confirmed subscription, an ended one.
+        var message: String { self == .classic ? "message" : "smessage" }
+        var subscribed: String { self == .classic ? "subscribe" : "ssubscribe" }
+        var unsubscribed: String { self == .classic ? "unsubscribe" : "sunsubscribe" }
+    }
+
+    /// A sharded channel's slot is no longer on the node subscribed to.
+    private struct ChannelMoved: Error {
+        var channel: String
+    }
+
     /// Where one subscription's messages go, on the subscriber's thread.
     private struct Sink {
         var receive: @Sendable ([UInt8]) -> Void
@@ -35,23 +61,34 @@ final class RedisSubscriber: Sendable {
     }
 
     private let configuration: RedisConfiguration
+    private let kind: Kind
     private let shared = Mutex(Shared())
     private let wake = WakePipe()
     private let logger: any IvyLogger
     /// Called, on the subscriber's thread, for each channel subscribed again after a lost
     /// connection: messages published meanwhile never reached it.
     private let onResubscribed: (@Sendable (String, RedisSubscriber) -> Void)?
-    /// The nodes of a cluster, any of which relays every publication: tried in turn while the
-    /// one subscribed to is away.
+    /// The nodes of a cluster to subscribe on, tried in turn while the one subscribed to is away.
     private let nodes: @Sendable () -> [RedisConfiguration.Address]
+    /// Called when a cluster's node was lost or a channel's slot moved: the map is out of date.
+    private let onNodeLost: @Sendable () -> Void
 
+    /// - Parameters:
+    ///   - kind: Classic or sharded pub/sub; sharded needs every channel to be in a slot that
+    ///     the nodes given by `nodes` own.
+    ///   - nodes: A cluster's nodes to subscribe on, best first.
+    ///   - onNodeLost: Told that a cluster's node was lost or a channel's slot moved.
+    ///   - onResubscribed: Told of each channel subscribed again after a lost connection.
     init(
-        configuration: RedisConfiguration, logger: any IvyLogger,
+        configuration: RedisConfiguration, logger: any IvyLogger, kind: Kind = .classic,
         nodes: @escaping @Sendable () -> [RedisConfiguration.Address] = { [] },
+        onNodeLost: @escaping @Sendable () -> Void = {},
         onResubscribed: (@Sendable (String, RedisSubscriber) -> Void)? = nil
     ) {
         self.configuration = configuration
+        self.kind = kind
         self.nodes = nodes
+        self.onNodeLost = onNodeLost
         self.logger = logger
         self.onResubscribed = onResubscribed
         DedicatedThread.start(name: "ivy-redis-sub") { [self] in run() }
@@ -189,6 +226,7 @@ final class RedisSubscriber: Sendable {
                 } catch {
                     failures += 1
                     nodeIndex += 1
+                    onNodeLost()
                     failConfirmations(with: error)
                     if !isReconnecting {
                         logger.warning(
@@ -214,13 +252,23 @@ final class RedisSubscriber: Sendable {
                 if fds[1].revents != 0 { wake.drain() }
                 if fds[0].revents != 0 {
                     for reply in try connection.readAvailable() {
-                        if let channel = handle(reply, &subscriptions),
+                        if let channel = try handle(reply, &subscriptions),
                             subscriptions.missedWhileAway.remove(channel) != nil
                         {
                             onResubscribed?(channel, self)
                         }
                     }
                 }
+            } catch let moved as ChannelMoved {
+                logger.info(
+                    "a channel's slot moved to another node of the cluster; subscribing there",
+                    ["endpoint": configuration.endpoint, "channel": moved.channel])
+                context = nil
+                shared.withLock { $0.confirmed.removeAll() }
+                onNodeLost()
+                // A moment for the new map, so as not to ask the old node again at once.
+                failures = 1
+                waitForWake(RedisConnection.retryDelay(afterFailures: failures))
             } catch {
                 logger.warning(
                     "notifier connection lost; reconnecting",
@@ -228,6 +276,7 @@ final class RedisSubscriber: Sendable {
                 context = nil
                 nodeIndex += 1
                 shared.withLock { $0.confirmed.removeAll() }
+                onNodeLost()
                 // The first try comes at once: the connection may have been dropped, not the server.
                 isReconnecting = true
                 failures = 0
@@ -248,13 +297,13 @@ final class RedisSubscriber: Sendable {
         if !leaving.isEmpty { shared.withLock { $0.confirmed.subtract(leaving) } }
         var commands: [RedisCommand] = []
         for channel in joining {
-            commands.append(RedisCommand(arguments: [Array("SUBSCRIBE".utf8), Array(channel.utf8)]))
+            commands.append(RedisCommand(arguments: [kind.subscribe, Array(channel.utf8)]))
             subscriptions.awaiting.append((true, channel))
             subscriptions.subscribed.insert(channel)
             subscriptions.refused.remove(channel)
         }
         for channel in leaving {
-            commands.append(RedisCommand(arguments: [Array("UNSUBSCRIBE".utf8), Array(channel.utf8)]))
+            commands.append(RedisCommand(arguments: [kind.unsubscribe, Array(channel.utf8)]))
             subscriptions.awaiting.append((false, channel))
             subscriptions.subscribed.remove(channel)
         }
@@ -262,19 +311,22 @@ final class RedisSubscriber: Sendable {
     }
 
     /// Handles one pushed reply; returns the channel when it confirms a subscription.
-    private func handle(_ reply: RedisReply, _ subscriptions: inout Subscriptions) -> String? {
+    ///
+    /// - Throws: ``ChannelMoved`` when a sharded channel's slot is no longer the node's.
+    private func handle(_ reply: RedisReply, _ subscriptions: inout Subscriptions) throws -> String? {
         if let message = reply.errorMessage {
-            refused(message, &subscriptions)
+            try refused(message, &subscriptions)
             return nil
         }
-        guard let parts = reply.array, parts.count == 3, let kind = parts[0].text, let channel = parts[1].text
+        guard let parts = reply.array, parts.count == 3, let pushed = parts[0].text,
+            let channel = parts[1].text
         else {
             return nil
         }
-        switch kind {
-        case "message":
+        switch pushed {
+        case kind.message:
             if let payload = parts[2].bytes { deliver(payload, on: channel) }
-        case "subscribe":
+        case kind.subscribed:
             if !subscriptions.awaiting.isEmpty { subscriptions.awaiting.removeFirst() }
             let waiters = shared.withLock { shared in
                 shared.confirmed.insert(channel)
@@ -282,7 +334,12 @@ final class RedisSubscriber: Sendable {
             }
             for waiter in waiters { waiter.resume() }
             return channel
-        case "unsubscribe":
+        case kind.unsubscribed:
+            // Not asked for: the server ended it, as its slot went to another node (a reshard,
+            // or this master became a replica).
+            if kind == .sharded, subscriptions.subscribed.contains(channel) {
+                throw ChannelMoved(channel: channel)
+            }
             if !subscriptions.awaiting.isEmpty { subscriptions.awaiting.removeFirst() }
             shared.withLock { _ = $0.confirmed.remove(channel) }
         default:
@@ -293,7 +350,9 @@ final class RedisSubscriber: Sendable {
 
     /// An error reply to the oldest command on the wire: a refused SUBSCRIBE fails the
     /// subscribers waiting for its channel.
-    private func refused(_ message: String, _ subscriptions: inout Subscriptions) {
+    ///
+    /// - Throws: ``ChannelMoved`` for a `MOVED`: the channel's slot is another node's.
+    private func refused(_ message: String, _ subscriptions: inout Subscriptions) throws {
         guard !subscriptions.awaiting.isEmpty else {
             logger.warning(
                 "unexpected error reply on the notifier connection",
@@ -301,6 +360,7 @@ final class RedisSubscriber: Sendable {
             return
         }
         let (subscribes, channel) = subscriptions.awaiting.removeFirst()
+        if kind == .sharded, message.hasPrefix("MOVED ") { throw ChannelMoved(channel: channel) }
         guard subscribes else {
             logger.warning(
                 "the server refused an UNSUBSCRIBE", ["endpoint": configuration.endpoint, "error": message])
