@@ -3,8 +3,10 @@
 # `ivy bench --no-worker` producer, both given the cluster's URL (results go through it too):
 #   1. reshard: the slot of the queue testpackage (14003) moves to another master with
 #      `redis-cli --cluster reshard` while calls go out at 100 a second;
-#   2. failover: the master that owns it is killed with SIGKILL, and its replica takes over.
-# Before each change the queue is paused until a hundred messages wait in its stream, so the
+#   2. failover: the master that owns it is killed with SIGKILL, and its replica takes over;
+#   3. on a fresh cluster, the master of the producer's result channel is killed the same way
+#      (results go by sharded pub/sub, on that master).
+# Before the first two the queue is paused until a hundred messages wait in its stream, so the
 # change happens mid-stream; it is resumed after. Each passes when every call the cluster
 # accepted got its result, the worker still serves, and nothing is left in the queue. First, the
 # queues testpackage-1 to testpackage-6 of a bench must live on all three masters.
@@ -20,7 +22,7 @@ first=${IVY_REDIS_CLUSTER_PORTS:-6401}
 first=${first%-*}
 ports=$(seq "$first" $((first + 5)))
 queue_url="redis+cluster://127.0.0.1:$first,127.0.0.1:$((first + 1)),127.0.0.1:$((first + 2))/"
-slot=14003 # CLUSTER KEYSLOT ivy:{testpackage}:stream
+queue_slot=14003 # CLUSTER KEYSLOT ivy:{testpackage}:stream
 say() { echo "redis-cluster: $*" >&2; }
 started=$SECONDS
 status=0
@@ -50,9 +52,9 @@ cli() {
   say "FAIL: no node of the cluster answers"
   return 1
 }
-# owner: "NODE-ID PORT" of the master that serves $slot, as the cluster sees it now.
+# owner SLOT: "NODE-ID PORT" of the master that serves SLOT, as the cluster sees it now.
 owner() {
-  cli cluster nodes | awk -v slot="$slot" '$3 ~ /master/ && $3 !~ /fail/ {
+  cli cluster nodes | awk -v slot="$1" '$3 ~ /master/ && $3 !~ /fail/ {
     for (i = 9; i <= NF; i++) { split($i, range, "-"); if (range[2] == "") range[2] = range[1]
       if (range[1] + 0 <= slot && slot <= range[2] + 0) { split($2, address, "[:@]"); print $1, address[2] } } }'
 }
@@ -77,10 +79,10 @@ ok_everywhere() {
     redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
   done
 }
-owner_is_not() { local now; now=$(owner); [ -n "$now" ] && [ "${now%% *}" != "$1" ]; }
+owner_is_not() { local now; now=$(owner "$1"); [ -n "$now" ] && [ "${now%% *}" != "$2" ]; }
 
-# start CALLS: the worker and the producer; returns once 300 tasks have run and the queue,
-# paused, has a hundred messages waiting.
+# start CALLS [--no-pause]: the worker and the producer; returns once 300 tasks have run and
+# the queue, paused, has a hundred messages waiting.
 start() {
   "$ivy" worker --queue "$queue_url" --concurrency 16 --events 2>"$work/worker.log" &
   worker_pid=$!
@@ -89,6 +91,7 @@ start() {
     --phases enqueue --json >"$work/bench.out" 2>"$work/bench.err" &
   bench_pid=$!
   wait_for "300 tasks run" 60 ran_at_least 300
+  [ "${2:-}" = --no-pause ] && return
   "$ivy" queue pause testpackage --queue "$queue_url" >/dev/null
   wait_for "a backlog of 100 messages" 60 backlog_at_least 100
 }
@@ -163,33 +166,49 @@ fi
 
 # 2. The queue's slot moves to another master, with the slots before it in its master's range.
 start 3000
-read -r from from_port <<<"$(owner)"
+read -r from from_port <<<"$(owner $queue_slot)"
 to=$(cli cluster nodes | awk -v from="$from" '$3 ~ /master/ && $1 != from { print $1; exit }')
 lowest=$(cli cluster nodes | awk -v id="$from" '$1 == id { split($9, range, "-"); print range[1] }')
-say "reshard: slots $lowest-$slot from 127.0.0.1:$from_port to another master, mid-stream"
+say "reshard: slots $lowest-$queue_slot from 127.0.0.1:$from_port to another master, mid-stream"
 if ! redis-cli --cluster reshard "127.0.0.1:$from_port" --cluster-from "$from" --cluster-to "$to" \
-  --cluster-slots $((slot - lowest + 1)) --cluster-yes >"$work/reshard.log" 2>&1; then
+  --cluster-slots $((queue_slot - lowest + 1)) --cluster-yes >"$work/reshard.log" 2>&1; then
   say "FAIL: redis-cli --cluster reshard failed:"
   tail -5 "$work/reshard.log" >&2
   exit 1
 fi
-[ "$(owner)" != "$from $from_port" ] || { say "FAIL: slot $slot did not move"; exit 1; }
+[ "$(owner $queue_slot)" != "$from $from_port" ] || { say "FAIL: slot $queue_slot did not move"; exit 1; }
 kill -0 "$bench_pid" 2>/dev/null && say "ok   moved while calls still went out" ||
   say "note: the bench had sent all its calls before the move ended"
 "$ivy" queue resume testpackage --queue "$queue_url" >/dev/null
 check reshard
 
-# 3. The master that now owns the slot is killed; its replica takes over.
+# kill_master_of SLOT WHAT: kills the master that serves SLOT, and waits for its replica.
+kill_master_of() {
+  local victim pid
+  read -r victim killed <<<"$(owner "$1")"
+  pid=$(cat ".services/redis-cluster/$killed/redis.pid")
+  say "failover: kill -9 the master 127.0.0.1:$killed (pid $pid) of $2"
+  kill -KILL "$pid"
+  wait_for "a replica's promotion" 60 owner_is_not "$1" "$victim"
+  wait_for "cluster_state:ok on the other nodes" 60 ok_everywhere
+  say "ok   127.0.0.1:$(owner "$1" | cut -d' ' -f2) serves slot $1 now"
+}
+
+# 3. The master that now owns the queue's slot is killed; its replica takes over.
 start 2000
-read -r victim killed <<<"$(owner)"
-pid=$(cat ".services/redis-cluster/$killed/redis.pid")
-say "failover: kill -9 the master 127.0.0.1:$killed (pid $pid), mid-stream"
-kill -KILL "$pid"
-wait_for "a replica's promotion" 60 owner_is_not "$victim"
-wait_for "cluster_state:ok on the other nodes" 60 ok_everywhere
-say "ok   127.0.0.1:$(owner | cut -d' ' -f2) serves slot $slot now"
+kill_master_of $queue_slot "the queue, mid-stream"
 "$ivy" queue resume testpackage --queue "$queue_url" >/dev/null
 check failover
+
+# 4. On a whole cluster again, the master of the producer's channel (ivy-notifier:<its id>, the
+# id that starts its calls' ids) is killed.
+scripts/services.sh redis-cluster-down >/dev/null 2>&1
+scripts/services.sh redis-cluster-up 2>/dev/null
+killed=
+start 2000 --no-pause
+producer=$(grep -m1 -o ' succeeded testpackage\.echo id=[0-9a-f]*' "$work/worker.log" | sed 's/.*id=//')
+kill_master_of "$(cli cluster keyslot "ivy-notifier:$producer")" "the producer's channel ivy-notifier:$producer"
+check "failover of the channel's master"
 
 if [ "$status" = 0 ]; then say "passed in $((SECONDS - started)) s"; fi
 exit $status
