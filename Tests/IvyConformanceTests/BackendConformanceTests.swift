@@ -24,7 +24,7 @@ struct BackendConformanceTests {
         await notifier.close()
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func sendReserveAck(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await sendReserveAck(backend, queue) }
     }
@@ -49,7 +49,7 @@ struct BackendConformanceTests {
         #expect(again.isEmpty)
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func reservedMessageIsInvisibleUntilTheVisibilityTimeoutThenComesBack(_ kind: ConformanceBackend)
         async throws
     {
@@ -87,7 +87,7 @@ struct BackendConformanceTests {
         #expect(try await backend.size(of: queue).reserved == 0)
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func ackAfterTheReservationExpiredFailsAndTheMessageIsNotLost(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await lateAck(backend, queue) }
     }
@@ -108,7 +108,7 @@ struct BackendConformanceTests {
         #expect(try await backend.size(of: queue) == QueueSize(ready: 0, delayed: 0, reserved: 0, dead: 0))
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func extendKeepsTheReservation(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await extend(backend, queue) }
     }
@@ -138,7 +138,7 @@ struct BackendConformanceTests {
         Issue.record("every extension came after its reservation had run out")
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func releaseWithDelayHidesTheMessageForTheDelayAndCountsTheDelivery(_ kind: ConformanceBackend)
         async throws
     {
@@ -190,7 +190,7 @@ struct BackendConformanceTests {
         #expect(try await backend.purge(queue) == 1)
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func deadLetterKeepsTheBodyAndReasonAndCanBeRequeuedOrPurged(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await deadLetter(backend, queue) }
     }
@@ -246,7 +246,7 @@ struct BackendConformanceTests {
         }
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func requeueingWithTheLargestCountMovesEveryDeadLetter(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await requeueAll(backend, queue) }
     }
@@ -263,7 +263,7 @@ struct BackendConformanceTests {
         for reservation in back { try await backend.ack(reservation) }
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func oneDeadLetterIsRequeuedByItsIDAndTheOthersStay(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await requeueByID(backend, queue) }
     }
@@ -304,7 +304,7 @@ struct BackendConformanceTests {
         #expect(try await backend.purgeDeadLetters(of: queue) == 2)
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func oneDeadLetterIsDeletedByItsIDAndTheOthersStay(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await deleteByID(backend, queue) }
     }
@@ -354,7 +354,7 @@ struct BackendConformanceTests {
         }
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func messagesComeOutInTheOrderTheyWentIn(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await fifo(backend, queue) }
     }
@@ -380,7 +380,7 @@ struct BackendConformanceTests {
         #expect(received == expected)
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func batchesOfManySizes(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await batches(backend, queue) }
     }
@@ -410,7 +410,7 @@ struct BackendConformanceTests {
         #expect(try await backend.size(of: queue).ready == 0)
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func oversizedMessagesAreRefusedBeforeTheyReachTheBroker(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await oversized(backend, queue) }
     }
@@ -429,7 +429,7 @@ struct BackendConformanceTests {
         #expect(try await backend.size(of: queue).ready == 0)
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func aSendThatReportsThroughACallbackDeliversTheMessageUnderTheIdItReports(_ kind: ConformanceBackend)
         async throws
     {
@@ -464,7 +464,7 @@ struct BackendConformanceTests {
         return reports.value[0]
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func concurrentConsumersReceiveEachMessageOnce(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await concurrentConsumers(backend, queue) }
     }
@@ -494,7 +494,7 @@ struct BackendConformanceTests {
         #expect(Set(ids) == Set(sentIDs))
     }
 
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func aBlockedReserveReturnsWhenItsTaskIsCancelled(_ kind: ConformanceBackend) async throws {
         try await withBackend(kind) { backend, queue in try await cancelledReserve(backend, queue) }
     }

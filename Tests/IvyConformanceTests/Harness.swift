@@ -25,7 +25,7 @@ struct Harness: Sendable {
     ///   - register: Registers extra tasks for the test on the harness's queue.
     static func run(
         _ kind: ConformanceBackend, worker: WorkerOptions? = WorkerOptions(concurrency: 8),
-        resultTimeout: Duration = .seconds(20), middleware: [any TaskMiddleware] = [],
+        resultTimeout: Duration = .seconds(60), middleware: [any TaskMiddleware] = [],
         _ body: (Harness) async throws -> Void,
         register: (TaskRegistry, QueueName) throws -> Void = { _, _ in }
     ) async throws {

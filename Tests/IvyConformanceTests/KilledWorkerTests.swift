@@ -40,8 +40,9 @@ struct KilledWorkerTests {
                 "--visibility", "1", "--concurrency", "1", "--events",
             ],
             environment: ["IVY_NOTIFICATION_CHANNEL_NAME": channel.rawValue])
-        // Long enough that a loaded machine cannot let it finish between its start and the kill.
-        let pending = try await producer.delayedCall(tasks.sleep, 5000)
+        // Long enough that a loaded machine cannot let it finish between its start and the kill
+        // (5 s could, with the whole suite running beside it).
+        let pending = try await producer.delayedCall(tasks.sleep, 15_000)
         try await withDeadline(.seconds(30), "the child worker to start the task") {
             await child.waitForStderr(containing: " started testpackage.")
         }
@@ -57,7 +58,7 @@ struct KilledWorkerTests {
                 notificationChannel: channel, logger: SilentLogger()))
         let events = worker.events()
         let rescuer = Task { try await worker.run() }
-        #expect(try await pending.value == 5000)
+        #expect(try await pending.value == 15_000)
         let killedMidTask = !killed.stderr.contains(" succeeded testpackage.")
         #expect(killedMidTask, "the child finished the task before it was killed: \(killed.stderr)")
         let started = try await events.collect(1, "the rescuing worker to start") {

@@ -15,7 +15,7 @@ import Testing
 /// time alone.
 @Suite("Call statuses and cancels")
 struct StatusConformanceTests {
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func aCallGoesFromWaitingThroughRunningAndARetryToSucceeded(_ kind: ConformanceBackend) async throws {
         let flaky = Flaky()
         try await Harness.run(kind, worker: nil) { h in
@@ -67,7 +67,7 @@ struct StatusConformanceTests {
     /// A retry due in ten seconds is `retrying` with its time and last failure; cancelling it
     /// then ends its caller's wait with `Cancelled`, and when the retry comes, the worker
     /// dead-letters it as cancelled instead of running it.
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func aRetryingCallShowsItsNextAttemptAndCanBeCancelled(_ kind: ConformanceBackend) async throws {
         let runs = Mutex(0)
         try await Harness.run(kind) { h in
@@ -109,7 +109,7 @@ struct StatusConformanceTests {
 
     /// Cancelled while it waits: the caller hears at once, and the worker that then receives the
     /// message dead-letters it as cancelled without running it.
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func aCallCancelledBeforeItStartsNeverRuns(_ kind: ConformanceBackend) async throws {
         let runs = Mutex(0)
         try await Harness.run(kind, worker: nil) { h in
@@ -143,7 +143,7 @@ struct StatusConformanceTests {
 
     /// A running call on a worker that allows it is cancelled through Swift task cancellation;
     /// on one that does not, it runs on, and if it then fails it is not retried.
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func aRunningCallIsCancelledOnlyWhereItsWorkerAllows(_ kind: ConformanceBackend) async throws {
         let started = Gate()
         let finish = Gate()
@@ -211,7 +211,7 @@ struct StatusConformanceTests {
 
     /// Failed, dead-lettered (its caller's deadline had passed), unknown, and a node-ivy
     /// message (no id), which goes by its broker id.
-    @Test(arguments: ConformanceBackend.all)
+    @Test(arguments: ConformanceBackend.withTransports)
     func failedDeadLetteredUnknownAndNodeIvyStatuses(_ kind: ConformanceBackend) async throws {
         try await Harness.run(kind) { h in
             let failing = try TaskDefinition<Int, Int>(

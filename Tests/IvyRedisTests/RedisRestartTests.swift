@@ -18,8 +18,10 @@ struct RedisRestartTests {
             executed.yield(value)
             return value
         }
-        let producer = try await TestNode(registry, queue: redis.url(), timeout: .seconds(5))
-        let worker = try await TestNode(registry, queue: redis.url(), timeout: .seconds(5))
+        // Generous: every acknowledged call completes, so the timeouts only bound a hang, and the
+        // whole suite may be loading the machine.
+        let producer = try await TestNode(registry, queue: redis.url(), timeout: .seconds(30))
+        let worker = try await TestNode(registry, queue: redis.url(), timeout: .seconds(30))
         let serving = Task {
             try await worker.listen(
                 queues: [queue], options: WorkerOptions(concurrency: 8, visibilityTimeout: .seconds(2)))
