@@ -96,19 +96,21 @@ start() {
   wait_for "a backlog of 100 messages" 60 backlog_at_least 100
 }
 
-# check WHAT: every accepted call answered, the worker serving, the queue empty.
+# check WHAT REFUSED: every accepted call answered, at most REFUSED sends refused, the worker
+# serving, the queue empty.
 check() {
   local line left
   wait "$bench_pid" || true
   bench_pid=
   line=$(tail -1 "$work/bench.out")
   say "bench: $line"
-  if verdict=$(python3 - "$line" "$1" 2>&1 <<'PY'
+  if verdict=$(python3 - "$line" "$1" "$2" 2>&1 <<'PY'
 import json, sys
-run, change = json.loads(sys.argv[1]), sys.argv[2]
+run, change, refusable = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 through = run["tasks"] - run["send_errors"]
-if run["result_errors"] or through < run["tasks"] // 2:
-    print(f"FAIL: {run['result_errors']} accepted calls got no result; {through} calls went through")
+if run["result_errors"] or run["send_errors"] > refusable:
+    print(f"FAIL: {run['result_errors']} accepted calls got no result; {run['send_errors']} sends refused"
+          f" (at most {refusable} may be)")
     sys.exit(1)
 print(f"ok   {through} accepted calls all answered, {run['send_errors']} refused during the {change}")
 PY
@@ -168,7 +170,9 @@ fi
 start 3000
 read -r from from_port <<<"$(owner $queue_slot)"
 to=$(cli cluster nodes | awk -v from="$from" '$3 ~ /master/ && $1 != from { print $1; exit }')
-lowest=$(cli cluster nodes | awk -v id="$from" '$1 == id { split($9, range, "-"); print range[1] }')
+lowest=$(cli cluster nodes | awk -v id="$from" -v slot="$queue_slot" '$1 == id {
+  for (i = 9; i <= NF; i++) { split($i, range, "-"); if (range[2] == "") range[2] = range[1]
+    if (range[1] + 0 <= slot && slot <= range[2] + 0) print range[1] } }')
 say "reshard: slots $lowest-$queue_slot from 127.0.0.1:$from_port to another master, mid-stream"
 if ! redis-cli --cluster reshard "127.0.0.1:$from_port" --cluster-from "$from" --cluster-to "$to" \
   --cluster-slots $((queue_slot - lowest + 1)) --cluster-yes >"$work/reshard.log" 2>&1; then
@@ -180,7 +184,7 @@ fi
 kill -0 "$bench_pid" 2>/dev/null && say "ok   moved while calls still went out" ||
   say "note: the bench had sent all its calls before the move ended"
 "$ivy" queue resume testpackage --queue "$queue_url" >/dev/null
-check reshard
+check reshard 0
 
 # kill_master_of SLOT WHAT: kills the master that serves SLOT, and waits for its replica.
 kill_master_of() {
@@ -198,7 +202,8 @@ kill_master_of() {
 start 2000
 kill_master_of $queue_slot "the queue, mid-stream"
 "$ivy" queue resume testpackage --queue "$queue_url" >/dev/null
-check failover
+# A send may time out while the master is away (and then says so); a tenth at most.
+check failover 200
 
 # 4. On a whole cluster again, the master of the producer's channel (ivy-notifier:<its id>, the
 # id that starts its calls' ids) is killed.
@@ -206,9 +211,10 @@ scripts/services.sh redis-cluster-down >/dev/null 2>&1
 scripts/services.sh redis-cluster-up 2>/dev/null
 killed=
 start 2000 --no-pause
-producer=$(grep -m1 -o ' succeeded testpackage\.echo id=[0-9a-f]*' "$work/worker.log" | sed 's/.*id=//')
+producer=$(grep -m1 -o ' succeeded testpackage\.echo id=[0-9a-f]*' "$work/worker.log" | sed 's/.*id=//') ||
+  { say "FAIL: no call's id in the worker's log"; exit 1; }
 kill_master_of "$(cli cluster keyslot "ivy-notifier:$producer")" "the producer's channel ivy-notifier:$producer"
-check "failover of the channel's master"
+check "failover of the channel's master" 200
 
 if [ "$status" = 0 ]; then say "passed in $((SECONDS - started)) s"; fi
 exit $status

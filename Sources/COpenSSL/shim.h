@@ -20,4 +20,13 @@ static inline long ivy_ssl_set_mode(SSL *ssl, long mode) {
 static inline int ivy_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
+
+// A key file with a passphrase fails to load instead of OpenSSL asking for it on the terminal.
+static int ivy_ssl_no_passphrase(char *buffer, int size, int writing, void *context) {
+    (void)buffer; (void)size; (void)writing; (void)context;
+    return 0;
+}
+static inline void ivy_ssl_ctx_refuse_passphrases(SSL_CTX *context) {
+    SSL_CTX_set_default_passwd_cb(context, ivy_ssl_no_passphrase);
+}
 #endif

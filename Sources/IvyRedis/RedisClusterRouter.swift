@@ -9,13 +9,16 @@ internal import Synchronization
 /// ``RedisConnection`` per master, each with its own thread and pipeline as for one server. A
 /// request is cut into runs of commands for the same slot, and every run goes out at once to its
 /// node's pipeline: commands on one key keep the order they were sent in, across requests as on
-/// one server, but runs for different nodes may run in any order (a caller that needs an order
-/// across slots sends in steps). A transaction (`MULTI` … `EXEC`) and a script with the
+/// one server, except that a run redirected or sent again (a reshard, a failover) goes after
+/// what was sent meanwhile; runs for different nodes may run in any order (a caller that needs
+/// an order across slots sends in steps). A transaction (`MULTI` … `EXEC`) and a script with the
 /// `SCRIPT LOAD` before it stay whole. Replies come back in the request's order.
 ///
 /// Redirections are followed: `MOVED` (the slot has a new owner: the map is updated and asked
-/// for again), `ASK` (a slot being migrated: that command once more, to the node importing it,
-/// after `ASKING`), and the states a cluster passes through while it migrates a slot or promotes
+/// for again; the run goes straight to the new owner), `ASK` (a slot being migrated: a lone
+/// command, or a script after its `SCRIPT LOAD`, once more to the node importing it, with
+/// `ASKING` just before it; a transaction waits for the migration's end, when it gets `MOVED`),
+/// and the states a cluster passes through while it migrates a slot or promotes
 /// a replica (`TRYAGAIN`, `CLUSTERDOWN`, a master that went away) are waited out, with backoff,
 /// until the command timeout has passed.
 final class RedisClusterRouter: Sendable {
@@ -111,7 +114,7 @@ final class RedisClusterRouter: Sendable {
         for (index, run) in runs.enumerated() {
             connection(to: owners[index]!).send(Array(commands[run.range])) { result in
                 switch result {
-                case .success(let replies) where Self.redirection(in: replies) == nil:
+                case .success(let replies) where Self.redirection(in: replies, from: owners[index]!) == nil:
                     gathered.finish(index, with: replies)
                 default:
                     gathered.finish(index, with: nil)
@@ -162,25 +165,35 @@ final class RedisClusterRouter: Sendable {
     ) async throws -> [RedisReply] {
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.commandTimeout + wait
-        var asking: RedisConfiguration.Address?
+        /// Where the next try goes instead of the map's owner: a `MOVED` or `ASK` target.
+        var redirectedTo: RedisConfiguration.Address?
+        var asking = false
+        /// Tries that waited (their number sets the backoff; the deadline bounds them), and
+        /// redirections followed at once (bounded by their count).
         var failures = 0
+        var redirections = 0
         var lastProblem = ""
         while true {
             if isClosed { throw IvyError(.closed, endpoint: configuration.endpoint) }
             let address: RedisConfiguration.Address
-            if let asking { address = asking } else { address = try await owner(of: slot) }
+            if let redirectedTo { address = redirectedTo } else { address = try await owner(of: slot) }
             let connection = self.connection(to: address)
-            let sent = asking == nil ? commands : [RedisCommand("ASKING")] + commands
+            // ASKING holds for the next command only: the keyed one, the last of the run.
+            var sent = commands
+            if asking { sent.insert(RedisCommand("ASKING"), at: commands.count - 1) }
             do {
                 var replies = try await connection.send(
                     sent, wait: wait, onCancel: onCancel.routed(to: address))
-                if asking != nil { replies.removeFirst() }
-                asking = nil
-                guard let redirection = Self.redirection(in: replies) else { return replies }
+                if asking { replies.remove(at: commands.count - 1) }
+                redirectedTo = nil
+                asking = false
+                guard let redirection = Self.redirection(in: replies, from: address) else { return replies }
                 lastProblem = redirection.text
                 switch redirection {
                 case .moved(let slot, let target):
                     learn(slot: slot, owner: target)
+                    redirectedTo = target
+                    redirections += 1
                     // The whole map may have changed (a failover, a reshard): asked for again.
                     Task { try? await self.refreshMap(force: false) }
                 case .ask(let target):
@@ -188,12 +201,16 @@ final class RedisClusterRouter: Sendable {
                     // transaction, every command would need ASKING. Those wait for the end of
                     // the migration, when the slot's keys answer MOVED.
                     if commands.count == 1 || (commands.count == 2 && commands[0].name == "SCRIPT") {
-                        asking = target
+                        redirectedTo = target
+                        asking = true
+                        redirections += 1
                     } else {
                         try await pause(after: failures, until: deadline, onCancel, lastProblem)
+                        failures += 1
                     }
                 case .retry:
                     try await pause(after: failures, until: deadline, onCancel, lastProblem)
+                    failures += 1
                     try? await refreshMap(force: false)
                 }
             } catch let error as IvyError where error.code == .connectionFailed || error.code == .closed {
@@ -203,15 +220,16 @@ final class RedisClusterRouter: Sendable {
                 lastProblem = error.detail ?? "\(error)"
                 if clock.now >= deadline { throw error }
                 try await pause(after: failures, until: deadline, onCancel, lastProblem)
+                failures += 1
                 try? await refreshMap(force: true)
-                asking = nil
+                redirectedTo = nil
+                asking = false
             }
-            failures += 1
-            if failures > Self.redirectionLimit {
+            if redirections > Self.redirectionLimit {
                 throw IvyError(
                     .commandFailed, endpoint: configuration.endpoint,
                     detail:
-                        "\(commands.first?.name ?? "command"): still redirected after \(failures) tries (\(lastProblem))"
+                        "\(commands.first?.name ?? "command"): still redirected after \(redirections) redirections (\(lastProblem))"
                 )
             }
         }
@@ -241,7 +259,7 @@ final class RedisClusterRouter: Sendable {
     }
 
     /// What a reply asks of the router.
-    private enum Redirection {
+    enum Redirection: Equatable {
         case moved(slot: Int, to: RedisConfiguration.Address)
         case ask(to: RedisConfiguration.Address)
         /// Try again in a moment: a migration or a failover is under way.
@@ -256,22 +274,28 @@ final class RedisClusterRouter: Sendable {
         }
     }
 
-    /// The first reply that redirects, if any.
-    private static func redirection(in replies: [RedisReply]) -> Redirection? {
+    /// The first reply that redirects, if any, of replies from the node at `node`.
+    static func redirection(in replies: [RedisReply], from node: RedisConfiguration.Address) -> Redirection? {
         for reply in replies {
             guard let message = reply.errorMessage else {
                 // A transaction's EXEC reply holds its commands' errors.
-                if let elements = reply.array, let inner = redirection(in: elements) { return inner }
+                if let elements = reply.array, let inner = redirection(in: elements, from: node) {
+                    return inner
+                }
                 continue
             }
             let words = message.split(separator: " ")
             switch words.first {
             case "MOVED":
-                if words.count == 3, let slot = Int(words[1]), let address = address(words[2]) {
+                if words.count == 3, let slot = Int(words[1]),
+                    let address = address(words[2], repliedFrom: node)
+                {
                     return .moved(slot: slot, to: address)
                 }
             case "ASK":
-                if words.count == 3, let address = address(words[2]) { return .ask(to: address) }
+                if words.count == 3, let address = address(words[2], repliedFrom: node) {
+                    return .ask(to: address)
+                }
             case "TRYAGAIN", "CLUSTERDOWN", "UNBLOCKED", "MASTERDOWN", "LOADING", "READONLY":
                 return .retry(message)
             case "EXECABORT":
@@ -284,13 +308,20 @@ final class RedisClusterRouter: Sendable {
         return nil
     }
 
-    /// `host:port` of a redirection; IPv6 addresses come without brackets, the port after the last ":".
-    private static func address(_ text: Substring) -> RedisConfiguration.Address? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
+    /// `host:port` of a redirection; IPv6 addresses come without brackets, the port after the
+    /// last ":". Without a host (`:port`, a node that does not know its own), the address that
+    /// answered, `repliedFrom`. nil for a port out of range.
+    static func address(_ text: Substring, repliedFrom: RedisConfiguration.Address) -> RedisConfiguration
+        .Address?
+    {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65_535).contains(port)
+        else {
             return nil
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty || host == "?", case .tcp(let replied, _) = repliedFrom { host = replied }
         return .tcp(host: host, port: port)
     }
 
@@ -490,40 +521,5 @@ final class RedisClusterRouter: Sendable {
             state.hasReplica = hasReplica
             state.nodes = masters + replicas.filter { !masters.contains($0) }
         }
-    }
-}
-
-/// Gathers the replies of a request's runs, which finish on their nodes' threads in any order.
-private final class RunReplies: Sendable {
-    private struct State {
-        var results: [[RedisReply]?]
-        var remaining: Int
-    }
-
-    private let state: Mutex<State>
-    /// Called once, when every run has finished: each run's replies, or nil for a run to send again.
-    private let onAll: @Sendable ([[RedisReply]?]) -> Void
-
-    init(count: Int, onAll: @escaping @Sendable ([[RedisReply]?]) -> Void) {
-        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
-        self.onAll = onAll
-    }
-
-    func finish(_ index: Int, with replies: [RedisReply]?) {
-        let all = state.withLock { state -> [[RedisReply]?]? in
-            state.results[index] = replies
-            state.remaining -= 1
-            return state.remaining == 0 ? state.results : nil
-        }
-        if let all { onAll(all) }
-    }
-}
-
-extension RedisConnection.CancellationAction {
-    /// The action for a command sent to the node at `address`: `CLIENT UNBLOCK` goes to that same
-    /// node, since a client's id means something only there.
-    fileprivate func routed(to address: RedisConfiguration.Address) -> Self {
-        guard case .unblock(let other, let grace) = self, let router = other.router else { return self }
-        return .unblock(through: router.connection(to: address), grace: grace)
     }
 }

@@ -41,7 +41,8 @@ package struct RedisConfiguration: Sendable {
     /// failed. nil: one on a cluster's masters that have a replica, none on one server.
     /// (`?wait_replicas=N`.)
     package var replicasToConfirm: Int?
-    /// How long a send waits for ``replicasToConfirm`` (`?wait_timeout=SECONDS`; 1 s by default).
+    /// How long a send waits for ``replicasToConfirm`` (`?wait_timeout=SECONDS`; 1 s by default;
+    /// at most half the command timeout, since the requests behind it on the connection wait too).
     package var replicaTimeout: Duration = .seconds(1)
 
     /// Whether this is a Redis Cluster, whose commands go to the node that owns their keys.
@@ -149,10 +150,10 @@ package struct RedisConfiguration: Sendable {
                 replicasToConfirm = count
             case "wait_timeout":
                 guard let seconds = item.value.flatMap(Double.init), seconds.isFinite,
-                    (0.001...60).contains(seconds)
+                    (0.001...5).contains(seconds)
                 else {
                     throw IvyError(
-                        .invalidURL, endpoint: redacted, detail: "wait_timeout must be 0.001 to 60 seconds")
+                        .invalidURL, endpoint: redacted, detail: "wait_timeout must be 0.001 to 5 seconds")
                 }
                 replicaTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
             default: break

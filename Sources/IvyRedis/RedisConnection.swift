@@ -2,6 +2,7 @@
 
 internal import Foundation
 internal import IvyCore
+internal import Synchronization
 
 /// A connection to Redis that owns one OS thread: every hiredis call runs there, never on the
 /// cooperative pool.
@@ -37,6 +38,9 @@ package final class RedisConnection: Sendable {
     /// For a Redis Cluster: the router that sends each command to its node's connection; this
     /// connection then has no thread of its own.
     let router: RedisClusterRouter?
+    /// Masters whose replicas last fell short of a `WAIT`, and until when writes to them go
+    /// without one.
+    private let unconfirmingMasters = Mutex<[RedisConfiguration.Address: ContinuousClock.Instant]>([:])
 
     /// Starts the connection's thread (for a cluster, nothing yet); it connects with the first
     /// command.
@@ -126,12 +130,37 @@ package final class RedisConnection: Sendable {
 
     /// The `WAIT` that follows a write to `key` in its request, so that replicas have it before
     /// the write counts as done (``RedisConfiguration/replicasToConfirm``); nil for none.
+    ///
+    /// For ``unconfirmingPause`` after replicas fell short (``replicasFellShort(afterWritingTo:)``),
+    /// writes to that master go without: a lost replica must not hold every request on the
+    /// master's connection for the wait's timeout until the cluster notices.
     package func replicaWait(afterWritingTo key: String) -> (command: RedisCommand, replicas: Int)? {
-        let count =
-            configuration.replicasToConfirm
-            ?? (router?.hasReplica(slot: RedisClusterSlot.of(key: key)) == true ? 1 : 0)
+        let slot = RedisClusterSlot.of(key: key)
+        let count = configuration.replicasToConfirm ?? (router?.hasReplica(slot: slot) == true ? 1 : 0)
         guard count > 0 else { return nil }
-        return (RedisCommand("WAIT", count, max(1, configuration.replicaTimeout.wholeMilliseconds)), count)
+        let master = router?.master(ofSlot: slot) ?? configuration.address
+        let paused = unconfirmingMasters.withLock { masters in
+            guard let until = masters[master] else { return false }
+            if ContinuousClock.now < until { return true }
+            masters[master] = nil
+            return false
+        }
+        guard !paused else { return nil }
+        // A WAIT holds the requests behind it on the connection: it ends well before their timeout.
+        let timeout = min(configuration.replicaTimeout, configuration.commandTimeout / 2)
+        return (RedisCommand("WAIT", count, max(1, timeout.wholeMilliseconds)), count)
+    }
+
+    /// How long writes to a master go without a `WAIT` after its replicas fell short.
+    package static let unconfirmingPause = Duration.seconds(10)
+
+    /// Fewer replicas than asked confirmed a write to `key` in time: its master's writes go
+    /// without a `WAIT` for ``unconfirmingPause``, and a cluster's map is asked for again (a
+    /// replica that failed leaves it).
+    package func replicasFellShort(afterWritingTo key: String) {
+        let master = router?.master(ofSlot: RedisClusterSlot.of(key: key)) ?? configuration.address
+        unconfirmingMasters.withLock { $0[master] = ContinuousClock.now + Self.unconfirmingPause }
+        router?.refreshSoon()
     }
 
     /// On a cluster, the master that serves `key`'s slot (a sharded channel's too), as the map

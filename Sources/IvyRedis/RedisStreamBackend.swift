@@ -216,18 +216,31 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
         // After the transaction, in the same request: a worker that starts a call first records
         // a status of higher rank, which this one does not replace.
         for message in messages { commands += message.recording }
-        connection.send(commands) { [endpoint, logger, unconfirmedSends] result in
+        connection.send(commands) { [connection, endpoint, logger, unconfirmedSends] result in
             completion(
                 Result {
                     let replies = try result.get()
-                    if let wanted = replicaWait?.replicas, let confirmed = replies[exec + 1].integer,
-                        confirmed < wanted, unconfirmedSends.allows()
-                    {
-                        logger.warning(
-                            "messages were sent but fewer replicas than asked confirmed them in time: a failover of the master now could lose them",
-                            ["queue": queue.rawValue, "confirmed": "\(confirmed)", "wanted": "\(wanted)"])
+                    var recordings = exec + 1
+                    if let wanted = replicaWait?.replicas {
+                        recordings += 1
+                        let reply = exec + 1 < replies.count ? replies[exec + 1] : nil
+                        let confirmed = reply?.integer ?? 0
+                        if confirmed < wanted {
+                            connection.replicasFellShort(afterWritingTo: keys.stream)
+                            if unconfirmedSends.allows() {
+                                logger.warning(
+                                    "messages were sent but fewer replicas than asked confirmed them in time: a failover of the master now could lose them; the master's sends go without waiting for replicas for a while",
+                                    [
+                                        "queue": queue.rawValue, "confirmed": "\(confirmed)",
+                                        "wanted": "\(wanted)",
+                                        "error": reply?.errorMessage ?? "",
+                                    ])
+                            }
+                        }
                     }
-                    if let failure = replies[(exec + 1)...].lazy.compactMap(\.errorMessage).first {
+                    if let failure = replies[min(recordings, replies.count)...].lazy.compactMap(
+                        \.errorMessage
+                    ).first {
                         // Advisory: the messages are sent.
                         logger.warning("recording a call's status failed", ["error": failure])
                     }

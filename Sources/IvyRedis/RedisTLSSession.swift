@@ -46,13 +46,18 @@ final class RedisTLSSession {
             throw IvyError(.connectionFailed, endpoint: endpoint, detail: "TLS: \(Self.openSSLError())")
         }
         self.context = context
+        // Before SSL_new, which copies them from the context.
+        guard ivy_ssl_ctx_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            SSL_CTX_free(context)
+            throw IvyError(.connectionFailed, endpoint: endpoint, detail: "TLS: \(Self.openSSLError())")
+        }
+        ivy_ssl_ctx_refuse_passphrases(context)
         guard let ssl = SSL_new(context) else {
             SSL_CTX_free(context)
             throw IvyError(.connectionFailed, endpoint: endpoint, detail: "TLS: \(Self.openSSLError())")
         }
         self.ssl = ssl
         // From here on, deinit frees both.
-        _ = ivy_ssl_ctx_set_min_proto_version(context, TLS1_2_VERSION)
         _ = ivy_ssl_set_mode(ssl, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
         try configure(host: host, options: options)
         guard fcntl(socket, F_SETFL, fcntl(socket, F_GETFL) | O_NONBLOCK) == 0, SSL_set_fd(ssl, socket) == 1
@@ -109,7 +114,7 @@ final class RedisTLSSession {
         }
         if let keyFile = options.keyFile {
             guard SSL_use_PrivateKey_file(ssl, keyFile, SSL_FILETYPE_PEM) == 1 else {
-                throw failure("cannot read the client key file")
+                throw failure("cannot read the client key file (a key with a passphrase is not supported)")
             }
             guard SSL_check_private_key(ssl) == 1 else {
                 throw failure("the client key does not match the client certificate")

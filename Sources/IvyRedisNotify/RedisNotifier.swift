@@ -39,8 +39,9 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     private let channelSubscribers = Mutex<[String: RedisSubscriber]>([:])
     /// Reads a channel's kept results back after its subscriber came back; nil without them.
     private let replay: (@Sendable (String, RedisSubscriber) -> Void)?
-    /// `PUBLISH`, or on a cluster `SPUBLISH`.
-    private let publishCommand: String
+    /// Classic pub/sub on one server; sharded on a cluster.
+    private let pubSub: RedisSubscriber.Kind
+    private var publishCommand: String { pubSub.publish }
     private let logger: any IvyLogger
     private let closed = Atomic(false)
     private var isClosed: Bool { closed.load(ordering: .relaxed) }
@@ -98,7 +99,7 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         }
         self.replay = replay
         let isCluster = publisher.configuration.isCluster
-        publishCommand = isCluster ? "SPUBLISH" : "PUBLISH"
+        pubSub = isCluster ? .sharded : .classic
         sharedSubscriber =
             isCluster
             ? nil
@@ -108,6 +109,7 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     /// The subscriber that serves `channel`: on a cluster, made on first use and kept.
     private func subscriber(for channel: String) throws(IvyError) -> RedisSubscriber {
         if let sharedSubscriber { return sharedSubscriber }
+        try checkSlot(of: channel)
         return try channelSubscribers.withLock { (table) throws(IvyError) -> RedisSubscriber in
             guard !isClosed else { throw IvyError(.closed, endpoint: endpoint) }
             if let subscriber = table[channel] { return subscriber }
@@ -141,6 +143,17 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         )
     }
 
+    /// On a cluster, refuses a channel whose name holds a hash tag's brace: the stream that keeps
+    /// its results (`ivy:{<channel>}:results`) would then be in another slot than the channel.
+    private func checkSlot(of channel: String) throws(IvyError) {
+        guard pubSub == .sharded, channel.contains(where: { $0 == "{" || $0 == "}" }) else {
+            return
+        }
+        throw IvyError(
+            .invalidConfiguration, endpoint: endpoint,
+            detail: "on a Redis Cluster a channel's name cannot hold { or }: \(channel.prefix(64))")
+    }
+
     /// Publishes `payload` on `channel`; with ``resultRetention``, keeps it too.
     ///
     /// With durable results, a publication that fails because Redis is out of reach (a restart,
@@ -153,6 +166,7 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     /// - Throws: The last failure, when it gives up.
     public func publish(_ payload: [UInt8], to channel: ChannelName) async throws {
         let channel = channel.rawValue
+        try checkSlot(of: channel)
         guard let retention = resultRetention else {
             _ = try await publisher.command(RedisCommand(publishCommand, channel, payload))
                 .checked(endpoint: endpoint, command: publishCommand)
@@ -206,10 +220,15 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
             // Replicas confirm the kept results, for a subscriber that missed the publication
             // and asks again after a failover; fewer in time is no failure: it was published.
             let key = RetainedResults.key(channel)
+            let replicaWait = self.publisher.replicaWait(afterWritingTo: key)
             self.publisher.evaluate(
-                self.publishCommand == "PUBLISH" ? Self.retainAndPublish : Self.retainAndShardPublish,
-                keys: [key], arguments: arguments,
-                postlude: self.publisher.replicaWait(afterWritingTo: key).map { [$0.command] } ?? []
+                self.pubSub == .classic ? Self.retainAndPublish : Self.retainAndShardPublish,
+                keys: [key], arguments: arguments, postlude: replicaWait.map { [$0.command] } ?? [],
+                postludeReplies: { [publisher = self.publisher] replies in
+                    if let wanted = replicaWait?.replicas, (replies.first?.integer ?? 0) < wanted {
+                        publisher.replicasFellShort(afterWritingTo: key)
+                    }
+                }
             ) {
                 [endpoint] reply in
                 let outcome = Result<Void, any Error> {
@@ -284,6 +303,7 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
         async throws
     {
         guard let statusRetention else { return try await publish(payload, to: channel) }
+        try checkSlot(of: channel.rawValue)
         let recording = StoredStatuses.commands(recording: status, retention: statusRetention)
         let name = channel.rawValue
         guard let resultRetention else {

@@ -31,6 +31,7 @@ final class RedisSubscriber: Sendable {
         /// replica) of its slot only.
         case sharded
 
+        var publish: String { self == .classic ? "PUBLISH" : "SPUBLISH" }
         var subscribe: [UInt8] { Array((self == .classic ? "SUBSCRIBE" : "SSUBSCRIBE").utf8) }
         var unsubscribe: [UInt8] { Array((self == .classic ? "UNSUBSCRIBE" : "SUNSUBSCRIBE").utf8) }
         /// The pushed replies' kinds: a message, a confirmed subscription, an ended one.
@@ -39,10 +40,17 @@ final class RedisSubscriber: Sendable {
         var unsubscribed: String { self == .classic ? "unsubscribe" : "sunsubscribe" }
     }
 
-    /// A sharded channel's slot is no longer on the node subscribed to.
+    /// A sharded channel's slot is no longer on the node subscribed to, or the cluster cannot
+    /// serve it for now (a migration, a failover).
     private struct ChannelMoved: Error {
         var channel: String
+        var reason: String
     }
+
+    /// Errors to an `SSUBSCRIBE` that a later try on the slot's master may not get.
+    private static let passingErrors: Set<Substring> = [
+        "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "BUSY",
+    ]
 
     /// Where one subscription's messages go, on the subscriber's thread.
     private struct Sink {
@@ -209,6 +217,8 @@ final class RedisSubscriber: Sendable {
         var isReconnecting = false
         /// Which of a cluster's nodes to try next; kept while a connection to it lasts.
         var nodeIndex = 0
+        /// Moves of a sharded channel since a subscription was last confirmed: the backoff.
+        var moves = 0
         while !shared.withLock({ $0.isClosed }) {
             if context == nil {
                 do {
@@ -252,23 +262,28 @@ final class RedisSubscriber: Sendable {
                 if fds[1].revents != 0 { wake.drain() }
                 if fds[0].revents != 0 {
                     for reply in try connection.readAvailable() {
-                        if let channel = try handle(reply, &subscriptions),
-                            subscriptions.missedWhileAway.remove(channel) != nil
-                        {
+                        guard let channel = try handle(reply, &subscriptions) else { continue }
+                        moves = 0
+                        if subscriptions.missedWhileAway.remove(channel) != nil {
                             onResubscribed?(channel, self)
                         }
                     }
                 }
             } catch let moved as ChannelMoved {
-                logger.info(
-                    "a channel's slot moved to another node of the cluster; subscribing there",
-                    ["endpoint": configuration.endpoint, "channel": moved.channel])
+                if moves == 0 {
+                    logger.info(
+                        "a channel's slot moved, or its master is changing; subscribing on its master",
+                        [
+                            "endpoint": configuration.endpoint, "channel": moved.channel,
+                            "reason": moved.reason,
+                        ])
+                }
                 context = nil
                 shared.withLock { $0.confirmed.removeAll() }
                 onNodeLost()
-                // A moment for the new map, so as not to ask the old node again at once.
-                failures = 1
-                waitForWake(RedisConnection.retryDelay(afterFailures: failures))
+                // Time for the new map, longer each time the same old node is asked again.
+                moves += 1
+                waitForWake(RedisConnection.retryDelay(afterFailures: moves))
             } catch {
                 logger.warning(
                     "notifier connection lost; reconnecting",
@@ -338,7 +353,7 @@ final class RedisSubscriber: Sendable {
             // Not asked for: the server ended it, as its slot went to another node (a reshard,
             // or this master became a replica).
             if kind == .sharded, subscriptions.subscribed.contains(channel) {
-                throw ChannelMoved(channel: channel)
+                throw ChannelMoved(channel: channel, reason: "the server ended the subscription")
             }
             if !subscriptions.awaiting.isEmpty { subscriptions.awaiting.removeFirst() }
             shared.withLock { _ = $0.confirmed.remove(channel) }
@@ -351,7 +366,8 @@ final class RedisSubscriber: Sendable {
     /// An error reply to the oldest command on the wire: a refused SUBSCRIBE fails the
     /// subscribers waiting for its channel.
     ///
-    /// - Throws: ``ChannelMoved`` for a `MOVED`: the channel's slot is another node's.
+    /// - Throws: ``ChannelMoved`` for a `MOVED` (the channel's slot is another node's) and the
+    /// errors of a cluster in a migration or a failover.
     private func refused(_ message: String, _ subscriptions: inout Subscriptions) throws {
         guard !subscriptions.awaiting.isEmpty else {
             logger.warning(
@@ -360,7 +376,10 @@ final class RedisSubscriber: Sendable {
             return
         }
         let (subscribes, channel) = subscriptions.awaiting.removeFirst()
-        if kind == .sharded, message.hasPrefix("MOVED ") { throw ChannelMoved(channel: channel) }
+        if kind == .sharded, let code = message.split(separator: " ").first, Self.passingErrors.contains(code)
+        {
+            throw ChannelMoved(channel: channel, reason: message)
+        }
         guard subscribes else {
             logger.warning(
                 "the server refused an UNSUBSCRIBE", ["endpoint": configuration.endpoint, "error": message])

@@ -24,7 +24,7 @@ struct EncryptionConformanceTests {
         let producer = try await IvyClient(
             registry: registry, connection: connection,
             options: ClientOptions(
-                resultTimeout: .seconds(20), logger: SilentLogger(), encryption: producerEncryption))
+                resultTimeout: .seconds(60), logger: SilentLogger(), encryption: producerEncryption))
         let worker = try IvyWorker(
             registry: registry, connection: connection,
             options: WorkerOptions(

@@ -72,7 +72,7 @@ struct RunLaterConformanceTests {
             let task = try TaskDefinition<Int, Int>(
                 name: "conformance.when", options: TaskOptions(queue: h.queue))
             let before = Date()
-            #expect(try await h.client.call(task, 7, timeout: .seconds(30), after: .seconds(1)) == 7)
+            #expect(try await h.client.call(task, 7, timeout: .seconds(60), after: .seconds(1)) == 7)
             let run = try #require(runs.all.first)
             #expect(run.at.timeIntervalSince(before) >= 1 - Self.rounding, "ran before its eta")
             #expect(run.attempt == 1)
@@ -117,7 +117,7 @@ struct RunLaterConformanceTests {
             let first = try h.makeWorker(WorkerOptions(concurrency: 2, pollWait: .seconds(1)))
             let serving = Task { try await first.run() }
             let before = Date()
-            let pending = try await h.client.delayedCall(task, 5, timeout: .seconds(30), after: .seconds(2))
+            let pending = try await h.client.delayedCall(task, 5, timeout: .seconds(60), after: .seconds(2))
             serving.cancel()
             try await withDeadline(.seconds(30), "the first worker to stop") { try await serving.value }
             await first.close()

@@ -47,12 +47,18 @@ struct RedisClusterPubSubTests {
         // The slot moves, with the stream that keeps the channel's results: the owner ends the
         // subscription, and the subscriber follows the slot to its new master.
         try await move(slot, from: owner, to: other, masters, cluster)
-        try await publisher.publish(Array("two".utf8), to: channel)
-        try await waitUntil("the result after the move") { received.value.contains("two") }
-        try await withDeadline(.seconds(30), "the subscription on the slot's new master") {
-            while try await shardSubscribers(of: name, at: other.address, cluster) != 1 {
-                try await Task.sleep(for: .milliseconds(10))
+        do {
+            try await publisher.publish(Array("two".utf8), to: channel)
+            try await waitUntil("the result after the move") { received.value.contains("two") }
+            try await withDeadline(.seconds(30), "the subscription on the slot's new master") {
+                while try await shardSubscribers(of: name, at: other.address, cluster) != 1 {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
             }
+        } catch {
+            // The cluster is shared: the slot goes back to where the others expect it.
+            try? await move(slot, from: other, to: owner, masters, cluster)
+            throw error
         }
         try await move(slot, from: other, to: owner, masters, cluster)
         try await publisher.publish(Array("three".utf8), to: channel)

@@ -121,8 +121,33 @@ struct RedisClusterTests {
         }
     }
 
+    @Test func redirectionsAreReadWithoutTrustingThem() {
+        let node = RedisConfiguration.Address.tcp(host: "10.0.0.5", port: 7000)
+        func read(_ replies: [RedisReply]) -> RedisClusterRouter.Redirection? {
+            RedisClusterRouter.redirection(in: replies, from: node)
+        }
+        #expect(
+            read([.error("MOVED 3999 127.0.0.1:6381")])
+                == .moved(slot: 3999, to: .tcp(host: "127.0.0.1", port: 6381)))
+        // A node that does not know its own address leaves the host out: the one that answered.
+        #expect(read([.error("MOVED 1 :7002")]) == .moved(slot: 1, to: .tcp(host: "10.0.0.5", port: 7002)))
+        #expect(read([.error("ASK 5 [::1]:7001")]) == .ask(to: .tcp(host: "::1", port: 7001)))
+        // Inside a transaction's EXEC reply, after the EXECABORT of the queued commands.
+        #expect(
+            read([.status("OK"), .error("EXECABORT x"), .array([.error("MOVED 2 a:1")])])
+                == .moved(slot: 2, to: .tcp(host: "a", port: 1)))
+        #expect(read([.error("TRYAGAIN Multiple keys request during rehashing of slot")]) != nil)
+        // Out of range, or no number: not followed (the error reaches the caller).
+        for hostile in [
+            "MOVED 1 h:99999999999", "MOVED 1 h:0", "MOVED 1 h:-3", "MOVED x h:1", "ASK 1 h", "MOVED 1",
+        ] {
+            #expect(read([.error(hostile)]) == nil, "\(hostile)")
+        }
+    }
+
     @Test func replicasConfirmWritesOnAClusterByDefault() async throws {
-        let redis = try await connect()
+        // A long timeout, which a WAIT does not use up once a replica has the write.
+        let redis = try await connect(Services.redisClusterURL + "?wait_timeout=5")
         let key = "ivy:{ivy-test-\(UUID().uuidString.prefix(8))}:stream"
         // Every master of the test cluster has a replica: one must have the write.
         let wait = try #require(redis.replicaWait(afterWritingTo: key))
@@ -143,8 +168,8 @@ struct RedisClusterTests {
         for (url, detail) in [
             ("redis://a/?wait_replicas=-1", "wait_replicas must be 0 to 16"),
             ("redis://a/?wait_replicas=many", "wait_replicas must be 0 to 16"),
-            ("redis://a/?wait_timeout=nan", "wait_timeout must be 0.001 to 60 seconds"),
-            ("redis://a/?wait_timeout=600", "wait_timeout must be 0.001 to 60 seconds"),
+            ("redis://a/?wait_timeout=nan", "wait_timeout must be 0.001 to 5 seconds"),
+            ("redis://a/?wait_timeout=600", "wait_timeout must be 0.001 to 5 seconds"),
         ] {
             #expect(throws: IvyError(.invalidURL, endpoint: Redaction.redact(url: url), detail: detail)) {
                 try RedisConfiguration(url: url)

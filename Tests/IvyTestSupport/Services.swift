@@ -68,7 +68,7 @@ public enum Services {
         ProcessInfo.processInfo.environment["IVY_REDISS_CLIENT_KEY"] ?? redisTLSFile("client-key.pem")
 
     /// `IVY_REDIS_CLUSTER_URL`, else the Redis Cluster `scripts/services.sh up` starts: three
-    /// masters and three replicas on 6401-6406, two of them seeds.
+    /// masters and three replicas on 6401-6406, the three masters as seeds.
     public static let redisClusterURL =
         ProcessInfo.processInfo.environment["IVY_REDIS_CLUSTER_URL"]
         ?? "redis+cluster://127.0.0.1:6401,127.0.0.1:6402,127.0.0.1:6403/"
