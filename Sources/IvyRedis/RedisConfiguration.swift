@@ -156,6 +156,16 @@ package struct RedisConfiguration: Sendable {
                         .invalidURL, endpoint: redacted, detail: "wait_timeout must be 0.001 to 5 seconds")
                 }
                 replicaTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
+            case "command_timeout":
+                // On a cluster, what a failover must fit in: above its cluster-node-timeout.
+                guard let seconds = item.value.flatMap(Double.init), seconds.isFinite,
+                    (0.1...3600).contains(seconds)
+                else {
+                    throw IvyError(
+                        .invalidURL, endpoint: redacted, detail: "command_timeout must be 0.1 to 3600 seconds"
+                    )
+                }
+                commandTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
             default: break
             }
         }

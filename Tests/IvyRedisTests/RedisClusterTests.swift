@@ -164,12 +164,16 @@ struct RedisClusterTests {
         let single = try RedisConfiguration(url: "redis://127.0.0.1:6390/?wait_replicas=2&wait_timeout=0.25")
         #expect(single.replicasToConfirm == 2)
         #expect(single.replicaTimeout == .milliseconds(250))
+        #expect(
+            try RedisConfiguration(url: "redis+cluster://a:1/?command_timeout=30").commandTimeout
+                == .seconds(30))
         #expect(try RedisConfiguration(url: "redis://127.0.0.1:6390/").replicasToConfirm == nil)
         for (url, detail) in [
             ("redis://a/?wait_replicas=-1", "wait_replicas must be 0 to 16"),
             ("redis://a/?wait_replicas=many", "wait_replicas must be 0 to 16"),
             ("redis://a/?wait_timeout=nan", "wait_timeout must be 0.001 to 5 seconds"),
             ("redis://a/?wait_timeout=600", "wait_timeout must be 0.001 to 5 seconds"),
+            ("redis://a/?command_timeout=0", "command_timeout must be 0.1 to 3600 seconds"),
         ] {
             #expect(throws: IvyError(.invalidURL, endpoint: Redaction.redact(url: url), detail: detail)) {
                 try RedisConfiguration(url: url)
