@@ -414,12 +414,17 @@ final class RedisClusterRouter: Sendable {
 
     /// The connection to the node at `address`, made on first use and kept.
     func connection(to address: RedisConfiguration.Address) -> RedisConnection {
-        state.withLock { state in
-            if let connection = state.connections[address] { return connection }
+        let (connection, isClosed) = state.withLock { state in
+            if let connection = state.connections[address] { return (connection, state.isClosed) }
             let connection = RedisConnection(configuration: configuration.node(address), name: name)
-            state.connections[address] = connection
-            return connection
+            // Once closed, the router keeps none: close() has taken those it had.
+            if !state.isClosed { state.connections[address] = connection }
+            return (connection, state.isClosed)
         }
+        // Made after close() (by a refresh or a send racing it): closed at once, so its
+        // commands fail with `closed` and its thread ends.
+        if isClosed { Task { await connection.close() } }
+        return connection
     }
 
     /// Asks a node for the slot map: the masters first, then the seeds. Without `force`, not
@@ -446,7 +451,8 @@ final class RedisClusterRouter: Sendable {
     }
 
     private func fetchMap() async throws {
-        let candidates = state.withLock { $0.masters } + (configuration.clusterSeeds ?? [])
+        // Masters first, then their replicas (a failover's new masters), then the seeds.
+        let candidates = state.withLock { $0.masters + $0.nodes } + (configuration.clusterSeeds ?? [])
         var tried: Set<RedisConfiguration.Address> = []
         var lastError: (any Error)?
         for address in candidates where tried.insert(address).inserted {
@@ -515,11 +521,19 @@ final class RedisClusterRouter: Sendable {
                 .connectionFailed, endpoint: configuration.endpoint,
                 detail: "the cluster has no slots assigned yet")
         }
-        state.withLock { state in
+        let nodes = masters + replicas.filter { !masters.contains($0) }
+        let kept = Set(nodes + (configuration.clusterSeeds ?? []))
+        let gone = state.withLock { state -> [RedisConnection] in
             state.slots = slots
             state.masters = masters
             state.hasReplica = hasReplica
-            state.nodes = masters + replicas.filter { !masters.contains($0) }
+            state.nodes = nodes
+            // Nodes that left the map (a failed master, say) keep no connection and thread:
+            // commands still on one fail and are sent again to their slot's master.
+            let gone = state.connections.filter { !kept.contains($0.key) }
+            for address in gone.keys { state.connections[address] = nil }
+            return Array(gone.values)
         }
+        if !gone.isEmpty { Task { for connection in gone { await connection.close() } } }
     }
 }
