@@ -178,9 +178,7 @@ final class RedisClusterRouter: Sendable {
             let address: RedisConfiguration.Address
             if let redirectedTo { address = redirectedTo } else { address = try await owner(of: slot) }
             let connection = self.connection(to: address)
-            // ASKING holds for the next command only: the keyed one, the last of the run.
-            var sent = commands
-            if asking { sent.insert(RedisCommand("ASKING"), at: commands.count - 1) }
+            let sent = asking ? Self.asking(commands) : commands
             do {
                 var replies = try await connection.send(
                     sent, wait: wait, onCancel: onCancel.routed(to: address))
@@ -189,29 +187,20 @@ final class RedisClusterRouter: Sendable {
                 asking = false
                 guard let redirection = Self.redirection(in: replies, from: address) else { return replies }
                 lastProblem = redirection.text
-                switch redirection {
-                case .moved(let slot, let target):
+                if case .moved(let slot, let target) = redirection {
                     learn(slot: slot, owner: target)
-                    redirectedTo = target
-                    redirections += 1
                     // The whole map may have changed (a failover, a reshard): asked for again.
                     Task { try? await self.refreshMap(force: false) }
-                case .ask(let target):
-                    // Only a lone command (or a script and its load) can be asked again: in a
-                    // transaction, every command would need ASKING. Those wait for the end of
-                    // the migration, when the slot's keys answer MOVED.
-                    if commands.count == 1 || (commands.count == 2 && commands[0].name == "SCRIPT") {
-                        redirectedTo = target
-                        asking = true
-                        redirections += 1
-                    } else {
-                        try await pause(after: failures, until: deadline, onCancel, lastProblem)
-                        failures += 1
-                    }
-                case .retry:
+                }
+                switch Self.next(after: redirection, of: commands) {
+                case .resend(let target, let isAsking):
+                    redirectedTo = target
+                    asking = isAsking
+                    redirections += 1
+                case .wait(let refreshing):
                     try await pause(after: failures, until: deadline, onCancel, lastProblem)
                     failures += 1
-                    try? await refreshMap(force: false)
+                    if refreshing { try? await refreshMap(force: false) }
                 }
             } catch let error as IvyError where error.code == .connectionFailed || error.code == .closed {
                 if RedisContext.isAuthenticationFailure(error) || isClosed { throw error }
@@ -256,6 +245,39 @@ final class RedisClusterRouter: Sendable {
         }
         // A task of its own, which the caller's cancellation does not reach.
         await Task.detached { try? await Task.sleep(for: delay) }.value
+    }
+
+    /// What `sendRun` does after a redirection.
+    enum Next: Equatable {
+        /// Send the run again at once to `to`, after `ASKING` if `asking`.
+        case resend(to: RedisConfiguration.Address, asking: Bool)
+        /// Wait (with backoff, until the deadline), then try the slot's master again, asking for
+        /// the map first if `refreshing`.
+        case wait(refreshing: Bool)
+    }
+
+    /// The step after `redirection` of a run of `commands`.
+    static func next(after redirection: Redirection, of commands: [RedisCommand]) -> Next {
+        switch redirection {
+        case .moved(_, let target):
+            return .resend(to: target, asking: false)
+        case .ask(let target):
+            // Only a lone command (or a script and its load) can be asked again: in a
+            // transaction, every command would need ASKING. Those wait for the end of the
+            // migration, when the slot's keys answer MOVED.
+            let askable = commands.count == 1 || (commands.count == 2 && commands[0].name == "SCRIPT")
+            return askable ? .resend(to: target, asking: true) : .wait(refreshing: false)
+        case .retry:
+            return .wait(refreshing: true)
+        }
+    }
+
+    /// `commands` for a node importing their slot: `ASKING` holds for the next command only, so
+    /// it goes right before the keyed one, the last of the run (a script after its load).
+    static func asking(_ commands: [RedisCommand]) -> [RedisCommand] {
+        var sent = commands
+        sent.insert(RedisCommand("ASKING"), at: commands.count - 1)
+        return sent
     }
 
     /// What a reply asks of the router.

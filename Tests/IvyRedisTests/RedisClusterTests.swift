@@ -145,6 +145,27 @@ struct RedisClusterTests {
         }
     }
 
+    @Test func eachRedirectionLeadsToItsNextStep() {
+        let target = RedisConfiguration.Address.tcp(host: "127.0.0.1", port: 6402)
+        let get = [RedisCommand("GET", "k")]
+        let script = [RedisCommand("SCRIPT", "LOAD", "return 1"), RedisCommand("EVALSHA", "abc", 1, "k")]
+        let transaction = [
+            RedisCommand("MULTI"), RedisCommand("XADD", "k", "*", "b", "x"), RedisCommand("EXEC"),
+        ]
+        typealias Router = RedisClusterRouter
+        #expect(
+            Router.next(after: .moved(slot: 1, to: target), of: transaction)
+                == .resend(to: target, asking: false))
+        #expect(Router.next(after: .ask(to: target), of: get) == .resend(to: target, asking: true))
+        #expect(Router.next(after: .ask(to: target), of: script) == .resend(to: target, asking: true))
+        // A transaction cannot be asked: every command would need ASKING. It waits for MOVED.
+        #expect(Router.next(after: .ask(to: target), of: transaction) == .wait(refreshing: false))
+        #expect(Router.next(after: .retry("TRYAGAIN"), of: get) == .wait(refreshing: true))
+        // ASKING holds for one command: the script's, not its load's.
+        #expect(Router.asking(script).map(\.name) == ["SCRIPT", "ASKING", "EVALSHA"])
+        #expect(Router.asking(get).map(\.name) == ["ASKING", "GET"])
+    }
+
     @Test func replicasConfirmWritesOnAClusterByDefault() async throws {
         // A long timeout, which a WAIT does not use up once a replica has the write.
         let redis = try await connect(Services.redisClusterURL + "?wait_timeout=5")
