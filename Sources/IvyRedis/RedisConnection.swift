@@ -131,7 +131,7 @@ package final class RedisConnection: Sendable {
     /// The `WAIT` that follows a write to `key` in its request, so that replicas have it before
     /// the write counts as done (``RedisConfiguration/replicasToConfirm``); nil for none.
     ///
-    /// For ``unconfirmingPause`` after replicas fell short (``replicasFellShort(afterWritingTo:)``),
+    /// For ``unconfirmingPause`` after replicas fell short (``replicasConfirmed(_:wanted:afterWritingTo:)``),
     /// writes to that master go without: a lost replica must not hold every request on the
     /// master's connection for the wait's timeout until the cluster notices.
     package func replicaWait(afterWritingTo key: String) -> (command: RedisCommand, replicas: Int)? {
@@ -154,13 +154,16 @@ package final class RedisConnection: Sendable {
     /// How long writes to a master go without a `WAIT` after its replicas fell short.
     package static let unconfirmingPause = Duration.seconds(10)
 
-    /// Fewer replicas than asked confirmed a write to `key` in time: its master's writes go
-    /// without a `WAIT` for ``unconfirmingPause``, and a cluster's map is asked for again (a
-    /// replica that failed leaves it).
-    package func replicasFellShort(afterWritingTo key: String) {
+    /// Whether `reply`, to a `WAIT` from ``replicaWait(afterWritingTo:)`` after a write to `key`,
+    /// counts the `wanted` replicas. When it does not (fewer in time, or an error), that master's
+    /// writes go without a `WAIT` for ``unconfirmingPause``, and a cluster's map is asked for
+    /// again (a replica that failed leaves it).
+    package func replicasConfirmed(_ reply: RedisReply?, wanted: Int, afterWritingTo key: String) -> Bool {
+        if let confirmed = reply?.integer, confirmed >= wanted { return true }
         let master = router?.master(ofSlot: RedisClusterSlot.of(key: key)) ?? configuration.address
         unconfirmingMasters.withLock { $0[master] = ContinuousClock.now + Self.unconfirmingPause }
         router?.refreshSoon()
+        return false
     }
 
     /// On a cluster, the master that serves `key`'s slot (a sharded channel's too), as the map

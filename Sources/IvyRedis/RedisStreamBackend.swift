@@ -224,14 +224,12 @@ public final class RedisStreamBackend: InspectableQueueBackend, PipelinedQueueBa
                     if let wanted = replicaWait?.replicas {
                         recordings += 1
                         let reply = exec + 1 < replies.count ? replies[exec + 1] : nil
-                        let confirmed = reply?.integer ?? 0
-                        if confirmed < wanted {
-                            connection.replicasFellShort(afterWritingTo: keys.stream)
+                        if !connection.replicasConfirmed(reply, wanted: wanted, afterWritingTo: keys.stream) {
                             if unconfirmedSends.allows() {
                                 logger.warning(
                                     "messages were sent but fewer replicas than asked confirmed them in time: a failover of the master now could lose them; the master's sends go without waiting for replicas for a while",
                                     [
-                                        "queue": queue.rawValue, "confirmed": "\(confirmed)",
+                                        "queue": queue.rawValue, "confirmed": "\(reply?.integer ?? 0)",
                                         "wanted": "\(wanted)",
                                         "error": reply?.errorMessage ?? "",
                                     ])

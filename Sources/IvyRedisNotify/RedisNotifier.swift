@@ -225,8 +225,9 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
                 self.pubSub == .classic ? Self.retainAndPublish : Self.retainAndShardPublish,
                 keys: [key], arguments: arguments, postlude: replicaWait.map { [$0.command] } ?? [],
                 postludeReplies: { [publisher = self.publisher] replies in
-                    if let wanted = replicaWait?.replicas, (replies.first?.integer ?? 0) < wanted {
-                        publisher.replicasFellShort(afterWritingTo: key)
+                    // Fewer in time is no failure: the result was published.
+                    if let wanted = replicaWait?.replicas {
+                        _ = publisher.replicasConfirmed(replies.first, wanted: wanted, afterWritingTo: key)
                     }
                 }
             ) {
@@ -430,20 +431,20 @@ public final class RedisNotifier: Notifier, RedisPubSubNotifier, TaskStatusStore
     /// KEYS results stream; ARGV channel, retention ms, then payloads. Keeps the payloads
     /// (dropping entries older than the retention), then publishes them in order; returns how
     /// many deliveries the publications made.
-    static let retainAndPublish = retaining(publishingWith: "PUBLISH")
+    static let retainAndPublish = retaining(publishingWith: .classic)
     /// ``retainAndPublish`` for a cluster: sharded pub/sub, whose channel is in the stream's slot.
-    static let retainAndShardPublish = retaining(publishingWith: "SPUBLISH")
+    static let retainAndShardPublish = retaining(publishingWith: .sharded)
 
-    private static func retaining(publishingWith command: String) -> RedisScript {
+    private static func retaining(publishingWith kind: RedisSubscriber.Kind) -> RedisScript {
         RedisScript(
-            name: command == "PUBLISH" ? "retain-and-publish" : "retain-and-shard-publish",
+            name: kind == .classic ? "retain-and-publish" : "retain-and-shard-publish",
             source: RetainedResults.keepFunction + """
 
                 local clock = redis.call('TIME')
                 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
                 for i = 3, #ARGV do keep(KEYS[1], ARGV[i], tonumber(ARGV[2]), now) end
                 local delivered = 0
-                for i = 3, #ARGV do delivered = delivered + redis.call('\(command)', ARGV[1], ARGV[i]) end
+                for i = 3, #ARGV do delivered = delivered + redis.call('\(kind.publish)', ARGV[1], ARGV[i]) end
                 return delivered
                 """)
     }
